@@ -1,0 +1,187 @@
+//! Storage backends for cairn.
+//!
+//! A backend stores opaque, immutable files addressed by [`Handle`] (a [`FileType`] and a name).
+//! The trait is deliberately small — save, load a range, stat, list, remove — so that remote
+//! stores and decorators (retry, cache, limits) can wrap one another without knowing the format.
+
+pub mod local;
+
+use std::fmt;
+
+pub use local::LocalBackend;
+
+/// The kinds of files in a restic repository, each in its own directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileType {
+    Config,
+    Key,
+    Snapshot,
+    Index,
+    Data,
+    Lock,
+}
+
+impl FileType {
+    /// The directory that holds files of this type (the config file lives at the top).
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileType::Config => "",
+            FileType::Key => "keys",
+            FileType::Snapshot => "snapshots",
+            FileType::Index => "index",
+            FileType::Data => "data",
+            FileType::Lock => "locks",
+        }
+    }
+
+    pub fn all_dirs() -> [FileType; 5] {
+        [
+            FileType::Key,
+            FileType::Snapshot,
+            FileType::Index,
+            FileType::Data,
+            FileType::Lock,
+        ]
+    }
+}
+
+impl fmt::Display for FileType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileType::Config => "config",
+            FileType::Key => "key",
+            FileType::Snapshot => "snapshot",
+            FileType::Index => "index",
+            FileType::Data => "data",
+            FileType::Lock => "lock",
+        })
+    }
+}
+
+/// One file in the backend.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Handle {
+    pub kind: FileType,
+    pub name: String,
+}
+
+impl Handle {
+    pub fn new(kind: FileType, name: impl Into<String>) -> Handle {
+        Handle {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub fn config() -> Handle {
+        Handle::new(FileType::Config, "config")
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            FileType::Config => f.write_str("config"),
+            FileType::Data => write!(f, "data/{}", self.name),
+            k => write!(f, "{}/{}", k.dir(), self.name),
+        }
+    }
+}
+
+/// A listed file: its name and size in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Errors a backend reports in a form callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}: file does not exist")]
+    NotFound(String),
+    #[error("{0}: file already exists")]
+    AlreadyExists(String),
+    #[error("{handle}: {source}")]
+    Io {
+        handle: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// The storage interface every location implements.
+///
+/// Files are immutable: `save` refuses to overwrite (except the lock-free config, which is
+/// written once at init). Implementations must make a saved file durable before returning,
+/// and must never expose a partially written file under its final name.
+pub trait Backend: Send + Sync {
+    /// A human-readable location, for messages.
+    fn location(&self) -> String;
+    /// Does the repository exist here at all (is there a config file)?
+    fn exists(&self) -> Result<bool> {
+        match self.stat(&Handle::config()) {
+            Ok(_) => Ok(true),
+            Err(BackendError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    /// Create the directory structure of a new repository.
+    fn create(&self) -> Result<()>;
+    /// Store `data` under `handle` atomically and durably.
+    fn save(&self, handle: &Handle, data: &[u8]) -> Result<()>;
+    /// Read `length` bytes at `offset` (length 0 = to the end).
+    fn load(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>>;
+    /// The size of a file.
+    fn stat(&self, handle: &Handle) -> Result<u64>;
+    /// Every file of a type.
+    fn list(&self, kind: FileType) -> Result<Vec<FileInfo>>;
+    /// Remove a file; removing a missing file is not an error.
+    fn remove(&self, handle: &Handle) -> Result<()>;
+}
+
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn create(&self) -> Result<()> {
+        (**self).create()
+    }
+    fn save(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        (**self).save(handle, data)
+    }
+    fn load(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        (**self).load(handle, offset, length)
+    }
+    fn stat(&self, handle: &Handle) -> Result<u64> {
+        (**self).stat(handle)
+    }
+    fn list(&self, kind: FileType) -> Result<Vec<FileInfo>> {
+        (**self).list(kind)
+    }
+    fn remove(&self, handle: &Handle) -> Result<()> {
+        (**self).remove(handle)
+    }
+}
+
+/// Opens a backend for a repository location string.
+///
+/// Only local paths (`/path`, `relative`, `local:/path`) exist so far.
+pub fn open(location: &str) -> std::result::Result<Box<dyn Backend>, String> {
+    if let Some(path) = location.strip_prefix("local:") {
+        return Ok(Box::new(LocalBackend::new(path)));
+    }
+    for scheme in [
+        "sftp:", "rest:", "s3:", "b2:", "rclone:", "swift:", "azure:", "gs:",
+    ] {
+        if location.starts_with(scheme) {
+            return Err(format!(
+                "repository location {location:?}: the {} backend is not supported by cairn yet",
+                scheme.trim_end_matches(':')
+            ));
+        }
+    }
+    Ok(Box::new(LocalBackend::new(location)))
+}

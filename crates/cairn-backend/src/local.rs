@@ -1,0 +1,236 @@
+//! A repository in a local directory, laid out exactly as restic's local backend does.
+
+use crate::{Backend, BackendError, FileInfo, FileType, Handle, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+fn io_err(handle: &Handle, source: io::Error) -> BackendError {
+    if source.kind() == io::ErrorKind::NotFound {
+        BackendError::NotFound(handle.to_string())
+    } else {
+        BackendError::Io {
+            handle: handle.to_string(),
+            source,
+        }
+    }
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, h: &Handle) -> PathBuf {
+        match h.kind {
+            FileType::Config => self.root.join("config"),
+            FileType::Data => {
+                let sub = h.name.get(..2).unwrap_or("00");
+                self.root.join("data").join(sub).join(&h.name)
+            }
+            k => self.root.join(k.dir()).join(&h.name),
+        }
+    }
+
+    fn fsync_dir(dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+fn is_hex_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> Result<()> {
+        let mk = |p: &Path| -> Result<()> {
+            fs::create_dir_all(p).map_err(|e| BackendError::Io {
+                handle: p.display().to_string(),
+                source: e,
+            })?;
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o700));
+            Ok(())
+        };
+        mk(&self.root)?;
+        for kind in FileType::all_dirs() {
+            mk(&self.root.join(kind.dir()))?;
+        }
+        for i in 0..256 {
+            mk(&self.root.join("data").join(format!("{i:02x}")))?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, h: &Handle, data: &[u8]) -> Result<()> {
+        let path = self.path(h);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        if path.exists() && h.kind != FileType::Config {
+            return Err(BackendError::AlreadyExists(h.to_string()));
+        }
+        // restic writes into the final directory under a temporary name, then renames, so a
+        // crash never leaves a partial file under a valid name.
+        let tmp = dir.join(format!(
+            ".{}-tmp-{:016x}",
+            h.name.get(..16).unwrap_or(&h.name),
+            rand::random::<u64>()
+        ));
+        let write = || -> io::Result<()> {
+            if h.kind == FileType::Data {
+                fs::create_dir_all(&dir)?;
+            }
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o400))?;
+            fs::rename(&tmp, &path)?;
+            Self::fsync_dir(&dir)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(h, e)
+        })
+    }
+
+    fn load(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let path = self.path(h);
+        let read = || -> io::Result<Vec<u8>> {
+            let mut f = File::open(&path)?;
+            if length == 0 {
+                let mut buf = Vec::new();
+                if offset > 0 {
+                    f.seek(SeekFrom::Start(offset))?;
+                }
+                f.read_to_end(&mut buf)?;
+                return Ok(buf);
+            }
+            let mut buf = vec![0u8; length as usize];
+            use std::os::unix::fs::FileExt;
+            f.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        };
+        read().map_err(|e| io_err(h, e))
+    }
+
+    fn stat(&self, h: &Handle) -> Result<u64> {
+        fs::metadata(self.path(h))
+            .map(|m| m.len())
+            .map_err(|e| io_err(h, e))
+    }
+
+    fn list(&self, kind: FileType) -> Result<Vec<FileInfo>> {
+        let base = self.root.join(kind.dir());
+        let mut out = Vec::new();
+        let handle = Handle::new(kind, "");
+        let mut scan = |dir: &Path| -> io::Result<()> {
+            let rd = match fs::read_dir(dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in rd {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !is_hex_name(name) {
+                    continue;
+                }
+                let meta = entry.metadata()?;
+                if meta.is_file() {
+                    out.push(FileInfo {
+                        name: name.to_string(),
+                        size: meta.len(),
+                    });
+                }
+            }
+            Ok(())
+        };
+        if kind == FileType::Data {
+            let rd = match fs::read_dir(&base) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(io_err(&handle, e)),
+            };
+            for sub in rd {
+                let sub = sub.map_err(|e| io_err(&handle, e))?;
+                if sub.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    scan(&sub.path()).map_err(|e| io_err(&handle, e))?;
+                }
+            }
+        } else {
+            scan(&base).map_err(|e| io_err(&handle, e))?;
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn remove(&self, h: &Handle) -> Result<()> {
+        match fs::remove_file(self.path(h)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(h, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = LocalBackend::new(dir.path().join("repo"));
+        be.create().unwrap();
+        assert!(!be.exists().unwrap());
+        let name = "ab".repeat(32);
+        let h = Handle::new(FileType::Data, &name);
+        be.save(&h, b"hello world").unwrap();
+        assert!(dir.path().join("repo/data/ab").join(&name).is_file());
+        assert_eq!(be.load(&h, 0, 0).unwrap(), b"hello world");
+        assert_eq!(be.load(&h, 6, 5).unwrap(), b"world");
+        assert_eq!(be.stat(&h).unwrap(), 11);
+        assert!(matches!(
+            be.save(&h, b"x"),
+            Err(BackendError::AlreadyExists(_))
+        ));
+        let listed = be.list(FileType::Data).unwrap();
+        assert_eq!(
+            listed,
+            vec![FileInfo {
+                name: name.clone(),
+                size: 11
+            }]
+        );
+        be.remove(&h).unwrap();
+        be.remove(&h).unwrap();
+        assert!(matches!(be.stat(&h), Err(BackendError::NotFound(_))));
+        assert!(matches!(be.load(&h, 0, 0), Err(BackendError::NotFound(_))));
+    }
+
+    #[test]
+    fn list_skips_foreign_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = LocalBackend::new(dir.path());
+        be.create().unwrap();
+        fs::write(dir.path().join("snapshots/README"), b"x").unwrap();
+        assert!(be.list(FileType::Snapshot).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,260 @@
+use crate::global::{self, GlobalOptions};
+use crate::output;
+use crate::signals::INTERRUPTED;
+use cairn_core::archiver::{self, BackupObserver, BackupOptions};
+use cairn_core::format::gotime::GoTime;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files and directories to back up
+    paths: Vec<PathBuf>,
+    /// Add tags for the new snapshot in the format `tag[,tag,...]` (can be specified multiple times)
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Set the hostname for the snapshot manually
+    #[arg(short = 'H', long = "host", env = "RESTIC_HOST")]
+    host: Option<String>,
+    /// Exclude a pattern (can be specified multiple times)
+    #[arg(short = 'e', long = "exclude")]
+    excludes: Vec<String>,
+    /// Read exclude patterns from a file (can be specified multiple times)
+    #[arg(long = "exclude-file")]
+    exclude_files: Vec<PathBuf>,
+    /// Time of the backup (ex. '2012-11-01 22:08:41') (default: now)
+    #[arg(long)]
+    time: Option<String>,
+    /// Store the atime for all files and directories
+    #[arg(long)]
+    with_atime: bool,
+    /// Read this many files at once (default: one per core)
+    #[arg(long, env = "RESTIC_READ_CONCURRENCY", default_value_t = 0)]
+    read_concurrency: usize,
+}
+
+fn parse_time(s: &str) -> anyhow::Result<GoTime> {
+    use chrono::TimeZone;
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .map_err(|e| anyhow::anyhow!("invalid --time {s:?} (want 'YYYY-MM-DD hh:mm:ss'): {e}"))?;
+    chrono::Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.fixed_offset())
+        .ok_or_else(|| anyhow::anyhow!("invalid --time {s:?}: no such local time"))
+}
+
+fn read_pattern_file(p: &Path) -> anyhow::Result<Vec<String>> {
+    let s = std::fs::read_to_string(p)
+        .map_err(|e| anyhow::anyhow!("reading exclude file {}: {e}", p.display()))?;
+    Ok(s.lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.to_string())
+        .collect())
+}
+
+/// Progress and errors: text on a terminal, restic's JSON messages with --json.
+struct Observer {
+    json: bool,
+    quiet: bool,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    current: Mutex<String>,
+    live: bool,
+}
+
+impl BackupObserver for Observer {
+    fn error(&self, path: &Path, err: &anyhow::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if self.json {
+            let m = serde_json::json!({
+                "message_type": "error",
+                "error": {"message": format!("{err:#}")},
+                "during": "archival",
+                "item": path.to_string_lossy(),
+            });
+            eprintln!("{m}");
+        } else {
+            if self.live {
+                eprint!("\r\x1b[2K");
+            }
+            eprintln!("error: {err:#}");
+        }
+    }
+    fn file_done(&self, path: &Path, bytes: u64) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if self.live {
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+                path.to_string_lossy().into_owned();
+        }
+    }
+}
+
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    if a.paths.is_empty() {
+        anyhow::bail!("nothing to backup, please specify target files/dirs");
+    }
+    let mut excludes = a.excludes.clone();
+    for f in &a.exclude_files {
+        excludes.extend(read_pattern_file(f)?);
+    }
+    let time = a.time.as_deref().map(parse_time).transpose()?;
+    let compression = g.compression()?;
+    let mut repo = g.open()?;
+    let start = Instant::now();
+    repo.load_index()?;
+    let live = !g.quiet && !g.json && std::io::stdout().is_terminal();
+    let obs = Observer {
+        json: g.json,
+        quiet: g.quiet,
+        files: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        current: Mutex::new(String::new()),
+        live,
+    };
+    // Targets that do not exist are warnings, unless none exists at all.
+    let existing: Vec<PathBuf> = a
+        .paths
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .cloned()
+        .collect();
+    for p in a.paths.iter().filter(|p| !existing.contains(p)) {
+        obs.error(
+            p,
+            &anyhow::anyhow!("{}: no such file or directory", p.display()),
+        );
+    }
+    if existing.is_empty() {
+        anyhow::bail!("all target directories/files do not exist");
+    }
+    if !g.quiet && !g.json {
+        println!("no parent snapshot found, will read all files");
+    }
+    let tags: Vec<String> = a
+        .tags
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_string())
+        .collect();
+    let opts = BackupOptions {
+        paths: existing,
+        excludes,
+        tags,
+        hostname: a.host.clone().unwrap_or_else(global::hostname),
+        time,
+        compression,
+        with_atime: a.with_atime,
+        read_concurrency: a.read_concurrency,
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+    };
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if live || g.json && !g.quiet {
+            s.spawn(|| progress_loop(&obs, &done, start));
+        }
+        let r = archiver::backup(&repo, &opts, &obs, &INTERRUPTED);
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if live {
+        print!("\r\x1b[2K");
+    }
+    let res = result?;
+    let sm = &res.summary;
+    let elapsed = start.elapsed().as_secs_f64();
+    if g.json {
+        let m = serde_json::json!({
+            "message_type": "summary",
+            "files_new": sm.files_new, "files_changed": sm.files_changed, "files_unmodified": sm.files_unmodified,
+            "dirs_new": sm.dirs_new, "dirs_changed": sm.dirs_changed, "dirs_unmodified": sm.dirs_unmodified,
+            "data_blobs": sm.data_blobs, "tree_blobs": sm.tree_blobs, "data_added": sm.data_added,
+            "data_added_packed": sm.data_added_packed,
+            "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
+            "total_duration": elapsed, "snapshot_id": res.snapshot_id.short(),
+        });
+        println!("{m}");
+    } else if !g.quiet {
+        println!();
+        println!(
+            "Files:       {:5} new, {:5} changed, {:5} unmodified",
+            sm.files_new, sm.files_changed, sm.files_unmodified
+        );
+        println!(
+            "Dirs:        {:5} new, {:5} changed, {:5} unmodified",
+            sm.dirs_new, sm.dirs_changed, sm.dirs_unmodified
+        );
+        println!(
+            "Added to the repository: {} ({} stored)",
+            output::bytes(sm.data_added),
+            output::bytes(sm.data_added_packed)
+        );
+        println!();
+        println!(
+            "processed {} files, {} in {}",
+            sm.total_files_processed,
+            output::bytes(sm.total_bytes_processed),
+            output::duration(elapsed)
+        );
+        println!("snapshot {} saved", res.snapshot_id.short());
+    }
+    if obs.errors.load(Ordering::Relaxed) > 0 || res.errors > 0 {
+        if !g.json {
+            eprintln!("Warning: at least one source file could not be read");
+        }
+        return Ok(crate::exit::INCOMPLETE);
+    }
+    Ok(crate::exit::OK)
+}
+
+fn progress_loop(obs: &Observer, done: &AtomicBool, start: Instant) {
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < Duration::from_secs(1) || obs.quiet {
+            continue;
+        }
+        last = Instant::now();
+        let files = obs.files.load(Ordering::Relaxed);
+        let bytes = obs.bytes.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64();
+        if obs.json {
+            let m = serde_json::json!({
+                "message_type": "status", "seconds_elapsed": secs as u64,
+                "files_done": files, "bytes_done": bytes, "error_count": obs.errors.load(Ordering::Relaxed),
+            });
+            println!("{m}");
+        } else {
+            let cur = obs
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let rate = bytes as f64 / secs.max(0.001);
+            let mut line = format!(
+                "[{}] {} files {}, {}/s  {}",
+                output::duration(secs),
+                files,
+                output::bytes(bytes),
+                output::bytes(rate as u64),
+                cur
+            );
+            line.truncate(
+                line.char_indices()
+                    .nth(150)
+                    .map(|(i, _)| i)
+                    .unwrap_or(line.len()),
+            );
+            print!("\r\x1b[2K{line}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+}

@@ -1,0 +1,160 @@
+use super::snapshot_ref;
+use crate::global::GlobalOptions;
+use crate::output;
+use cairn_core::format::gotime;
+use cairn_core::format::tree::{Node, NodeType};
+use cairn_core::repository::Repository;
+use cairn_core::Id;
+use std::io::Write;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot id, or "latest"
+    snapshot: String,
+    /// Only list these directories (absolute paths inside the snapshot)
+    dirs: Vec<String>,
+    /// Use a long listing format showing size and mode
+    #[arg(short, long)]
+    long: bool,
+    /// Only consider snapshots for this host when the snapshot ID is "latest"
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Only consider snapshots which include this (absolute) path when the snapshot ID is "latest"
+    #[arg(long = "path")]
+    paths: Vec<String>,
+    /// Only consider snapshots including tag[,tag,...] when the snapshot ID is "latest"
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Descend into subdirectories below the given directories
+    #[arg(long)]
+    recursive: bool,
+}
+
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    let repo = g.open_with_index()?;
+    let (id, snap) = snapshot_ref::find(&repo, &a.snapshot, &a.hosts, &a.paths, &a.tags)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if g.json {
+        let mut v = snapshot_ref::to_json(&id, &snap);
+        v["struct_type"] = "snapshot".into();
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "snapshot {} of [{}] filtered by [{}] at {}):",
+            id.short(),
+            snap.paths.join(" "),
+            a.dirs.join(" "),
+            snap.time.format("%Y-%m-%d %H:%M:%S%.f %z")
+        )?;
+    }
+    let dirs: Vec<Vec<u8>> = a
+        .dirs
+        .iter()
+        .map(|d| d.trim_end_matches('/').as_bytes().to_vec())
+        .collect();
+    let mut ctx = Ls {
+        repo: &repo,
+        long: a.long,
+        json: g.json,
+        dirs,
+        recursive: a.recursive || a.dirs.is_empty(),
+        out: &mut out,
+    };
+    ctx.walk(snap.tree, b"")?;
+    out.flush()?;
+    Ok(crate::exit::OK)
+}
+
+struct Ls<'a, W: Write> {
+    repo: &'a Repository,
+    long: bool,
+    json: bool,
+    dirs: Vec<Vec<u8>>,
+    recursive: bool,
+    out: &'a mut W,
+}
+
+impl<W: Write> Ls<'_, W> {
+    /// Should `path` be printed, and should we descend into it?
+    fn filter(&self, path: &[u8]) -> (bool, bool) {
+        if self.dirs.is_empty() {
+            return (true, true);
+        }
+        let mut show = false;
+        let mut descend = false;
+        for d in &self.dirs {
+            let under = path.len() > d.len() && path.starts_with(d) && path[d.len()] == b'/';
+            let direct_child = under && !path[d.len() + 1..].contains(&b'/');
+            let above = d.len() > path.len() && d.starts_with(path) && d[path.len()] == b'/';
+            if direct_child || (under && self.recursive) {
+                show = true;
+            }
+            if above || path == d.as_slice() || (under && self.recursive) {
+                descend = true;
+            }
+        }
+        (show, descend)
+    }
+
+    fn walk(&mut self, tree: Id, prefix: &[u8]) -> anyhow::Result<()> {
+        let t = self.repo.load_tree(&tree)?;
+        for n in &t.nodes {
+            let mut path = prefix.to_vec();
+            path.push(b'/');
+            path.extend_from_slice(&n.name);
+            let (show, descend) = self.filter(&path);
+            if show {
+                self.print(n, &path)?;
+            }
+            if descend && n.kind == NodeType::Dir {
+                if let Some(sub) = n.subtree {
+                    self.walk(sub, &path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn print(&mut self, n: &Node, path: &[u8]) -> anyhow::Result<()> {
+        let p = String::from_utf8_lossy(path);
+        if self.json {
+            let mut v = serde_json::json!({
+                "name": n.name_lossy(),
+                "type": n.kind.as_str(),
+                "path": p,
+                "uid": n.uid,
+                "gid": n.gid,
+            });
+            if n.kind == NodeType::File {
+                v["size"] = n.size.into();
+            }
+            v["mode"] = n.mode.into();
+            v["permissions"] = output::permissions(n.mode, n.kind.as_str()).into();
+            v["mtime"] = gotime::format_rfc3339_nano(&n.mtime).into();
+            v["atime"] = gotime::format_rfc3339_nano(&n.atime).into();
+            v["ctime"] = gotime::format_rfc3339_nano(&n.ctime).into();
+            v["struct_type"] = "node".into();
+            writeln!(self.out, "{v}")?;
+        } else if self.long {
+            let mut line = format!(
+                "{} {:5} {:5} {:6} {} {}",
+                output::permissions(n.mode, n.kind.as_str()),
+                n.uid,
+                n.gid,
+                n.size,
+                n.mtime.format("%Y-%m-%d %H:%M:%S"),
+                p
+            );
+            if n.kind == NodeType::Symlink {
+                line.push_str(" -> ");
+                line.push_str(&String::from_utf8_lossy(&n.linktarget));
+            }
+            writeln!(self.out, "{line}")?;
+        } else {
+            writeln!(self.out, "{p}")?;
+        }
+        Ok(())
+    }
+}

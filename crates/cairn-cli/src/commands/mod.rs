@@ -1,0 +1,44 @@
+//! One module per command; each exposes `Args` and `run`.
+
+pub mod backup;
+pub mod cat;
+pub mod init;
+pub mod key;
+pub mod ls;
+pub mod restore;
+mod snapshot_ref;
+pub mod snapshots;
+
+use crate::global::GlobalOptions;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Initialize a new repository
+    Init(init::Args),
+    /// Create a new backup of files and/or directories
+    Backup(backup::Args),
+    /// List all snapshots
+    Snapshots(snapshots::Args),
+    /// List files in a snapshot
+    Ls(ls::Args),
+    /// Print internal objects to stdout
+    Cat(cat::Args),
+    /// Extract the data from a snapshot
+    Restore(restore::Args),
+    /// Manage keys (passwords)
+    Key(key::Args),
+}
+
+/// Runs a command and returns the process exit code.
+pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Init(a) => init::run(a, g),
+        Command::Backup(a) => backup::run(a, g),
+        Command::Snapshots(a) => snapshots::run(a, g),
+        Command::Ls(a) => ls::run(a, g),
+        Command::Cat(a) => cat::run(a, g),
+        Command::Restore(a) => restore::run(a, g),
+        Command::Key(a) => key::run(a, g),
+    }
+}

@@ -1,0 +1,123 @@
+use super::snapshot_ref;
+use crate::global::GlobalOptions;
+use crate::output;
+use crate::signals::INTERRUPTED;
+use cairn_core::format::tree::NodeType;
+use cairn_core::restorer::{self, RestoreObserver, RestoreOptions};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot to restore: an ID, "latest", optionally followed by :SUBPATH
+    snapshot: String,
+    /// Directory to extract data to
+    #[arg(short, long)]
+    target: PathBuf,
+    /// Include a pattern, exclude everything else (can be specified multiple times)
+    #[arg(short, long = "include")]
+    includes: Vec<String>,
+    /// Exclude a pattern (can be specified multiple times)
+    #[arg(short, long = "exclude")]
+    excludes: Vec<String>,
+    /// Verify restored files' content
+    #[arg(long)]
+    verify: bool,
+    /// Only consider snapshots for this host when the snapshot ID is "latest"
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Only consider snapshots which include this (absolute) path when the snapshot ID is "latest"
+    #[arg(long = "path")]
+    paths: Vec<String>,
+    /// Only consider snapshots including tag[,tag,...] when the snapshot ID is "latest"
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+struct Obs {
+    json: bool,
+}
+impl RestoreObserver for Obs {
+    fn error(&self, path: &Path, err: &anyhow::Error) {
+        if self.json {
+            let m = serde_json::json!({"message_type": "error", "error": {"message": format!("{err:#}")}, "during": "restore", "item": path.to_string_lossy()});
+            eprintln!("{m}");
+        } else {
+            eprintln!("ignoring error for {}: {err:#}", path.display());
+        }
+    }
+}
+
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    if !a.includes.is_empty() && !a.excludes.is_empty() {
+        anyhow::bail!("exclude and include patterns are mutually exclusive");
+    }
+    let start = Instant::now();
+    let repo = g.open_with_index()?;
+    let (spec, sub) = match a.snapshot.split_once(':') {
+        Some((s, p)) => (s.to_string(), p.to_string()),
+        None => (a.snapshot.clone(), String::new()),
+    };
+    let (id, snap) = snapshot_ref::find(&repo, &spec, &a.hosts, &a.paths, &a.tags)?;
+    let mut tree = snap.tree;
+    for comp in sub.split('/').filter(|c| !c.is_empty()) {
+        let t = repo.load_tree(&tree)?;
+        let n = t
+            .find(comp.as_bytes())
+            .ok_or_else(|| anyhow::anyhow!("path {sub:?} not found in snapshot {}", id.short()))?;
+        if n.kind != NodeType::Dir {
+            anyhow::bail!("path {sub:?} in snapshot {} is not a directory", id.short());
+        }
+        tree = n
+            .subtree
+            .ok_or_else(|| anyhow::anyhow!("directory {comp:?} has no subtree"))?;
+    }
+    if !g.quiet && !g.json {
+        println!(
+            "restoring <Snapshot {} of [{}] at {} by {}@{}> to {}",
+            id.short(),
+            snap.paths.join(" "),
+            snap.time.format("%Y-%m-%d %H:%M:%S%.f %z"),
+            snap.username,
+            snap.hostname,
+            a.target.display()
+        );
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2)
+        * 2;
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        includes: a.includes,
+        excludes: a.excludes,
+        verify: a.verify,
+        threads,
+    };
+    let obs = Obs { json: g.json };
+    let st = restorer::restore(&repo, tree, &opts, &obs, &INTERRUPTED)?;
+    let secs = start.elapsed().as_secs_f64();
+    if g.json {
+        let m = serde_json::json!({
+            "message_type": "summary", "seconds_elapsed": secs as u64, "total_files": st.files + st.dirs,
+            "files_restored": st.files + st.dirs, "total_bytes": st.bytes, "bytes_restored": st.bytes,
+            "files_verified": st.verified, "error_count": st.errors,
+        });
+        println!("{m}");
+    } else if !g.quiet {
+        println!(
+            "Summary: Restored {} files/dirs ({}) in {}",
+            st.files + st.dirs,
+            output::bytes(st.bytes),
+            output::duration(secs)
+        );
+        if a.verify {
+            println!("verified {} files", st.verified);
+        }
+    }
+    if st.errors > 0 {
+        anyhow::bail!("There were {} errors", st.errors);
+    }
+    Ok(crate::exit::OK)
+}

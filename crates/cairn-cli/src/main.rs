@@ -1,0 +1,73 @@
+//! `cairn`: the command-line program. Each command lives in its own module under
+//! `commands/` and stays thin: parse flags, call cairn-core, print.
+
+mod commands;
+mod global;
+mod output;
+mod signals;
+
+use clap::Parser;
+use global::GlobalOptions;
+
+/// Exit codes, as restic documents them.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FATAL: i32 = 1;
+    pub const INCOMPLETE: i32 = 3;
+    pub const NO_REPOSITORY: i32 = 10;
+    pub const LOCK_FAILED: i32 = 11;
+    pub const WRONG_PASSWORD: i32 = 12;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Fast, safe, restic-compatible backups",
+    long_about = "cairn backs up directories into restic repositories: deduplicated, compressed \
+                  and encrypted. Commands, flags, environment variables and exit codes follow restic's."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() {
+    signals::install();
+    let cli = Cli::parse();
+    let code = match commands::run(cli.command, &cli.global) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = classify(&e);
+            if cli.global.json {
+                let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": format!("{e:#}")});
+                eprintln!("{msg}");
+            } else {
+                eprintln!("Fatal: {}", one_line(&e));
+            }
+            code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn classify(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(ce) = cause.downcast_ref::<cairn_core::Error>() {
+            return match ce {
+                cairn_core::Error::RepoNotFound(_) => exit::NO_REPOSITORY,
+                cairn_core::Error::WrongPassword => exit::WRONG_PASSWORD,
+                cairn_core::Error::Interrupted => exit::INTERRUPTED,
+                _ => exit::FATAL,
+            };
+        }
+    }
+    exit::FATAL
+}

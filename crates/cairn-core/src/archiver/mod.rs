@@ -1,0 +1,472 @@
+//! Backup: walk → read → chunk → hash → skip known → compress → encrypt → pack → upload →
+//! index → snapshot.
+//!
+//! The calling thread walks the tree depth first and builds tree blobs bottom-up; regular
+//! files go to a pool of reader threads that chunk and hash them and hand new blobs to the
+//! [`BlobWriter`], which compresses and encrypts on the same threads and queues full packs
+//! for the uploader. Bounded queues keep memory flat however large the tree is.
+
+pub mod filter;
+pub mod metadata;
+
+use crate::chunker::{ChunkReader, ChunkerTables};
+use crate::format::gotime::GoTime;
+use crate::format::pack::BlobType;
+use crate::format::snapshot::{Snapshot, SnapshotSummary};
+use crate::format::tree::{Node, NodeType, Tree};
+use crate::packer::{BlobWriter, Compression, WriterStats};
+use crate::repository::Repository;
+use crate::{Error, Id};
+use anyhow::Context;
+use cairn_backend::FileType;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use filter::Excludes;
+use metadata::NameCache;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub excludes: Vec<String>,
+    pub tags: Vec<String>,
+    pub hostname: String,
+    pub time: Option<GoTime>,
+    pub compression: Compression,
+    pub with_atime: bool,
+    /// Reader threads; 0 = one per core.
+    pub read_concurrency: usize,
+    pub program_version: String,
+}
+
+/// What the caller hears about while a backup runs.
+pub trait BackupObserver: Sync {
+    /// A file or directory could not be read; the backup goes on without it.
+    fn error(&self, path: &Path, err: &anyhow::Error);
+    /// A file was finished (bytes read).
+    fn file_done(&self, _path: &Path, _bytes: u64) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    pub snapshot_id: Id,
+    pub summary: SnapshotSummary,
+    pub writer: WriterStats,
+    pub errors: u64,
+}
+
+struct Stats {
+    files_new: AtomicU64,
+    dirs_new: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+    reply: Sender<Option<Node>>,
+}
+
+struct Ctx<'a, 'w> {
+    writer: &'w BlobWriter<'a>,
+    tables: &'w ChunkerTables,
+    excludes: Excludes,
+    names: NameCache,
+    with_atime: bool,
+    observer: &'w dyn BackupObserver,
+    interrupted: &'w AtomicBool,
+    stats: Stats,
+}
+
+enum Pending {
+    Ready(Node),
+    File(Receiver<Option<Node>>),
+}
+
+impl<'a, 'w> Ctx<'a, 'w> {
+    fn check_interrupt(&self) -> anyhow::Result<()> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted.into());
+        }
+        Ok(())
+    }
+
+    fn report(&self, path: &Path, err: anyhow::Error) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.observer.error(path, &err);
+    }
+
+    /// Reads, chunks and stores one regular file, filling in its content list.
+    fn save_file(&self, path: &Path, mut node: Node) -> anyhow::Result<Node> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))?;
+        let mut reader = ChunkReader::new(self.tables, f);
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        while let Some(chunk) = reader
+            .next_chunk()
+            .with_context(|| format!("read {}", path.display()))?
+        {
+            self.check_interrupt()?;
+            let id = Id::hash(&chunk);
+            size += chunk.len() as u64;
+            self.writer.save(BlobType::Data, id, &chunk)?;
+            content.push(id);
+        }
+        node.size = size;
+        node.content = Some(content);
+        self.stats.files.fetch_add(1, Ordering::Relaxed);
+        self.stats.files_new.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(size, Ordering::Relaxed);
+        self.observer.file_done(path, size);
+        Ok(node)
+    }
+
+    fn file_worker(&self, jobs: Receiver<FileJob>) {
+        for job in jobs.iter() {
+            let res = if self.interrupted.load(Ordering::Relaxed) {
+                None
+            } else {
+                match self.save_file(&job.path, job.node) {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        if !matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+                            self.report(&job.path, e);
+                        }
+                        None
+                    }
+                }
+            };
+            let _ = job.reply.send(res);
+        }
+    }
+
+    /// Stores a tree blob and returns its id.
+    fn save_tree(&self, mut tree: Tree) -> anyhow::Result<Id> {
+        tree.sort()?;
+        let json = tree.to_json();
+        let id = Id::hash(&json);
+        self.writer.save(BlobType::Tree, id, &json)?;
+        Ok(id)
+    }
+
+    fn lstat_node(&self, name: &OsStr, path: &Path) -> anyhow::Result<(Node, std::fs::Metadata)> {
+        let meta =
+            std::fs::symlink_metadata(path).with_context(|| format!("lstat {}", path.display()))?;
+        let node = metadata::node_from_metadata(name, path, &meta, &self.names, self.with_atime);
+        Ok((node, meta))
+    }
+
+    /// Turns one path into a node: files are queued for the readers, directories recursed.
+    fn visit(
+        &self,
+        name: &OsStr,
+        path: &Path,
+        jobs: &Sender<FileJob>,
+    ) -> anyhow::Result<Option<Pending>> {
+        self.check_interrupt()?;
+        if self.excludes.matches(path.as_os_str().as_bytes()) {
+            return Ok(None);
+        }
+        let (node, _meta) = match self.lstat_node(name, path) {
+            Ok(x) => x,
+            Err(e) => {
+                self.report(path, e);
+                return Ok(None);
+            }
+        };
+        match node.kind {
+            NodeType::File => {
+                let (tx, rx) = bounded(1);
+                jobs.send(FileJob {
+                    path: path.to_path_buf(),
+                    node,
+                    reply: tx,
+                })
+                .map_err(|_| anyhow::anyhow!("file readers stopped"))?;
+                Ok(Some(Pending::File(rx)))
+            }
+            NodeType::Dir => Ok(self.save_dir(node, path, jobs)?.map(Pending::Ready)),
+            _ => Ok(Some(Pending::Ready(node))),
+        }
+    }
+
+    fn save_dir(
+        &self,
+        mut node: Node,
+        path: &Path,
+        jobs: &Sender<FileJob>,
+    ) -> anyhow::Result<Option<Node>> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.report(
+                    path,
+                    anyhow::Error::new(e).context(format!("read directory {}", path.display())),
+                );
+                return Ok(None);
+            }
+        };
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut pending = Vec::with_capacity(names.len());
+        for name in &names {
+            if let Some(p) = self.visit(name, &path.join(name), jobs)? {
+                pending.push(p);
+            }
+        }
+        let nodes = self.collect(pending)?;
+        node.subtree = Some(self.save_tree(Tree { nodes })?);
+        self.stats.dirs_new.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(node))
+    }
+
+    fn collect(&self, pending: Vec<Pending>) -> anyhow::Result<Vec<Node>> {
+        let mut nodes = Vec::with_capacity(pending.len());
+        for p in pending {
+            match p {
+                Pending::Ready(n) => nodes.push(n),
+                Pending::File(rx) => {
+                    if let Ok(Some(n)) = rx.recv() {
+                        nodes.push(n)
+                    }
+                }
+            }
+        }
+        self.check_interrupt()?;
+        Ok(nodes)
+    }
+}
+
+/// The backup targets arranged as the snapshot's root tree will hold them.
+#[derive(Default)]
+struct TargetTree {
+    /// Real path to back up at this position (a target), if any.
+    target: Option<PathBuf>,
+    children: BTreeMap<Vec<u8>, TargetTree>,
+    /// The real directory this intermediate node stands for (for its metadata).
+    real: Option<PathBuf>,
+}
+
+fn clean_abs(p: &Path) -> anyhow::Result<PathBuf> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Ok(out)
+}
+
+/// restic's rule: relative targets keep their relative components in the tree; absolute ones
+/// get one directory node per component.
+fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
+    let mut root = TargetTree::default();
+    for p in paths {
+        let real = clean_abs(p)?;
+        let rel: Vec<Component> = if p.is_absolute() {
+            real.components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect()
+        } else {
+            // Strip leading "./" and resolve ".." lexically within the argument.
+            let mut v: Vec<Component> = Vec::new();
+            for c in p.components() {
+                match c {
+                    Component::Normal(_) => v.push(c),
+                    Component::ParentDir => {
+                        v.pop();
+                    }
+                    _ => {}
+                }
+            }
+            if v.is_empty() {
+                // "." or "..": restic names the node after the directory itself.
+                real.components().last().into_iter().collect()
+            } else {
+                v
+            }
+        };
+        if rel.is_empty() {
+            anyhow::bail!("cannot back up the root directory as a relative target");
+        }
+        let mut cur = &mut root;
+        let mut real_prefix = real.clone();
+        for _ in 0..rel.len() {
+            real_prefix.pop();
+        }
+        for (i, c) in rel.iter().enumerate() {
+            let Component::Normal(name) = c else { continue };
+            real_prefix.push(name);
+            cur = cur.children.entry(name.as_bytes().to_vec()).or_default();
+            if i + 1 < rel.len() {
+                cur.real.get_or_insert(real_prefix.clone());
+            }
+        }
+        if cur.target.is_some() {
+            anyhow::bail!("{} is given twice as a backup target", p.display());
+        }
+        cur.target = Some(real);
+    }
+    Ok(root)
+}
+
+pub fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    observer: &dyn BackupObserver,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<BackupResult> {
+    let start = chrono::Local::now().fixed_offset();
+    let targets = build_targets(&opts.paths)?;
+    let tables = ChunkerTables::new(repo.polynomial);
+    let writer = BlobWriter::new(
+        repo.backend.clone(),
+        repo.key.clone(),
+        repo.version(),
+        opts.compression,
+        repo.index(),
+    );
+    let ctx = Ctx {
+        writer: &writer,
+        tables: &tables,
+        excludes: Excludes::new(&opts.excludes)?,
+        names: NameCache::default(),
+        with_atime: opts.with_atime,
+        observer,
+        interrupted,
+        stats: Stats {
+            files_new: AtomicU64::new(0),
+            dirs_new: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        },
+    };
+    let readers = if opts.read_concurrency == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        opts.read_concurrency
+    };
+    let root_id: anyhow::Result<Id> = std::thread::scope(|s| {
+        let (jobs_tx, jobs_rx) = bounded::<FileJob>(readers * 4);
+        for _ in 0..readers {
+            let rx = jobs_rx.clone();
+            let ctx = &ctx;
+            s.spawn(move || ctx.file_worker(rx));
+        }
+        drop(jobs_rx);
+        let res = save_target_tree(&ctx, &targets, &jobs_tx);
+        drop(jobs_tx);
+        res
+    });
+    let st = ctx.stats;
+    let root_id = match root_id {
+        Ok(id) => id,
+        Err(e) => {
+            // Keep what was stored: the packs and an index for them make a re-run cheaper.
+            let _ = writer.finish();
+            return Err(e);
+        }
+    };
+    let wstats = writer.finish()?;
+    let end = chrono::Local::now().fixed_offset();
+    let summary = SnapshotSummary {
+        backup_start: start,
+        backup_end: end,
+        files_new: st.files_new.load(Ordering::Relaxed),
+        files_changed: 0,
+        files_unmodified: 0,
+        dirs_new: st.dirs_new.load(Ordering::Relaxed),
+        dirs_changed: 0,
+        dirs_unmodified: 0,
+        data_blobs: wstats.data_blobs,
+        tree_blobs: wstats.tree_blobs,
+        data_added: wstats.data_added,
+        data_added_packed: wstats.data_added_packed,
+        total_files_processed: st.files.load(Ordering::Relaxed),
+        total_bytes_processed: st.bytes.load(Ordering::Relaxed),
+    };
+    let mut paths: Vec<String> = opts
+        .paths
+        .iter()
+        .map(|p| clean_abs(p).map(|p| p.to_string_lossy().into_owned()))
+        .collect::<anyhow::Result<_>>()?;
+    paths.sort();
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let snap = Snapshot {
+        time: opts.time.unwrap_or(start),
+        parent: None,
+        tree: root_id,
+        paths,
+        hostname: opts.hostname.clone(),
+        username: metadata::NameCache::default().user(uid),
+        uid,
+        gid,
+        excludes: opts.excludes.clone(),
+        tags: opts.tags.clone(),
+        original: None,
+        program_version: opts.program_version.clone(),
+        summary: Some(summary.clone()),
+    };
+    // The snapshot is written last, after every pack and index it depends on is durable.
+    let snapshot_id = repo.save_unpacked(FileType::Snapshot, &snap.to_json())?;
+    Ok(BackupResult {
+        snapshot_id,
+        summary,
+        writer: wstats,
+        errors: st.errors.load(Ordering::Relaxed),
+    })
+}
+
+fn save_target_tree(ctx: &Ctx, t: &TargetTree, jobs: &Sender<FileJob>) -> anyhow::Result<Id> {
+    let mut pending = Vec::new();
+    for (name, child) in &t.children {
+        let name_os = OsStr::from_bytes(name);
+        if let Some(real) = &child.target {
+            if let Some(p) = ctx.visit(name_os, real, jobs)? {
+                pending.push(p);
+            }
+            continue;
+        }
+        // An intermediate directory: metadata from the real directory, children from targets.
+        let real = child.real.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let mut node = match ctx.lstat_node(name_os, &real) {
+            Ok((n, _)) => n,
+            Err(e) => {
+                ctx.report(&real, e);
+                continue;
+            }
+        };
+        node.kind = NodeType::Dir;
+        node.subtree = Some(save_target_tree(ctx, child, jobs)?);
+        pending.push(Pending::Ready(node));
+    }
+    let nodes = ctx.collect(pending)?;
+    ctx.save_tree(Tree { nodes })
+}
+
+/// One reader per core by default.
+pub fn default_readers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}

@@ -1,0 +1,20 @@
+//! cairn-core: the restic repository format and cairn's backup and restore engine.
+//!
+//! Data flows one way through the modules:
+//! walk ([`archiver`]) → read → chunk ([`chunker`]) → hash ([`id`]) → skip known ([`index`])
+//! → compress + encrypt ([`crypto`]) → pack ([`packer`]) → upload (backend) → index → snapshot.
+//! [`restorer`] runs the same path backwards.
+
+pub mod archiver;
+pub mod chunker;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod index;
+pub mod packer;
+pub mod repository;
+pub mod restorer;
+
+pub use error::Error;
+pub use id::Id;

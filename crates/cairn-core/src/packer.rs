@@ -1,0 +1,313 @@
+//! Packing blobs: compress, encrypt, append to an open pack; full packs go to an uploader
+//! thread, which stores them and then records them in index files.
+//!
+//! Ordering is what keeps a repository valid through a crash: a pack is durable before any
+//! index names it, and (in the archiver) every index is durable before the snapshot.
+
+use crate::crypto::Key;
+use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
+use crate::format::pack::{self, BlobType, PackedBlob};
+use crate::format::unpacked;
+use crate::index::MasterIndex;
+use crate::Id;
+use cairn_backend::{Backend, FileType, Handle};
+use crossbeam_channel::{bounded, Sender};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// restic's `--compression` levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compression {
+    Off,
+    Fastest,
+    #[default]
+    Auto,
+    Better,
+    Max,
+}
+
+impl Compression {
+    pub fn parse(s: &str) -> anyhow::Result<Compression> {
+        Ok(match s {
+            "off" => Compression::Off,
+            "fastest" => Compression::Fastest,
+            "auto" => Compression::Auto,
+            "better" => Compression::Better,
+            "max" => Compression::Max,
+            o => anyhow::bail!("invalid compression mode {o:?} (off, fastest, auto, better, max)"),
+        })
+    }
+
+    /// zstd level for data blobs; `None` stores them as they are.
+    fn data_level(self) -> Option<i32> {
+        match self {
+            Compression::Off => None,
+            Compression::Fastest => Some(1),
+            Compression::Auto => Some(3),
+            Compression::Better => Some(7),
+            Compression::Max => Some(11),
+        }
+    }
+}
+
+/// Default target pack size, as restic's.
+pub const PACK_SIZE: usize = 16 * 1024 * 1024;
+/// Start a new index file after this many blobs (restic's limit).
+const INDEX_MAX_BLOBS: usize = 50_000;
+
+struct OpenPack {
+    buf: Vec<u8>,
+    blobs: Vec<PackedBlob>,
+}
+
+impl OpenPack {
+    fn new() -> OpenPack {
+        OpenPack {
+            buf: Vec::new(),
+            blobs: Vec::new(),
+        }
+    }
+}
+
+struct FinishedPack {
+    data: Vec<u8>,
+    blobs: Vec<PackedBlob>,
+}
+
+/// Counters reported in the snapshot summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriterStats {
+    pub data_blobs: u64,
+    pub tree_blobs: u64,
+    /// Plaintext bytes of new blobs.
+    pub data_added: u64,
+    /// Bytes of new blobs as stored (compressed and encrypted).
+    pub data_added_packed: u64,
+    pub packs: u64,
+    pub index_files: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    data_blobs: AtomicU64,
+    tree_blobs: AtomicU64,
+    data_added: AtomicU64,
+    data_added_packed: AtomicU64,
+}
+
+/// A concurrent blob sink for one backup (or any writer): call [`BlobWriter::save`] from many
+/// threads, then [`BlobWriter::finish`] once.
+pub struct BlobWriter<'a> {
+    key: Key,
+    version: u32,
+    compression: Compression,
+    pack_size: usize,
+    known: &'a MasterIndex,
+    seen: [Mutex<HashSet<Id>>; 2],
+    open: [Mutex<OpenPack>; 2],
+    tx: Option<Sender<FinishedPack>>,
+    uploader: Option<JoinHandle<anyhow::Result<(u64, u64)>>>,
+    failed: Arc<AtomicBool>,
+    counters: Counters,
+}
+
+fn slot(ty: BlobType) -> usize {
+    match ty {
+        BlobType::Data => 0,
+        BlobType::Tree => 1,
+    }
+}
+
+impl<'a> BlobWriter<'a> {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        key: Key,
+        version: u32,
+        compression: Compression,
+        known: &'a MasterIndex,
+    ) -> BlobWriter<'a> {
+        // Two finished packs may wait for the uploader: enough to keep the disk busy while
+        // bounding memory to a few pack sizes.
+        let (tx, rx) = bounded::<FinishedPack>(2);
+        let failed = Arc::new(AtomicBool::new(false));
+        let up_key = key.clone();
+        let up_failed = failed.clone();
+        let uploader = std::thread::Builder::new()
+            .name("cairn-upload".into())
+            .spawn(move || -> anyhow::Result<(u64, u64)> {
+                let mut pending = IndexFile::default();
+                let mut packs = 0u64;
+                let mut index_files = 0u64;
+                let mut write_index = |pending: &mut IndexFile| -> anyhow::Result<()> {
+                    if pending.packs.is_empty() {
+                        return Ok(());
+                    }
+                    let sealed = unpacked::encode(version, &up_key, &pending.to_json())?;
+                    let id = Id::hash(&sealed);
+                    backend.save(&Handle::new(FileType::Index, id.to_hex()), &sealed)?;
+                    index_files += 1;
+                    *pending = IndexFile::default();
+                    Ok(())
+                };
+                let res = (|| -> anyhow::Result<()> {
+                    for p in rx.iter() {
+                        let id = Id::hash(&p.data);
+                        backend.save(&Handle::new(FileType::Data, id.to_hex()), &p.data)?;
+                        packs += 1;
+                        pending.packs.push(IndexPack {
+                            id,
+                            blobs: p.blobs.iter().map(IndexBlob::from_packed).collect(),
+                        });
+                        if pending.blob_count() >= INDEX_MAX_BLOBS {
+                            write_index(&mut pending)?;
+                        }
+                    }
+                    // Whatever was stored gets indexed, even when the backup was interrupted:
+                    // a re-run then finds those blobs and does not upload them again.
+                    write_index(&mut pending)
+                })();
+                if res.is_err() {
+                    up_failed.store(true, Ordering::SeqCst);
+                    // Drain so that senders never block on a dead uploader.
+                    for _ in rx.iter() {}
+                }
+                res.map(|_| (packs, index_files))
+            })
+            .expect("spawn uploader thread");
+        BlobWriter {
+            key,
+            version,
+            compression,
+            pack_size: PACK_SIZE,
+            known,
+            seen: [Mutex::new(HashSet::new()), Mutex::new(HashSet::new())],
+            open: [Mutex::new(OpenPack::new()), Mutex::new(OpenPack::new())],
+            tx: Some(tx),
+            uploader: Some(uploader),
+            failed,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Is this blob already stored, or being stored by this writer?
+    pub fn is_known(&self, ty: BlobType, id: &Id) -> bool {
+        self.known.has(ty, id) || lock(&self.seen[slot(ty)]).contains(id)
+    }
+
+    /// Stores a blob unless it is known. Returns whether it was new.
+    pub fn save(&self, ty: BlobType, id: Id, plain: &[u8]) -> anyhow::Result<bool> {
+        if self.failed.load(Ordering::Relaxed) {
+            anyhow::bail!("saving packs failed");
+        }
+        if self.known.has(ty, &id) || !lock(&self.seen[slot(ty)]).insert(id) {
+            return Ok(false);
+        }
+        // Compress and encrypt outside any lock: this is where the CPU time goes.
+        let level = match (self.version, ty) {
+            (1, _) => None,
+            (_, BlobType::Tree) => Some(3),
+            (_, BlobType::Data) => self.compression.data_level(),
+        };
+        let compressed = level.and_then(|l| {
+            zstd::bulk::compress(plain, l)
+                .ok()
+                // Keep whichever form is smaller; both are valid for readers.
+                .filter(|z| z.len() < plain.len())
+        });
+        let (payload, ulen) = match &compressed {
+            Some(z) => (z.as_slice(), plain.len() as u32),
+            None => (plain, 0),
+        };
+        let sealed = self.key.seal(payload);
+        let slen = sealed.len() as u64;
+        let full = {
+            let mut op = lock(&self.open[slot(ty)]);
+            let offset = op.buf.len() as u32;
+            op.buf.extend_from_slice(&sealed);
+            op.blobs.push(PackedBlob {
+                ty,
+                id,
+                offset,
+                length: sealed.len() as u32,
+                uncompressed_length: ulen,
+            });
+            if op.buf.len() >= self.pack_size {
+                Some(std::mem::replace(&mut *op, OpenPack::new()))
+            } else {
+                None
+            }
+        };
+        match ty {
+            BlobType::Data => self.counters.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobType::Tree => self.counters.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        self.counters
+            .data_added
+            .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        self.counters
+            .data_added_packed
+            .fetch_add(slen, Ordering::Relaxed);
+        if let Some(op) = full {
+            self.send(op)?;
+        }
+        Ok(true)
+    }
+
+    fn send(&self, mut op: OpenPack) -> anyhow::Result<()> {
+        if op.blobs.is_empty() {
+            return Ok(());
+        }
+        pack::finish(&mut op.buf, &self.key, &op.blobs);
+        let tx = self.tx.as_ref().expect("writer not finished");
+        tx.send(FinishedPack {
+            data: op.buf,
+            blobs: op.blobs,
+        })
+        .map_err(|_| anyhow::anyhow!("saving packs failed"))
+    }
+
+    /// Stores the open packs, waits for all uploads and their index files.
+    pub fn finish(mut self) -> anyhow::Result<WriterStats> {
+        let mut first_err = None;
+        for i in 0..2 {
+            let op = std::mem::replace(&mut *lock(&self.open[i]), OpenPack::new());
+            if let Err(e) = self.send(op) {
+                first_err.get_or_insert(e);
+            }
+        }
+        drop(self.tx.take());
+        let up = self
+            .uploader
+            .take()
+            .expect("uploader present")
+            .join()
+            .map_err(|_| anyhow::anyhow!("uploader thread panicked"))?;
+        let (packs, index_files) = up?;
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(WriterStats {
+            data_blobs: self.counters.data_blobs.load(Ordering::Relaxed),
+            tree_blobs: self.counters.tree_blobs.load(Ordering::Relaxed),
+            data_added: self.counters.data_added.load(Ordering::Relaxed),
+            data_added_packed: self.counters.data_added_packed.load(Ordering::Relaxed),
+            packs,
+            index_files,
+        })
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.uploader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

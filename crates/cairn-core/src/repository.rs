@@ -1,0 +1,353 @@
+//! An opened repository: backend + master key + config, with the index loaded on demand.
+
+use crate::chunker::Polynomial;
+use crate::crypto::Key;
+use crate::format::config::Config;
+use crate::format::indexfile::IndexFile;
+use crate::format::keyfile::{KdfParams, KeyFile};
+use crate::format::pack::BlobType;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::format::unpacked;
+use crate::index::{BlobLocation, MasterIndex};
+use crate::{Error, Id};
+use anyhow::Context;
+use cairn_backend::{Backend, BackendError, FileType, Handle};
+use std::sync::Arc;
+
+pub struct Repository {
+    pub backend: Arc<dyn Backend>,
+    pub key: Key,
+    /// Name of the key file the password opened.
+    pub key_id: String,
+    pub config: Config,
+    pub polynomial: Polynomial,
+    index: MasterIndex,
+    index_loaded: bool,
+}
+
+/// Options for creating a repository.
+pub struct InitOptions {
+    pub version: u32,
+    pub kdf: KdfParams,
+    pub polynomial: Option<Polynomial>,
+    pub username: String,
+    pub hostname: String,
+}
+
+fn backend_err(e: BackendError) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+impl Repository {
+    /// Creates a new repository; refuses if a config already exists.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: InitOptions,
+    ) -> anyhow::Result<Repository> {
+        if backend.exists().map_err(backend_err)? {
+            anyhow::bail!(
+                "create repository at {} failed: config file already exists",
+                backend.location()
+            );
+        }
+        if opts.version != 1 && opts.version != 2 {
+            anyhow::bail!("unsupported repository version {}", opts.version);
+        }
+        let pol = match opts.polynomial {
+            Some(p) => p,
+            None => Polynomial::random()?,
+        };
+        let config = Config::new(opts.version, pol);
+        let master = Key::random();
+        backend.create().map_err(backend_err)?;
+        let kf = KeyFile::create(password, &master, opts.kdf, &opts.username, &opts.hostname)?;
+        let kbytes = kf.to_bytes();
+        let key_id = Id::hash(&kbytes).to_hex();
+        backend
+            .save(&Handle::new(FileType::Key, &key_id), &kbytes)
+            .map_err(backend_err)?;
+        // The config goes last: it is what marks the repository as existing.
+        let cbytes = master.seal(&serde_json::to_vec(&config)?);
+        backend
+            .save(&Handle::config(), &cbytes)
+            .map_err(backend_err)?;
+        Ok(Repository {
+            backend,
+            key: master,
+            key_id,
+            config,
+            polynomial: pol,
+            index: MasterIndex::new(),
+            index_loaded: false,
+        })
+    }
+
+    /// Opens an existing repository with a password.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        key_hint: Option<&str>,
+    ) -> anyhow::Result<Repository> {
+        let cfg_sealed = match backend.load(&Handle::config(), 0, 0) {
+            Ok(b) => b,
+            Err(BackendError::NotFound(_)) => {
+                return Err(Error::RepoNotFound(backend.location()).into());
+            }
+            Err(e) => return Err(backend_err(e)).context("unable to open config file"),
+        };
+        let mut keys = backend.list(FileType::Key).map_err(backend_err)?;
+        if let Some(hint) = key_hint {
+            keys.sort_by_key(|k| !k.name.starts_with(hint));
+        }
+        let mut found = None;
+        for k in keys {
+            let h = Handle::new(FileType::Key, &k.name);
+            let Ok(bytes) = backend.load(&h, 0, 0) else {
+                continue;
+            };
+            let Ok(kf) = KeyFile::parse(&bytes) else {
+                continue;
+            };
+            if let Ok(Some(master)) = kf.open(password) {
+                found = Some((k.name, master));
+                break;
+            }
+        }
+        let (key_id, key) = found.ok_or(Error::WrongPassword)?;
+        let cfg_json = key
+            .open(&cfg_sealed)
+            .map_err(|_| anyhow::anyhow!("config: decryption failed (file damaged?)"))?;
+        let config: Config = serde_json::from_slice(&cfg_json).context("config: invalid JSON")?;
+        let polynomial = config.validate()?;
+        Ok(Repository {
+            backend,
+            key,
+            key_id,
+            config,
+            polynomial,
+            index: MasterIndex::new(),
+            index_loaded: false,
+        })
+    }
+
+    pub fn version(&self) -> u32 {
+        self.config.version
+    }
+
+    /// Loads an unpacked file, checking that its content matches its name.
+    pub fn load_unpacked(&self, kind: FileType, id: &Id) -> anyhow::Result<Vec<u8>> {
+        let h = Handle::new(kind, id.to_hex());
+        let raw = self.backend.load(&h, 0, 0).map_err(backend_err)?;
+        if Id::hash(&raw) != *id {
+            anyhow::bail!("{h}: invalid data returned (content does not match its name)");
+        }
+        unpacked::decode(self.version(), &self.key, &raw).with_context(|| format!("{h}"))
+    }
+
+    /// Seals and stores JSON as an unpacked file, returning its id.
+    pub fn save_unpacked(&self, kind: FileType, json: &[u8]) -> anyhow::Result<Id> {
+        let sealed = unpacked::encode(self.version(), &self.key, json)?;
+        let id = Id::hash(&sealed);
+        self.backend
+            .save(&Handle::new(kind, id.to_hex()), &sealed)
+            .map_err(backend_err)?;
+        Ok(id)
+    }
+
+    pub fn list_ids(&self, kind: FileType) -> anyhow::Result<Vec<Id>> {
+        self.backend
+            .list(kind)
+            .map_err(backend_err)?
+            .into_iter()
+            .map(|f| Id::from_hex(&f.name))
+            .collect()
+    }
+
+    /// Reads every index file (in parallel) into the in-memory index.
+    pub fn load_index(&mut self) -> anyhow::Result<()> {
+        if self.index_loaded {
+            return Ok(());
+        }
+        let ids = self.list_ids(FileType::Index)?;
+        let files = parallel_map(&ids, 4, |id| {
+            let json = self.load_unpacked(FileType::Index, id)?;
+            IndexFile::parse(&json).with_context(|| format!("index/{id}: invalid index file"))
+        })?;
+        let mut idx = MasterIndex::new();
+        for f in &files {
+            idx.add_file(f);
+        }
+        idx.finish();
+        self.index = idx;
+        self.index_loaded = true;
+        Ok(())
+    }
+
+    pub fn index(&self) -> &MasterIndex {
+        &self.index
+    }
+
+    /// Decrypts, decompresses and verifies a blob's stored bytes.
+    pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let b = &loc.blob;
+        let plain = self.key.open(sealed).map_err(|_| {
+            anyhow::anyhow!(
+                "pack {}: {} blob {}: decryption failed (damaged data)",
+                loc.pack.short(),
+                b.ty,
+                b.id
+            )
+        })?;
+        let plain = if b.uncompressed_length != 0 {
+            let out =
+                zstd::bulk::decompress(&plain, b.uncompressed_length as usize).map_err(|e| {
+                    anyhow::anyhow!(
+                        "pack {}: {} blob {}: decompression failed: {e}",
+                        loc.pack.short(),
+                        b.ty,
+                        b.id
+                    )
+                })?;
+            if out.len() != b.uncompressed_length as usize {
+                anyhow::bail!(
+                    "pack {}: {} blob {}: decompressed to {} bytes, expected {}",
+                    loc.pack.short(),
+                    b.ty,
+                    b.id,
+                    out.len(),
+                    b.uncompressed_length
+                );
+            }
+            out
+        } else {
+            plain
+        };
+        if Id::hash(&plain) != b.id {
+            anyhow::bail!(
+                "pack {}: {} blob {}: content does not match its id",
+                loc.pack.short(),
+                b.ty,
+                b.id
+            );
+        }
+        Ok(plain)
+    }
+
+    /// Loads one blob, trying every copy the index knows of.
+    pub fn load_blob(&self, ty: BlobType, id: &Id) -> anyhow::Result<Vec<u8>> {
+        let locs = self.index.lookup_all(ty, id);
+        if locs.is_empty() {
+            return Err(Error::BlobNotFound(*id).into());
+        }
+        let mut last = None;
+        for loc in locs {
+            let h = Handle::new(FileType::Data, loc.pack.to_hex());
+            let res = self
+                .backend
+                .load(&h, loc.blob.offset as u64, loc.blob.length as u64)
+                .map_err(backend_err)
+                .and_then(|sealed| self.open_blob(&loc, &sealed));
+            match res {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one location"))
+    }
+
+    pub fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        let json = self.load_blob(BlobType::Tree, id)?;
+        Tree::parse(&json).with_context(|| format!("tree {id}: invalid tree"))
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> anyhow::Result<Snapshot> {
+        let json = self.load_unpacked(FileType::Snapshot, id)?;
+        Snapshot::parse(&json)
+            .with_context(|| format!("snapshot {}: invalid snapshot file", id.short()))
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn list_snapshots(&self) -> anyhow::Result<Vec<(Id, Snapshot)>> {
+        let ids = self.list_ids(FileType::Snapshot)?;
+        let snaps = parallel_map(&ids, 4, |id| self.load_snapshot(id))?;
+        let mut v: Vec<(Id, Snapshot)> = ids.into_iter().zip(snaps).collect();
+        v.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// Resolves a unique id prefix among files of a type.
+    pub fn find_id(&self, kind: FileType, prefix: &str) -> anyhow::Result<Id> {
+        if prefix.len() == 64 {
+            if let Ok(id) = Id::from_hex(prefix) {
+                return Ok(id);
+            }
+        }
+        let mut hits = self
+            .backend
+            .list(kind)
+            .map_err(backend_err)?
+            .into_iter()
+            .filter(|f| f.name.starts_with(prefix));
+        let first = hits.next();
+        if hits.next().is_some() {
+            anyhow::bail!("{kind} id prefix {prefix:?} is ambiguous");
+        }
+        match first {
+            Some(f) => Id::from_hex(&f.name),
+            None => anyhow::bail!("no {kind} file matches id {prefix:?}"),
+        }
+    }
+
+    /// Adds a key file for another password.
+    pub fn add_key(
+        &self,
+        password: &[u8],
+        kdf: KdfParams,
+        username: &str,
+        hostname: &str,
+    ) -> anyhow::Result<String> {
+        let kf = KeyFile::create(password, &self.key, kdf, username, hostname)?;
+        let bytes = kf.to_bytes();
+        let id = Id::hash(&bytes).to_hex();
+        self.backend
+            .save(&Handle::new(FileType::Key, &id), &bytes)
+            .map_err(backend_err)?;
+        Ok(id)
+    }
+}
+
+/// Runs `f` over `items` on up to `threads` threads, keeping order; stops at the first error.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    if items.len() <= 1 || threads <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<R>>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(&items[i]);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every item processed")
+        })
+        .collect()
+}
