@@ -56,6 +56,57 @@ impl Compression {
 pub const PACK_SIZE: usize = 16 * 1024 * 1024;
 /// Start a new index file after this many blobs (restic's limit).
 const INDEX_MAX_BLOBS: usize = 50_000;
+/// Packs written at the same time; fsync dominates a local save, so overlapping them pays.
+const UPLOADERS: usize = 3;
+
+/// State the uploader threads share: where to store, and the index being collected.
+struct UploadShared {
+    backend: Arc<dyn Backend>,
+    key: Key,
+    version: u32,
+    pending: Mutex<IndexFile>,
+    packs: AtomicU64,
+    index_files: AtomicU64,
+}
+
+impl UploadShared {
+    /// Stores a pack durably, then records it for the next index file.
+    fn store(&self, p: FinishedPack) -> anyhow::Result<()> {
+        let id = Id::hash(&p.data);
+        self.backend.save(&Handle::new(FileType::Data, id.to_hex()), &p.data)?;
+        drop(p.data);
+        self.packs.fetch_add(1, Ordering::Relaxed);
+        let full = {
+            let mut pending = lock(&self.pending);
+            pending.packs.push(IndexPack { id, blobs: p.blobs.iter().map(IndexBlob::from_packed).collect() });
+            if pending.blob_count() >= INDEX_MAX_BLOBS {
+                Some(std::mem::take(&mut *pending))
+            } else {
+                None
+            }
+        };
+        match full {
+            Some(f) => self.write_index(&f),
+            None => Ok(()),
+        }
+    }
+
+    fn write_index(&self, f: &IndexFile) -> anyhow::Result<()> {
+        if f.packs.is_empty() {
+            return Ok(());
+        }
+        let sealed = unpacked::encode(self.version, &self.key, &f.to_json())?;
+        let id = Id::hash(&sealed);
+        self.backend.save(&Handle::new(FileType::Index, id.to_hex()), &sealed)?;
+        self.index_files.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush_index(&self) -> anyhow::Result<()> {
+        let f = std::mem::take(&mut *lock(&self.pending));
+        self.write_index(&f)
+    }
+}
 
 struct OpenPack {
     buf: Vec<u8>,
@@ -108,7 +159,8 @@ pub struct BlobWriter<'a> {
     seen: [Mutex<HashSet<Id>>; 2],
     open: [Mutex<OpenPack>; 2],
     tx: Option<Sender<FinishedPack>>,
-    uploader: Option<JoinHandle<anyhow::Result<(u64, u64)>>>,
+    uploaders: Vec<JoinHandle<anyhow::Result<()>>>,
+    shared: Arc<UploadShared>,
     failed: Arc<AtomicBool>,
     counters: Counters,
 }
@@ -128,54 +180,37 @@ impl<'a> BlobWriter<'a> {
         compression: Compression,
         known: &'a MasterIndex,
     ) -> BlobWriter<'a> {
-        // Two finished packs may wait for the uploader: enough to keep the disk busy while
-        // bounding memory to a few pack sizes.
-        let (tx, rx) = bounded::<FinishedPack>(2);
+        // One finished pack may wait while `UPLOADERS` are being written: enough to overlap
+        // fsyncs with compression while bounding memory to a few pack sizes.
+        let (tx, rx) = bounded::<FinishedPack>(1);
         let failed = Arc::new(AtomicBool::new(false));
-        let up_key = key.clone();
-        let up_failed = failed.clone();
-        let uploader = std::thread::Builder::new()
-            .name("cairn-upload".into())
-            .spawn(move || -> anyhow::Result<(u64, u64)> {
-                let mut pending = IndexFile::default();
-                let mut packs = 0u64;
-                let mut index_files = 0u64;
-                let mut write_index = |pending: &mut IndexFile| -> anyhow::Result<()> {
-                    if pending.packs.is_empty() {
-                        return Ok(());
-                    }
-                    let sealed = unpacked::encode(version, &up_key, &pending.to_json())?;
-                    let id = Id::hash(&sealed);
-                    backend.save(&Handle::new(FileType::Index, id.to_hex()), &sealed)?;
-                    index_files += 1;
-                    *pending = IndexFile::default();
-                    Ok(())
-                };
-                let res = (|| -> anyhow::Result<()> {
-                    for p in rx.iter() {
-                        let id = Id::hash(&p.data);
-                        backend.save(&Handle::new(FileType::Data, id.to_hex()), &p.data)?;
-                        packs += 1;
-                        pending.packs.push(IndexPack {
-                            id,
-                            blobs: p.blobs.iter().map(IndexBlob::from_packed).collect(),
-                        });
-                        if pending.blob_count() >= INDEX_MAX_BLOBS {
-                            write_index(&mut pending)?;
+        let shared = Arc::new(UploadShared {
+            backend,
+            key: key.clone(),
+            version,
+            pending: Mutex::new(IndexFile::default()),
+            packs: AtomicU64::new(0),
+            index_files: AtomicU64::new(0),
+        });
+        let uploaders = (0..UPLOADERS)
+            .map(|i| {
+                let rx = rx.clone();
+                let shared = shared.clone();
+                let failed = failed.clone();
+                std::thread::Builder::new()
+                    .name(format!("cairn-upload-{i}"))
+                    .spawn(move || -> anyhow::Result<()> {
+                        let res = rx.iter().try_for_each(|p| shared.store(p));
+                        if res.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                            // Drain so that senders never block on a dead uploader.
+                            for _ in rx.iter() {}
                         }
-                    }
-                    // Whatever was stored gets indexed, even when the backup was interrupted:
-                    // a re-run then finds those blobs and does not upload them again.
-                    write_index(&mut pending)
-                })();
-                if res.is_err() {
-                    up_failed.store(true, Ordering::SeqCst);
-                    // Drain so that senders never block on a dead uploader.
-                    for _ in rx.iter() {}
-                }
-                res.map(|_| (packs, index_files))
+                        res
+                    })
+                    .expect("spawn uploader thread")
             })
-            .expect("spawn uploader thread");
+            .collect();
         BlobWriter {
             key,
             version,
@@ -185,7 +220,8 @@ impl<'a> BlobWriter<'a> {
             seen: [Mutex::new(HashSet::new()), Mutex::new(HashSet::new())],
             open: [Mutex::new(OpenPack::new()), Mutex::new(OpenPack::new())],
             tx: Some(tx),
-            uploader: Some(uploader),
+            uploaders,
+            shared,
             failed,
             counters: Counters::default(),
         }
@@ -210,12 +246,10 @@ impl<'a> BlobWriter<'a> {
             (_, BlobType::Tree) => Some(3),
             (_, BlobType::Data) => self.compression.data_level(),
         };
-        let compressed = level.and_then(|l| {
-            zstd::bulk::compress(plain, l)
-                .ok()
-                // Keep whichever form is smaller; both are valid for readers.
-                .filter(|z| z.len() < plain.len())
-        });
+        // Keep whichever form is smaller; both are valid for readers.
+        let compressed = level
+            .and_then(|l| compress(plain, l))
+            .filter(|z| z.len() < plain.len());
         let (payload, ulen) = match &compressed {
             Some(z) => (z.as_slice(), plain.len() as u32),
             None => (plain, 0),
@@ -278,16 +312,21 @@ impl<'a> BlobWriter<'a> {
             }
         }
         drop(self.tx.take());
-        let up = self
-            .uploader
-            .take()
-            .expect("uploader present")
-            .join()
-            .map_err(|_| anyhow::anyhow!("uploader thread panicked"))?;
-        let (packs, index_files) = up?;
+        for h in std::mem::take(&mut self.uploaders) {
+            let r = h.join().map_err(|_| anyhow::anyhow!("uploader thread panicked")).and_then(|r| r);
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        // Whatever was stored gets indexed, even when the backup was interrupted or failed:
+        // a re-run then finds those blobs and does not upload them again.
+        let flushed = self.shared.flush_index();
         if let Some(e) = first_err {
             return Err(e);
         }
+        flushed?;
+        let packs = self.shared.packs.load(Ordering::Relaxed);
+        let index_files = self.shared.index_files.load(Ordering::Relaxed);
         Ok(WriterStats {
             data_blobs: self.counters.data_blobs.load(Ordering::Relaxed),
             tree_blobs: self.counters.tree_blobs.load(Ordering::Relaxed),
@@ -302,10 +341,29 @@ impl<'a> BlobWriter<'a> {
 impl Drop for BlobWriter<'_> {
     fn drop(&mut self) {
         drop(self.tx.take());
-        if let Some(h) = self.uploader.take() {
+        for h in std::mem::take(&mut self.uploaders) {
             let _ = h.join();
         }
+        let _ = self.shared.flush_index();
     }
+}
+
+thread_local! {
+    /// One zstd context per thread and level: creating a context per blob costs more than
+    /// compressing a small blob.
+    static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, c) = slot.as_mut()?;
+        c.compress(plain).ok()
+    })
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

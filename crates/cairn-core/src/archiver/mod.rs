@@ -81,11 +81,29 @@ struct Ctx<'a, 'w> {
     observer: &'w dyn BackupObserver,
     interrupted: &'w AtomicBool,
     stats: Stats,
+    /// The first error that must fail the whole backup (as opposed to a skipped file).
+    fatal: std::sync::Mutex<Option<anyhow::Error>>,
 }
 
+/// A node that is known now, or will be once a reader (file) or the tree finisher (directory)
+/// is done with it.
 enum Pending {
     Ready(Node),
-    File(Receiver<Option<Node>>),
+    Later(Receiver<Option<Node>>),
+}
+
+/// A directory whose entries have all been handed out; the finisher waits for them in order,
+/// then stores the tree. Walking never waits for a directory to finish, so readers never idle
+/// at directory boundaries.
+struct DirJob {
+    node: Node,
+    pending: Vec<Pending>,
+    reply: Sender<Option<Node>>,
+}
+
+struct Queues {
+    files: Sender<FileJob>,
+    dirs: Sender<DirJob>,
 }
 
 impl<'a, 'w> Ctx<'a, 'w> {
@@ -170,7 +188,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         &self,
         name: &OsStr,
         path: &Path,
-        jobs: &Sender<FileJob>,
+        q: &Queues,
     ) -> anyhow::Result<Option<Pending>> {
         self.check_interrupt()?;
         if self.excludes.matches(path.as_os_str().as_bytes()) {
@@ -186,25 +204,25 @@ impl<'a, 'w> Ctx<'a, 'w> {
         match node.kind {
             NodeType::File => {
                 let (tx, rx) = bounded(1);
-                jobs.send(FileJob {
+                q.files.send(FileJob {
                     path: path.to_path_buf(),
                     node,
                     reply: tx,
                 })
                 .map_err(|_| anyhow::anyhow!("file readers stopped"))?;
-                Ok(Some(Pending::File(rx)))
+                Ok(Some(Pending::Later(rx)))
             }
-            NodeType::Dir => Ok(self.save_dir(node, path, jobs)?.map(Pending::Ready)),
+            NodeType::Dir => self.save_dir(node, path, q),
             _ => Ok(Some(Pending::Ready(node))),
         }
     }
 
     fn save_dir(
         &self,
-        mut node: Node,
+        node: Node,
         path: &Path,
-        jobs: &Sender<FileJob>,
-    ) -> anyhow::Result<Option<Node>> {
+        q: &Queues,
+    ) -> anyhow::Result<Option<Pending>> {
         let mut names: Vec<OsString> = match std::fs::read_dir(path) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
             Err(e) => {
@@ -218,14 +236,37 @@ impl<'a, 'w> Ctx<'a, 'w> {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut pending = Vec::with_capacity(names.len());
         for name in &names {
-            if let Some(p) = self.visit(name, &path.join(name), jobs)? {
+            if let Some(p) = self.visit(name, &path.join(name), q)? {
                 pending.push(p);
             }
         }
-        let nodes = self.collect(pending)?;
-        node.subtree = Some(self.save_tree(Tree { nodes })?);
-        self.stats.dirs_new.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(node))
+        let (reply, rx) = bounded(1);
+        q.dirs
+            .send(DirJob { node, pending, reply })
+            .map_err(|_| anyhow::anyhow!("tree finisher stopped"))?;
+        Ok(Some(Pending::Later(rx)))
+    }
+
+    /// Runs on its own thread: finishes directories in the order the walk completed them
+    /// (children before parents).
+    fn dir_finisher(&self, dirs: Receiver<DirJob>) {
+        for mut job in dirs.iter() {
+            let node = match self.collect(job.pending) {
+                Ok(nodes) => match self.save_tree(Tree { nodes }) {
+                    Ok(id) => {
+                        job.node.subtree = Some(id);
+                        self.stats.dirs_new.fetch_add(1, Ordering::Relaxed);
+                        Some(job.node)
+                    }
+                    Err(e) => {
+                        crate::packer::lock(&self.fatal).get_or_insert(e);
+                        None
+                    }
+                },
+                Err(_) => None,
+            };
+            let _ = job.reply.send(node);
+        }
     }
 
     fn collect(&self, pending: Vec<Pending>) -> anyhow::Result<Vec<Node>> {
@@ -233,7 +274,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         for p in pending {
             match p {
                 Pending::Ready(n) => nodes.push(n),
-                Pending::File(rx) => {
+                Pending::Later(rx) => {
                     if let Ok(Some(n)) = rx.recv() {
                         nodes.push(n)
                     }
@@ -358,6 +399,7 @@ pub fn backup(
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         },
+        fatal: std::sync::Mutex::new(None),
     };
     let readers = if opts.read_concurrency == 0 {
         std::thread::available_parallelism()
@@ -367,17 +409,27 @@ pub fn backup(
         opts.read_concurrency
     };
     let root_id: anyhow::Result<Id> = std::thread::scope(|s| {
-        let (jobs_tx, jobs_rx) = bounded::<FileJob>(readers * 4);
+        let (files_tx, files_rx) = bounded::<FileJob>(readers * 4);
+        let (dirs_tx, dirs_rx) = crossbeam_channel::unbounded::<DirJob>();
         for _ in 0..readers {
-            let rx = jobs_rx.clone();
+            let rx = files_rx.clone();
             let ctx = &ctx;
             s.spawn(move || ctx.file_worker(rx));
         }
-        drop(jobs_rx);
-        let res = save_target_tree(&ctx, &targets, &jobs_tx);
-        drop(jobs_tx);
+        drop(files_rx);
+        {
+            let ctx = &ctx;
+            s.spawn(move || ctx.dir_finisher(dirs_rx));
+        }
+        let q = Queues { files: files_tx, dirs: dirs_tx };
+        let res = save_target_tree(&ctx, &targets, &q);
+        drop(q);
         res
     });
+    let root_id = match crate::packer::lock(&ctx.fatal).take() {
+        Some(e) => Err(e),
+        None => root_id,
+    };
     let st = ctx.stats;
     let root_id = match root_id {
         Ok(id) => id,
@@ -437,12 +489,12 @@ pub fn backup(
     })
 }
 
-fn save_target_tree(ctx: &Ctx, t: &TargetTree, jobs: &Sender<FileJob>) -> anyhow::Result<Id> {
+fn save_target_tree(ctx: &Ctx, t: &TargetTree, q: &Queues) -> anyhow::Result<Id> {
     let mut pending = Vec::new();
     for (name, child) in &t.children {
         let name_os = OsStr::from_bytes(name);
         if let Some(real) = &child.target {
-            if let Some(p) = ctx.visit(name_os, real, jobs)? {
+            if let Some(p) = ctx.visit(name_os, real, q)? {
                 pending.push(p);
             }
             continue;
@@ -457,7 +509,7 @@ fn save_target_tree(ctx: &Ctx, t: &TargetTree, jobs: &Sender<FileJob>) -> anyhow
             }
         };
         node.kind = NodeType::Dir;
-        node.subtree = Some(save_target_tree(ctx, child, jobs)?);
+        node.subtree = Some(save_target_tree(ctx, child, q)?);
         pending.push(Pending::Ready(node));
     }
     let nodes = ctx.collect(pending)?;

@@ -21,7 +21,9 @@ const NANOS_PER_SEC: u32 = 1_000_000_000;
 /// exactly 0, else `±hh:mm` (seconds of an offset are dropped, as Go does).
 ///
 /// The time first goes through [`clamp_year`] (restic's `FixTime`, applied before
-/// every node is written), so the year always has four digits.
+/// every node is written), so the year always has four digits. For a time from
+/// [`from_unix_local`], call [`clamp_year_local`] first to match restic exactly when
+/// the clamped date falls into another DST period.
 pub fn format_rfc3339_nano(t: &GoTime) -> String {
     let t = clamp_year(normalize_leap_second(*t));
     let n = t.naive_local();
@@ -193,42 +195,69 @@ fn parse_go(mut p: &[u8]) -> std::result::Result<GoTime, &'static str> {
 ///
 /// `nanos` of a second or more carry into `secs`, as in Go's `time.Unix`.
 ///
-/// Instants beyond ±200,000 years, which chrono cannot hold, are returned already
-/// passed through [`clamp_year`] (so year 0 or 9999, other fields kept), with the local
-/// offset in force at the start of year 0 (far past) or the end of year 9999 (far
-/// future); that is what restic would write for them, up to a DST difference.
+/// Instants beyond ±200,000 years, which chrono cannot hold, come back already passed
+/// through [`clamp_year_local`] (year 0 or 9999), i.e. as restic would write them.
 pub fn from_unix_local(secs: i64, nanos: u32) -> GoTime {
     let secs = secs.saturating_add(i64::from(nanos / NANOS_PER_SEC));
     let nanos = nanos % NANOS_PER_SEC;
-    // Roughly ±200,000 years: well inside chrono's range even after adding an offset.
-    const LIMIT: i64 = 200_000 * 366 * 86_400;
-    if (-LIMIT..=LIMIT).contains(&secs) {
+    if (-CHRONO_SAFE_SECS..=CHRONO_SAFE_SECS).contains(&secs) {
         if let Some(utc) = DateTime::<Utc>::from_timestamp(secs, nanos) {
             return utc.with_timezone(&Local).fixed_offset();
         }
     }
-    far_from_unix_local(secs, nanos)
-}
-
-fn far_from_unix_local(secs: i64, nanos: u32) -> GoTime {
-    let edge = if secs < 0 {
-        NaiveDate::from_ymd_opt(0, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))
-    } else {
-        NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_opt(23, 59, 59))
-    }
-    .unwrap_or_default();
-    let offset = Local.offset_from_utc_datetime(&edge).fix();
-    let local = i128::from(secs) + i128::from(offset.local_minus_utc());
+    // Go's local wall clock for the instant, then restic's FixTime in Local.
+    let offset = local_offset_at(secs);
+    let local = i128::from(secs) + i128::from(offset);
     let days = local.div_euclid(86_400) as i64;
     let secs_of_day = local.rem_euclid(86_400) as u32;
     let (year, month, day) = civil_from_days(days);
     let target = if year < 0 { 0 } else { 9999 };
     let time =
         NaiveTime::from_num_seconds_from_midnight_opt(secs_of_day, nanos).unwrap_or_default();
-    let naive = go_date(target, month, day).and_time(time);
-    offset
-        .from_local_datetime(&naive)
-        .single()
+    go_date_local(go_date(target, month, day).and_time(time))
+}
+
+/// About ±200,000 years: well inside chrono's range (±262,143 years) even after adding
+/// an offset or a 400-year shift.
+const CHRONO_SAFE_SECS: i64 = 200_000 * 366 * 86_400;
+
+/// Seconds in 400 Gregorian years; calendars (and so time zone rules, which are given
+/// by month, week and weekday) repeat with this period.
+const SECS_PER_400_YEARS: i64 = 146_097 * 86_400;
+
+/// Local offset (seconds east of UTC) in force at a Unix time, for any i64. Instants
+/// chrono cannot hold are moved by whole 400-year periods to its edge of range, which
+/// keeps both the first zone (before any transition) and the recurring rules of the
+/// far future the same, as Go applies them.
+fn local_offset_at(secs: i64) -> i32 {
+    let mut s = secs;
+    if s > CHRONO_SAFE_SECS {
+        let periods = (s - CHRONO_SAFE_SECS) / SECS_PER_400_YEARS + 1;
+        s -= periods * SECS_PER_400_YEARS;
+    } else if s < -CHRONO_SAFE_SECS {
+        let periods = (-CHRONO_SAFE_SECS - s) / SECS_PER_400_YEARS + 1;
+        s += periods * SECS_PER_400_YEARS;
+    }
+    DateTime::<Utc>::from_timestamp(s, 0)
+        .map(|utc| {
+            Local
+                .offset_from_utc_datetime(&utc.naive_utc())
+                .fix()
+                .local_minus_utc()
+        })
+        .unwrap_or(0)
+}
+
+/// Go's `time.Date(…, time.Local)` for a wall-clock time: the offset is looked up at
+/// the wall time taken as UTC, then again at the instant that offset gives; the
+/// result is that instant shown in local time (in a DST gap the wall clock moves).
+fn go_date_local(wall: NaiveDateTime) -> GoTime {
+    let w = wall.and_utc().timestamp();
+    let first = local_offset_at(w);
+    let offset = local_offset_at(w - i64::from(first));
+    let instant = w - i64::from(offset);
+    DateTime::<Utc>::from_timestamp(instant, wall.nanosecond())
+        .map(|utc| utc.with_timezone(&Local).fixed_offset())
         .unwrap_or_else(|| DateTime::<Utc>::MIN_UTC.fixed_offset())
 }
 
@@ -294,9 +323,9 @@ fn normalize_leap_second(t: GoTime) -> GoTime {
 /// becomes March 1 when the new year is 9999 (Go's `time.Date` normalisation; year 0
 /// is a leap year).
 ///
-/// Deviation: Go recomputes the offset of `t`'s location (usually `Local`) for the new
-/// date, which can differ by a DST change; a [`GoTime`] has only a fixed offset, which
-/// is kept.
+/// The offset is kept, which is what Go does for a time in a fixed zone. For a time in
+/// the local zone Go looks the offset up again for the new date; use
+/// [`clamp_year_local`] for that.
 pub fn clamp_year(t: GoTime) -> GoTime {
     let year = t.year();
     let target = if year < 0 {
@@ -311,6 +340,25 @@ pub fn clamp_year(t: GoTime) -> GoTime {
     t.offset().from_local_datetime(&naive).single().unwrap_or(t)
 }
 
+/// [`clamp_year`] for a time that lives in the machine's local zone (as restic's node
+/// times do: `time.Unix` gives a `Local` time, and `FixTime` runs `AddDate` in it):
+/// the offset for the new date is looked up in the local zone the way Go's
+/// `time.Date(…, time.Local)` does, instead of being kept. Use it on times from
+/// [`from_unix_local`] before writing them to get restic's bytes even when the new
+/// date falls in another DST period than the old one.
+pub fn clamp_year_local(t: GoTime) -> GoTime {
+    let year = t.year();
+    let target = if year < 0 {
+        0
+    } else if year > 9999 {
+        9999
+    } else {
+        return t;
+    };
+    let n = t.naive_local();
+    go_date_local(go_date(target, n.month(), n.day()).and_time(n.time()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +368,7 @@ mod tests {
         parse_rfc3339(s).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn fixed(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ns: u32, off: i32) -> GoTime {
         FixedOffset::east_opt(off)
             .unwrap()
@@ -517,6 +566,53 @@ mod tests {
         assert_eq!(format_rfc3339_nano(&t), "9999-12-31T23:30:00-01:00");
         let t = fixed(10000, 1, 1, 0, 30, 0, 0, 3600); // 9999-12-31T23:30Z
         assert_eq!(format_rfc3339_nano(&t), "9999-01-01T00:30:00+01:00");
+    }
+
+    #[test]
+    fn clamp_year_local_in_range_is_identity() {
+        for secs in [0i64, 1_672_628_645, -62_167_219_200, 253_402_300_799] {
+            let t = from_unix_local(secs, 42);
+            assert_eq!(clamp_year_local(t), t);
+        }
+    }
+
+    #[test]
+    fn clamp_year_local_keeps_wall_clock_outside_dst_gaps() {
+        // 12000-07-15T12:00:00Z and -500-07-15T12:00:00Z (proleptic Gregorian).
+        for utc in [
+            fixed(12000, 7, 15, 12, 0, 0, 5, 0),
+            fixed(-500, 7, 15, 12, 0, 0, 5, 0),
+        ] {
+            let t = utc.with_timezone(&Local).fixed_offset();
+            let c = clamp_year_local(t);
+            assert!(c.year() == 0 || c.year() == 9999, "{c}");
+            assert_eq!((c.month(), c.day()), (t.month(), t.day()));
+            assert_eq!(c.time(), t.time());
+            assert_eq!(c.nanosecond(), 5);
+            // The offset is the local one at the new instant.
+            let (secs, nanos) = to_unix(&c);
+            assert_eq!(from_unix_local(secs, nanos), c);
+        }
+    }
+
+    #[test]
+    fn local_offset_at_matches_chrono_and_extends_periodically() {
+        for secs in [0i64, 1_000_000_000, -2_000_000_000, 4_000_000_000] {
+            let utc = DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
+            let expect = utc.with_timezone(&Local).offset().fix().local_minus_utc();
+            assert_eq!(local_offset_at(secs), expect);
+        }
+        let far = CHRONO_SAFE_SECS + 12_345;
+        assert_eq!(
+            local_offset_at(far),
+            local_offset_at(far - SECS_PER_400_YEARS)
+        );
+        assert_eq!(
+            local_offset_at(-far),
+            local_offset_at(-far + SECS_PER_400_YEARS)
+        );
+        let _ = local_offset_at(i64::MAX);
+        let _ = local_offset_at(i64::MIN);
     }
 
     #[test]
