@@ -95,6 +95,58 @@ pub struct FileInfo {
     pub size: u64,
 }
 
+/// A file being assembled before its name is known (a pack is named by its hash). Local
+/// backends stage in a file inside the repository, so storing it is a rename and the pack
+/// never has to sit in memory; other backends buffer.
+pub enum Staged {
+    Memory(Vec<u8>),
+    File {
+        path: std::path::PathBuf,
+        file: std::fs::File,
+        len: u64,
+    },
+}
+
+impl Staged {
+    pub fn append(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            Staged::Memory(v) => {
+                v.extend_from_slice(data);
+                Ok(())
+            }
+            Staged::File { path, file, len } => {
+                use std::io::Write;
+                file.write_all(data).map_err(|e| BackendError::Io {
+                    handle: path.display().to_string(),
+                    source: e,
+                })?;
+                *len += data.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Staged::Memory(v) => v.len() as u64,
+            Staged::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // A staged file that was never stored is garbage; a stored one was renamed away.
+        if let Staged::File { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Errors a backend reports in a form callers can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -140,6 +192,23 @@ pub trait Backend: Send + Sync {
     fn list(&self, kind: FileType) -> Result<Vec<FileInfo>>;
     /// Remove a file; removing a missing file is not an error.
     fn remove(&self, handle: &Handle) -> Result<()>;
+    /// Starts assembling a file of this type whose name is not known yet.
+    fn stage(&self, _kind: FileType) -> Result<Staged> {
+        Ok(Staged::Memory(Vec::new()))
+    }
+    /// Stores a staged file under `handle`, durably, as [`Backend::save`] does.
+    fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
+        match staged {
+            Staged::Memory(ref v) => self.save(handle, v),
+            Staged::File { ref path, .. } => {
+                let data = std::fs::read(path).map_err(|e| BackendError::Io {
+                    handle: path.display().to_string(),
+                    source: e,
+                })?;
+                self.save(handle, &data)
+            }
+        }
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -163,6 +232,12 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn remove(&self, handle: &Handle) -> Result<()> {
         (**self).remove(handle)
+    }
+    fn stage(&self, kind: FileType) -> Result<Staged> {
+        (**self).stage(kind)
+    }
+    fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
+        (**self).save_staged(handle, staged)
     }
 }
 

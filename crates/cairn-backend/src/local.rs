@@ -1,6 +1,6 @@
 //! A repository in a local directory, laid out exactly as restic's local backend does.
 
-use crate::{Backend, BackendError, FileInfo, FileType, Handle, Result};
+use crate::{Backend, BackendError, FileInfo, FileType, Handle, Result, Staged};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -181,6 +181,52 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
+    /// Stages in `tmp/` inside the repository (restic's old layout had this directory, and
+    /// restic ignores it), on the same filesystem as `data/`, so storing is a rename.
+    fn stage(&self, kind: FileType) -> Result<Staged> {
+        let dir = self.root.join("tmp");
+        let path = dir.join(format!("{kind}-{:016x}", rand::random::<u64>()));
+        let open = || -> io::Result<File> {
+            fs::create_dir_all(&dir)?;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+        };
+        let file = open().map_err(|e| BackendError::Io {
+            handle: path.display().to_string(),
+            source: e,
+        })?;
+        Ok(Staged::File { path, file, len: 0 })
+    }
+
+    fn save_staged(&self, h: &Handle, staged: Staged) -> Result<()> {
+        let Staged::File {
+            path: tmp, file, ..
+        } = &staged
+        else {
+            let Staged::Memory(v) = &staged else {
+                unreachable!()
+            };
+            return self.save(h, v);
+        };
+        let path = self.path(h);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        if path.exists() {
+            return Err(BackendError::AlreadyExists(h.to_string()));
+        }
+        let store = || -> io::Result<()> {
+            file.sync_all()?;
+            fs::set_permissions(tmp, fs::Permissions::from_mode(0o400))?;
+            fs::create_dir_all(&dir)?;
+            fs::rename(tmp, &path)?;
+            Self::fsync_dir(&dir)
+        };
+        store().map_err(|e| io_err(h, e))
+        // `staged` drops here; its file is gone (renamed) or removed.
+    }
+
     fn remove(&self, h: &Handle) -> Result<()> {
         match fs::remove_file(self.path(h)) {
             Ok(()) => Ok(()),
@@ -223,6 +269,27 @@ mod tests {
         be.remove(&h).unwrap();
         assert!(matches!(be.stat(&h), Err(BackendError::NotFound(_))));
         assert!(matches!(be.load(&h, 0, 0), Err(BackendError::NotFound(_))));
+    }
+
+    #[test]
+    fn staged_files_are_renamed_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = LocalBackend::new(dir.path());
+        be.create().unwrap();
+        let mut st = be.stage(FileType::Data).unwrap();
+        st.append(b"abc").unwrap();
+        st.append(b"def").unwrap();
+        assert_eq!(st.len(), 6);
+        let name = "cd".repeat(32);
+        let h = Handle::new(FileType::Data, &name);
+        be.save_staged(&h, st).unwrap();
+        assert_eq!(be.load(&h, 0, 0).unwrap(), b"abcdef");
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        // A staged file dropped without being stored leaves nothing behind.
+        let mut st = be.stage(FileType::Data).unwrap();
+        st.append(b"x").unwrap();
+        drop(st);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]

@@ -6,8 +6,13 @@ use std::process::{Command, Output};
 
 fn cairn(repo: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r").arg(repo).env("RESTIC_PASSWORD", "test-pw").env("CAIRN_TEST_KDF", "fast");
-    c.env_remove("RESTIC_REPOSITORY").env_remove("RESTIC_PASSWORD_FILE").env_remove("RESTIC_PASSWORD_COMMAND");
+    c.arg("-r")
+        .arg(repo)
+        .env("RESTIC_PASSWORD", "test-pw")
+        .env("CAIRN_TEST_KDF", "fast");
+    c.env_remove("RESTIC_REPOSITORY")
+        .env_remove("RESTIC_PASSWORD_FILE")
+        .env_remove("RESTIC_PASSWORD_COMMAND");
     c
 }
 
@@ -63,7 +68,9 @@ fn make_tree(root: &Path) {
     std::fs::create_dir_all(root.join("sub/empty")).unwrap();
     std::fs::write(root.join("a.txt"), b"hello world\n").unwrap();
     std::fs::write(root.join("sub/empty-file"), b"").unwrap();
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(root.join("sub/big.bin"), &big).unwrap();
     std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
     std::fs::hard_link(root.join("a.txt"), root.join("hardlink")).unwrap();
@@ -83,18 +90,37 @@ fn backup_and_restore_round_trip() {
     let out = ok(cairn(&repo).arg("backup").arg(&src).arg("--json"));
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(summary["message_type"], "summary");
-    assert_eq!(summary["total_files_processed"], 5, "regular files only, as restic counts");
+    assert_eq!(
+        summary["total_files_processed"], 5,
+        "regular files only, as restic counts"
+    );
     let target = t.path().join("out");
-    ok(cairn(&repo).arg("restore").arg("latest").arg("--target").arg(&target).arg("--verify"));
+    ok(cairn(&repo)
+        .arg("restore")
+        .arg("latest")
+        .arg("--target")
+        .arg(&target)
+        .arg("--verify"));
     let restored = target.join(src.strip_prefix("/").unwrap());
     for name in ["a.txt", "sub/empty-file", "sub/big.bin", "hardlink"] {
-        assert_eq!(std::fs::read(src.join(name)).unwrap(), std::fs::read(restored.join(name)).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(src.join(name)).unwrap(),
+            std::fs::read(restored.join(name)).unwrap(),
+            "{name}"
+        );
     }
     assert!(restored.join("sub/empty").is_dir());
-    assert_eq!(std::fs::read_link(restored.join("link")).unwrap(), PathBuf::from("a.txt"));
+    assert_eq!(
+        std::fs::read_link(restored.join("link")).unwrap(),
+        PathBuf::from("a.txt")
+    );
     let a = std::fs::metadata(restored.join("a.txt")).unwrap();
     assert_eq!(a.mode() & 0o7777, 0o4755);
-    assert_eq!(a.ino(), std::fs::metadata(restored.join("hardlink")).unwrap().ino(), "hard link kept");
+    assert_eq!(
+        a.ino(),
+        std::fs::metadata(restored.join("hardlink")).unwrap().ino(),
+        "hard link kept"
+    );
     let sm = std::fs::metadata(src.join("sub/big.bin")).unwrap();
     let rm = std::fs::metadata(restored.join("sub/big.bin")).unwrap();
     assert_eq!((sm.mtime(), sm.mtime_nsec()), (rm.mtime(), rm.mtime_nsec()));
@@ -102,7 +128,8 @@ fn backup_and_restore_round_trip() {
     let out = ok(cairn(&repo).arg("backup").arg(&src).arg("--json"));
     let s2: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(s2["data_blobs"], 0, "{out}");
-    let snaps: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).arg("snapshots").arg("--json"))).unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).arg("snapshots").arg("--json"))).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2);
 }
 
@@ -114,11 +141,19 @@ fn wrong_password_exits_12_and_changes_nothing() {
     let before = snapshot_dir(&repo);
     let out = run(cairn(&repo).env("RESTIC_PASSWORD", "nope").arg("snapshots"));
     assert_eq!(code(&out), 12, "{}", stderr(&out));
-    assert_eq!(stderr(&out).trim().lines().count(), 1, "one line: {}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim().lines().count(),
+        1,
+        "one line: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("wrong password"));
     let src = t.path().join("src");
     make_tree(&src);
-    let out = run(cairn(&repo).env("RESTIC_PASSWORD", "nope").arg("backup").arg(&src));
+    let out = run(cairn(&repo)
+        .env("RESTIC_PASSWORD", "nope")
+        .arg("backup")
+        .arg(&src));
     assert_eq!(code(&out), 12);
     assert_eq!(snapshot_dir(&repo), before);
 }
@@ -127,7 +162,11 @@ fn wrong_password_exits_12_and_changes_nothing() {
 fn missing_repository_exits_10_and_creates_nothing() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("nope");
-    for args in [vec!["snapshots"], vec!["backup", "/etc/hostname"], vec!["ls", "latest"]] {
+    for args in [
+        vec!["snapshots"],
+        vec!["backup", "/etc/hostname"],
+        vec!["ls", "latest"],
+    ] {
         let out = run(cairn(&repo).args(&args));
         assert_eq!(code(&out), 10, "{args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
@@ -156,16 +195,28 @@ fn missing_and_unreadable_sources_warn_and_exit_3() {
     make_tree(&src);
     let missing = t.path().join("does-not-exist");
     // /proc/self/mem can be opened but reading at offset 0 fails (EIO), even for root.
-    let out = run(cairn(&repo).arg("backup").arg(&src).arg(&missing).arg("/proc/self/mem"));
+    let out = run(cairn(&repo)
+        .arg("backup")
+        .arg(&src)
+        .arg(&missing)
+        .arg("/proc/self/mem"));
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("does-not-exist"), "{err}");
     assert!(err.contains("mem"), "{err}");
-    let snaps: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).arg("snapshots").arg("--json"))).unwrap();
-    assert_eq!(snaps.as_array().unwrap().len(), 1, "snapshot saved despite the warnings");
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).arg("snapshots").arg("--json"))).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "snapshot saved despite the warnings"
+    );
     let ls = ok(cairn(&repo).arg("ls").arg("latest"));
     assert!(ls.contains("/a.txt"), "{ls}");
-    assert!(!ls.contains("mem\n"), "unreadable file must not be in the snapshot: {ls}");
+    assert!(
+        !ls.contains("mem\n"),
+        "unreadable file must not be in the snapshot: {ls}"
+    );
     // Nothing that exists at all: fatal.
     let out = run(cairn(&repo).arg("backup").arg(&missing));
     assert_eq!(code(&out), 1);
@@ -200,7 +251,11 @@ fn damaged_files_are_named() {
     let out = run(cairn(&repo).arg("snapshots"));
     assert_ne!(code(&out), 0);
     let name = snap.file_name().unwrap().to_string_lossy().to_string();
-    assert!(stderr(&out).contains(&name), "error names the snapshot file: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&name),
+        "error names the snapshot file: {}",
+        stderr(&out)
+    );
     std::fs::write(&snap, saved).unwrap();
     // Damage the index.
     let idx = first_file(&repo.join("index"));
@@ -209,10 +264,17 @@ fn damaged_files_are_named() {
     let out = run(cairn(&repo).arg("ls").arg("latest"));
     assert_ne!(code(&out), 0);
     let name = idx.file_name().unwrap().to_string_lossy().to_string();
-    assert!(stderr(&out).contains(&name), "error names the index file: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&name),
+        "error names the index file: {}",
+        stderr(&out)
+    );
     std::fs::write(&idx, saved).unwrap();
     // Damage the first blob of the biggest pack (file data): restore names pack and blob.
-    let mut packs: Vec<PathBuf> = snapshot_dir(&repo.join("data")).into_iter().map(|(p, _)| p).collect();
+    let mut packs: Vec<PathBuf> = snapshot_dir(&repo.join("data"))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
     let pack = packs.last().unwrap().clone();
     let mut perm = std::fs::metadata(&pack).unwrap().permissions();
@@ -221,11 +283,23 @@ fn damaged_files_are_named() {
     let mut data = std::fs::read(&pack).unwrap();
     data[40] ^= 1;
     std::fs::write(&pack, data).unwrap();
-    let out = run(cairn(&repo).arg("restore").arg("latest").arg("--target").arg(t.path().join("out")));
+    let out = run(cairn(&repo)
+        .arg("restore")
+        .arg("latest")
+        .arg("--target")
+        .arg(t.path().join("out")));
     assert_ne!(code(&out), 0, "restore of damaged data must fail");
     let short = &pack.file_name().unwrap().to_string_lossy()[..8];
-    assert!(stderr(&out).contains(short), "error names the pack: {}", stderr(&out));
-    assert!(stderr(&out).contains("blob"), "error names the blob: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(short),
+        "error names the pack: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("blob"),
+        "error names the blob: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -235,23 +309,43 @@ fn keys_add_list_passwd_remove() {
     init(&repo);
     let pwfile = t.path().join("pw2");
     std::fs::write(&pwfile, "second\n").unwrap();
-    ok(cairn(&repo).args(["key", "add", "--new-password-file"]).arg(&pwfile));
-    let keys: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).args(["key", "list", "--json"]))).unwrap();
+    ok(cairn(&repo)
+        .args(["key", "add", "--new-password-file"])
+        .arg(&pwfile));
+    let keys: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["key", "list", "--json"]))).unwrap();
     let keys = keys.as_array().unwrap();
     assert_eq!(keys.len(), 2);
-    let other = keys.iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();
+    let other = keys.iter().find(|k| k["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The second password opens the repository.
-    ok(cairn(&repo).env("RESTIC_PASSWORD", "second").arg("snapshots"));
+    ok(cairn(&repo)
+        .env("RESTIC_PASSWORD", "second")
+        .arg("snapshots"));
     // Refuses to remove the key in use; removes the other one.
-    let cur = keys.iter().find(|k| k["current"] == true).unwrap()["id"].as_str().unwrap().to_string();
+    let cur = keys.iter().find(|k| k["current"] == true).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(code(&run(cairn(&repo).args(["key", "remove", &cur]))), 1);
     ok(cairn(&repo).args(["key", "remove", &other]));
-    assert_eq!(code(&run(cairn(&repo).env("RESTIC_PASSWORD", "second").arg("snapshots"))), 12);
+    assert_eq!(
+        code(&run(cairn(&repo)
+            .env("RESTIC_PASSWORD", "second")
+            .arg("snapshots"))),
+        12
+    );
     // passwd replaces the current key.
     std::fs::write(&pwfile, "third\n").unwrap();
-    ok(cairn(&repo).args(["key", "passwd", "--new-password-file"]).arg(&pwfile));
+    ok(cairn(&repo)
+        .args(["key", "passwd", "--new-password-file"])
+        .arg(&pwfile));
     assert_eq!(code(&run(cairn(&repo).arg("snapshots"))), 12);
-    ok(cairn(&repo).env("RESTIC_PASSWORD", "third").arg("snapshots"));
+    ok(cairn(&repo)
+        .env("RESTIC_PASSWORD", "third")
+        .arg("snapshots"));
 }
 
 #[test]
@@ -261,18 +355,37 @@ fn password_sources() {
     init(&repo);
     let pwfile = t.path().join("pw");
     std::fs::write(&pwfile, "test-pw\n").unwrap();
-    ok(cairn(&repo).env_remove("RESTIC_PASSWORD").arg("-p").arg(&pwfile).arg("snapshots"));
-    ok(cairn(&repo).env_remove("RESTIC_PASSWORD").env("RESTIC_PASSWORD_FILE", &pwfile).arg("snapshots"));
-    ok(cairn(&repo).env_remove("RESTIC_PASSWORD").arg("--password-command").arg("echo test-pw").arg("snapshots"));
-    ok(cairn(&repo).env_remove("RESTIC_PASSWORD").env("RESTIC_PASSWORD_COMMAND", "echo test-pw").arg("snapshots"));
+    ok(cairn(&repo)
+        .env_remove("RESTIC_PASSWORD")
+        .arg("-p")
+        .arg(&pwfile)
+        .arg("snapshots"));
+    ok(cairn(&repo)
+        .env_remove("RESTIC_PASSWORD")
+        .env("RESTIC_PASSWORD_FILE", &pwfile)
+        .arg("snapshots"));
+    ok(cairn(&repo)
+        .env_remove("RESTIC_PASSWORD")
+        .arg("--password-command")
+        .arg("echo test-pw")
+        .arg("snapshots"));
+    ok(cairn(&repo)
+        .env_remove("RESTIC_PASSWORD")
+        .env("RESTIC_PASSWORD_COMMAND", "echo test-pw")
+        .arg("snapshots"));
     // Repository from a file and from the environment.
     let repofile = t.path().join("repofile");
     std::fs::write(&repofile, format!("{}\n", repo.display())).unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.env("RESTIC_PASSWORD", "test-pw").arg("--repository-file").arg(&repofile).arg("snapshots");
+    c.env("RESTIC_PASSWORD", "test-pw")
+        .arg("--repository-file")
+        .arg(&repofile)
+        .arg("snapshots");
     ok(&mut c);
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.env("RESTIC_PASSWORD", "test-pw").env("RESTIC_REPOSITORY", &repo).arg("snapshots");
+    c.env("RESTIC_PASSWORD", "test-pw")
+        .env("RESTIC_REPOSITORY", &repo)
+        .arg("snapshots");
     ok(&mut c);
     // A password on stdin when it is not a terminal.
     use std::io::Write;
@@ -295,18 +408,43 @@ fn restore_subpath_include_exclude() {
     let src = t.path().join("src");
     make_tree(&src);
     std::env::set_current_dir(t.path()).unwrap();
-    ok(cairn(&repo).current_dir(t.path()).arg("backup").arg("src").arg("--exclude").arg("*.bin"));
+    ok(cairn(&repo)
+        .current_dir(t.path())
+        .arg("backup")
+        .arg("src")
+        .arg("--exclude")
+        .arg("*.bin"));
     let ls = ok(cairn(&repo).arg("ls").arg("latest"));
     assert!(ls.contains("/src/a.txt") && !ls.contains("big.bin"), "{ls}");
     let out = t.path().join("o1");
-    ok(cairn(&repo).arg("restore").arg("latest:src/sub").arg("--target").arg(&out));
-    assert!(out.join("empty-file").is_file() && out.join("empty").is_dir() && !out.join("a.txt").exists());
+    ok(cairn(&repo)
+        .arg("restore")
+        .arg("latest:src/sub")
+        .arg("--target")
+        .arg(&out));
+    assert!(
+        out.join("empty-file").is_file()
+            && out.join("empty").is_dir()
+            && !out.join("a.txt").exists()
+    );
     let out = t.path().join("o2");
-    ok(cairn(&repo).arg("restore").arg("latest").arg("--target").arg(&out).arg("--include").arg("/src/a.txt"));
+    ok(cairn(&repo)
+        .arg("restore")
+        .arg("latest")
+        .arg("--target")
+        .arg(&out)
+        .arg("--include")
+        .arg("/src/a.txt"));
     assert!(out.join("src/a.txt").is_file());
     assert!(!out.join("src/sub").exists() && !out.join("src/link").exists());
     let out = t.path().join("o3");
-    ok(cairn(&repo).arg("restore").arg("latest").arg("--target").arg(&out).arg("--exclude").arg("sub"));
+    ok(cairn(&repo)
+        .arg("restore")
+        .arg("latest")
+        .arg("--target")
+        .arg(&out)
+        .arg("--exclude")
+        .arg("sub"));
     assert!(out.join("src/a.txt").is_file() && !out.join("src/sub").exists());
 }
 
@@ -318,13 +456,17 @@ fn cat_objects() {
     let src = t.path().join("src");
     make_tree(&src);
     ok(cairn(&repo).arg("backup").arg(&src));
-    let cfg: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).args(["cat", "config"]))).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["cat", "config"]))).unwrap();
     assert_eq!(cfg["version"], 2);
-    let mk: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).args(["cat", "masterkey"]))).unwrap();
+    let mk: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["cat", "masterkey"]))).unwrap();
     assert!(mk["encrypt"].is_string());
-    let snaps: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).args(["snapshots", "--json"]))).unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["snapshots", "--json"]))).unwrap();
     let sid = snaps[0]["short_id"].as_str().unwrap().to_string();
-    let snap: serde_json::Value = serde_json::from_str(&ok(cairn(&repo).args(["cat", "snapshot", &sid]))).unwrap();
+    let snap: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["cat", "snapshot", &sid]))).unwrap();
     let tree = snap["tree"].as_str().unwrap().to_string();
     let t1 = ok(cairn(&repo).args(["cat", "blob", &tree]));
     let t2 = ok(cairn(&repo).args(["cat", "tree", &tree]));

@@ -66,8 +66,12 @@ fn assert_corpus_is_hard(tree: &Tree) {
 /// `permissions` is left out here: cairn renders it differently from restic for setuid,
 /// setgid and sticky modes (see `ls_json_permissions_match_restic`).
 fn assert_same_ls(restic: &Tool, cairn: &Tool) {
-    let r = restic.ls_nodes("latest");
-    let c = cairn.ls_nodes("latest");
+    assert_same_ls_of(restic, cairn, "latest")
+}
+
+fn assert_same_ls_of(restic: &Tool, cairn: &Tool, snap: &str) {
+    let r = restic.ls_nodes(snap);
+    let c = cairn.ls_nodes(snap);
     let rp: BTreeSet<&String> = r.keys().collect();
     let cp: BTreeSet<&String> = c.keys().collect();
     assert!(!rp.is_empty(), "restic ls listed no nodes");
@@ -236,7 +240,7 @@ fn restic_backup_cairn_restore(version: &str, compression: Option<&str>, verify:
         "cairn reads the wrong repository version: {config}"
     );
 
-    // The same snapshot (id and tree) in both listings.
+    // The same snapshot (id, tree and every other field) in both listings.
     let snaps = restic.snapshot_ids();
     assert_eq!(snaps.len(), 1, "restic snapshots: {snaps:?}");
     assert_eq!(
@@ -244,6 +248,7 @@ fn restic_backup_cairn_restore(version: &str, compression: Option<&str>, verify:
         snaps,
         "cairn lists other snapshots than restic"
     );
+    assert_eq!(cairn.snapshots_json(), restic.snapshots_json());
 
     // The same paths (and node fields) in both `ls --json latest`.
     assert_same_ls(&restic, &cairn);
@@ -334,16 +339,29 @@ impl FixtureRepo {
         }
     }
 
-    /// Both programs list the same snapshots; returns them (id, tree).
+    /// Both programs list the same snapshots, field by field, and the same nodes in each;
+    /// returns them (id, tree).
     fn snapshots(&self, expected: usize) -> Vec<(String, String)> {
-        let c = self.cairn.snapshot_ids();
+        let c = self.cairn.snapshots_json();
         assert_eq!(c.len(), expected, "cairn snapshots: {c:?}");
         assert_eq!(
-            self.restic.snapshot_ids(),
+            self.restic.snapshots_json(),
             c,
             "restic lists other snapshots than cairn"
         );
-        c
+        let ids: Vec<(String, String)> = c
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["tree"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (id, _) in &ids {
+            assert_same_ls_of(&self.restic, &self.cairn, id);
+        }
+        ids
     }
 
     /// Restores `snap` with cairn and with restic and asserts the two trees are identical.
@@ -970,5 +988,124 @@ fn compare_helper_detects_each_kind_of_difference() {
     assert_eq!(
         go_json_lossy(b"a\xe2\x82b"),
         "a\u{fffd}\u{fffd}b".as_bytes()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters: backup --exclude and restore --include/--exclude select what restic selects
+// ---------------------------------------------------------------------------------------------
+
+/// A small corpus (4 MiB of data) for tests that run many commands.
+fn make_small_corpus(t: &TempDir) -> PathBuf {
+    let c = t.join("corpus");
+    make_corpus(&c, 4, CORPUS_SEED);
+    c
+}
+
+#[test]
+fn backup_excludes_match_restic() {
+    require_restic!();
+    let t = TempDir::new("cairn-interop-excl-");
+    make_small_corpus(&t);
+    let repo = t.join("repo");
+    let restic = Tool::restic(&repo, PW);
+    let cairn = Tool::cairn(&repo, PW);
+    restic.run(&["init", "--repository-version", "2"]).ok();
+    let abs_names = format!("{}/names", t.join("corpus").display());
+    let sets: Vec<Vec<&str>> = vec![
+        vec!["*.dat"],
+        vec!["tiny"],
+        vec![&abs_names],
+        vec!["corpus/dir0*"],
+        vec!["links/hard?"],
+        vec!["**/deep05"],
+        vec!["*.rs", "empty-*"],
+    ];
+    let mut bad = Vec::new();
+    for (i, pats) in sets.iter().enumerate() {
+        let mut args = vec!["backup".to_string(), "--json".into(), "corpus".into()];
+        for p in pats {
+            args.extend(["-e".to_string(), p.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let rid = restic.run_in(Some(t.path()), &args).ok().summary()["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cid = cairn.run_in(Some(t.path()), &args).ok().summary()["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let rp: BTreeSet<String> = restic.ls_nodes(&rid).into_keys().collect();
+        let cp: BTreeSet<String> = restic.ls_nodes(&cid).into_keys().collect();
+        assert!(rp.len() > 1, "set {i}: restic backed up nothing");
+        if rp != cp {
+            bad.push(format!(
+                "-e {pats:?}: only restic kept {:?}; only cairn kept {:?}",
+                rp.difference(&cp).take(10).collect::<Vec<_>>(),
+                cp.difference(&rp).take(10).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "backup excludes select differently:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// `restore --include/--exclude` restore what restic restores. restic's rule for a pattern
+/// without a leading `/` is that it may match at any depth (`--include '*.rs'` restores every
+/// .rs file and the directories leading to it; `--include links` restores `/corpus/links`).
+#[test]
+fn restore_filters_match_restic() {
+    require_restic!();
+    let t = TempDir::new("cairn-interop-filter-");
+    make_small_corpus(&t);
+    let repo = t.join("repo");
+    let restic = Tool::restic(&repo, PW);
+    let cairn = Tool::cairn(&repo, PW);
+    restic.run(&["init", "--repository-version", "1"]).ok();
+    restic.run_in(Some(t.path()), &["backup", "corpus"]).ok();
+    let sets: Vec<Vec<&str>> = vec![
+        vec!["--include", "/corpus/dir000"],
+        vec!["--include", "/corpus/links/hard*"],
+        vec!["--exclude", "*.dat"],
+        vec!["--exclude", "/corpus/tiny", "--exclude", "names"],
+        vec!["--include", "*.rs"],
+        vec!["--include", "links"],
+    ];
+    let mut bad = Vec::new();
+    for (i, filter) in sets.iter().enumerate() {
+        let rr = t.join(format!("restic-{i}"));
+        let cr = t.join(format!("cairn-{i}"));
+        let mut ra = vec!["restore", "latest", "--target", path_str(&rr)];
+        ra.extend_from_slice(filter);
+        restic.run(&ra).ok();
+        let mut ca = vec!["restore", "latest", "--target", path_str(&cr)];
+        ca.extend_from_slice(filter);
+        cairn.run(&ca).ok();
+        let restored = scan_tree(&rr).entries.len();
+        assert!(restored > 2, "{filter:?}: restic restored nothing");
+        let mut diffs = compare_dirs(&rr, &cr, CompareOptions::default());
+        // The target folders themselves are made by the programs, not restored.
+        diffs.retain(|d| d.path != b".");
+        if !diffs.is_empty() {
+            bad.push(format!(
+                "{filter:?}: {} difference(s) to restic's restore ({restored} paths), e.g.\n    {}",
+                diffs.len(),
+                diffs
+                    .iter()
+                    .take(6)
+                    .map(|d| format!("{d:?}"))
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "cairn restores other paths than restic:\n{}",
+        bad.join("\n")
     );
 }

@@ -64,8 +64,8 @@ impl MasterIndex {
 
     /// Sorts the arrays; duplicates (a blob in several packs) are kept, lookups return one.
     pub fn finish(&mut self) {
-        self.data.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        self.tree.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.data.sort_unstable_by_key(|e| e.id);
+        self.tree.sort_unstable_by_key(|e| e.id);
         self.data.shrink_to_fit();
         self.tree.shrink_to_fit();
         self.sorted = true;

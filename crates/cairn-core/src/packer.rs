@@ -10,8 +10,9 @@ use crate::format::pack::{self, BlobType, PackedBlob};
 use crate::format::unpacked;
 use crate::index::MasterIndex;
 use crate::Id;
-use cairn_backend::{Backend, FileType, Handle};
+use cairn_backend::{Backend, FileType, Handle, Staged};
 use crossbeam_channel::{bounded, Sender};
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,13 +73,16 @@ struct UploadShared {
 impl UploadShared {
     /// Stores a pack durably, then records it for the next index file.
     fn store(&self, p: FinishedPack) -> anyhow::Result<()> {
-        let id = Id::hash(&p.data);
-        self.backend.save(&Handle::new(FileType::Data, id.to_hex()), &p.data)?;
-        drop(p.data);
+        let id = p.id;
+        self.backend
+            .save_staged(&Handle::new(FileType::Data, id.to_hex()), p.staged)?;
         self.packs.fetch_add(1, Ordering::Relaxed);
         let full = {
             let mut pending = lock(&self.pending);
-            pending.packs.push(IndexPack { id, blobs: p.blobs.iter().map(IndexBlob::from_packed).collect() });
+            pending.packs.push(IndexPack {
+                id,
+                blobs: p.blobs.iter().map(IndexBlob::from_packed).collect(),
+            });
             if pending.blob_count() >= INDEX_MAX_BLOBS {
                 Some(std::mem::take(&mut *pending))
             } else {
@@ -97,7 +101,8 @@ impl UploadShared {
         }
         let sealed = unpacked::encode(self.version, &self.key, &f.to_json())?;
         let id = Id::hash(&sealed);
-        self.backend.save(&Handle::new(FileType::Index, id.to_hex()), &sealed)?;
+        self.backend
+            .save(&Handle::new(FileType::Index, id.to_hex()), &sealed)?;
         self.index_files.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -108,22 +113,39 @@ impl UploadShared {
     }
 }
 
+/// A pack being filled. Its bytes go straight to the backend's staging area (a file, for local
+/// repositories) and into the hash that will name it, so no pack is ever held in memory.
 struct OpenPack {
-    buf: Vec<u8>,
+    staged: Option<Staged>,
+    hasher: Sha256,
+    len: u64,
     blobs: Vec<PackedBlob>,
 }
 
 impl OpenPack {
     fn new() -> OpenPack {
         OpenPack {
-            buf: Vec::new(),
+            staged: None,
+            hasher: Sha256::new(),
+            len: 0,
             blobs: Vec::new(),
         }
+    }
+
+    fn append(&mut self, backend: &dyn Backend, data: &[u8]) -> anyhow::Result<()> {
+        if self.staged.is_none() {
+            self.staged = Some(backend.stage(FileType::Data)?);
+        }
+        self.staged.as_mut().expect("staged above").append(data)?;
+        self.hasher.update(data);
+        self.len += data.len() as u64;
+        Ok(())
     }
 }
 
 struct FinishedPack {
-    data: Vec<u8>,
+    id: Id,
+    staged: Staged,
     blobs: Vec<PackedBlob>,
 }
 
@@ -180,9 +202,9 @@ impl<'a> BlobWriter<'a> {
         compression: Compression,
         known: &'a MasterIndex,
     ) -> BlobWriter<'a> {
-        // One finished pack may wait while `UPLOADERS` are being written: enough to overlap
-        // fsyncs with compression while bounding memory to a few pack sizes.
-        let (tx, rx) = bounded::<FinishedPack>(1);
+        // Finished packs wait here for an uploader. For staged files this costs no memory;
+        // for buffering backends it bounds memory to a few pack sizes.
+        let (tx, rx) = bounded::<FinishedPack>(2);
         let failed = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(UploadShared {
             backend,
@@ -258,8 +280,8 @@ impl<'a> BlobWriter<'a> {
         let slen = sealed.len() as u64;
         let full = {
             let mut op = lock(&self.open[slot(ty)]);
-            let offset = op.buf.len() as u32;
-            op.buf.extend_from_slice(&sealed);
+            let offset = op.len as u32;
+            op.append(&*self.shared.backend, &sealed)?;
             op.blobs.push(PackedBlob {
                 ty,
                 id,
@@ -267,7 +289,7 @@ impl<'a> BlobWriter<'a> {
                 length: sealed.len() as u32,
                 uncompressed_length: ulen,
             });
-            if op.buf.len() >= self.pack_size {
+            if op.len >= self.pack_size as u64 {
                 Some(std::mem::replace(&mut *op, OpenPack::new()))
             } else {
                 None
@@ -293,10 +315,15 @@ impl<'a> BlobWriter<'a> {
         if op.blobs.is_empty() {
             return Ok(());
         }
-        pack::finish(&mut op.buf, &self.key, &op.blobs);
+        let mut trailer = Vec::new();
+        pack::finish(&mut trailer, &self.key, &op.blobs);
+        op.append(&*self.shared.backend, &trailer)?;
+        let id = Id(op.hasher.finalize().into());
+        let staged = op.staged.take().expect("a pack with blobs is staged");
         let tx = self.tx.as_ref().expect("writer not finished");
         tx.send(FinishedPack {
-            data: op.buf,
+            id,
+            staged,
             blobs: op.blobs,
         })
         .map_err(|_| anyhow::anyhow!("saving packs failed"))
@@ -313,7 +340,10 @@ impl<'a> BlobWriter<'a> {
         }
         drop(self.tx.take());
         for h in std::mem::take(&mut self.uploaders) {
-            let r = h.join().map_err(|_| anyhow::anyhow!("uploader thread panicked")).and_then(|r| r);
+            let r = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("uploader thread panicked"))
+                .and_then(|r| r);
             if let Err(e) = r {
                 first_err.get_or_insert(e);
             }

@@ -29,7 +29,7 @@ pub fn find(
 }
 
 pub fn matches(s: &Snapshot, hosts: &[String], paths: &[String], tags: &[String]) -> bool {
-    (hosts.is_empty() || hosts.iter().any(|h| *h == s.hostname))
+    (hosts.is_empty() || hosts.contains(&s.hostname))
         && (paths.is_empty() || paths.iter().all(|p| s.paths.iter().any(|sp| sp == p)))
         && (tags.is_empty()
             || tags.iter().any(|group| {

@@ -304,6 +304,17 @@ impl Tool {
         out
     }
 
+    /// `snapshots --json`, sorted by id.
+    pub fn snapshots_json(&self) -> Vec<serde_json::Value> {
+        let v = self.run(&["snapshots", "--json"]).ok().json();
+        let mut out = v
+            .as_array()
+            .unwrap_or_else(|| panic!("snapshots --json did not print an array: {v}"))
+            .clone();
+        out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        out
+    }
+
     /// `ls --json SNAP`: the node lines, keyed by their "path" field. Panics on duplicate paths.
     pub fn ls_nodes(&self, snap: &str) -> BTreeMap<String, serde_json::Value> {
         let r = self.run(&["ls", "--json", snap]).ok();

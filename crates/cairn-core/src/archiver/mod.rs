@@ -88,7 +88,7 @@ struct Ctx<'a, 'w> {
 /// A node that is known now, or will be once a reader (file) or the tree finisher (directory)
 /// is done with it.
 enum Pending {
-    Ready(Node),
+    Ready(Box<Node>),
     Later(Receiver<Option<Node>>),
 }
 
@@ -184,12 +184,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
 
     /// Turns one path into a node: files are queued for the readers, directories recursed.
-    fn visit(
-        &self,
-        name: &OsStr,
-        path: &Path,
-        q: &Queues,
-    ) -> anyhow::Result<Option<Pending>> {
+    fn visit(&self, name: &OsStr, path: &Path, q: &Queues) -> anyhow::Result<Option<Pending>> {
         self.check_interrupt()?;
         if self.excludes.matches(path.as_os_str().as_bytes()) {
             return Ok(None);
@@ -204,25 +199,21 @@ impl<'a, 'w> Ctx<'a, 'w> {
         match node.kind {
             NodeType::File => {
                 let (tx, rx) = bounded(1);
-                q.files.send(FileJob {
-                    path: path.to_path_buf(),
-                    node,
-                    reply: tx,
-                })
-                .map_err(|_| anyhow::anyhow!("file readers stopped"))?;
+                q.files
+                    .send(FileJob {
+                        path: path.to_path_buf(),
+                        node,
+                        reply: tx,
+                    })
+                    .map_err(|_| anyhow::anyhow!("file readers stopped"))?;
                 Ok(Some(Pending::Later(rx)))
             }
             NodeType::Dir => self.save_dir(node, path, q),
-            _ => Ok(Some(Pending::Ready(node))),
+            _ => Ok(Some(Pending::Ready(Box::new(node)))),
         }
     }
 
-    fn save_dir(
-        &self,
-        node: Node,
-        path: &Path,
-        q: &Queues,
-    ) -> anyhow::Result<Option<Pending>> {
+    fn save_dir(&self, node: Node, path: &Path, q: &Queues) -> anyhow::Result<Option<Pending>> {
         let mut names: Vec<OsString> = match std::fs::read_dir(path) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
             Err(e) => {
@@ -242,7 +233,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
         }
         let (reply, rx) = bounded(1);
         q.dirs
-            .send(DirJob { node, pending, reply })
+            .send(DirJob {
+                node,
+                pending,
+                reply,
+            })
             .map_err(|_| anyhow::anyhow!("tree finisher stopped"))?;
         Ok(Some(Pending::Later(rx)))
     }
@@ -273,7 +268,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         let mut nodes = Vec::with_capacity(pending.len());
         for p in pending {
             match p {
-                Pending::Ready(n) => nodes.push(n),
+                Pending::Ready(n) => nodes.push(*n),
                 Pending::Later(rx) => {
                     if let Ok(Some(n)) = rx.recv() {
                         nodes.push(n)
@@ -339,7 +334,7 @@ fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
             }
             if v.is_empty() {
                 // "." or "..": restic names the node after the directory itself.
-                real.components().last().into_iter().collect()
+                real.components().next_back().into_iter().collect()
             } else {
                 v
             }
@@ -421,7 +416,10 @@ pub fn backup(
             let ctx = &ctx;
             s.spawn(move || ctx.dir_finisher(dirs_rx));
         }
-        let q = Queues { files: files_tx, dirs: dirs_tx };
+        let q = Queues {
+            files: files_tx,
+            dirs: dirs_tx,
+        };
         let res = save_target_tree(&ctx, &targets, &q);
         drop(q);
         res
@@ -510,7 +508,7 @@ fn save_target_tree(ctx: &Ctx, t: &TargetTree, q: &Queues) -> anyhow::Result<Id>
         };
         node.kind = NodeType::Dir;
         node.subtree = Some(save_target_tree(ctx, child, q)?);
-        pending.push(Pending::Ready(node));
+        pending.push(Pending::Ready(Box::new(node)));
     }
     let nodes = ctx.collect(pending)?;
     ctx.save_tree(Tree { nodes })

@@ -1,0 +1,236 @@
+//! Crash safety: a backup killed with SIGKILL at any moment, or stopped with Ctrl-C, leaves a
+//! repository that restic's own `check` accepts, that keeps every earlier snapshot, and that
+//! cairn can back up into again.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cairn(repo: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.arg("-r")
+        .arg(repo)
+        .env("RESTIC_PASSWORD", "test-pw")
+        .env("CAIRN_TEST_KDF", "fast");
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have_restic() -> bool {
+    let found = Command::new("restic")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
+            "restic is required (CAIRN_REQUIRE_RESTIC is set)"
+        );
+        eprintln!("SKIP: restic not installed");
+    }
+    found
+}
+
+fn restic_check(repo: &Path, cache: &Path) {
+    let out = Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("check")
+        .env("RESTIC_PASSWORD", "test-pw")
+        .output()
+        .expect("run restic");
+    assert!(
+        out.status.success(),
+        "restic check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A tree big enough that a backup takes a while: many small files and some large ones.
+fn make_tree(root: &Path, seed: u32) {
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for d in 0..20 {
+        let dir = root.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..40 {
+            let len = (next() % 20_000) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            std::fs::write(dir.join(format!("f{f:03}")), data).unwrap();
+        }
+    }
+    for b in 0..4 {
+        let data: Vec<u8> = (0..6_000_000).map(|_| next() as u8).collect();
+        std::fs::write(root.join(format!("big{b}")), data).unwrap();
+    }
+}
+
+fn snapshot_ids(repo: &Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(cairn(repo).args(["snapshots", "--json"]))).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn same_files(a: &Path, b: &Path) {
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(a.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(r);
+            } else {
+                assert_eq!(
+                    std::fs::read(a.join(&r)).unwrap(),
+                    std::fs::read(b.join(&r)).unwrap(),
+                    "{}",
+                    r.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_backup_at_many_points() {
+    if !have_restic() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let cache = t.path().join("cache");
+    let src = t.path().join("src");
+    make_tree(&src, 1);
+    ok(cairn(&repo).arg("init"));
+    // A first, complete snapshot that must survive everything below.
+    let first = t.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::write(first.join("keep.txt"), b"keep me").unwrap();
+    ok(cairn(&repo).arg("backup").arg(&first));
+    let before = snapshot_ids(&repo);
+    // Measure how long a full backup takes, then kill others at fractions of that.
+    let probe = t.path().join("probe-repo");
+    ok(cairn(&probe).arg("init"));
+    let start = Instant::now();
+    ok(cairn(&probe).arg("backup").arg(&src).arg("-q"));
+    let full = start.elapsed();
+    let mut killed_midway = 0;
+    for i in 0..8u32 {
+        let delay = full.mul_f64(0.05 + 0.12 * i as f64);
+        let mut child = cairn(&repo)
+            .arg("backup")
+            .arg(&src)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed_midway += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        restic_check(&repo, &cache);
+        let now = snapshot_ids(&repo);
+        assert!(
+            before.iter().all(|id| now.contains(id)),
+            "an earlier snapshot vanished"
+        );
+    }
+    assert!(
+        killed_midway >= 4,
+        "only {killed_midway} kills hit a running backup (full backup took {full:?})"
+    );
+    // The repository takes a complete backup afterwards, and it restores exactly.
+    ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
+    restic_check(&repo, &cache);
+    let out = t.path().join("out");
+    ok(cairn(&repo)
+        .arg("restore")
+        .arg("latest")
+        .arg("--target")
+        .arg(&out)
+        .arg("--path")
+        .arg(src.to_str().unwrap()));
+    same_files(&src, &out.join(src.strip_prefix("/").unwrap()));
+    let out1 = t.path().join("out1");
+    ok(cairn(&repo)
+        .arg("restore")
+        .arg(&before[0])
+        .arg("--target")
+        .arg(&out1));
+    assert_eq!(
+        std::fs::read(out1.join(first.strip_prefix("/").unwrap()).join("keep.txt")).unwrap(),
+        b"keep me"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_130() {
+    if !have_restic() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let src = t.path().join("src");
+    make_tree(&src, 2);
+    ok(cairn(&repo).arg("init"));
+    let mut child = cairn(&repo)
+        .arg("backup")
+        .arg(&src)
+        .arg("-q")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let finished_early = child.try_wait().unwrap().is_some();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    if finished_early {
+        eprintln!("backup finished before the signal; nothing to check");
+        return;
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        snapshot_ids(&repo).is_empty(),
+        "an interrupted backup must not leave a snapshot"
+    );
+    restic_check(&repo, &t.path().join("cache"));
+    ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
+    assert_eq!(snapshot_ids(&repo).len(), 1);
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
