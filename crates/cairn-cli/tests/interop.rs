@@ -150,7 +150,20 @@ fn a_cairn_backup_passes_restic_check_and_restores_with_restic() {
     let restic = Tool::restic(&repo, PW);
     cairn.run(&["init", "--repository-version", "2"]).ok();
     let summary = cairn
-        .run_in(Some(t.path()), &["backup", "--json", "corpus"])
+        .run_in(
+            Some(t.path()),
+            &[
+                "backup",
+                "--json",
+                "--host",
+                "interop-host",
+                "--tag",
+                "t1",
+                "--tag",
+                "t2,t3",
+                "corpus",
+            ],
+        )
         .ok()
         .summary();
 
@@ -170,6 +183,34 @@ fn a_cairn_backup_passes_restic_check_and_restores_with_restic() {
         snaps,
         "restic lists other snapshots than cairn"
     );
+    // restic sees every field cairn wrote, except those restic 0.14 does not know yet.
+    let mut cj = cairn.snapshots_json();
+    for k in ["program_version", "summary"] {
+        cj[0].as_object_mut().unwrap().remove(k);
+    }
+    let rj = restic.snapshots_json();
+    assert_eq!(rj, cj, "restic reads cairn's snapshot differently");
+    assert_eq!(rj[0]["hostname"], "interop-host");
+    assert_eq!(rj[0]["tags"], serde_json::json!(["t1", "t2", "t3"]));
+    let paths = rj[0]["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 1);
+    assert_eq!(
+        Path::new(paths[0].as_str().unwrap()),
+        std::fs::canonicalize(&src).unwrap(),
+        "snapshot paths must be absolute"
+    );
+    let by_tag = restic
+        .run(&[
+            "snapshots",
+            "--json",
+            "--tag",
+            "t2",
+            "--host",
+            "interop-host",
+        ])
+        .ok()
+        .json();
+    assert_eq!(by_tag.as_array().map(|a| a.len()), Some(1), "{by_tag}");
 
     // restic reads every pack, decrypts and hashes every blob, and checks the structure.
     let check = restic.run(&["check", "--read-data"]).ok();
@@ -1106,6 +1147,160 @@ fn restore_filters_match_restic() {
     assert!(
         bad.is_empty(),
         "cairn restores other paths than restic:\n{}",
+        bad.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------------------------
+
+/// Keys added by either program open the repository in the other; `key list --json` agrees.
+#[test]
+fn keys_added_by_either_program_work_in_both() {
+    require_restic!();
+    let t = TempDir::new("cairn-interop-keys-");
+    let repo = t.join("repo");
+    let (pw2, pw3, pw4) = (t.join("pw2"), t.join("pw3"), t.join("pw4"));
+    std::fs::write(&pw2, "second password\n").unwrap();
+    std::fs::write(&pw3, "third password\n").unwrap();
+    std::fs::write(&pw4, "fourth password\n").unwrap();
+    Tool::restic(&repo, PW)
+        .run(&["init", "--repository-version", "2"])
+        .ok();
+    // cairn adds a key (cheap scrypt parameters in tests: restic must honour the stored ones).
+    Tool::cairn(&repo, PW)
+        .run(&["key", "add", "--new-password-file", path_str(&pw2)])
+        .ok();
+    Tool::restic(&repo, "second password")
+        .run(&["snapshots"])
+        .ok();
+    // restic adds a key that cairn then uses.
+    Tool::restic(&repo, "second password")
+        .run(&["key", "add", "--new-password-file", path_str(&pw3)])
+        .ok();
+    let c3 = Tool::cairn(&repo, "third password");
+    c3.run(&["snapshots"]).ok();
+    let list = |tool: &Tool| {
+        let mut v = tool.run(&["key", "list", "--json"]).ok().json();
+        let a = v.as_array_mut().expect("key list --json prints an array");
+        a.sort_by(|x, y| x["id"].as_str().cmp(&y["id"].as_str()));
+        v
+    };
+    let cl = list(&c3);
+    assert_eq!(cl.as_array().unwrap().len(), 3, "{cl}");
+    assert_eq!(list(&Tool::restic(&repo, "third password")), cl);
+    // cairn changes the password of the key restic made.
+    c3.run(&["key", "passwd", "--new-password-file", path_str(&pw4)])
+        .ok();
+    Tool::restic(&repo, "fourth password")
+        .run(&["snapshots"])
+        .ok();
+    let old = Tool::restic(&repo, "third password").run(&["snapshots"]);
+    assert_ne!(
+        old.code,
+        Some(0),
+        "the old password still opens the repository"
+    );
+    Tool::cairn(&repo, "third password")
+        .run(&["snapshots"])
+        .expect_code(12);
+    assert_eq!(
+        list(&Tool::cairn(&repo, "fourth password"))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text output
+// ---------------------------------------------------------------------------------------------
+
+/// The body of `ls` and `ls -l` (everything after the header line) and the ID/Time columns of
+/// `snapshots` are what restic prints: restic writes names as their raw bytes (no U+FFFD), and
+/// shows times in the local time zone (`TZ`), not in the offset stored in the repository.
+#[test]
+fn text_listings_match_restic() {
+    require_restic!();
+    let t = TempDir::new("cairn-interop-text-");
+    sh(
+        r#"mkdir names && cd names
+        printf a > plain
+        printf b > "$(printf 'latin1-\351t\351')"
+        printf c > "$(printf 'bad-\377\376-utf8')"
+        mkdir sub && printf d > sub/x
+        touch -m -d @1500000000.5 plain sub/x sub
+        "#,
+        t.path(),
+    );
+    let repo = t.join("repo");
+    Tool::restic(&repo, PW)
+        .run(&["init", "--repository-version", "1"])
+        .ok();
+    Tool::restic(&repo, PW)
+        .run_in(Some(t.path()), &["backup", "names"])
+        .ok();
+    let fx = FixtureRepo::open("cmd_restic--small-repo.tar.gz");
+    let repos = [
+        (Tool::restic(&repo, PW), Tool::cairn(&repo, PW)),
+        (fx.restic.clone(), fx.cairn.clone()),
+    ];
+    let tz = [("TZ", "America/New_York")];
+    let mut bad = Vec::new();
+    for (restic, cairn) in &repos {
+        for args in [vec!["ls", "latest"], vec!["ls", "-l", "latest"]] {
+            let mut rargs = vec!["--no-lock"];
+            rargs.extend(&args);
+            let r = restic.run_env(None, &tz, &rargs).ok().stdout;
+            let c = cairn.run_env(None, &tz, &args).ok().stdout;
+            let body = |o: &[u8]| -> Vec<Vec<u8>> {
+                o.split(|b| *b == b'\n')
+                    .skip(1)
+                    .map(|l| l.to_vec())
+                    .collect()
+            };
+            let (rb, cb) = (body(&r), body(&c));
+            for (i, rl) in rb.iter().enumerate() {
+                let cl = cb.get(i).cloned().unwrap_or_default();
+                if *rl != cl {
+                    bad.push(format!(
+                        "{args:?}:\n    restic {}\n    cairn  {}",
+                        show(rl),
+                        show(&cl)
+                    ));
+                }
+            }
+            if rb.len() != cb.len() {
+                bad.push(format!("{args:?}: {} vs {} lines", rb.len(), cb.len()));
+            }
+        }
+        // ID and Time columns of the snapshots table.
+        let cols = |o: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(o)
+                .lines()
+                .filter(|l| l.len() > 8 && l.as_bytes()[..8].iter().all(|c| c.is_ascii_hexdigit()))
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        let r = cols(
+            &restic
+                .run_env(None, &tz, &["--no-lock", "snapshots"])
+                .ok()
+                .stdout,
+        );
+        let c = cols(&cairn.run_env(None, &tz, &["snapshots"]).ok().stdout);
+        assert!(!r.is_empty());
+        if r != c {
+            bad.push(format!(
+                "snapshots (ID, date, time):\n    restic {r:?}\n    cairn  {c:?}"
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "text output differs from restic:\n{}",
         bad.join("\n")
     );
 }

@@ -318,6 +318,22 @@ impl Repository {
     }
 }
 
+thread_local! {
+    /// One zstd decompression context per thread: creating one per blob is measurable.
+    static UNZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    UNZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut().expect("set above").decompress(data, capacity)
+    })
+}
+
 /// Runs `f` over `items` on up to `threads` threads, keeping order; stops at the first error.
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],

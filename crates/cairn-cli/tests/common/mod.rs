@@ -61,13 +61,20 @@ pub fn getfattr_available() -> bool {
     *AVAILABLE.get_or_init(|| {
         let ok = tool_works("getfattr", "--version");
         if !ok {
-            eprintln!(
+            loud(
                 "NOTE: getfattr (package `attr`) is not installed: extended attributes are NOT \
-                 compared in this run"
+                 compared in this run",
             );
         }
         ok
     })
+}
+
+/// Prints a framed message to the process's stderr, past the test harness's capture.
+pub fn loud(msg: &str) {
+    use std::io::Write;
+    let bar = "*".repeat(78);
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {msg}\n{bar}");
 }
 
 /// Returns from the calling test (after a loud message) when restic is not installed, or
@@ -79,9 +86,11 @@ macro_rules! require_restic {
             if std::env::var("CAIRN_REQUIRE_RESTIC").as_deref() == Ok("1") {
                 panic!("restic is not installed (not on PATH), but CAIRN_REQUIRE_RESTIC=1");
             }
-            eprintln!("\n**************************************************************");
-            eprintln!("*** SKIP: restic not installed (set CAIRN_REQUIRE_RESTIC=1 to fail)");
-            eprintln!("**************************************************************\n");
+            // Straight to stderr: the test harness captures eprintln! of passing tests.
+            $crate::common::loud(&format!(
+                "SKIP: restic not installed: {} proves nothing (CAIRN_REQUIRE_RESTIC=1 makes this fail)",
+                std::thread::current().name().unwrap_or("this test")
+            ));
             return;
         }
     };
@@ -263,19 +272,25 @@ impl Tool {
         }
     }
 
-    /// Runs `PROG -r REPO [--no-cache] ARGS...` in `cwd` (default: the repository's parent).
+    /// Runs `PROG -r REPO [--no-cache] ARGS...` in `cwd` (default: the test's own).
     pub fn run_in(&self, cwd: Option<&Path>, args: &[&str]) -> Run {
+        self.run_env(cwd, &[], args)
+    }
+
+    /// Like `run_in`, with extra environment variables.
+    pub fn run_env(&self, cwd: Option<&Path>, extra_env: &[(&str, &str)], args: &[&str]) -> Run {
         let mut all: Vec<&OsStr> = vec![OsStr::new("-r"), self.repo.as_os_str()];
         if self.is_restic {
             // Never touch a cache outside the test's temporary directories.
             all.push(OsStr::new("--no-cache"));
         }
         all.extend(args.iter().map(OsStr::new));
-        let env: Vec<(&str, &OsStr)> = vec![
+        let mut env: Vec<(&str, &OsStr)> = vec![
             ("RESTIC_PASSWORD", OsStr::new(&self.password)),
             // Cheap scrypt parameters for keys cairn creates (tests only).
             ("CAIRN_TEST_KDF", OsStr::new("fast")),
         ];
+        env.extend(extra_env.iter().map(|(k, v)| (*k, OsStr::new(v))));
         run_cmd(self.prog.as_os_str(), &all, &env, cwd)
     }
 

@@ -13,7 +13,9 @@ fn cpath(p: &Path) -> anyhow::Result<CString> {
 }
 
 fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: geteuid has no preconditions.
+    *ROOT.get_or_init(|| unsafe { libc::geteuid() == 0 })
 }
 
 /// Creates a symlink, fifo, device node or socket placeholder.

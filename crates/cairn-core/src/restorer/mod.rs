@@ -292,13 +292,25 @@ fn walk(
 
 /// Writes one file's content; zero blocks are skipped to leave holes.
 fn restore_file(repo: &Repository, path: &Path, node: &Node) -> anyhow::Result<u64> {
-    let _ = std::fs::remove_file(path);
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(path)
+    };
+    // Only an existing non-file in the way (a symlink, say) is removed: never write through it.
+    let f = match open() {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) || e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let _ = std::fs::remove_file(path);
+            open()
+        }
+        r => r,
+    }
+    .with_context(|| format!("create {}", path.display()))?;
     let mut offset = 0u64;
     let ids = node.content.as_deref().unwrap_or(&[]);
     // Blobs repeated within a file (zero runs, copies) are loaded once.
