@@ -202,7 +202,7 @@ impl Repository {
         })?;
         let plain = if b.uncompressed_length != 0 {
             let out =
-                zstd::bulk::decompress(&plain, b.uncompressed_length as usize).map_err(|e| {
+                decompress(&plain, b.uncompressed_length as usize).map_err(|e| {
                     anyhow::anyhow!(
                         "pack {}: {} blob {}: decompression failed: {e}",
                         loc.pack.short(),
