@@ -201,15 +201,14 @@ impl Repository {
             )
         })?;
         let plain = if b.uncompressed_length != 0 {
-            let out =
-                decompress(&plain, b.uncompressed_length as usize).map_err(|e| {
-                    anyhow::anyhow!(
-                        "pack {}: {} blob {}: decompression failed: {e}",
-                        loc.pack.short(),
-                        b.ty,
-                        b.id
-                    )
-                })?;
+            let out = decompress(&plain, b.uncompressed_length as usize).map_err(|e| {
+                anyhow::anyhow!(
+                    "pack {}: {} blob {}: decompression failed: {e}",
+                    loc.pack.short(),
+                    b.ty,
+                    b.id
+                )
+            })?;
             if out.len() != b.uncompressed_length as usize {
                 anyhow::bail!(
                     "pack {}: {} blob {}: decompressed to {} bytes, expected {}",

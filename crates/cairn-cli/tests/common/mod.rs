@@ -251,6 +251,8 @@ pub struct Tool {
     pub repo: PathBuf,
     pub password: String,
     pub is_restic: bool,
+    /// restic only: pass `--no-lock` (for read-only fixture repositories, as restic's tests do).
+    pub no_lock: bool,
 }
 
 impl Tool {
@@ -260,6 +262,7 @@ impl Tool {
             repo: repo.to_path_buf(),
             password: password.to_string(),
             is_restic: false,
+            no_lock: false,
         }
     }
 
@@ -269,6 +272,7 @@ impl Tool {
             repo: repo.to_path_buf(),
             password: password.to_string(),
             is_restic: true,
+            no_lock: false,
         }
     }
 
@@ -283,6 +287,9 @@ impl Tool {
         if self.is_restic {
             // Never touch a cache outside the test's temporary directories.
             all.push(OsStr::new("--no-cache"));
+            if self.no_lock {
+                all.push(OsStr::new("--no-lock"));
+            }
         }
         all.extend(args.iter().map(OsStr::new));
         let mut env: Vec<(&str, &OsStr)> = vec![

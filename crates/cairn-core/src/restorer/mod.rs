@@ -304,7 +304,10 @@ fn restore_file(repo: &Repository, path: &Path, node: &Node) -> anyhow::Result<u
     };
     // Only an existing non-file in the way (a symlink, say) is removed: never write through it.
     let f = match open() {
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) || e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ELOOP)
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
             let _ = std::fs::remove_file(path);
             open()
         }
