@@ -13,8 +13,10 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 pub fn install() {
-    // SAFETY: installing a handler that only touches an atomic and calls _exit.
+    // SAFETY: installing a handler that only touches an atomic and calls _exit; restoring the
+    // default SIGPIPE so that `cairn ls | head` ends quietly, as other Unix tools do.
     unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(
             libc::SIGINT,
             on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,

@@ -66,6 +66,7 @@ struct Observer {
     errors: AtomicU64,
     current: Mutex<String>,
     live: bool,
+    verbose: u8,
 }
 
 impl BackupObserver for Observer {
@@ -86,7 +87,26 @@ impl BackupObserver for Observer {
             eprintln!("error: {err:#}");
         }
     }
-    fn file_done(&self, path: &Path, bytes: u64) {
+    fn file_done(&self, path: &Path, bytes: u64, added: u64) {
+        if self.verbose >= 2 {
+            if self.json {
+                let m = serde_json::json!({
+                    "message_type": "verbose_status", "action": "new", "item": path.to_string_lossy(),
+                    "data_size": bytes, "data_size_in_repo": added,
+                });
+                println!("{m}");
+            } else {
+                if self.live {
+                    print!("\r\x1b[2K");
+                }
+                println!(
+                    "new       {}, {} ({} added)",
+                    path.display(),
+                    output::bytes(bytes),
+                    output::bytes(added)
+                );
+            }
+        }
         self.files.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if self.live {
@@ -118,6 +138,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         errors: AtomicU64::new(0),
         current: Mutex::new(String::new()),
         live,
+        verbose: g.verbose,
     };
     // Targets that do not exist are warnings, unless none exists at all.
     let existing: Vec<PathBuf> = a

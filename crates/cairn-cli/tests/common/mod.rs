@@ -694,7 +694,7 @@ fn getfattr_unquote(s: &[u8]) -> Vec<u8> {
 }
 
 fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() & 1 != 0 {
         return None;
     }
     s.chunks(2)

@@ -46,8 +46,8 @@ pub struct BackupOptions {
 pub trait BackupObserver: Sync {
     /// A file or directory could not be read; the backup goes on without it.
     fn error(&self, path: &Path, err: &anyhow::Error);
-    /// A file was finished (bytes read).
-    fn file_done(&self, _path: &Path, _bytes: u64) {}
+    /// A file was finished: bytes read, and plaintext bytes of blobs that were new.
+    fn file_done(&self, _path: &Path, _bytes: u64, _added: u64) {}
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +129,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         let mut reader = ChunkReader::new(self.tables, f);
         let mut content = Vec::new();
         let mut size = 0u64;
+        let mut added = 0u64;
         while let Some(chunk) = reader
             .next_chunk()
             .with_context(|| format!("read {}", path.display()))?
@@ -136,7 +137,9 @@ impl<'a, 'w> Ctx<'a, 'w> {
             self.check_interrupt()?;
             let id = Id::hash(&chunk);
             size += chunk.len() as u64;
-            self.writer.save(BlobType::Data, id, &chunk)?;
+            if self.writer.save(BlobType::Data, id, &chunk)? {
+                added += chunk.len() as u64;
+            }
             content.push(id);
         }
         node.size = size;
@@ -144,7 +147,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         self.stats.files.fetch_add(1, Ordering::Relaxed);
         self.stats.files_new.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes.fetch_add(size, Ordering::Relaxed);
-        self.observer.file_done(path, size);
+        self.observer.file_done(path, size, added);
         Ok(node)
     }
 
