@@ -196,6 +196,10 @@ pub trait Backend: Send + Sync {
     fn stage(&self, _kind: FileType) -> Result<Staged> {
         Ok(Staged::Memory(Vec::new()))
     }
+    /// Removes staged files that a killed process left behind (never those of a live one).
+    fn clean_stale_staging(&self) -> Result<usize> {
+        Ok(0)
+    }
     /// Stores a staged file under `handle`, durably, as [`Backend::save`] does.
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         match staged {
@@ -235,6 +239,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn stage(&self, kind: FileType) -> Result<Staged> {
         (**self).stage(kind)
+    }
+    fn clean_stale_staging(&self) -> Result<usize> {
+        (**self).clean_stale_staging()
     }
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         (**self).save_staged(handle, staged)

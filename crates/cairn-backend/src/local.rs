@@ -46,6 +46,21 @@ impl LocalBackend {
     }
 }
 
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid and its length is passed.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).replace('-', "_")
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks whether the process exists.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() != libc::ESRCH }
+}
+
 fn is_hex_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -185,7 +200,14 @@ impl Backend for LocalBackend {
     /// restic ignores it), on the same filesystem as `data/`, so storing is a rename.
     fn stage(&self, kind: FileType) -> Result<Staged> {
         let dir = self.root.join("tmp");
-        let path = dir.join(format!("{kind}-{:016x}", rand::random::<u64>()));
+        // host and pid in the name let a later run tell a killed writer's leftovers from a
+        // running writer's files.
+        let path = dir.join(format!(
+            "{kind}-{}-{}-{:016x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let open = || -> io::Result<File> {
             fs::create_dir_all(&dir)?;
             OpenOptions::new()
@@ -199,6 +221,31 @@ impl Backend for LocalBackend {
             source: e,
         })?;
         Ok(Staged::File { path, file, len: 0 })
+    }
+
+    fn clean_stale_staging(&self) -> Result<usize> {
+        let dir = self.root.join("tmp");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let host = hostname();
+        let mut removed = 0;
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let mut parts = name.rsplitn(3, '-');
+            let (_rand, pid, rest) = (parts.next(), parts.next(), parts.next());
+            let (Some(pid), Some(rest)) = (pid.and_then(|p| p.parse::<i32>().ok()), rest) else {
+                continue;
+            };
+            if !rest.ends_with(&format!("-{host}")) || pid_alive(pid) {
+                continue;
+            }
+            if fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn save_staged(&self, h: &Handle, staged: Staged) -> Result<()> {
@@ -290,6 +337,25 @@ mod tests {
         st.append(b"x").unwrap();
         drop(st);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stale_staging_files_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = LocalBackend::new(dir.path());
+        be.create().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        // A dead writer's file (pid far above pid_max), a live one's (ours), a foreign host's.
+        let dead = format!("data-{}-999999999-00", hostname());
+        let live = format!("data-{}-{}-00", hostname(), std::process::id());
+        let other = "data-otherhost-999999999-00".to_string();
+        for n in [&dead, &live, &other] {
+            fs::write(dir.path().join("tmp").join(n), b"x").unwrap();
+        }
+        assert_eq!(be.clean_stale_staging().unwrap(), 1);
+        assert!(!dir.path().join("tmp").join(&dead).exists());
+        assert!(dir.path().join("tmp").join(&live).exists());
+        assert!(dir.path().join("tmp").join(&other).exists());
     }
 
     #[test]

@@ -168,6 +168,13 @@ fn sigkill_during_backup_at_many_points() {
     // The repository takes a complete backup afterwards, and it restores exactly.
     ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
     restic_check(&repo, &cache);
+    let leftovers = std::fs::read_dir(repo.join("tmp"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(
+        leftovers, 0,
+        "staged files of killed runs are cleaned up by the next backup"
+    );
     let out = t.path().join("out");
     ok(cairn(&repo)
         .arg("restore")

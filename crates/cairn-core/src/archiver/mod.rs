@@ -374,6 +374,8 @@ pub fn backup(
 ) -> anyhow::Result<BackupResult> {
     let start = chrono::Local::now().fixed_offset();
     let targets = build_targets(&opts.paths)?;
+    // Leftovers of a killed earlier run; failing to remove them must not stop a backup.
+    let _ = repo.backend.clean_stale_staging();
     let tables = ChunkerTables::new(repo.polynomial);
     let writer = BlobWriter::new(
         repo.backend.clone(),
