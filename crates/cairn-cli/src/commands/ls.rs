@@ -16,15 +16,8 @@ pub struct Args {
     /// Use a long listing format showing size and mode
     #[arg(short, long)]
     long: bool,
-    /// Only consider snapshots for this host when the snapshot ID is "latest"
-    #[arg(short = 'H', long = "host")]
-    hosts: Vec<String>,
-    /// Only consider snapshots which include this (absolute) path when the snapshot ID is "latest"
-    #[arg(long = "path")]
-    paths: Vec<String>,
-    /// Only consider snapshots including tag[,tag,...] when the snapshot ID is "latest"
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: snapshot_ref::Filter,
     /// Descend into subdirectories below the given directories
     #[arg(long)]
     recursive: bool,
@@ -32,7 +25,7 @@ pub struct Args {
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let repo = g.open_with_index()?;
-    let (id, snap) = snapshot_ref::find(&repo, &a.snapshot, &a.hosts, &a.paths, &a.tags)?;
+    let (id, snap) = a.filter.find(&repo, &a.snapshot)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if g.json {

@@ -23,15 +23,8 @@ pub struct Args {
     /// Verify restored files' content
     #[arg(long)]
     verify: bool,
-    /// Only consider snapshots for this host when the snapshot ID is "latest"
-    #[arg(short = 'H', long = "host")]
-    hosts: Vec<String>,
-    /// Only consider snapshots which include this (absolute) path when the snapshot ID is "latest"
-    #[arg(long = "path")]
-    paths: Vec<String>,
-    /// Only consider snapshots including tag[,tag,...] when the snapshot ID is "latest"
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: snapshot_ref::Filter,
 }
 
 struct Obs {
@@ -58,7 +51,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         Some((s, p)) => (s.to_string(), p.to_string()),
         None => (a.snapshot.clone(), String::new()),
     };
-    let (id, snap) = snapshot_ref::find(&repo, &spec, &a.hosts, &a.paths, &a.tags)?;
+    let (id, snap) = a.filter.find(&repo, &spec)?;
     let mut tree = snap.tree;
     for comp in sub.split('/').filter(|c| !c.is_empty()) {
         let t = repo.load_tree(&tree)?;

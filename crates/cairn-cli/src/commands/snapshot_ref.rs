@@ -5,6 +5,29 @@ use cairn_core::format::snapshot::Snapshot;
 use cairn_core::repository::Repository;
 use cairn_core::{Error, Id};
 
+/// restic's snapshot filter flags, shared by every command that picks snapshots.
+#[derive(clap::Args, Default)]
+pub struct Filter {
+    /// Only consider snapshots for this host (can be specified multiple times)
+    #[arg(short = 'H', long = "host")]
+    pub hosts: Vec<String>,
+    /// Only consider snapshots including this (absolute) path (can be specified multiple times)
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+    /// Only consider snapshots including tag[,tag,...] (can be specified multiple times)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        matches(s, &self.hosts, &self.paths, &self.tags)
+    }
+    pub fn find(&self, repo: &Repository, spec: &str) -> anyhow::Result<(Id, Snapshot)> {
+        find(repo, spec, &self.hosts, &self.paths, &self.tags)
+    }
+}
+
 /// Finds a snapshot by `latest`, full id or unique prefix, optionally among those of a host or path.
 pub fn find(
     repo: &Repository,

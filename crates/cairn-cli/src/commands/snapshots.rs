@@ -5,12 +5,8 @@ use crate::global::GlobalOptions;
 pub struct Args {
     /// Only show these snapshots (ids or prefixes)
     ids: Vec<String>,
-    /// Only consider snapshots for this host (can be specified multiple times)
-    #[arg(short = 'H', long = "host")]
-    hosts: Vec<String>,
-    /// Only consider snapshots including tag[,tag,...] (can be specified multiple times)
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: snapshot_ref::Filter,
     /// Only consider snapshots including this (absolute) path (can be specified multiple times)
     #[arg(long = "path")]
     paths: Vec<String>,
@@ -19,7 +15,7 @@ pub struct Args {
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let repo = g.open()?;
     let mut snaps = repo.list_snapshots()?;
-    snaps.retain(|(_, s)| snapshot_ref::matches(s, &a.hosts, &a.paths, &a.tags));
+    snaps.retain(|(_, s)| a.filter.matches(s));
     if !a.ids.is_empty() {
         snaps.retain(|(id, _)| a.ids.iter().any(|p| id.to_hex().starts_with(p.as_str())));
     }
