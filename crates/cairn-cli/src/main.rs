@@ -71,3 +71,12 @@ fn classify(e: &anyhow::Error) -> i32 {
     }
     exit::FATAL
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

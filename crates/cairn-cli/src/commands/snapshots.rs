@@ -7,9 +7,6 @@ pub struct Args {
     ids: Vec<String>,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
-    /// Only consider snapshots including this (absolute) path (can be specified multiple times)
-    #[arg(long = "path")]
-    paths: Vec<String>,
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
