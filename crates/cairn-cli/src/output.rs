@@ -23,66 +23,34 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// `ls -l` style permission string from a Go file mode.
-pub fn permissions(mode: u32, kind: &str) -> String {
-    use cairn_core::format::tree::mode as m;
-    let t = match kind {
-        "dir" => 'd',
-        "symlink" => 'L',
-        "dev" => 'D',
-        "chardev" => 'c',
-        "fifo" => 'p',
-        "socket" => 'S',
-        _ => '-',
-    };
-    let mut s = String::with_capacity(10);
-    s.push(t);
-    let rwx = [
-        (0o400, 'r'),
-        (0o200, 'w'),
-        (0o100, 'x'),
-        (0o40, 'r'),
-        (0o20, 'w'),
-        (0o10, 'x'),
-        (0o4, 'r'),
-        (0o2, 'w'),
-        (0o1, 'x'),
-    ];
-    for (i, (bit, c)) in rwx.iter().enumerate() {
-        let set = mode & bit != 0;
-        let ch = match i {
-            2 if mode & m::SETUID != 0 => {
-                if set {
-                    's'
-                } else {
-                    'S'
-                }
-            }
-            5 if mode & m::SETGID != 0 => {
-                if set {
-                    's'
-                } else {
-                    'S'
-                }
-            }
-            8 if mode & m::STICKY != 0 => {
-                if set {
-                    't'
-                } else {
-                    'T'
-                }
-            }
-            _ => {
-                if set {
-                    *c
-                } else {
-                    '-'
-                }
-            }
-        };
-        s.push(ch);
+/// A Go `FileMode.String()`, as restic prints permissions: one letter per set type bit from
+/// "dalTLDpSugct?", or "-" when none, then rwxrwxrwx.
+pub fn permissions(mode: u32) -> String {
+    const TYPE_CHARS: &[u8] = b"dalTLDpSugct?";
+    let mut s = String::with_capacity(12);
+    for (i, c) in TYPE_CHARS.iter().enumerate() {
+        if mode & (1 << (31 - i)) != 0 {
+            s.push(*c as char);
+        }
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    for i in 0..9 {
+        s.push(if mode & (1 << (8 - i)) != 0 {
+            b"rwxrwxrwx"[i] as char
+        } else {
+            '-'
+        });
     }
     s
+}
+
+/// A snapshot or file time in the local time zone, as restic's text listings show them.
+pub fn local_time(t: &cairn_core::format::gotime::GoTime) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -93,7 +61,11 @@ mod tests {
         assert_eq!(bytes(10), "10 B");
         assert_eq!(bytes(1536), "1.500 KiB");
         assert_eq!(duration(75.0), "1:15");
-        assert_eq!(permissions(420, "file"), "-rw-r--r--");
-        assert_eq!(permissions(2147484141, "dir"), "drwxr-xr-x");
+        assert_eq!(permissions(420), "-rw-r--r--");
+        assert_eq!(permissions(2147484141), "drwxr-xr-x");
+        assert_eq!(permissions(8389101), "urwxr-xr-x");
+        assert_eq!(permissions(134218239), "Lrwxrwxrwx");
+        assert_eq!(permissions((1 << 31) | (1 << 20) | 0o777), "dtrwxrwxrwx");
+        assert_eq!(permissions((1 << 26) | (1 << 21) | 0o620), "Dcrw--w----");
     }
 }

@@ -124,29 +124,33 @@ impl<W: Write> Ls<'_, W> {
                 v["size"] = n.size.into();
             }
             v["mode"] = n.mode.into();
-            v["permissions"] = output::permissions(n.mode, n.kind.as_str()).into();
+            v["permissions"] = output::permissions(n.mode).into();
             v["mtime"] = gotime::format_rfc3339_nano(&n.mtime).into();
             v["atime"] = gotime::format_rfc3339_nano(&n.atime).into();
             v["ctime"] = gotime::format_rfc3339_nano(&n.ctime).into();
             v["struct_type"] = "node".into();
             writeln!(self.out, "{v}")?;
         } else if self.long {
+            // Names and targets are written as raw bytes, as restic does.
             let mut line = format!(
-                "{} {:5} {:5} {:6} {} {}",
-                output::permissions(n.mode, n.kind.as_str()),
+                "{} {:5} {:5} {:6} {} ",
+                output::permissions(n.mode),
                 n.uid,
                 n.gid,
                 n.size,
-                n.mtime.format("%Y-%m-%d %H:%M:%S"),
-                p
-            );
+                output::local_time(&n.mtime),
+            )
+            .into_bytes();
+            line.extend_from_slice(path);
             if n.kind == NodeType::Symlink {
-                line.push_str(" -> ");
-                line.push_str(&String::from_utf8_lossy(&n.linktarget));
+                line.extend_from_slice(b" -> ");
+                line.extend_from_slice(&n.linktarget);
             }
-            writeln!(self.out, "{line}")?;
+            line.push(b'\n');
+            self.out.write_all(&line)?;
         } else {
-            writeln!(self.out, "{p}")?;
+            self.out.write_all(path)?;
+            self.out.write_all(b"\n")?;
         }
         Ok(())
     }

@@ -75,5 +75,5 @@ pub fn to_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 
 /// "2006-01-02 15:04:05" in the snapshot's own offset, as restic's tables show times.
 pub fn table_time(s: &Snapshot) -> String {
-    s.time.format("%Y-%m-%d %H:%M:%S").to_string()
+    crate::output::local_time(&s.time)
 }

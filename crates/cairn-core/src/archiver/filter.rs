@@ -32,6 +32,15 @@ impl Pattern {
         Ok(Pattern { absolute, parts })
     }
 
+    /// Could this pattern match something below the directory `comps`? Relative patterns can
+    /// match at any depth; absolute ones only if the directory lies along their prefix.
+    pub fn may_match_below(&self, comps: &[&[u8]]) -> bool {
+        if self.parts.is_empty() {
+            return false;
+        }
+        !self.absolute || prefix_may_match(&self.parts, comps)
+    }
+
     /// Does the pattern match `path` (split into components) or a leading part of it?
     pub fn matches(&self, comps: &[&[u8]]) -> bool {
         if self.parts.is_empty() {
@@ -61,6 +70,16 @@ fn match_from(parts: &[Part], comps: &[&[u8]]) -> bool {
     }
 }
 
+fn prefix_may_match(parts: &[Part], comps: &[&[u8]]) -> bool {
+    match (parts.split_first(), comps.split_first()) {
+        (_, None) | (None, _) => true,
+        (Some((Part::AnyDepth, _)), _) => true,
+        (Some((Part::Glob(g), rest)), Some((c, more))) => {
+            comp_matches(g, c) && prefix_may_match(rest, more)
+        }
+    }
+}
+
 /// A set of exclude patterns.
 #[derive(Default)]
 pub struct Excludes {
@@ -86,12 +105,21 @@ impl Excludes {
         if self.patterns.is_empty() {
             return false;
         }
-        let comps: Vec<&[u8]> = path
-            .split(|b| *b == b'/')
-            .filter(|c| !c.is_empty())
-            .collect();
+        let comps = components(path);
         self.patterns.iter().any(|p| p.matches(&comps))
     }
+
+    /// Could any pattern match something inside the directory `path`?
+    pub fn may_match_below(&self, path: &[u8]) -> bool {
+        let comps = components(path);
+        self.patterns.iter().any(|p| p.may_match_below(&comps))
+    }
+}
+
+fn components(path: &[u8]) -> Vec<&[u8]> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -118,5 +146,19 @@ mod tests {
         assert!(m("a/**", "/x/a/b"));
         assert!(m("cache?", "/x/cache1"));
         assert!(m("[ab]x", "/q/bx"));
+    }
+
+    #[test]
+    fn may_match_below() {
+        let b = |p: &str, dir: &str| {
+            Excludes::new(&[p.to_string()])
+                .unwrap()
+                .may_match_below(dir.as_bytes())
+        };
+        assert!(b("*.rs", "/src/a"));
+        assert!(b("/src/a/b/f.rs", "/src/a"));
+        assert!(!b("/src/x/f.rs", "/src/a"));
+        assert!(b("/src/*/f.rs", "/src/a"));
+        assert!(b("/src/**", "/src/a/b/c"));
     }
 }

@@ -44,7 +44,7 @@ const WINDOW_SIZE: usize = 64;
 const SPLIT_MASK: u64 = (1 << 20) - 1;
 
 /// Number of independent rolling chains interleaved by [`ChunkerTables::find_cut`].
-const LANES: usize = 4;
+const LANES: usize = 6;
 /// Positions per lane in one interleaved round. The first hit is only noticed at the end
 /// of a round, so this bounds the wasted work (≤ LANES·LANE_BLOCK positions per chunk);
 /// each lane also re-hashes 64 bytes per round.
@@ -58,6 +58,17 @@ const READ_SIZE: usize = 1024 * 1024;
 const INITIAL_BUF: usize = 64 * 1024;
 /// Maximum buffer size of a [`ChunkReader`].
 const BUF_CAP: usize = 2 * MAX_SIZE;
+
+/// Outcome of [`ChunkerTables::scan_lanes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LaneHit {
+    /// No position of the scanned range qualifies.
+    None,
+    /// This is the first qualifying position of the range.
+    First(usize),
+    /// This position qualifies, but earlier positions of the range might too.
+    Some(usize),
+}
 
 /// Precomputed tables for one polynomial; cheap to share (Clone/Arc) between threads.
 #[derive(Clone)]
@@ -161,19 +172,31 @@ impl ChunkerTables {
         // Remaining positions: s..=to. scan_lanes needs s > 64, which holds now.
         let mut s = from + 1;
         while to + 1 - s >= LANES * LANE_BLOCK {
-            if let Some(p) = self.scan_lanes(data, s, LANE_BLOCK, mask) {
-                return Some(p);
+            match self.scan_lanes_full(data, s, mask) {
+                LaneHit::None => s += LANES * LANE_BLOCK,
+                hit => return Some(self.resolve(data, s, hit, mask)),
             }
-            s += LANES * LANE_BLOCK;
         }
         let block = (to + 1 - s) / LANES;
         if block >= MIN_LANE_BLOCK {
-            if let Some(p) = self.scan_lanes(data, s, block, mask) {
-                return Some(p);
+            match self.scan_lanes_tail(data, s, block, mask) {
+                LaneHit::None => s += LANES * block,
+                hit => return Some(self.resolve(data, s, hit, mask)),
             }
-            s += LANES * block;
         }
         self.scan_serial(data, s, to, mask)
+    }
+
+    /// Turns a hit of [`scan_lanes`](Self::scan_lanes) started at `s` into the first
+    /// qualifying position.
+    #[cold]
+    fn resolve(&self, data: &[u8], s: usize, hit: LaneHit, mask: u64) -> usize {
+        match hit {
+            LaneHit::First(p) => p,
+            // An earlier lane may still hold an earlier hit; p > s, so this terminates.
+            LaneHit::Some(p) => self.find_cut(data, s, p - 1, mask).unwrap_or(p),
+            LaneHit::None => unreachable!(),
+        }
     }
 
     /// [`find_cut`](Self::find_cut) with a single rolling chain.
@@ -197,47 +220,54 @@ impl ChunkerTables {
         None
     }
 
-    /// Checks positions `s..s + LANES·block` as LANES interleaved chains; lane `k`
-    /// covers `s + k·block..s + (k+1)·block`. Requires `s > 64`.
+    /// [`scan_lanes`](Self::scan_lanes) with the compile-time block size (all lane
+    /// offsets become constant displacements).
     #[inline(never)]
-    fn scan_lanes(&self, data: &[u8], s: usize, block: usize, mask: u64) -> Option<usize> {
-        debug_assert!(s > WINDOW_SIZE && s + LANES * block <= data.len() + 1);
-        // For lane start p0: position p0 + i takes in data[p0 − 1 + i], drops
-        // data[p0 − 65 + i]; the chain starts from the fingerprint at p0 − 1.
-        let lane = |k: usize| {
-            let p0 = s + k * block;
-            let outs = &data[p0 - WINDOW_SIZE - 1..][..block];
-            let ins = &data[p0 - 1..][..block];
-            (outs, ins, self.fp_at(data, p0 - 1))
-        };
-        let (o0, i0, mut d0) = lane(0);
-        let (o1, i1, mut d1) = lane(1);
-        let (o2, i2, mut d2) = lane(2);
-        let (o3, i3, mut d3) = lane(3);
-        const NONE: usize = usize::MAX;
-        let mut hit = [NONE; LANES];
+    fn scan_lanes_full(&self, data: &[u8], s: usize, mask: u64) -> LaneHit {
+        self.scan_lanes::<LANES>(data, s, LANE_BLOCK, mask)
+    }
+
+    /// [`scan_lanes`](Self::scan_lanes) with a run-time block size.
+    #[inline(never)]
+    fn scan_lanes_tail(&self, data: &[u8], s: usize, block: usize, mask: u64) -> LaneHit {
+        self.scan_lanes::<LANES>(data, s, block, mask)
+    }
+
+    /// Scans positions `s..s + L·block` as `L` interleaved chains; lane `k` covers
+    /// `s + k·block..s + (k+1)·block`. Stops at the first step where any lane hits.
+    /// Requires `s > 64`.
+    #[inline(always)]
+    fn scan_lanes<const L: usize>(
+        &self,
+        data: &[u8],
+        s: usize,
+        block: usize,
+        mask: u64,
+    ) -> LaneHit {
+        // Position p takes in data[p − 1] and drops data[p − 65]. In `w` coordinates
+        // (w[0] = data[s − 65]), lane k at step i takes in w[64 + k·block + i] and drops
+        // w[k·block + i]; its chain starts from the fingerprint at s − 1 + k·block.
+        let w = &data[s - WINDOW_SIZE - 1..s - 1 + L * block];
+        let mut d = [0u64; L];
+        for (k, dk) in d.iter_mut().enumerate() {
+            *dk = self.fp_at(w, WINDOW_SIZE + k * block);
+        }
         for i in 0..block {
-            d0 = self.roll(d0, o0[i], i0[i]);
-            d1 = self.roll(d1, o1[i], i1[i]);
-            d2 = self.roll(d2, o2[i], i2[i]);
-            d3 = self.roll(d3, o3[i], i3[i]);
-            if d0 & mask == 0 {
+            for (k, dk) in d.iter_mut().enumerate() {
+                let j = k * block + i;
+                *dk = self.roll(*dk, w[j], w[j + WINDOW_SIZE]);
+            }
+            if d[0] & mask == 0 {
                 // Lane 0 precedes all others: its first hit is the answer.
-                return Some(s + i);
+                return LaneHit::First(s + i);
             }
-            if d1 & mask == 0 && hit[1] == NONE {
-                hit[1] = i;
-            }
-            if d2 & mask == 0 && hit[2] == NONE {
-                hit[2] = i;
-            }
-            if d3 & mask == 0 && hit[3] == NONE {
-                hit[3] = i;
+            for (k, &dk) in d.iter().enumerate().skip(1) {
+                if dk & mask == 0 {
+                    return LaneHit::Some(s + k * block + i);
+                }
             }
         }
-        (1..LANES)
-            .find(|&k| hit[k] != NONE)
-            .map(|k| s + k * block + hit[k])
+        LaneHit::None
     }
 
     /// Length of the first chunk of `data`, given that `data` is all the input that is
@@ -875,47 +905,63 @@ mod tests {
     }
 
     /// `cargo test --release -p cairn-core chunker::tests::throughput -- --ignored --nocapture`
+    ///
+    /// Best of several runs, by wall clock and by this thread's CPU time (the latter is
+    /// immune to being descheduled on a busy machine).
     #[test]
     #[ignore]
     fn throughput() {
+        fn cpu_now() -> f64 {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: valid pointer to a timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+        }
+        fn bench(name: &str, bytes: usize, mut f: impl FnMut()) {
+            let (mut wall, mut cpu) = (f64::MAX, f64::MAX);
+            for _ in 0..5 {
+                let (w0, c0) = (std::time::Instant::now(), cpu_now());
+                f();
+                wall = wall.min(w0.elapsed().as_secs_f64());
+                cpu = cpu.min(cpu_now() - c0);
+            }
+            let mb = bytes as f64 / 1e6;
+            println!(
+                "{name:<28} {:>6.0} MB/s wall, {:>6.0} MB/s cpu",
+                mb / wall,
+                mb / cpu
+            );
+        }
         let t = tables();
         let data = random_bytes(1, 256 << 20);
-        let mb = data.len() as f64 / 1e6;
-        for _ in 0..3 {
-            let start = std::time::Instant::now();
-            let lens = chunk_lengths(&t, &data);
-            let secs = start.elapsed().as_secs_f64();
-            println!(
-                "chunk_lengths: {:.0} MB/s ({} chunks)",
-                mb / secs,
-                lens.len()
-            );
-            let start = std::time::Instant::now();
+        let lens = chunk_lengths(&t, &data);
+        println!(
+            "{} chunks, mean {} bytes",
+            lens.len(),
+            data.len() / lens.len()
+        );
+        bench("chunk_lengths", data.len(), || {
+            assert_eq!(chunk_lengths(&t, &data).len(), lens.len());
+        });
+        bench("ChunkReader (incl. copies)", data.len(), || {
             let mut r = ChunkReader::new(&t, &data[..]);
             let mut n = 0;
             while let Some(c) = r.next_chunk().unwrap() {
                 n += c.len();
             }
-            let secs = start.elapsed().as_secs_f64();
             assert_eq!(n, data.len());
-            println!("ChunkReader:   {:.0} MB/s", mb / secs);
-            // Only the rolled part (what is left after skipping the first MinSize − 64
-            // bytes of each chunk); the mask makes hits practically impossible.
-            let never = u64::MAX >> 1;
-            let start = std::time::Instant::now();
-            let cut = t.find_cut(&data, 64, 64 << 20, never);
-            let secs = start.elapsed().as_secs_f64();
-            println!(
-                "rolling only:  {:.0} MB/s (lanes, cut {cut:?})",
-                64.0 * 1.048576 / secs
-            );
-            let start = std::time::Instant::now();
-            let cut = t.scan_serial(&data, 64, 64 << 20, never);
-            let secs = start.elapsed().as_secs_f64();
-            println!(
-                "rolling only:  {:.0} MB/s (serial, cut {cut:?})",
-                64.0 * 1.048576 / secs
-            );
-        }
+        });
+        // Only the rolling part; this mask makes a hit practically impossible.
+        let never = u64::MAX >> 1;
+        let range = 64 << 20;
+        bench("rolling only, lanes", range, || {
+            assert_eq!(t.find_cut(&data, 64, range, never), None);
+        });
+        bench("rolling only, serial", range, || {
+            assert_eq!(t.scan_serial(&data, 64, range, never), None);
+        });
     }
 }

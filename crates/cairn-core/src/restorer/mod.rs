@@ -54,39 +54,23 @@ struct Plan {
 /// Matching for `--include`: an item is restored if it matches, lies under a match, or is a
 /// directory on the way to one.
 struct Includes {
-    pats: Vec<Vec<Vec<u8>>>,
+    any: bool,
     matcher: Excludes,
 }
 
 impl Includes {
     fn new(pats: &[String]) -> anyhow::Result<Includes> {
         Ok(Includes {
-            pats: pats
-                .iter()
-                .map(|p| {
-                    p.split('/')
-                        .filter(|c| !c.is_empty())
-                        .map(|c| c.as_bytes().to_vec())
-                        .collect()
-                })
-                .collect(),
+            any: !pats.is_empty(),
             matcher: Excludes::new(pats)?,
         })
     }
     fn selected(&self, path: &[u8]) -> bool {
-        self.pats.is_empty() || self.matcher.matches(path)
+        !self.any || self.matcher.matches(path)
     }
     /// Could something below this directory be selected?
     fn may_contain(&self, path: &[u8]) -> bool {
-        if self.pats.is_empty() {
-            return true;
-        }
-        let depth = path.split(|b| *b == b'/').filter(|c| !c.is_empty()).count();
-        // Relative patterns can match anywhere below; absolute ones only along their prefix.
-        self.pats
-            .iter()
-            .any(|p| p.len() > depth || p.iter().any(|c| c == b"**"))
-            || self.pats.is_empty()
+        !self.any || self.matcher.may_match_below(path)
     }
 }
 
@@ -106,7 +90,9 @@ pub fn restore(
         others: vec![],
     };
     let mut seen_inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    std::fs::create_dir_all(&opts.target)
+    // A new target directory is private until the snapshot's own modes are applied (as restic).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&opts.target)
         .with_context(|| format!("create target directory {}", opts.target.display()))?;
     walk(
         repo,
