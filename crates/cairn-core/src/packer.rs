@@ -281,7 +281,13 @@ impl<'a> BlobWriter<'a> {
         let full = {
             let mut op = lock(&self.open[slot(ty)]);
             let offset = op.len as u32;
-            op.append(&*self.shared.backend, &sealed)?;
+            if let Err(e) = op.append(&*self.shared.backend, &sealed) {
+                // A partly written blob would corrupt this pack: drop it (its staged file goes
+                // with it) and refuse further work; the snapshot will not be written.
+                *op = OpenPack::new();
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
             op.blobs.push(PackedBlob {
                 ty,
                 id,

@@ -83,6 +83,7 @@ struct Ctx<'a, 'w> {
     stats: Stats,
     /// The first error that must fail the whole backup (as opposed to a skipped file).
     fatal: std::sync::Mutex<Option<anyhow::Error>>,
+    aborted: AtomicBool,
 }
 
 /// A node that is known now, or will be once a reader (file) or the tree finisher (directory)
@@ -107,11 +108,34 @@ struct Queues {
 }
 
 impl<'a, 'w> Ctx<'a, 'w> {
+    fn stopping(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed) || self.aborted.load(Ordering::Relaxed)
+    }
+
     fn check_interrupt(&self) -> anyhow::Result<()> {
-        if self.interrupted.load(Ordering::Relaxed) {
+        if self.stopping() {
             return Err(Error::Interrupted.into());
         }
         Ok(())
+    }
+
+    /// An error that must fail the backup (the repository cannot be written): remember the
+    /// first and stop every stage.
+    fn fail(&self, e: anyhow::Error) {
+        crate::packer::lock(&self.fatal).get_or_insert(e);
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    /// Compresses, encrypts and packs data blobs handed over by the readers.
+    fn blob_worker(&self, blobs: Receiver<(Id, Vec<u8>)>) {
+        for (id, data) in blobs.iter() {
+            if self.aborted.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = self.writer.save(BlobType::Data, id, &data) {
+                self.fail(e);
+            }
+        }
     }
 
     fn report(&self, path: &Path, err: anyhow::Error) {
@@ -120,7 +144,12 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
 
     /// Reads, chunks and stores one regular file, filling in its content list.
-    fn save_file(&self, path: &Path, mut node: Node) -> anyhow::Result<Node> {
+    fn save_file(
+        &self,
+        path: &Path,
+        mut node: Node,
+        blobs: &Sender<(Id, Vec<u8>)>,
+    ) -> anyhow::Result<Node> {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -137,10 +166,13 @@ impl<'a, 'w> Ctx<'a, 'w> {
             self.check_interrupt()?;
             let id = Id::hash(&chunk);
             size += chunk.len() as u64;
-            if self.writer.save(BlobType::Data, id, &chunk)? {
-                added += chunk.len() as u64;
-            }
             content.push(id);
+            if !self.writer.is_known(BlobType::Data, &id) {
+                added += chunk.len() as u64;
+                // Compression and encryption happen on the blob workers, so one large file
+                // keeps every core busy.
+                blobs.send((id, chunk)).map_err(|_| Error::Interrupted)?;
+            }
         }
         node.size = size;
         node.content = Some(content);
@@ -151,12 +183,12 @@ impl<'a, 'w> Ctx<'a, 'w> {
         Ok(node)
     }
 
-    fn file_worker(&self, jobs: Receiver<FileJob>) {
+    fn file_worker(&self, jobs: Receiver<FileJob>, blobs: Sender<(Id, Vec<u8>)>) {
         for job in jobs.iter() {
-            let res = if self.interrupted.load(Ordering::Relaxed) {
+            let res = if self.stopping() {
                 None
             } else {
-                match self.save_file(&job.path, job.node) {
+                match self.save_file(&job.path, job.node, &blobs) {
                     Ok(n) => Some(n),
                     Err(e) => {
                         if !matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
@@ -257,7 +289,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
                         Some(job.node)
                     }
                     Err(e) => {
-                        crate::packer::lock(&self.fatal).get_or_insert(e);
+                        self.fail(e);
                         None
                     }
                 },
@@ -400,6 +432,7 @@ pub fn backup(
             errors: AtomicU64::new(0),
         },
         fatal: std::sync::Mutex::new(None),
+        aborted: AtomicBool::new(false),
     };
     let readers = if opts.read_concurrency == 0 {
         std::thread::available_parallelism()
@@ -411,12 +444,23 @@ pub fn backup(
     let root_id: anyhow::Result<Id> = std::thread::scope(|s| {
         let (files_tx, files_rx) = bounded::<FileJob>(readers * 4);
         let (dirs_tx, dirs_rx) = crossbeam_channel::unbounded::<DirJob>();
+        let workers = default_readers();
+        // A few chunks in flight per worker: enough to keep them busy, bounded in memory.
+        let (blobs_tx, blobs_rx) = bounded::<(Id, Vec<u8>)>(workers * 2);
+        for _ in 0..workers {
+            let rx = blobs_rx.clone();
+            let ctx = &ctx;
+            s.spawn(move || ctx.blob_worker(rx));
+        }
+        drop(blobs_rx);
         for _ in 0..readers {
             let rx = files_rx.clone();
+            let tx = blobs_tx.clone();
             let ctx = &ctx;
-            s.spawn(move || ctx.file_worker(rx));
+            s.spawn(move || ctx.file_worker(rx, tx));
         }
         drop(files_rx);
+        drop(blobs_tx);
         {
             let ctx = &ctx;
             s.spawn(move || ctx.dir_finisher(dirs_rx));

@@ -44,7 +44,7 @@ const WINDOW_SIZE: usize = 64;
 const SPLIT_MASK: u64 = (1 << 20) - 1;
 
 /// Number of independent rolling chains interleaved by [`ChunkerTables::find_cut`].
-const LANES: usize = 6;
+const LANES: usize = 4;
 /// Positions per lane in one interleaved round. The first hit is only noticed at the end
 /// of a round, so this bounds the wasted work (≤ LANES·LANE_BLOCK positions per chunk);
 /// each lane also re-hashes 64 bytes per round.
@@ -960,6 +960,22 @@ mod tests {
         bench("rolling only, lanes", range, || {
             assert_eq!(t.find_cut(&data, 64, range, never), None);
         });
+        #[inline(never)]
+        fn sweep<const L: usize>(t: &ChunkerTables, data: &[u8], range: usize, mask: u64) {
+            let mut s = 65;
+            while s + L * LANE_BLOCK <= range {
+                assert_eq!(t.scan_lanes::<L>(data, s, LANE_BLOCK, mask), LaneHit::None);
+                s += L * LANE_BLOCK;
+            }
+        }
+        for _ in 0..3 {
+            bench("L2", range, || sweep::<2>(&t, &data, range, never));
+            bench("L3", range, || sweep::<3>(&t, &data, range, never));
+            bench("L4", range, || sweep::<4>(&t, &data, range, never));
+            bench("L5", range, || sweep::<5>(&t, &data, range, never));
+            bench("L6", range, || sweep::<6>(&t, &data, range, never));
+            bench("L8", range, || sweep::<8>(&t, &data, range, never));
+        }
         bench("rolling only, serial", range, || {
             assert_eq!(t.scan_serial(&data, 64, range, never), None);
         });
