@@ -118,7 +118,7 @@ impl Staged {
                 use std::io::Write;
                 file.write_all(data).map_err(|e| BackendError::Io {
                     handle: path.display().to_string(),
-                    source: e,
+                    err: e,
                 })?;
                 *len += data.len() as u64;
                 Ok(())
@@ -154,12 +154,10 @@ pub enum BackendError {
     NotFound(String),
     #[error("{0}: file already exists")]
     AlreadyExists(String),
-    #[error("{handle}: {source}")]
-    Io {
-        handle: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The io::Error is part of the message rather than a `source`, so that a
+    /// context chain printed on one line does not repeat it.
+    #[error("{handle}: {err}")]
+    Io { handle: String, err: std::io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, BackendError>;
@@ -207,7 +205,7 @@ pub trait Backend: Send + Sync {
             Staged::File { ref path, .. } => {
                 let data = std::fs::read(path).map_err(|e| BackendError::Io {
                     handle: path.display().to_string(),
-                    source: e,
+                    err: e,
                 })?;
                 self.save(handle, &data)
             }

@@ -16,7 +16,7 @@ fn io_err(handle: &Handle, source: io::Error) -> BackendError {
     } else {
         BackendError::Io {
             handle: handle.to_string(),
-            source,
+            err: source,
         }
     }
 }
@@ -74,7 +74,7 @@ impl Backend for LocalBackend {
         let mk = |p: &Path| -> Result<()> {
             fs::create_dir_all(p).map_err(|e| BackendError::Io {
                 handle: p.display().to_string(),
-                source: e,
+                err: e,
             })?;
             let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o700));
             Ok(())
@@ -218,7 +218,7 @@ impl Backend for LocalBackend {
         };
         let file = open().map_err(|e| BackendError::Io {
             handle: path.display().to_string(),
-            source: e,
+            err: e,
         })?;
         Ok(Staged::File { path, file, len: 0 })
     }

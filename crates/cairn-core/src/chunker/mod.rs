@@ -148,7 +148,7 @@ impl ChunkerTables {
     #[inline(always)]
     fn roll(&self, d: u64, out: u8, b: u8) -> u64 {
         let d = d ^ self.out[out as usize];
-        ((d << 8) | b as u64) ^ self.modt[(d >> self.shift) as usize & 0xff]
+        ((d << 8) | b as u64) ^ unsafe { *self.modt.get_unchecked((d >> self.shift) as usize) }
     }
 
     /// Fingerprint of the window `data[end − 64..end]`, from scratch.
