@@ -8,6 +8,7 @@ pub mod ls;
 pub mod restore;
 mod snapshot_ref;
 pub mod snapshots;
+pub mod version;
 
 use crate::global::GlobalOptions;
 use clap::Subcommand;
@@ -28,6 +29,8 @@ pub enum Command {
     Restore(restore::Args),
     /// Manage keys (passwords)
     Key(key::Args),
+    /// Print version information
+    Version(version::Args),
 }
 
 /// Runs a command and returns the process exit code.
@@ -40,5 +43,6 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Cat(a) => cat::run(a, g),
         Command::Restore(a) => restore::run(a, g),
         Command::Key(a) => key::run(a, g),
+        Command::Version(a) => version::run(a, g),
     }
 }

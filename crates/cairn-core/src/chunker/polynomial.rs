@@ -337,7 +337,7 @@ mod tests {
         }
         // 0x38f1e565e288df is reducible, 0x3DA3358B4DC173 is not; high garbage bits
         // above bit 53 must be masked away.
-        let mut words = Words(vec![0xff38f1e565e288df, 0xc03DA3358B4DC172], 0);
+        let mut words = Words(vec![0xff38f1e565e288df, 0xc03da3358b4dc172], 0);
         let p = Polynomial::random_from(&mut words).unwrap();
         assert_eq!(p, Polynomial(0x3DA3358B4DC173));
         assert_eq!(words.1, 2);
