@@ -92,19 +92,19 @@ pub fn node_from_metadata(
     let kind = node_type(meta);
     let mut n = Node::new(name.as_bytes().to_vec(), kind.clone());
     n.mode = mode::from_unix(meta.mode());
-    n.mtime = gotime::clamp_year(gotime::from_unix_local(
+    n.mtime = gotime::clamp_year_local(gotime::from_unix_local(
         meta.mtime(),
         meta.mtime_nsec() as u32,
     ));
     n.atime = if with_atime {
-        gotime::clamp_year(gotime::from_unix_local(
+        gotime::clamp_year_local(gotime::from_unix_local(
             meta.atime(),
             meta.atime_nsec() as u32,
         ))
     } else {
         n.mtime
     };
-    n.ctime = gotime::clamp_year(gotime::from_unix_local(
+    n.ctime = gotime::clamp_year_local(gotime::from_unix_local(
         meta.ctime(),
         meta.ctime_nsec() as u32,
     ));
