@@ -17,8 +17,7 @@ fn cairn(repo: &Path) -> Command {
 }
 
 fn run(c: &mut Command) -> Output {
-    let out = c.output().expect("run cairn");
-    out
+    c.output().expect("run cairn")
 }
 
 fn ok(c: &mut Command) -> String {
