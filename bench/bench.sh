@@ -157,6 +157,10 @@ run_timed() {
     local tf; tf=$(mktemp "$W/time.XXXXXX")
     local rc=0
     { echo "+ $*"; echo; } >"$log"
+    # Start from a quiet disk: the previous step's dirty pages must not be written back on
+    # this step's clock.
+    sync
+    sleep 1
     "$TIME" -f '%e %M' -o "$tf" "$@" >>"$log" 2>&1 || rc=$?
     local line; line=$(tail -n 1 "$tf")
     rm -f "$tf"
@@ -327,12 +331,14 @@ bench_tree() {
                     else
                         VERIFY[$tool]="MISMATCH"; VERIFY_DETAIL[$tool]="restore failed"
                     fi
-                    # free the space now, the next tool's restore does not need it
-                    [[ $KEEP = 1 ]] || rmtree "$base/restore-$tool" ;;
+                    ;;
             esac
         done
         STEP=$((STEP + 1))
     done
+    # Restored trees are removed only now: deleting one right before the other tool's restore
+    # would make that restore pay for ext4's recently-deleted-inode scan.
+    [[ $KEEP = 1 ]] || { rmtree "$base/restore-restic"; rmtree "$base/restore-cairn"; }
 
     # ----- report section for this tree
     {
