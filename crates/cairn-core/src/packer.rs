@@ -66,6 +66,8 @@ struct UploadShared {
     key: Key,
     version: u32,
     pending: Mutex<IndexFile>,
+    /// The first storage error, so that every later refusal can name the real cause.
+    cause: Mutex<Option<String>>,
     packs: AtomicU64,
     index_files: AtomicU64,
 }
@@ -92,6 +94,17 @@ impl UploadShared {
         match full {
             Some(f) => self.write_index(&f),
             None => Ok(()),
+        }
+    }
+
+    fn note_failure(&self, e: &anyhow::Error) {
+        lock(&self.cause).get_or_insert_with(|| format!("{e:#}"));
+    }
+
+    fn failure(&self) -> anyhow::Error {
+        match lock(&self.cause).as_deref() {
+            Some(c) => anyhow::anyhow!("{c}"),
+            None => anyhow::anyhow!("saving packs failed"),
         }
     }
 
@@ -211,6 +224,7 @@ impl<'a> BlobWriter<'a> {
             key: key.clone(),
             version,
             pending: Mutex::new(IndexFile::default()),
+            cause: Mutex::new(None),
             packs: AtomicU64::new(0),
             index_files: AtomicU64::new(0),
         });
@@ -223,7 +237,8 @@ impl<'a> BlobWriter<'a> {
                     .name(format!("cairn-upload-{i}"))
                     .spawn(move || -> anyhow::Result<()> {
                         let res = rx.iter().try_for_each(|p| shared.store(p));
-                        if res.is_err() {
+                        if let Err(e) = &res {
+                            shared.note_failure(e);
                             failed.store(true, Ordering::SeqCst);
                             // Drain so that senders never block on a dead uploader.
                             for _ in rx.iter() {}
@@ -257,7 +272,7 @@ impl<'a> BlobWriter<'a> {
     /// Stores a blob unless it is known. Returns whether it was new.
     pub fn save(&self, ty: BlobType, id: Id, plain: &[u8]) -> anyhow::Result<bool> {
         if self.failed.load(Ordering::Relaxed) {
-            anyhow::bail!("saving packs failed");
+            return Err(self.shared.failure());
         }
         if self.known.has(ty, &id) || !lock(&self.seen[slot(ty)]).insert(id) {
             return Ok(false);
@@ -285,6 +300,7 @@ impl<'a> BlobWriter<'a> {
                 // A partly written blob would corrupt this pack: drop it (its staged file goes
                 // with it) and refuse further work; the snapshot will not be written.
                 *op = OpenPack::new();
+                self.shared.note_failure(&e);
                 self.failed.store(true, Ordering::SeqCst);
                 return Err(e);
             }
@@ -332,7 +348,7 @@ impl<'a> BlobWriter<'a> {
             staged,
             blobs: op.blobs,
         })
-        .map_err(|_| anyhow::anyhow!("saving packs failed"))
+        .map_err(|_| self.shared.failure())
     }
 
     /// Stores the open packs, waits for all uploads and their index files.

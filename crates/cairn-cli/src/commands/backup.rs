@@ -31,6 +31,18 @@ pub struct Args {
     /// Store the atime for all files and directories
     #[arg(long)]
     with_atime: bool,
+    /// Use this parent snapshot (default: the latest snapshot with the same host and paths)
+    #[arg(long)]
+    parent: Option<String>,
+    /// Force re-reading the target files/directories (overrides the "parent" flag)
+    #[arg(short, long)]
+    force: bool,
+    /// Ignore ctime changes when checking for modified files
+    #[arg(long)]
+    ignore_ctime: bool,
+    /// Ignore inode number changes when checking for modified files
+    #[arg(long)]
+    ignore_inode: bool,
     /// Read this many files at once (default: one per core)
     #[arg(long, env = "RESTIC_READ_CONCURRENCY", default_value_t = 0)]
     read_concurrency: usize,
@@ -87,6 +99,22 @@ impl BackupObserver for Observer {
             eprintln!("error: {err:#}");
         }
     }
+    fn file_unchanged(&self, path: &Path, bytes: u64) {
+        if self.verbose >= 2 {
+            if self.json {
+                let m = serde_json::json!({
+                    "message_type": "verbose_status", "action": "unchanged", "item": path.to_string_lossy(),
+                    "data_size": bytes, "data_size_in_repo": 0,
+                });
+                println!("{m}");
+            } else {
+                println!("unchanged {}", path.display());
+            }
+        }
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     fn file_done(&self, path: &Path, bytes: u64, added: u64) {
         if self.verbose >= 2 {
             if self.json {
@@ -156,8 +184,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     if existing.is_empty() {
         anyhow::bail!("all target directories/files do not exist");
     }
+    let hostname = a.host.clone().unwrap_or_else(global::hostname);
+    let parent = find_parent(&repo, &a, &existing, &hostname, time)?;
     if !g.quiet && !g.json {
-        println!("no parent snapshot found, will read all files");
+        match &parent {
+            Some((id, _)) => println!("using parent snapshot {}", id.short()),
+            None => println!("no parent snapshot found, will read all files"),
+        }
     }
     let tags: Vec<String> = a
         .tags
@@ -170,11 +203,14 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         paths: existing,
         excludes,
         tags,
-        hostname: a.host.clone().unwrap_or_else(global::hostname),
+        hostname,
         time,
         compression,
         with_atime: a.with_atime,
         read_concurrency: a.read_concurrency,
+        parent,
+        ignore_ctime: a.ignore_ctime,
+        ignore_inode: a.ignore_inode,
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
     let done = AtomicBool::new(false);
@@ -234,6 +270,42 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         return Ok(crate::exit::INCOMPLETE);
     }
     Ok(crate::exit::OK)
+}
+
+/// restic's rule: `--parent` if given; otherwise the latest snapshot of this host with exactly
+/// these paths that is not newer than the new snapshot; none with `--force`.
+fn find_parent(
+    repo: &cairn_core::repository::Repository,
+    a: &Args,
+    paths: &[PathBuf],
+    hostname: &str,
+    time: Option<GoTime>,
+) -> anyhow::Result<Option<(cairn_core::Id, cairn_core::format::snapshot::Snapshot)>> {
+    if a.force {
+        return Ok(None);
+    }
+    if let Some(spec) = &a.parent {
+        let id = repo
+            .find_id(cairn_backend::FileType::Snapshot, spec)
+            .map_err(|e| anyhow::anyhow!("invalid --parent {spec:?}: {e}"))?;
+        return Ok(Some((id, repo.load_snapshot(&id)?)));
+    }
+    let mut want: Vec<String> = paths
+        .iter()
+        .map(|p| archiver::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
+        .collect::<anyhow::Result<_>>()?;
+    want.sort();
+    let now = time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| s.hostname == hostname && s.time <= now)
+        .filter(|(_, s)| {
+            let mut p = s.paths.clone();
+            p.sort();
+            p == want
+        })
+        .max_by(|x, y| x.1.time.cmp(&y.1.time)))
 }
 
 fn progress_loop(obs: &Observer, done: &AtomicBool, start: Instant) {

@@ -39,6 +39,12 @@ pub struct BackupOptions {
     pub with_atime: bool,
     /// Reader threads; 0 = one per core.
     pub read_concurrency: usize,
+    /// The snapshot whose unchanged files need not be read again.
+    pub parent: Option<(Id, Snapshot)>,
+    /// Do not treat a changed ctime as a changed file.
+    pub ignore_ctime: bool,
+    /// Do not treat a changed inode number as a changed file.
+    pub ignore_inode: bool,
     pub program_version: String,
 }
 
@@ -48,6 +54,8 @@ pub trait BackupObserver: Sync {
     fn error(&self, path: &Path, err: &anyhow::Error);
     /// A file was finished: bytes read, and plaintext bytes of blobs that were new.
     fn file_done(&self, _path: &Path, _bytes: u64, _added: u64) {}
+    /// A file was unchanged since the parent snapshot and was not read.
+    fn file_unchanged(&self, _path: &Path, _bytes: u64) {}
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +68,11 @@ pub struct BackupResult {
 
 struct Stats {
     files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
     dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
     files: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
@@ -69,11 +81,16 @@ struct Stats {
 struct FileJob {
     path: PathBuf,
     node: Node,
+    /// The file was in the parent snapshot (so it counts as changed, not new).
+    in_parent: bool,
     reply: Sender<Option<Node>>,
 }
 
 struct Ctx<'a, 'w> {
+    repo: &'w Repository,
     writer: &'w BlobWriter<'a>,
+    ignore_ctime: bool,
+    ignore_inode: bool,
     tables: &'w ChunkerTables,
     excludes: Excludes,
     names: NameCache,
@@ -98,6 +115,8 @@ enum Pending {
 /// at directory boundaries.
 struct DirJob {
     node: Node,
+    /// The same directory's tree in the parent snapshot, if it had one.
+    parent_tree: Option<Id>,
     pending: Vec<Pending>,
     reply: Sender<Option<Node>>,
 }
@@ -148,6 +167,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         &self,
         path: &Path,
         mut node: Node,
+        in_parent: bool,
         blobs: &Sender<(Id, Vec<u8>)>,
     ) -> anyhow::Result<Node> {
         let f = std::fs::OpenOptions::new()
@@ -177,7 +197,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
         node.size = size;
         node.content = Some(content);
         self.stats.files.fetch_add(1, Ordering::Relaxed);
-        self.stats.files_new.fetch_add(1, Ordering::Relaxed);
+        if in_parent {
+            self.stats.files_changed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.files_new.fetch_add(1, Ordering::Relaxed);
+        }
         self.stats.bytes.fetch_add(size, Ordering::Relaxed);
         self.observer.file_done(path, size, added);
         Ok(node)
@@ -188,7 +212,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
             let res = if self.stopping() {
                 None
             } else {
-                match self.save_file(&job.path, job.node, &blobs) {
+                match self.save_file(&job.path, job.node, job.in_parent, &blobs) {
                     Ok(n) => Some(n),
                     Err(e) => {
                         if !matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
@@ -218,8 +242,44 @@ impl<'a, 'w> Ctx<'a, 'w> {
         Ok((node, meta))
     }
 
-    /// Turns one path into a node: files are queued for the readers, directories recursed.
-    fn visit(&self, name: &OsStr, path: &Path, q: &Queues) -> anyhow::Result<Option<Pending>> {
+    /// restic's change detection: a file whose type, size, mtime, ctime and inode match its
+    /// node in the parent snapshot, and all of whose blobs are stored, need not be read.
+    fn unchanged(&self, old: &Node, new: &Node) -> bool {
+        old.kind == NodeType::File
+            && old.size == new.size
+            && old.mtime == new.mtime
+            && (self.ignore_ctime || old.ctime == new.ctime)
+            && (self.ignore_inode || old.inode == new.inode)
+            && old
+                .content
+                .as_ref()
+                .is_some_and(|c| c.iter().all(|id| self.writer.is_known(BlobType::Data, id)))
+    }
+
+    /// The parent snapshot's tree for a directory, or None (with a warning) if it cannot be read.
+    fn parent_tree(&self, path: &Path, id: Option<Id>) -> Option<Tree> {
+        let id = id?;
+        match self.repo.load_tree(&id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.observer.error(
+                    path,
+                    &e.context("parent snapshot tree unreadable; reading all files here"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Turns one path into a node: unchanged files reuse their parent node's content, other
+    /// files are queued for the readers, directories are recursed.
+    fn visit(
+        &self,
+        name: &OsStr,
+        path: &Path,
+        q: &Queues,
+        parent: Option<&Node>,
+    ) -> anyhow::Result<Option<Pending>> {
         self.check_interrupt()?;
         if self.excludes.matches(path.as_os_str().as_bytes()) {
             return Ok(None);
@@ -233,22 +293,44 @@ impl<'a, 'w> Ctx<'a, 'w> {
         };
         match node.kind {
             NodeType::File => {
+                if let Some(old) = parent.filter(|old| self.unchanged(old, &node)) {
+                    let mut node = node;
+                    node.content = old.content.clone();
+                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                    self.stats.files_unmodified.fetch_add(1, Ordering::Relaxed);
+                    self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
+                    self.observer.file_unchanged(path, node.size);
+                    return Ok(Some(Pending::Ready(Box::new(node))));
+                }
                 let (tx, rx) = bounded(1);
                 q.files
                     .send(FileJob {
                         path: path.to_path_buf(),
                         node,
+                        in_parent: parent.is_some_and(|p| p.kind == NodeType::File),
                         reply: tx,
                     })
                     .map_err(|_| anyhow::anyhow!("file readers stopped"))?;
                 Ok(Some(Pending::Later(rx)))
             }
-            NodeType::Dir => self.save_dir(node, path, q),
+            NodeType::Dir => {
+                let parent_tree = parent
+                    .filter(|p| p.kind == NodeType::Dir)
+                    .and_then(|p| p.subtree);
+                self.save_dir(node, path, q, parent_tree)
+            }
             _ => Ok(Some(Pending::Ready(Box::new(node)))),
         }
     }
 
-    fn save_dir(&self, node: Node, path: &Path, q: &Queues) -> anyhow::Result<Option<Pending>> {
+    fn save_dir(
+        &self,
+        node: Node,
+        path: &Path,
+        q: &Queues,
+        parent_tree: Option<Id>,
+    ) -> anyhow::Result<Option<Pending>> {
+        let old = self.parent_tree(path, parent_tree);
         let mut names: Vec<OsString> = match std::fs::read_dir(path) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
             Err(e) => {
@@ -262,7 +344,8 @@ impl<'a, 'w> Ctx<'a, 'w> {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut pending = Vec::with_capacity(names.len());
         for name in &names {
-            if let Some(p) = self.visit(name, &path.join(name), q)? {
+            let old_node = old.as_ref().and_then(|t| t.find(name.as_bytes()));
+            if let Some(p) = self.visit(name, &path.join(name), q, old_node)? {
                 pending.push(p);
             }
         }
@@ -270,6 +353,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         q.dirs
             .send(DirJob {
                 node,
+                parent_tree: old.is_some().then_some(parent_tree).flatten(),
                 pending,
                 reply,
             })
@@ -285,7 +369,12 @@ impl<'a, 'w> Ctx<'a, 'w> {
                 Ok(nodes) => match self.save_tree(Tree { nodes }) {
                     Ok(id) => {
                         job.node.subtree = Some(id);
-                        self.stats.dirs_new.fetch_add(1, Ordering::Relaxed);
+                        let counter = match job.parent_tree {
+                            None => &self.stats.dirs_new,
+                            Some(p) if p == id => &self.stats.dirs_unmodified,
+                            Some(_) => &self.stats.dirs_changed,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
                         Some(job.node)
                     }
                     Err(e) => {
@@ -324,6 +413,11 @@ struct TargetTree {
     children: BTreeMap<Vec<u8>, TargetTree>,
     /// The real directory this intermediate node stands for (for its metadata).
     real: Option<PathBuf>,
+}
+
+/// The absolute, lexically cleaned form of a backup target, as stored in a snapshot's paths.
+pub fn absolute_path(p: &Path) -> anyhow::Result<PathBuf> {
+    clean_abs(p)
 }
 
 fn clean_abs(p: &Path) -> anyhow::Result<PathBuf> {
@@ -417,7 +511,10 @@ pub fn backup(
         repo.index(),
     );
     let ctx = Ctx {
+        repo,
         writer: &writer,
+        ignore_ctime: opts.ignore_ctime,
+        ignore_inode: opts.ignore_inode,
         tables: &tables,
         excludes: Excludes::new(&opts.excludes)?,
         names: NameCache::default(),
@@ -426,7 +523,11 @@ pub fn backup(
         interrupted,
         stats: Stats {
             files_new: AtomicU64::new(0),
+            files_changed: AtomicU64::new(0),
+            files_unmodified: AtomicU64::new(0),
             dirs_new: AtomicU64::new(0),
+            dirs_changed: AtomicU64::new(0),
+            dirs_unmodified: AtomicU64::new(0),
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -469,7 +570,11 @@ pub fn backup(
             files: files_tx,
             dirs: dirs_tx,
         };
-        let res = save_target_tree(&ctx, &targets, &q);
+        let parent_root = opts
+            .parent
+            .as_ref()
+            .and_then(|(_, snap)| ctx.parent_tree(Path::new("/"), Some(snap.tree)));
+        let res = save_target_tree(&ctx, &targets, &q, parent_root.as_ref());
         drop(q);
         res
     });
@@ -492,11 +597,11 @@ pub fn backup(
         backup_start: start,
         backup_end: end,
         files_new: st.files_new.load(Ordering::Relaxed),
-        files_changed: 0,
-        files_unmodified: 0,
+        files_changed: st.files_changed.load(Ordering::Relaxed),
+        files_unmodified: st.files_unmodified.load(Ordering::Relaxed),
         dirs_new: st.dirs_new.load(Ordering::Relaxed),
-        dirs_changed: 0,
-        dirs_unmodified: 0,
+        dirs_changed: st.dirs_changed.load(Ordering::Relaxed),
+        dirs_unmodified: st.dirs_unmodified.load(Ordering::Relaxed),
         data_blobs: wstats.data_blobs,
         tree_blobs: wstats.tree_blobs,
         data_added: wstats.data_added,
@@ -513,7 +618,7 @@ pub fn backup(
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let snap = Snapshot {
         time: opts.time.unwrap_or(start),
-        parent: None,
+        parent: opts.parent.as_ref().map(|(id, _)| *id),
         tree: root_id,
         paths,
         hostname: opts.hostname.clone(),
@@ -536,12 +641,18 @@ pub fn backup(
     })
 }
 
-fn save_target_tree(ctx: &Ctx, t: &TargetTree, q: &Queues) -> anyhow::Result<Id> {
+fn save_target_tree(
+    ctx: &Ctx,
+    t: &TargetTree,
+    q: &Queues,
+    parent: Option<&Tree>,
+) -> anyhow::Result<Id> {
     let mut pending = Vec::new();
     for (name, child) in &t.children {
         let name_os = OsStr::from_bytes(name);
+        let old = parent.and_then(|p| p.find(name));
         if let Some(real) = &child.target {
-            if let Some(p) = ctx.visit(name_os, real, q)? {
+            if let Some(p) = ctx.visit(name_os, real, q, old)? {
                 pending.push(p);
             }
             continue;
@@ -556,7 +667,17 @@ fn save_target_tree(ctx: &Ctx, t: &TargetTree, q: &Queues) -> anyhow::Result<Id>
             }
         };
         node.kind = NodeType::Dir;
-        node.subtree = Some(save_target_tree(ctx, child, q)?);
+        let old_tree = old
+            .filter(|o| o.kind == NodeType::Dir)
+            .and_then(|o| ctx.parent_tree(&real, o.subtree));
+        let id = save_target_tree(ctx, child, q, old_tree.as_ref())?;
+        let counter = match old.and_then(|o| o.subtree) {
+            None => &ctx.stats.dirs_new,
+            Some(p) if p == id => &ctx.stats.dirs_unmodified,
+            Some(_) => &ctx.stats.dirs_changed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        node.subtree = Some(id);
         pending.push(Pending::Ready(Box::new(node)));
     }
     let nodes = ctx.collect(pending)?;
