@@ -190,6 +190,8 @@ pub struct BlobWriter<'a> {
     version: u32,
     compression: Compression,
     pack_size: usize,
+    /// Count what would be stored, store nothing (`--dry-run`).
+    dry_run: bool,
     known: &'a MasterIndex,
     seen: [Mutex<HashSet<Id>>; 2],
     open: [Mutex<OpenPack>; 2],
@@ -253,6 +255,7 @@ impl<'a> BlobWriter<'a> {
             version,
             compression,
             pack_size: PACK_SIZE,
+            dry_run: false,
             known,
             seen: [Mutex::new(HashSet::new()), Mutex::new(HashSet::new())],
             open: [Mutex::new(OpenPack::new()), Mutex::new(OpenPack::new())],
@@ -262,6 +265,12 @@ impl<'a> BlobWriter<'a> {
             failed,
             counters: Counters::default(),
         }
+    }
+
+    /// Makes this writer count blobs without compressing, encrypting or storing anything.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
     }
 
     /// Is this blob already stored, or being stored by this writer?
@@ -276,6 +285,17 @@ impl<'a> BlobWriter<'a> {
         }
         if self.known.has(ty, &id) || !lock(&self.seen[slot(ty)]).insert(id) {
             return Ok(false);
+        }
+        if self.dry_run {
+            let counter = match ty {
+                BlobType::Data => &self.counters.data_blobs,
+                BlobType::Tree => &self.counters.tree_blobs,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .data_added
+                .fetch_add(plain.len() as u64, Ordering::Relaxed);
+            return Ok(true);
         }
         // Compress and encrypt outside any lock: this is where the CPU time goes.
         let level = match (self.version, ty) {

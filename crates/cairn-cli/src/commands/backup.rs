@@ -1,6 +1,7 @@
 use crate::global::{self, GlobalOptions};
 use crate::output;
 use crate::signals::INTERRUPTED;
+use cairn_core::archiver::select::SelectOptions;
 use cairn_core::archiver::{self, BackupObserver, BackupOptions};
 use cairn_core::format::gotime::GoTime;
 use std::io::{IsTerminal, Write};
@@ -25,6 +26,48 @@ pub struct Args {
     /// Read exclude patterns from a file (can be specified multiple times)
     #[arg(long = "exclude-file")]
     exclude_files: Vec<PathBuf>,
+    /// Same as --exclude pattern but ignores the casing of filenames
+    #[arg(long = "iexclude")]
+    iexcludes: Vec<String>,
+    /// Same as --exclude-file but ignores casing of filenames in patterns
+    #[arg(long = "iexclude-file")]
+    iexclude_files: Vec<PathBuf>,
+    /// Takes filename[:header], exclude contents of directories containing filename (except filename itself) if header of that file is as provided
+    #[arg(long = "exclude-if-present")]
+    exclude_if_present: Vec<String>,
+    /// Excludes cache directories that are marked with a CACHEDIR.TAG file
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Max size of the files to be backed up (allowed suffixes: k/K, m/M, g/G, t/T)
+    #[arg(long)]
+    exclude_larger_than: Option<String>,
+    /// Exclude other file systems, don't cross filesystem boundaries
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+    /// Read the files to backup from file (one per line, # comments, globs expanded)
+    #[arg(long = "files-from")]
+    files_from: Vec<PathBuf>,
+    /// Read the files to backup from file (one per line, taken literally)
+    #[arg(long = "files-from-verbatim")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Read the files to backup from file (NUL-separated, taken literally)
+    #[arg(long = "files-from-raw")]
+    files_from_raw: Vec<PathBuf>,
+    /// Read backup from stdin
+    #[arg(long)]
+    stdin: bool,
+    /// Filename to use when reading from stdin
+    #[arg(long, default_value = "stdin")]
+    stdin_filename: String,
+    /// Execute the command given as arguments and back up its standard output
+    #[arg(long)]
+    stdin_from_command: bool,
+    /// Do not upload or write any data, just show what would be done
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Skip the snapshot if nothing changed since the parent snapshot
+    #[arg(long)]
+    skip_if_unchanged: bool,
     /// Time of the backup (ex. '2012-11-01 22:08:41') (default: now)
     #[arg(long)]
     time: Option<String>,
@@ -144,14 +187,124 @@ impl BackupObserver for Observer {
     }
 }
 
+/// Targets from the positional arguments and the --files-from* lists.
+fn targets(a: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = a.paths.clone();
+    for f in &a.files_from {
+        for line in read_text(f)?.lines() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            out.extend(expand_glob(line)?);
+        }
+    }
+    for f in &a.files_from_verbatim {
+        out.extend(
+            read_text(f)?
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from),
+        );
+    }
+    for f in &a.files_from_raw {
+        let raw = std::fs::read(f).map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?;
+        out.extend(
+            raw.split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p))),
+        );
+    }
+    Ok(out)
+}
+
+fn read_text(f: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))
+}
+
+/// Expands `*`, `?` and `[...]` in each path component, as Go's filepath.Glob does for
+/// restic's --files-from; a pattern that matches nothing is kept as it is.
+fn expand_glob(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
+    if !pattern.contains(['*', '?', '[']) {
+        return Ok(vec![PathBuf::from(pattern)]);
+    }
+    let mut current = vec![if pattern.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    }];
+    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
+        let mut next = Vec::new();
+        if comp.contains(['*', '?', '[']) {
+            let m = globset::GlobBuilder::new(comp)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| anyhow::anyhow!("invalid pattern {pattern:?}: {e}"))?
+                .compile_matcher();
+            for dir in &current {
+                let list = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir.as_path()
+                };
+                let Ok(rd) = std::fs::read_dir(list) else {
+                    continue;
+                };
+                let mut names: Vec<_> = rd
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| m.is_match(n))
+                    .collect();
+                names.sort();
+                next.extend(names.into_iter().map(|n| dir.join(n)));
+            }
+        } else {
+            next = current.iter().map(|d| d.join(comp)).collect();
+        }
+        current = next;
+    }
+    Ok(if current.is_empty() {
+        vec![PathBuf::from(pattern)]
+    } else {
+        current
+    })
+}
+
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    if a.paths.is_empty() {
+    let from_stdin = a.stdin || a.stdin_from_command;
+    let paths = if from_stdin { Vec::new() } else { targets(&a)? };
+    if !from_stdin && paths.is_empty() {
         anyhow::bail!("nothing to backup, please specify target files/dirs");
+    }
+    if a.stdin && !a.paths.is_empty() {
+        anyhow::bail!("--stdin was specified and files/dirs were listed as arguments");
+    }
+    if a.stdin_from_command && a.paths.is_empty() {
+        anyhow::bail!("--stdin-from-command needs a command to run as arguments");
     }
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
         excludes.extend(read_pattern_file(f)?);
     }
+    let mut iexcludes = a.iexcludes.clone();
+    for f in &a.iexclude_files {
+        iexcludes.extend(read_pattern_file(f)?);
+    }
+    let mut markers = a.exclude_if_present.clone();
+    if a.exclude_caches {
+        markers.push(archiver::select::CACHEDIR_TAG.to_string());
+    }
+    let select = SelectOptions {
+        excludes,
+        iexcludes,
+        exclude_if_present: markers,
+        exclude_larger_than: a
+            .exclude_larger_than
+            .as_deref()
+            .map(archiver::select::parse_size)
+            .transpose()?,
+        one_file_system: a.one_file_system,
+    };
     let time = a.time.as_deref().map(parse_time).transpose()?;
     let compression = g.compression()?;
     let mut repo = g.open()?;
@@ -169,23 +322,27 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         verbose: g.verbose,
     };
     // Targets that do not exist are warnings, unless none exists at all.
-    let existing: Vec<PathBuf> = a
-        .paths
+    let existing: Vec<PathBuf> = paths
         .iter()
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
         .cloned()
         .collect();
-    for p in a.paths.iter().filter(|p| !existing.contains(p)) {
+    for p in paths.iter().filter(|p| !existing.contains(p)) {
         obs.error(
             p,
             &anyhow::anyhow!("{}: no such file or directory", p.display()),
         );
     }
-    if existing.is_empty() {
+    if existing.is_empty() && !from_stdin {
         anyhow::bail!("all target directories/files do not exist");
     }
     let hostname = a.host.clone().unwrap_or_else(global::hostname);
-    let parent = find_parent(&repo, &a, &existing, &hostname, time)?;
+    let parent_paths = if from_stdin {
+        vec![PathBuf::from("/").join(&a.stdin_filename)]
+    } else {
+        existing.clone()
+    };
+    let parent = find_parent(&repo, &a, &parent_paths, &hostname, time)?;
     if !g.quiet && !g.json {
         match &parent {
             Some((id, _)) => println!("using parent snapshot {}", id.short()),
@@ -201,7 +358,9 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .collect();
     let opts = BackupOptions {
         paths: existing,
-        excludes,
+        select,
+        dry_run: a.dry_run,
+        skip_if_unchanged: a.skip_if_unchanged,
         tags,
         hostname,
         time,
@@ -218,7 +377,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         if live || g.json && !g.quiet {
             s.spawn(|| progress_loop(&obs, &done, start));
         }
-        let r = archiver::backup(&repo, &opts, &obs, &INTERRUPTED);
+        let r = if from_stdin {
+            backup_stream(&repo, &opts, &a)
+        } else {
+            archiver::backup(&repo, &opts, &obs, &INTERRUPTED)
+        };
         done.store(true, Ordering::Relaxed);
         r
     });
@@ -236,8 +399,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "data_blobs": sm.data_blobs, "tree_blobs": sm.tree_blobs, "data_added": sm.data_added,
             "data_added_packed": sm.data_added_packed,
             "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
-            "total_duration": elapsed, "snapshot_id": res.snapshot_id.short(),
+            "total_duration": elapsed, "dry_run": a.dry_run,
         });
+        let mut m = m;
+        if let Some(id) = res.snapshot_id {
+            m["snapshot_id"] = id.short().into();
+        }
         println!("{m}");
     } else if !g.quiet {
         println!();
@@ -249,11 +416,18 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "Dirs:        {:5} new, {:5} changed, {:5} unmodified",
             sm.dirs_new, sm.dirs_changed, sm.dirs_unmodified
         );
-        println!(
-            "Added to the repository: {} ({} stored)",
-            output::bytes(sm.data_added),
-            output::bytes(sm.data_added_packed)
-        );
+        if a.dry_run {
+            println!(
+                "Would add to the repository: {}",
+                output::bytes(sm.data_added)
+            );
+        } else {
+            println!(
+                "Added to the repository: {} ({} stored)",
+                output::bytes(sm.data_added),
+                output::bytes(sm.data_added_packed)
+            );
+        }
         println!();
         println!(
             "processed {} files, {} in {}",
@@ -261,7 +435,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             output::bytes(sm.total_bytes_processed),
             output::duration(elapsed)
         );
-        println!("snapshot {} saved", res.snapshot_id.short());
+        match (res.snapshot_id, a.dry_run) {
+            (Some(id), _) => println!("snapshot {} saved", id.short()),
+            (None, false) => println!("skipped creating snapshot: nothing changed"),
+            (None, true) => {}
+        }
     }
     if obs.errors.load(Ordering::Relaxed) > 0 || res.errors > 0 {
         if !g.json {
@@ -306,6 +484,57 @@ fn find_parent(
             p == want
         })
         .max_by(|x, y| x.1.time.cmp(&y.1.time)))
+}
+
+/// `--stdin`, or `--stdin-from-command`: the command's output is the file, and a command that
+/// fails fails the backup (no snapshot).
+fn backup_stream(
+    repo: &cairn_core::repository::Repository,
+    opts: &BackupOptions,
+    a: &Args,
+) -> anyhow::Result<archiver::BackupResult> {
+    if !a.stdin_from_command {
+        return archiver::backup_stdin(
+            repo,
+            opts,
+            &a.stdin_filename,
+            std::io::stdin().lock(),
+            &INTERRUPTED,
+        );
+    }
+    let mut child = std::process::Command::new(&a.paths[0])
+        .args(&a.paths[1..])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting {}: {e}", a.paths[0].display()))?;
+    let out = child.stdout.take().expect("piped stdout");
+    // Check the command's exit status before the snapshot is written.
+    struct Checked<R> {
+        inner: R,
+        child: std::process::Child,
+        name: String,
+    }
+    impl<R: std::io::Read> std::io::Read for Checked<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            if n == 0 && !buf.is_empty() {
+                let st = self.child.wait()?;
+                if !st.success() {
+                    return Err(std::io::Error::other(format!(
+                        "command {} failed: {st}",
+                        self.name
+                    )));
+                }
+            }
+            Ok(n)
+        }
+    }
+    let reader = Checked {
+        inner: out,
+        child,
+        name: a.paths[0].display().to_string(),
+    };
+    archiver::backup_stdin(repo, opts, &a.stdin_filename, reader, &INTERRUPTED)
 }
 
 fn progress_loop(obs: &Observer, done: &AtomicBool, start: Instant) {

@@ -8,6 +8,7 @@
 
 pub mod filter;
 pub mod metadata;
+pub mod select;
 
 use crate::chunker::{ChunkReader, ChunkerTables};
 use crate::format::gotime::GoTime;
@@ -20,8 +21,8 @@ use crate::{Error, Id};
 use anyhow::Context;
 use cairn_backend::FileType;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use filter::Excludes;
 use metadata::NameCache;
+use select::{SelectOptions, Selection};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -31,7 +32,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
-    pub excludes: Vec<String>,
+    pub select: SelectOptions,
+    /// Read and chunk everything, but write nothing.
+    pub dry_run: bool,
+    /// Write no snapshot when nothing changed since the parent.
+    pub skip_if_unchanged: bool,
     pub tags: Vec<String>,
     pub hostname: String,
     pub time: Option<GoTime>,
@@ -60,7 +65,8 @@ pub trait BackupObserver: Sync {
 
 #[derive(Debug, Clone)]
 pub struct BackupResult {
-    pub snapshot_id: Id,
+    /// None for a dry run, or when `skip_if_unchanged` found nothing changed.
+    pub snapshot_id: Option<Id>,
     pub summary: SnapshotSummary,
     pub writer: WriterStats,
     pub errors: u64,
@@ -92,7 +98,7 @@ struct Ctx<'a, 'w> {
     ignore_ctime: bool,
     ignore_inode: bool,
     tables: &'w ChunkerTables,
-    excludes: Excludes,
+    select: Selection,
     names: NameCache,
     with_atime: bool,
     observer: &'w dyn BackupObserver,
@@ -273,25 +279,37 @@ impl<'a, 'w> Ctx<'a, 'w> {
 
     /// Turns one path into a node: unchanged files reuse their parent node's content, other
     /// files are queued for the readers, directories are recursed.
+    /// `dev` is the device this walk may not leave with `--one-file-system` (None at a target).
     fn visit(
         &self,
         name: &OsStr,
         path: &Path,
         q: &Queues,
         parent: Option<&Node>,
+        dev: Option<u64>,
     ) -> anyhow::Result<Option<Pending>> {
         self.check_interrupt()?;
-        if self.excludes.matches(path.as_os_str().as_bytes()) {
+        if self.select.excluded_path(path) {
             return Ok(None);
         }
-        let (node, _meta) = match self.lstat_node(name, path) {
+        let (mut node, _meta) = match self.lstat_node(name, path) {
             Ok(x) => x,
             Err(e) => {
                 self.report(path, e);
                 return Ok(None);
             }
         };
+        if self.select.one_file_system && dev.is_some_and(|d| d != node.device_id) {
+            // As restic: a mount point is kept as an empty directory, nothing below it.
+            if node.kind != NodeType::Dir {
+                return Ok(None);
+            }
+            node.subtree = Some(self.save_tree(Tree::default())?);
+            return Ok(Some(Pending::Ready(Box::new(node))));
+        }
+        let dev = Some(dev.unwrap_or(node.device_id));
         match node.kind {
+            NodeType::File if self.select.too_large(node.size) => Ok(None),
             NodeType::File => {
                 if let Some(old) = parent.filter(|old| self.unchanged(old, &node)) {
                     let mut node = node;
@@ -317,7 +335,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
                 let parent_tree = parent
                     .filter(|p| p.kind == NodeType::Dir)
                     .and_then(|p| p.subtree);
-                self.save_dir(node, path, q, parent_tree)
+                self.save_dir(node, path, q, parent_tree, dev)
             }
             _ => Ok(Some(Pending::Ready(Box::new(node)))),
         }
@@ -329,6 +347,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         path: &Path,
         q: &Queues,
         parent_tree: Option<Id>,
+        dev: Option<u64>,
     ) -> anyhow::Result<Option<Pending>> {
         let old = self.parent_tree(path, parent_tree);
         let mut names: Vec<OsString> = match std::fs::read_dir(path) {
@@ -342,10 +361,13 @@ impl<'a, 'w> Ctx<'a, 'w> {
             }
         };
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        if let Some(keep) = self.select.marker_in(path, &names) {
+            names.retain(|n| keep.iter().any(|k| k.as_slice() == n.as_bytes()));
+        }
         let mut pending = Vec::with_capacity(names.len());
         for name in &names {
             let old_node = old.as_ref().and_then(|t| t.find(name.as_bytes()));
-            if let Some(p) = self.visit(name, &path.join(name), q, old_node)? {
+            if let Some(p) = self.visit(name, &path.join(name), q, old_node, dev)? {
                 pending.push(p);
             }
         }
@@ -501,7 +523,9 @@ pub fn backup(
     let start = chrono::Local::now().fixed_offset();
     let targets = build_targets(&opts.paths)?;
     // Leftovers of a killed earlier run; failing to remove them must not stop a backup.
-    let _ = repo.backend.clean_stale_staging();
+    if !opts.dry_run {
+        let _ = repo.backend.clean_stale_staging();
+    }
     let tables = ChunkerTables::new(repo.polynomial);
     let writer = BlobWriter::new(
         repo.backend.clone(),
@@ -510,13 +534,18 @@ pub fn backup(
         opts.compression,
         repo.index(),
     );
+    let writer = if opts.dry_run {
+        writer.dry_run()
+    } else {
+        writer
+    };
     let ctx = Ctx {
         repo,
         writer: &writer,
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
         tables: &tables,
-        excludes: Excludes::new(&opts.excludes)?,
+        select: Selection::new(&opts.select)?,
         names: NameCache::default(),
         with_atime: opts.with_atime,
         observer,
@@ -615,29 +644,139 @@ pub fn backup(
         .map(|p| clean_abs(p).map(|p| p.to_string_lossy().into_owned()))
         .collect::<anyhow::Result<_>>()?;
     paths.sort();
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let snap = Snapshot {
-        time: opts.time.unwrap_or(start),
-        parent: opts.parent.as_ref().map(|(id, _)| *id),
-        tree: root_id,
-        paths,
-        hostname: opts.hostname.clone(),
-        username: metadata::NameCache::default().user(uid),
-        uid,
-        gid,
-        excludes: opts.excludes.clone(),
-        tags: opts.tags.clone(),
-        original: None,
-        program_version: opts.program_version.clone(),
-        summary: Some(summary.clone()),
+    let unchanged = opts.parent.as_ref().is_some_and(|(_, p)| p.tree == root_id);
+    let snapshot_id = if opts.skip_if_unchanged && unchanged {
+        None
+    } else {
+        write_snapshot(repo, opts, root_id, paths, start, &summary)?
     };
-    // The snapshot is written last, after every pack and index it depends on is durable.
-    let snapshot_id = repo.save_unpacked(FileType::Snapshot, &snap.to_json())?;
     Ok(BackupResult {
         snapshot_id,
         summary,
         writer: wstats,
         errors: st.errors.load(Ordering::Relaxed),
+    })
+}
+
+/// Writes the snapshot, last, after every pack and index it depends on is durable.
+fn write_snapshot(
+    repo: &Repository,
+    opts: &BackupOptions,
+    tree: Id,
+    paths: Vec<String>,
+    start: GoTime,
+    summary: &SnapshotSummary,
+) -> anyhow::Result<Option<Id>> {
+    if opts.dry_run {
+        return Ok(None);
+    }
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let snap = Snapshot {
+        time: opts.time.unwrap_or(start),
+        parent: opts.parent.as_ref().map(|(id, _)| *id),
+        tree,
+        paths,
+        hostname: opts.hostname.clone(),
+        username: metadata::NameCache::default().user(uid),
+        uid,
+        gid,
+        excludes: opts.select.excludes.clone(),
+        tags: opts.tags.clone(),
+        original: None,
+        program_version: opts.program_version.clone(),
+        summary: Some(summary.clone()),
+    };
+    Ok(Some(
+        repo.save_unpacked(FileType::Snapshot, &snap.to_json())?,
+    ))
+}
+
+/// Backs up a stream (`--stdin`) as one file named `filename` at the snapshot's root.
+pub fn backup_stdin(
+    repo: &Repository,
+    opts: &BackupOptions,
+    filename: &str,
+    input: impl std::io::Read,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<BackupResult> {
+    if filename.is_empty() || filename == "." || filename == ".." || filename.contains('/') {
+        anyhow::bail!("invalid --stdin-filename {filename:?}: want a plain file name");
+    }
+    let start = chrono::Local::now().fixed_offset();
+    let tables = ChunkerTables::new(repo.polynomial);
+    let writer = BlobWriter::new(
+        repo.backend.clone(),
+        repo.key.clone(),
+        repo.version(),
+        opts.compression,
+        repo.index(),
+    );
+    let writer = if opts.dry_run {
+        writer.dry_run()
+    } else {
+        writer
+    };
+    let mut reader = ChunkReader::new(&tables, input);
+    let mut content = Vec::new();
+    let mut size = 0u64;
+    let read: anyhow::Result<()> = (|| {
+        while let Some(chunk) = reader.next_chunk().context("reading standard input")? {
+            if interrupted.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted.into());
+            }
+            let id = Id::hash(&chunk);
+            size += chunk.len() as u64;
+            writer.save(BlobType::Data, id, &chunk)?;
+            content.push(id);
+        }
+        Ok(())
+    })();
+    if let Err(e) = read {
+        // Index what was stored, so that a re-run does not upload it again.
+        let _ = writer.finish();
+        return Err(e);
+    }
+    let now = chrono::Local::now().fixed_offset();
+    let names = NameCache::default();
+    let mut node = Node::new(filename.as_bytes().to_vec(), NodeType::File);
+    node.mode = 0o644;
+    (node.mtime, node.atime, node.ctime) = (now, now, now);
+    // SAFETY: getuid/getgid have no preconditions.
+    (node.uid, node.gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    node.user = names.user(node.uid);
+    node.group = names.group(node.gid);
+    node.size = size;
+    node.content = Some(content);
+    let tree = Tree { nodes: vec![node] }.to_json();
+    let root_id = Id::hash(&tree);
+    writer.save(BlobType::Tree, root_id, &tree)?;
+    let wstats = writer.finish()?;
+    let summary = SnapshotSummary {
+        backup_start: start,
+        backup_end: chrono::Local::now().fixed_offset(),
+        files_new: 1,
+        data_blobs: wstats.data_blobs,
+        tree_blobs: wstats.tree_blobs,
+        data_added: wstats.data_added,
+        data_added_packed: wstats.data_added_packed,
+        total_files_processed: 1,
+        total_bytes_processed: size,
+        ..Default::default()
+    };
+    let snapshot_id = write_snapshot(
+        repo,
+        opts,
+        root_id,
+        vec![format!("/{filename}")],
+        start,
+        &summary,
+    )?;
+    Ok(BackupResult {
+        snapshot_id,
+        summary,
+        writer: wstats,
+        errors: 0,
     })
 }
 
@@ -652,7 +791,7 @@ fn save_target_tree(
         let name_os = OsStr::from_bytes(name);
         let old = parent.and_then(|p| p.find(name));
         if let Some(real) = &child.target {
-            if let Some(p) = ctx.visit(name_os, real, q, old)? {
+            if let Some(p) = ctx.visit(name_os, real, q, old, None)? {
                 pending.push(p);
             }
             continue;
