@@ -18,7 +18,7 @@ pub enum Command {
     /// Initialize a new repository
     Init(init::Args),
     /// Create a new backup of files and/or directories
-    Backup(backup::Args),
+    Backup(Box<backup::Args>),
     /// List all snapshots
     Snapshots(snapshots::Args),
     /// List files in a snapshot
@@ -37,7 +37,7 @@ pub enum Command {
 pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
     match cmd {
         Command::Init(a) => init::run(a, g),
-        Command::Backup(a) => backup::run(a, g),
+        Command::Backup(a) => backup::run(*a, g),
         Command::Snapshots(a) => snapshots::run(a, g),
         Command::Ls(a) => ls::run(a, g),
         Command::Cat(a) => cat::run(a, g),
