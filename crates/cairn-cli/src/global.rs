@@ -43,10 +43,10 @@ pub struct GlobalOptions {
         global = true
     )]
     pub compression: String,
-    /// Do not use a local cache (cairn keeps no cache for local repositories; accepted for compatibility)
+    /// Do not use a local cache (cairn keeps only resume logs of interrupted backups there)
     #[arg(long, global = true)]
     pub no_cache: bool,
-    /// Set the cache directory (accepted for compatibility)
+    /// Set the cache directory
     #[arg(long, env = "RESTIC_CACHE_DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
     /// Do not lock the repository (cairn does not lock yet; accepted for compatibility)
@@ -103,6 +103,22 @@ impl GlobalOptions {
     }
 
     /// Opens the repository with the password; maps errors to restic's exit codes.
+    /// The local cache directory (restic's rules: --cache-dir, RESTIC_CACHE_DIR, then
+    /// $XDG_CACHE_HOME or ~/.cache), or None with --no-cache.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        if let Some(d) = &self.cache_dir {
+            return Some(d.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("cairn"))
+    }
+
     pub fn open(&self) -> anyhow::Result<Repository> {
         let backend = self.backend()?;
         // Check existence before asking for a password, so a typo in -r fails fast.

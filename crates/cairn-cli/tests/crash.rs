@@ -241,3 +241,120 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+fn summary_of(out: &str) -> serde_json::Value {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"summary\""))
+        .expect("summary");
+    serde_json::from_str(line).unwrap()
+}
+
+/// restic re-reads everything after an interrupted first backup (its #2280, #2960); cairn
+/// resumes from its last checkpoint: the re-run does not read the files stored before.
+#[test]
+fn killed_backup_resumes_without_rereading() {
+    if !have_restic() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let cache = t.path().join("cache");
+    let src = t.path().join("src");
+    make_tree(&src, 3);
+    // More data, read by one reader, so that the backup runs long enough for checkpoints.
+    let mut x = 0x2545f4914f6cdd1du64;
+    for b in 0..12 {
+        let data: Vec<u8> = (0..4_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(src.join(format!("extra{b:02}")), data).unwrap();
+    }
+    let resumable = |repo: &Path| {
+        let mut c = cairn(repo);
+        c.env("CAIRN_CHECKPOINT_SECS", "0.05")
+            .env("RESTIC_READ_CONCURRENCY", "1")
+            .arg("--cache-dir")
+            .arg(&cache);
+        c
+    };
+    ok(cairn(&repo).arg("init"));
+    let probe = t.path().join("probe");
+    ok(cairn(&probe).arg("init"));
+    let start = Instant::now();
+    ok(resumable(&probe).arg("backup").arg(&src).arg("-q"));
+    let full = start.elapsed();
+    let total_files = 20 * 40 + 4 + 12;
+    // Kill late enough that several checkpoints happened.
+    let mut resumed = 0;
+    for fraction in [0.6, 0.75, 0.9] {
+        let repo = t.path().join(format!("repo-{fraction}"));
+        ok(cairn(&repo).arg("init"));
+        let mut child = resumable(&repo)
+            .arg("backup")
+            .arg(&src)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(fraction));
+        if child.try_wait().unwrap().is_some() {
+            continue; // finished before the kill: try a later fraction
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(snapshot_ids(&repo).is_empty());
+        restic_check(&repo, &t.path().join("rcache"));
+        let out = ok(resumable(&repo)
+            .arg("backup")
+            .arg(&src)
+            .arg("--json")
+            .arg("-vv"));
+        let s = summary_of(&out);
+        resumed = s["files_resumed"].as_u64().unwrap();
+        let read = out
+            .lines()
+            .filter(|l| l.contains("\"action\":\"new\""))
+            .count() as u64;
+        assert_eq!(s["files_new"].as_u64().unwrap(), total_files, "{s}");
+        assert_eq!(
+            read + resumed,
+            total_files,
+            "every file was either read or resumed: {s}"
+        );
+        eprintln!("killed at {fraction} of {full:?}: re-run resumed {resumed} of {total_files} files, read {read}");
+        if resumed == 0 {
+            continue;
+        }
+        restic_check(&repo, &t.path().join("rcache"));
+        let target = t.path().join(format!("out-{fraction}"));
+        ok(cairn(&repo)
+            .arg("restore")
+            .arg("latest")
+            .arg("--target")
+            .arg(&target));
+        same_files(&src, &target.join(src.strip_prefix("/").unwrap()));
+        // The log is gone once the snapshot exists: a third run uses the snapshot as parent.
+        let logs: usize = std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .map(|d| {
+                std::fs::read_dir(d.path().join("cairn-resume"))
+                    .map(|r| r.count())
+                    .unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(logs, 0, "resume log removed after the snapshot was saved");
+        break;
+    }
+    assert!(
+        resumed > 0,
+        "no kill landed after a checkpoint (full backup took {full:?})"
+    );
+}

@@ -68,6 +68,9 @@ struct UploadShared {
     pending: Mutex<IndexFile>,
     /// The first storage error, so that every later refusal can name the real cause.
     cause: Mutex<Option<String>>,
+    /// Packs closed but not yet stored and recorded for the index, by sequence number.
+    in_flight: Mutex<std::collections::BTreeSet<u64>>,
+    stored: std::sync::Condvar,
     packs: AtomicU64,
     index_files: AtomicU64,
 }
@@ -75,6 +78,16 @@ struct UploadShared {
 impl UploadShared {
     /// Stores a pack durably, then records it for the next index file.
     fn store(&self, p: FinishedPack) -> anyhow::Result<()> {
+        let seq = p.seq;
+        let res = self.store_pack(p);
+        // Done with this pack either way: a checkpoint waiting for it must wake up (and will
+        // see the failure).
+        lock(&self.in_flight).remove(&seq);
+        self.stored.notify_all();
+        res
+    }
+
+    fn store_pack(&self, p: FinishedPack) -> anyhow::Result<()> {
         let id = p.id;
         self.backend
             .save_staged(&Handle::new(FileType::Data, id.to_hex()), p.staged)?;
@@ -157,6 +170,8 @@ impl OpenPack {
 }
 
 struct FinishedPack {
+    /// Order in which packs were closed, for checkpoints.
+    seq: u64,
     id: Id,
     staged: Staged,
     blobs: Vec<PackedBlob>,
@@ -196,6 +211,7 @@ pub struct BlobWriter<'a> {
     seen: [Mutex<HashSet<Id>>; 2],
     open: [Mutex<OpenPack>; 2],
     tx: Option<Sender<FinishedPack>>,
+    next_seq: AtomicU64,
     uploaders: Vec<JoinHandle<anyhow::Result<()>>>,
     shared: Arc<UploadShared>,
     failed: Arc<AtomicBool>,
@@ -227,6 +243,8 @@ impl<'a> BlobWriter<'a> {
             version,
             pending: Mutex::new(IndexFile::default()),
             cause: Mutex::new(None),
+            in_flight: Mutex::new(std::collections::BTreeSet::new()),
+            stored: std::sync::Condvar::new(),
             packs: AtomicU64::new(0),
             index_files: AtomicU64::new(0),
         });
@@ -260,6 +278,7 @@ impl<'a> BlobWriter<'a> {
             seen: [Mutex::new(HashSet::new()), Mutex::new(HashSet::new())],
             open: [Mutex::new(OpenPack::new()), Mutex::new(OpenPack::new())],
             tx: Some(tx),
+            next_seq: AtomicU64::new(0),
             uploaders,
             shared,
             failed,
@@ -332,7 +351,7 @@ impl<'a> BlobWriter<'a> {
                 uncompressed_length: ulen,
             });
             if op.len >= self.pack_size as u64 {
-                Some(std::mem::replace(&mut *op, OpenPack::new()))
+                Some(self.take(&mut op))
             } else {
                 None
             }
@@ -353,30 +372,87 @@ impl<'a> BlobWriter<'a> {
         Ok(true)
     }
 
-    fn send(&self, mut op: OpenPack) -> anyhow::Result<()> {
-        if op.blobs.is_empty() {
-            return Ok(());
+    /// Takes an open pack out (call with its lock held) and registers it as in flight, so that
+    /// a checkpoint from then on waits for it.
+    fn take(&self, op: &mut OpenPack) -> (OpenPack, u64) {
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        if !op.blobs.is_empty() {
+            lock(&self.shared.in_flight).insert(seq);
         }
+        (std::mem::replace(op, OpenPack::new()), seq)
+    }
+
+    /// Closes a taken pack and queues it; returns its sequence number.
+    fn send(&self, (mut op, seq): (OpenPack, u64)) -> anyhow::Result<Option<u64>> {
+        if op.blobs.is_empty() {
+            return Ok(None);
+        }
+        let res = self.close_and_queue(&mut op, seq);
+        if res.is_err() {
+            lock(&self.shared.in_flight).remove(&seq);
+            self.shared.stored.notify_all();
+        }
+        res.map(|_| Some(seq))
+    }
+
+    fn close_and_queue(&self, op: &mut OpenPack, seq: u64) -> anyhow::Result<()> {
         let mut trailer = Vec::new();
         pack::finish(&mut trailer, &self.key, &op.blobs);
         op.append(&*self.shared.backend, &trailer)?;
-        let id = Id(op.hasher.finalize().into());
+        let id = Id(std::mem::take(&mut op.hasher).finalize().into());
         let staged = op.staged.take().expect("a pack with blobs is staged");
         let tx = self.tx.as_ref().expect("writer not finished");
         tx.send(FinishedPack {
+            seq,
             id,
             staged,
-            blobs: op.blobs,
+            blobs: std::mem::take(&mut op.blobs),
         })
         .map_err(|_| self.shared.failure())
+    }
+
+    /// A durable point: every blob saved before this call is, when it returns, in a stored
+    /// pack named by a stored index file. Open packs are closed early for it (a few small
+    /// packs, which prune can merge later); a crash after a checkpoint loses nothing saved
+    /// before it.
+    pub fn checkpoint(&self) -> anyhow::Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let mut last = None;
+        for i in 0..2 {
+            let taken = self.take(&mut lock(&self.open[i]));
+            if let Some(seq) = self.send(taken)? {
+                last = Some(seq);
+            }
+        }
+        // Every pack closed up to now (by us or by a writer thread) must be stored.
+        let target = last.unwrap_or_else(|| self.next_seq.load(Ordering::SeqCst));
+        let mut inflight = lock(&self.shared.in_flight);
+        while inflight.first().is_some_and(|first| *first <= target) {
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(self.shared.failure());
+            }
+            inflight = self
+                .shared
+                .stored
+                .wait_timeout(inflight, std::time::Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(inflight);
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(self.shared.failure());
+        }
+        self.shared.flush_index()
     }
 
     /// Stores the open packs, waits for all uploads and their index files.
     pub fn finish(mut self) -> anyhow::Result<WriterStats> {
         let mut first_err = None;
         for i in 0..2 {
-            let op = std::mem::replace(&mut *lock(&self.open[i]), OpenPack::new());
-            if let Err(e) = self.send(op) {
+            let taken = self.take(&mut lock(&self.open[i]));
+            if let Err(e) = self.send(taken) {
                 first_err.get_or_insert(e);
             }
         }

@@ -356,7 +356,24 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .filter(|t| !t.is_empty())
         .map(|t| t.to_string())
         .collect();
+    let resume_log = match (from_stdin, g.cache_dir()) {
+        (false, Some(dir)) => {
+            let mut abs: Vec<String> = existing
+                .iter()
+                .map(|p| archiver::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
+                .collect::<anyhow::Result<_>>()?;
+            abs.sort();
+            Some(archiver::resume::log_path(
+                &dir,
+                &repo.config.id,
+                &hostname,
+                &abs,
+            ))
+        }
+        _ => None,
+    };
     let opts = BackupOptions {
+        resume_log,
         paths: existing,
         select,
         dry_run: a.dry_run,
@@ -399,7 +416,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "data_blobs": sm.data_blobs, "tree_blobs": sm.tree_blobs, "data_added": sm.data_added,
             "data_added_packed": sm.data_added_packed,
             "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
-            "total_duration": elapsed, "dry_run": a.dry_run,
+            "total_duration": elapsed, "dry_run": a.dry_run, "files_resumed": res.files_resumed,
         });
         let mut m = m;
         if let Some(id) = res.snapshot_id {
@@ -408,6 +425,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         println!("{m}");
     } else if !g.quiet {
         println!();
+        if res.files_resumed > 0 {
+            println!(
+                "resumed {} files stored by an interrupted earlier run",
+                res.files_resumed
+            );
+        }
         println!(
             "Files:       {:5} new, {:5} changed, {:5} unmodified",
             sm.files_new, sm.files_changed, sm.files_unmodified

@@ -8,6 +8,7 @@
 
 pub mod filter;
 pub mod metadata;
+pub mod resume;
 pub mod select;
 
 use crate::chunker::{ChunkReader, ChunkerTables};
@@ -24,11 +25,12 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use metadata::NameCache;
 use select::{SelectOptions, Selection};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
@@ -50,6 +52,8 @@ pub struct BackupOptions {
     pub ignore_ctime: bool,
     /// Do not treat a changed inode number as a changed file.
     pub ignore_inode: bool,
+    /// The resume log for this backup (see [`resume`]); None disables resuming.
+    pub resume_log: Option<PathBuf>,
     pub program_version: String,
 }
 
@@ -65,6 +69,8 @@ pub trait BackupObserver: Sync {
 
 #[derive(Debug, Clone)]
 pub struct BackupResult {
+    /// Files not read because an interrupted earlier run had stored them.
+    pub files_resumed: u64,
     /// None for a dry run, or when `skip_if_unchanged` found nothing changed.
     pub snapshot_id: Option<Id>,
     pub summary: SnapshotSummary,
@@ -74,6 +80,8 @@ pub struct BackupResult {
 
 struct Stats {
     files_new: AtomicU64,
+    /// New files taken from an interrupted run's checkpoints instead of being read.
+    files_resumed: AtomicU64,
     files_changed: AtomicU64,
     files_unmodified: AtomicU64,
     dirs_new: AtomicU64,
@@ -82,6 +90,16 @@ struct Stats {
     files: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
+}
+
+/// A chunk on its way to the blob workers, with the file it belongs to.
+type BlobJob = (Id, Vec<u8>, std::sync::Arc<FileTrack>);
+
+/// How many of a file's parts (its blobs, and the reading) are not stored yet, and its resume
+/// entry, released when the count reaches zero.
+struct FileTrack {
+    pending: AtomicUsize,
+    entry: std::sync::Mutex<Option<resume::Entry>>,
 }
 
 struct FileJob {
@@ -104,6 +122,11 @@ struct Ctx<'a, 'w> {
     observer: &'w dyn BackupObserver,
     interrupted: &'w AtomicBool,
     stats: Stats,
+    /// Files of an interrupted earlier run of this backup, by path.
+    resumable: HashMap<Vec<u8>, resume::Entry>,
+    resume_enabled: bool,
+    /// Files whose blobs are all stored, waiting for the next checkpoint.
+    stored: std::sync::Mutex<Vec<resume::Entry>>,
     /// The first error that must fail the whole backup (as opposed to a skipped file).
     fatal: std::sync::Mutex<Option<anyhow::Error>>,
     aborted: AtomicBool,
@@ -152,15 +175,36 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
 
     /// Compresses, encrypts and packs data blobs handed over by the readers.
-    fn blob_worker(&self, blobs: Receiver<(Id, Vec<u8>)>) {
-        for (id, data) in blobs.iter() {
+    fn blob_worker(&self, blobs: Receiver<BlobJob>) {
+        for (id, data, track) in blobs.iter() {
             if self.aborted.load(Ordering::Relaxed) {
                 continue;
             }
-            if let Err(e) = self.writer.save(BlobType::Data, id, &data) {
-                self.fail(e);
+            match self.writer.save(BlobType::Data, id, &data) {
+                Ok(_) => self.blob_stored(&track),
+                Err(e) => self.fail(e),
             }
         }
+    }
+
+    /// One of a file's blobs (or its reading, which counts as one) is done; the last one makes
+    /// the file eligible for the next checkpoint.
+    fn blob_stored(&self, track: &FileTrack) {
+        if track.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(e) = crate::packer::lock(&track.entry).take() {
+                crate::packer::lock(&self.stored).push(e);
+            }
+        }
+    }
+
+    /// Makes everything stored so far durable, then records the files it completes.
+    fn checkpoint(&self, log: &std::sync::Mutex<resume::Log>) -> anyhow::Result<()> {
+        let done = std::mem::take(&mut *crate::packer::lock(&self.stored));
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.writer.checkpoint()?;
+        crate::packer::lock(log).append(&done)
     }
 
     fn report(&self, path: &Path, err: anyhow::Error) {
@@ -174,7 +218,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         path: &Path,
         mut node: Node,
         in_parent: bool,
-        blobs: &Sender<(Id, Vec<u8>)>,
+        blobs: &Sender<BlobJob>,
     ) -> anyhow::Result<Node> {
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -182,6 +226,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
             .open(path)
             .with_context(|| format!("open {}", path.display()))?;
         let mut reader = ChunkReader::new(self.tables, f);
+        // Reading itself counts as one pending part, so the file cannot complete early.
+        let track = std::sync::Arc::new(FileTrack {
+            pending: AtomicUsize::new(1),
+            entry: std::sync::Mutex::new(None),
+        });
         let mut content = Vec::new();
         let mut size = 0u64;
         let mut added = 0u64;
@@ -197,11 +246,18 @@ impl<'a, 'w> Ctx<'a, 'w> {
                 added += chunk.len() as u64;
                 // Compression and encryption happen on the blob workers, so one large file
                 // keeps every core busy.
-                blobs.send((id, chunk)).map_err(|_| Error::Interrupted)?;
+                track.pending.fetch_add(1, Ordering::AcqRel);
+                blobs
+                    .send((id, chunk, track.clone()))
+                    .map_err(|_| Error::Interrupted)?;
             }
         }
         node.size = size;
         node.content = Some(content);
+        if self.resume_enabled {
+            *crate::packer::lock(&track.entry) = Some(resume::Entry::from_node(path, &node));
+        }
+        self.blob_stored(&track);
         self.stats.files.fetch_add(1, Ordering::Relaxed);
         if in_parent {
             self.stats.files_changed.fetch_add(1, Ordering::Relaxed);
@@ -213,7 +269,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         Ok(node)
     }
 
-    fn file_worker(&self, jobs: Receiver<FileJob>, blobs: Sender<(Id, Vec<u8>)>) {
+    fn file_worker(&self, jobs: Receiver<FileJob>, blobs: Sender<BlobJob>) {
         for job in jobs.iter() {
             let res = if self.stopping() {
                 None
@@ -311,6 +367,24 @@ impl<'a, 'w> Ctx<'a, 'w> {
         match node.kind {
             NodeType::File if self.select.too_large(node.size) => Ok(None),
             NodeType::File => {
+                let resumed = if parent.is_none() {
+                    self.resumable
+                        .get(path.as_os_str().as_bytes())
+                        .map(|e| e.to_node())
+                        .filter(|old| self.unchanged(old, &node))
+                } else {
+                    None
+                };
+                if let Some(old) = &resumed {
+                    let mut node = node;
+                    node.content = old.content.clone();
+                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                    self.stats.files_new.fetch_add(1, Ordering::Relaxed);
+                    self.stats.files_resumed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
+                    self.observer.file_unchanged(path, node.size);
+                    return Ok(Some(Pending::Ready(Box::new(node))));
+                }
                 if let Some(old) = parent.filter(|old| self.unchanged(old, &node)) {
                     let mut node = node;
                     node.content = old.content.clone();
@@ -552,6 +626,7 @@ pub fn backup(
         interrupted,
         stats: Stats {
             files_new: AtomicU64::new(0),
+            files_resumed: AtomicU64::new(0),
             files_changed: AtomicU64::new(0),
             files_unmodified: AtomicU64::new(0),
             dirs_new: AtomicU64::new(0),
@@ -561,9 +636,19 @@ pub fn backup(
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         },
+        resumable: match (&opts.resume_log, opts.dry_run) {
+            (Some(p), false) => resume::load(p),
+            _ => HashMap::new(),
+        },
+        resume_enabled: opts.resume_log.is_some() && !opts.dry_run,
+        stored: std::sync::Mutex::new(Vec::new()),
         fatal: std::sync::Mutex::new(None),
         aborted: AtomicBool::new(false),
     };
+    let log = std::sync::Mutex::new(resume::Log::new(
+        opts.resume_log.clone().unwrap_or_default(),
+    ));
+    let walk_done = AtomicBool::new(false);
     let readers = if opts.read_concurrency == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -576,7 +661,7 @@ pub fn backup(
         let (dirs_tx, dirs_rx) = crossbeam_channel::unbounded::<DirJob>();
         let workers = default_readers();
         // A few chunks in flight per worker: enough to keep them busy, bounded in memory.
-        let (blobs_tx, blobs_rx) = bounded::<(Id, Vec<u8>)>(workers * 2);
+        let (blobs_tx, blobs_rx) = bounded::<BlobJob>(workers * 2);
         for _ in 0..workers {
             let rx = blobs_rx.clone();
             let ctx = &ctx;
@@ -595,6 +680,22 @@ pub fn backup(
             let ctx = &ctx;
             s.spawn(move || ctx.dir_finisher(dirs_rx));
         }
+        if ctx.resume_enabled {
+            let (ctx, log, walk_done) = (&ctx, &log, &walk_done);
+            s.spawn(move || {
+                let every = checkpoint_interval();
+                let mut last = std::time::Instant::now();
+                while !walk_done.load(Ordering::Relaxed) && !ctx.stopping() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    if last.elapsed() >= every {
+                        if let Err(e) = ctx.checkpoint(log) {
+                            ctx.fail(e.context("checkpoint"));
+                        }
+                        last = std::time::Instant::now();
+                    }
+                }
+            });
+        }
         let q = Queues {
             files: files_tx,
             dirs: dirs_tx,
@@ -605,22 +706,29 @@ pub fn backup(
             .and_then(|(_, snap)| ctx.parent_tree(Path::new("/"), Some(snap.tree)));
         let res = save_target_tree(&ctx, &targets, &q, parent_root.as_ref());
         drop(q);
+        walk_done.store(true, Ordering::Relaxed);
         res
     });
     let root_id = match crate::packer::lock(&ctx.fatal).take() {
         Some(e) => Err(e),
         None => root_id,
     };
+    let resume_enabled = ctx.resume_enabled;
+    let stored = ctx.stored.into_inner().unwrap_or_else(|e| e.into_inner());
     let st = ctx.stats;
     let root_id = match root_id {
         Ok(id) => id,
         Err(e) => {
-            // Keep what was stored: the packs and an index for them make a re-run cheaper.
-            let _ = writer.finish();
+            // Keep what was stored: the packs and an index for them make a re-run cheaper,
+            // and the files they complete go to the resume log so a re-run skips them.
+            if writer.finish().is_ok() && resume_enabled {
+                let _ = crate::packer::lock(&log).append(&stored);
+            }
             return Err(e);
         }
     };
     let wstats = writer.finish()?;
+    let files_resumed = st.files_resumed.load(Ordering::Relaxed);
     let end = chrono::Local::now().fixed_offset();
     let summary = SnapshotSummary {
         backup_start: start,
@@ -650,12 +758,27 @@ pub fn backup(
     } else {
         write_snapshot(repo, opts, root_id, paths, start, &summary)?
     };
+    if snapshot_id.is_some() {
+        // The snapshot is the parent of the next run now; the log has served its purpose.
+        log.into_inner().unwrap_or_else(|e| e.into_inner()).remove();
+    }
     Ok(BackupResult {
+        files_resumed,
         snapshot_id,
         summary,
         writer: wstats,
         errors: st.errors.load(Ordering::Relaxed),
     })
+}
+
+/// How often a running backup makes a checkpoint (`CAIRN_CHECKPOINT_SECS`, default 10).
+fn checkpoint_interval() -> std::time::Duration {
+    let secs = std::env::var("CAIRN_CHECKPOINT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .unwrap_or(10.0);
+    std::time::Duration::from_secs_f64(secs)
 }
 
 /// Writes the snapshot, last, after every pack and index it depends on is durable.
@@ -773,6 +896,7 @@ pub fn backup_stdin(
         &summary,
     )?;
     Ok(BackupResult {
+        files_resumed: 0,
         snapshot_id,
         summary,
         writer: wstats,

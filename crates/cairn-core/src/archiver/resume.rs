@@ -1,0 +1,159 @@
+//! Resuming an interrupted backup without reading again what it had already stored.
+//!
+//! While a backup runs, every few seconds it makes a checkpoint: the packs holding every
+//! finished file's blobs are closed and stored, an index naming them is stored, and only then
+//! are those files appended (and fsynced) to a resume log in the local cache. A re-run of the
+//! same backup (same repository, host and paths) treats the log like a parent snapshot: a
+//! file whose size, mtime, ctime and inode still match and whose blobs the index knows is not
+//! read again. The log lives outside the repository, so restic never sees a half-finished
+//! snapshot; it is deleted once the snapshot is saved.
+
+use crate::format::gotime;
+use crate::format::tree::{Node, NodeType};
+use crate::Id;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// One finished file, as far as change detection needs it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// Raw path bytes, base64.
+    p: String,
+    s: u64,
+    m: (i64, u32),
+    c: (i64, u32),
+    i: u64,
+    b: Vec<Id>,
+}
+
+impl Entry {
+    pub fn from_node(path: &Path, node: &Node) -> Entry {
+        use std::os::unix::ffi::OsStrExt;
+        Entry {
+            p: B64.encode(path.as_os_str().as_bytes()),
+            s: node.size,
+            m: gotime::to_unix(&node.mtime),
+            c: gotime::to_unix(&node.ctime),
+            i: node.inode,
+            b: node.content.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A node to compare against, as if it came from a parent snapshot.
+    pub fn to_node(&self) -> Node {
+        let mut n = Node::new(Vec::new(), NodeType::File);
+        n.size = self.s;
+        n.mtime = gotime::from_unix_local(self.m.0, self.m.1);
+        n.ctime = gotime::from_unix_local(self.c.0, self.c.1);
+        n.inode = self.i;
+        n.content = Some(self.b.clone());
+        n
+    }
+}
+
+/// Where the log of a backup of `paths` from `host` into repository `repo_id` lives.
+pub fn log_path(cache_dir: &Path, repo_id: &str, host: &str, paths: &[String]) -> PathBuf {
+    let mut key = host.as_bytes().to_vec();
+    for p in paths {
+        key.push(0);
+        key.extend_from_slice(p.as_bytes());
+    }
+    let name = format!("{}.jsonl", &Id::hash(&key).to_hex()[..24]);
+    cache_dir.join(repo_id).join("cairn-resume").join(name)
+}
+
+/// Reads a log; lines that do not parse (a torn last line after a crash) are skipped.
+pub fn load(path: &Path) -> HashMap<Vec<u8>, Entry> {
+    let mut map = HashMap::new();
+    let Ok(f) = std::fs::File::open(path) else {
+        return map;
+    };
+    for line in std::io::BufReader::new(f).lines() {
+        let Ok(line) = line else { break };
+        let Ok(e) = serde_json::from_str::<Entry>(&line) else {
+            continue;
+        };
+        let Ok(p) = B64.decode(&e.p) else { continue };
+        map.insert(p, e);
+    }
+    map
+}
+
+/// Appends checkpointed entries durably.
+pub struct Log {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Log {
+    pub fn new(path: PathBuf) -> Log {
+        Log { path, file: None }
+    }
+
+    pub fn append(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            self.file = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        let f = self.file.as_mut().expect("opened above");
+        let mut buf = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut buf, e)?;
+            buf.push(b'\n');
+        }
+        f.write_all(&buf)?;
+        f.sync_data()?;
+        Ok(())
+    }
+
+    /// The backup finished: its snapshot now serves as the parent instead.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_torn_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let path = log_path(d.path(), "repo", "host", &["/a".into()]);
+        let mut node = Node::new(b"f".to_vec(), NodeType::File);
+        node.size = 5;
+        node.inode = 7;
+        node.mtime = gotime::from_unix_local(1_700_000_000, 123);
+        node.content = Some(vec![Id::hash(b"x")]);
+        let e = Entry::from_node(Path::new("/a/f\u{e9}"), &node);
+        let mut log = Log::new(path.clone());
+        log.append(std::slice::from_ref(&e)).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"p\":")
+            .unwrap();
+        let map = load(&path);
+        assert_eq!(map.len(), 1);
+        let back = map.get("/a/f\u{e9}".as_bytes()).unwrap();
+        assert_eq!(back, &e);
+        assert_eq!(back.to_node().mtime, node.mtime);
+        log.remove();
+        assert!(!path.exists());
+    }
+}
