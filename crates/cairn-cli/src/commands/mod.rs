@@ -2,6 +2,8 @@
 
 pub mod backup;
 pub mod cat;
+pub mod diff;
+pub mod find;
 pub mod init;
 pub mod key;
 pub mod ls;
@@ -31,6 +33,10 @@ pub enum Command {
     Key(key::Args),
     /// Print version information
     Version(version::Args),
+    /// Show differences between two snapshots
+    Diff(diff::Args),
+    /// Find a file, a directory or restic IDs
+    Find(find::Args),
 }
 
 /// Runs a command and returns the process exit code.
@@ -44,5 +50,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Restore(a) => restore::run(a, g),
         Command::Key(a) => key::run(a, g),
         Command::Version(a) => version::run(a, g),
+        Command::Diff(a) => diff::run(a, g),
+        Command::Find(a) => find::run(a, g),
     }
 }
