@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod cat;
 pub mod diff;
+pub mod dump;
 pub mod find;
 pub mod init;
 pub mod key;
@@ -10,6 +11,8 @@ pub mod ls;
 pub mod restore;
 mod snapshot_ref;
 pub mod snapshots;
+pub mod stats;
+pub mod tag;
 pub mod version;
 
 use crate::global::GlobalOptions;
@@ -35,6 +38,12 @@ pub enum Command {
     Version(version::Args),
     /// Show differences between two snapshots
     Diff(diff::Args),
+    /// Print a backed-up file or directory (as tar) to stdout
+    Dump(dump::Args),
+    /// Scan the repository and show basic statistics
+    Stats(stats::Args),
+    /// Modify tags on snapshots
+    Tag(tag::Args),
     /// Find a file, a directory or restic IDs
     Find(find::Args),
 }
@@ -51,6 +60,9 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Key(a) => key::run(a, g),
         Command::Version(a) => version::run(a, g),
         Command::Diff(a) => diff::run(a, g),
+        Command::Dump(a) => dump::run(a, g),
+        Command::Stats(a) => stats::run(a, g),
+        Command::Tag(a) => tag::run(a, g),
         Command::Find(a) => find::run(a, g),
     }
 }

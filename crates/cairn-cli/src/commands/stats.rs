@@ -1,0 +1,150 @@
+use super::snapshot_ref;
+use crate::global::GlobalOptions;
+use crate::output;
+use cairn_core::format::pack::BlobType;
+use cairn_core::format::tree::NodeType;
+use cairn_core::repository::Repository;
+use cairn_core::Id;
+use std::collections::HashSet;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshots to count (default: all that match the filters)
+    ids: Vec<String>,
+    #[command(flatten)]
+    filter: snapshot_ref::Filter,
+    /// Counting mode: restore-size, files-by-contents, blobs-per-file or raw-data
+    #[arg(long, default_value = "restore-size")]
+    mode: String,
+}
+
+#[derive(Default)]
+struct Counts {
+    files: u64,
+    size: u64,
+    blobs: u64,
+    seen_trees: HashSet<Id>,
+    seen_data: HashSet<Id>,
+    seen_contents: HashSet<Id>,
+    seen_inodes: HashSet<(u64, u64)>,
+}
+
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    let mode = a.mode.as_str();
+    if ![
+        "restore-size",
+        "files-by-contents",
+        "blobs-per-file",
+        "raw-data",
+    ]
+    .contains(&mode)
+    {
+        anyhow::bail!("unknown mode {mode:?}: use restore-size, files-by-contents, blobs-per-file or raw-data");
+    }
+    let repo = g.open_with_index()?;
+    let mut snaps = repo.list_snapshots()?;
+    snaps.retain(|(_, s)| a.filter.matches(s));
+    if !a.ids.is_empty() {
+        let wanted: Vec<_> = a
+            .ids
+            .iter()
+            .map(|spec| a.filter.find(&repo, spec).map(|(id, _)| id))
+            .collect::<anyhow::Result<_>>()?;
+        snaps.retain(|(id, _)| wanted.contains(id));
+    }
+    let mut c = Counts::default();
+    for (_, snap) in &snaps {
+        c.seen_inodes.clear();
+        walk(&repo, snap.tree, mode, &mut c)?;
+    }
+    if mode == "raw-data" {
+        c.blobs = (c.seen_trees.len() + c.seen_data.len()) as u64;
+    }
+    if g.json {
+        let mut m = serde_json::json!({"total_size": c.size, "total_file_count": c.files});
+        if mode == "raw-data" || mode == "blobs-per-file" {
+            m["total_blob_count"] = c.blobs.into();
+        }
+        m["snapshots_count"] = snaps.len().into();
+        println!("{m}");
+        return Ok(crate::exit::OK);
+    }
+    println!("Stats in {mode} mode:");
+    println!("Snapshots processed:   {}", snaps.len());
+    if mode == "raw-data" || mode == "blobs-per-file" {
+        println!("   Total Blob Count:   {}", c.blobs);
+    }
+    if mode != "raw-data" {
+        println!("   Total File Count:   {}", c.files);
+    }
+    println!("         Total Size:   {}", output::bytes(c.size));
+    Ok(crate::exit::OK)
+}
+
+/// Counts one snapshot's tree the way restic's `stats` does for each mode.
+fn walk(repo: &Repository, tree: Id, mode: &str, c: &mut Counts) -> anyhow::Result<()> {
+    if mode == "raw-data" {
+        if !c.seen_trees.insert(tree) {
+            return Ok(());
+        }
+        c.size += stored_size(repo, BlobType::Tree, &tree);
+    }
+    let t = repo.load_tree(&tree)?;
+    for n in &t.nodes {
+        match mode {
+            "restore-size" => {
+                // Every name counts as a file, but a hard-linked file's size counts once per
+                // snapshot (as restic counts).
+                c.files += 1;
+                if !(n.kind == NodeType::File
+                    && n.links > 1
+                    && !c.seen_inodes.insert((n.device_id, n.inode)))
+                {
+                    c.size += n.size;
+                }
+            }
+            "files-by-contents" if n.kind != NodeType::Dir => {
+                let ids = n.content.as_deref().unwrap_or(&[]);
+                let mut key = Vec::with_capacity(ids.len() * 32);
+                ids.iter().for_each(|id| key.extend_from_slice(&id.0));
+                if c.seen_contents.insert(Id::hash(&key)) {
+                    c.files += 1;
+                    c.size += n.size;
+                }
+            }
+            "blobs-per-file" if n.kind == NodeType::File => {
+                let ids = n.content.as_deref().unwrap_or(&[]);
+                let mut key = Vec::with_capacity(ids.len() * 32);
+                ids.iter().for_each(|id| key.extend_from_slice(&id.0));
+                if c.seen_contents.insert(Id::hash(&key)) {
+                    c.files += 1;
+                }
+                for id in ids {
+                    if c.seen_data.insert(*id) {
+                        c.blobs += 1;
+                        c.size += repo.index().plain_size(BlobType::Data, id).unwrap_or(0);
+                    }
+                }
+            }
+            "raw-data" => {
+                for id in n.content.as_deref().unwrap_or(&[]) {
+                    if c.seen_data.insert(*id) {
+                        c.size += stored_size(repo, BlobType::Data, id);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let (NodeType::Dir, Some(sub)) = (&n.kind, n.subtree) {
+            walk(repo, sub, mode, c)?;
+        }
+    }
+    Ok(())
+}
+
+fn stored_size(repo: &Repository, ty: BlobType, id: &Id) -> u64 {
+    repo.index()
+        .lookup(ty, id)
+        .map(|l| l.blob.length as u64)
+        .unwrap_or(0)
+}

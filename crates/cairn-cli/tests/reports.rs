@@ -1,0 +1,193 @@
+//! `stats`, `dump` and `tag` against restic: the same numbers, the same archives, and tag
+//! changes that restic reads back.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn have_restic() -> bool {
+    let found = Command::new("restic")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
+            "restic is required (CAIRN_REQUIRE_RESTIC is set)"
+        );
+        eprintln!("SKIP: restic not installed");
+    }
+    found
+}
+
+fn tool(bin: &str, repo: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("-r")
+        .arg(repo)
+        .env("RESTIC_PASSWORD", "test-pw")
+        .env("CAIRN_TEST_KDF", "fast");
+    if bin == "restic" {
+        c.arg("--no-cache");
+    }
+    c
+}
+
+fn out(c: &mut Command) -> Vec<u8> {
+    let o = c.output().expect("run");
+    assert!(
+        o.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// A restic repository with two snapshots of a tree with shared content and a hard link.
+fn setup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("a.txt"), b"hello\n").unwrap();
+    std::fs::write(src.join("sub/same-as-a"), b"hello\n").unwrap();
+    std::fs::write(
+        src.join("sub/deeper/big"),
+        (0..2_000_000u32)
+            .map(|i| (i * 7 % 253) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::hard_link(src.join("a.txt"), src.join("hard")).unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    let repo = root.join("repo");
+    out(tool("restic", &repo).arg("init"));
+    out(tool("restic", &repo).arg("backup").arg(&src));
+    std::fs::write(src.join("second.txt"), b"only in the second snapshot").unwrap();
+    out(tool("restic", &repo).arg("backup").arg(&src));
+    (repo, src)
+}
+
+#[test]
+fn stats_match_restic_in_every_mode() {
+    if !have_restic() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (repo, _) = setup(t.path());
+    for mode in [
+        "restore-size",
+        "files-by-contents",
+        "blobs-per-file",
+        "raw-data",
+    ] {
+        for extra in [vec![], vec!["latest"]] {
+            let want = out(tool("restic", &repo)
+                .args(["stats", "--json", "--mode", mode])
+                .args(&extra));
+            let got = out(tool(CAIRN, &repo)
+                .args(["stats", "--json", "--mode", mode])
+                .args(&extra));
+            let want: serde_json::Value = serde_json::from_slice(&want).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&got).unwrap();
+            assert_eq!(got, want, "mode {mode} {extra:?}");
+        }
+    }
+}
+
+#[test]
+fn dump_matches_restic() {
+    if !have_restic() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (repo, src) = setup(t.path());
+    let file = format!("{}/sub/deeper/big", src.display());
+    assert_eq!(
+        out(tool(CAIRN, &repo).args(["dump", "latest", &file])),
+        std::fs::read(src.join("sub/deeper/big")).unwrap()
+    );
+    let dir = src.display().to_string();
+    let list = |bin: &str| {
+        let tarball = out(tool(bin, &repo).args(["dump", "latest", &dir]));
+        let mut child = Command::new("tar")
+            .arg("tv")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&tarball).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    let want = list("restic");
+    assert!(want.contains("sub/deeper/big"), "{want}");
+    assert_eq!(list(CAIRN), want);
+    // The archive extracts to the same content.
+    let x = t.path().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    let tarball = out(tool(CAIRN, &repo).args(["dump", "latest", &dir]));
+    std::fs::write(t.path().join("d.tar"), tarball).unwrap();
+    assert!(Command::new("tar")
+        .arg("xf")
+        .arg(t.path().join("d.tar"))
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap()
+        .success());
+    let extracted = x.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(extracted.join("sub/deeper/big")).unwrap(),
+        std::fs::read(src.join("sub/deeper/big")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(extracted.join("link")).unwrap(),
+        Path::new("a.txt")
+    );
+}
+
+#[test]
+fn tag_changes_are_read_by_restic() {
+    if !have_restic() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (repo, _) = setup(t.path());
+    let snaps = |bin: &str| -> Vec<serde_json::Value> {
+        serde_json::from_slice::<serde_json::Value>(&out(
+            tool(bin, &repo).args(["snapshots", "--json"])
+        ))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+    };
+    let before = snaps("restic");
+    let first = before[0]["id"].as_str().unwrap().to_string();
+    out(tool(CAIRN, &repo).args(["tag", "--add", "keep,daily", &first[..8]]));
+    out(tool(CAIRN, &repo).args(["tag", "--set", "weekly", "latest"]));
+    let after = snaps("restic");
+    assert_eq!(after.len(), 2);
+    let tagged: Vec<_> = after.iter().map(|s| s["tags"].clone()).collect();
+    assert!(
+        tagged.contains(&serde_json::json!(["keep", "daily"])),
+        "{after:?}"
+    );
+    assert!(tagged.contains(&serde_json::json!(["weekly"])), "{after:?}");
+    // Each rewritten snapshot names the one it replaced, and the old files are gone.
+    for s in &after {
+        let original = s["original"].as_str().expect("original set");
+        assert!(before.iter().any(|b| b["id"] == original));
+        assert!(!after.iter().any(|a| a["id"] == original));
+    }
+    out(tool(CAIRN, &repo).args(["tag", "--remove", "daily", "--tag", "keep"]));
+    let after = snaps(CAIRN);
+    assert!(
+        after
+            .iter()
+            .any(|s| s["tags"] == serde_json::json!(["keep"])),
+        "{after:?}"
+    );
+    out(tool("restic", &repo).arg("check"));
+}
