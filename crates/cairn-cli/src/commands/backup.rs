@@ -180,10 +180,8 @@ impl BackupObserver for Observer {
         }
         self.files.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if self.live {
-            *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-                path.to_string_lossy().into_owned();
-        }
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            path.to_string_lossy().into_owned();
     }
 }
 
@@ -390,9 +388,20 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
     let done = AtomicBool::new(false);
+    let totals = Totals {
+        files: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        scanned: AtomicBool::new(false),
+    };
     let result = std::thread::scope(|s| {
         if live || g.json && !g.quiet {
-            s.spawn(|| progress_loop(&obs, &done, start));
+            s.spawn(|| progress_loop(&obs, &totals, &done, start));
+            if !from_stdin {
+                s.spawn(|| {
+                    archiver::scan(&opts, &totals.files, &totals.bytes, &done);
+                    totals.scanned.store(true, Ordering::Relaxed);
+                });
+            }
         }
         let r = if from_stdin {
             backup_stream(&repo, &opts, &a)
@@ -560,7 +569,14 @@ fn backup_stream(
     archiver::backup_stdin(repo, opts, &a.stdin_filename, reader, &INTERRUPTED)
 }
 
-fn progress_loop(obs: &Observer, done: &AtomicBool, start: Instant) {
+/// Totals found by the scanner running beside the backup.
+struct Totals {
+    files: AtomicU64,
+    bytes: AtomicU64,
+    scanned: AtomicBool,
+}
+
+fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, start: Instant) {
     let mut last = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
@@ -570,36 +586,72 @@ fn progress_loop(obs: &Observer, done: &AtomicBool, start: Instant) {
         last = Instant::now();
         let files = obs.files.load(Ordering::Relaxed);
         let bytes = obs.bytes.load(Ordering::Relaxed);
+        let (total_files, total_bytes) = (
+            totals.files.load(Ordering::Relaxed),
+            totals.bytes.load(Ordering::Relaxed),
+        );
         let secs = start.elapsed().as_secs_f64();
+        let fraction = if total_bytes > 0 {
+            (bytes as f64 / total_bytes as f64).min(1.0)
+        } else {
+            0.0
+        };
+        // An ETA only once the scanner knows the whole size and some progress was made.
+        let remaining = (totals.scanned.load(Ordering::Relaxed) && fraction > 0.0)
+            .then(|| secs / fraction - secs);
+        let cur = obs
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if obs.json {
-            let m = serde_json::json!({
+            let mut m = serde_json::json!({
                 "message_type": "status", "seconds_elapsed": secs as u64,
-                "files_done": files, "bytes_done": bytes, "error_count": obs.errors.load(Ordering::Relaxed),
             });
+            if let Some(r) = remaining {
+                m["seconds_remaining"] = (r as u64).into();
+            }
+            m["percent_done"] = fraction.into();
+            m["total_files"] = total_files.into();
+            m["files_done"] = files.into();
+            m["total_bytes"] = total_bytes.into();
+            m["bytes_done"] = bytes.into();
+            m["error_count"] = obs.errors.load(Ordering::Relaxed).into();
+            m["current_files"] = serde_json::json!([cur]);
             println!("{m}");
         } else {
-            let cur = obs
-                .current
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
             let rate = bytes as f64 / secs.max(0.001);
+            let eta = remaining
+                .map(|r| format!(" ETA {}", output::duration(r)))
+                .unwrap_or_default();
             let mut line = format!(
-                "[{}] {} files {}, {}/s  {}",
+                "[{}] {:.2}%  {} files {}, total {} files {}, {}/s, {} errors{eta}  {}",
                 output::duration(secs),
+                fraction * 100.0,
                 files,
                 output::bytes(bytes),
+                total_files,
+                output::bytes(total_bytes),
                 output::bytes(rate as u64),
+                obs.errors.load(Ordering::Relaxed),
                 cur
             );
-            line.truncate(
-                line.char_indices()
-                    .nth(150)
-                    .map(|(i, _)| i)
-                    .unwrap_or(line.len()),
-            );
+            let width = terminal_width().saturating_sub(1).max(40);
+            if let Some((i, _)) = line.char_indices().nth(width) {
+                line.truncate(i);
+            }
             print!("\r\x1b[2K{line}");
             let _ = std::io::stdout().flush();
         }
+    }
+}
+
+fn terminal_width() -> usize {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        120
     }
 }

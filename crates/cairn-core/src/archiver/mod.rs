@@ -953,3 +953,58 @@ pub fn default_readers() -> usize {
         .map(|n| n.get())
         .unwrap_or(2)
 }
+
+/// Counts what a backup with these options will read (files and bytes), for progress and
+/// ETA. Runs beside the backup and stops early when `stop` is set; it applies the same
+/// selection rules as the backup itself.
+pub fn scan(opts: &BackupOptions, files: &AtomicU64, bytes: &AtomicU64, stop: &AtomicBool) {
+    let Ok(select) = Selection::new(&opts.select) else {
+        return;
+    };
+    fn walk(
+        path: &Path,
+        dev: Option<u64>,
+        s: &Selection,
+        files: &AtomicU64,
+        bytes: &AtomicU64,
+        stop: &AtomicBool,
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        if stop.load(Ordering::Relaxed) || s.excluded_path(path) {
+            return;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if s.one_file_system && dev.is_some_and(|d| d != meta.dev()) {
+            return;
+        }
+        if meta.is_file() {
+            if !s.too_large(meta.len()) {
+                files.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(meta.len(), Ordering::Relaxed);
+            }
+        } else if meta.is_dir() {
+            let Ok(rd) = std::fs::read_dir(path) else {
+                return;
+            };
+            let mut names: Vec<OsString> = rd.flatten().map(|e| e.file_name()).collect();
+            if let Some(keep) = s.marker_in(path, &names) {
+                names.retain(|n| keep.iter().any(|k| k.as_slice() == n.as_bytes()));
+            }
+            for n in names {
+                walk(
+                    &path.join(n),
+                    Some(dev.unwrap_or(meta.dev())),
+                    s,
+                    files,
+                    bytes,
+                    stop,
+                );
+            }
+        }
+    }
+    for p in &opts.paths {
+        walk(p, None, &select, files, bytes, stop);
+    }
+}
