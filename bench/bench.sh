@@ -305,7 +305,16 @@ bench_tree() {
             || { say "!!! $tool init failed; see $W/logs/$name-$tool-init.log"; RC[$tool:init]=1; }
     done
 
-    for op in backup backup2 restore; do
+    local ops="backup backup2 restore"
+    # The generated corpus may be changed; a real tree never is.
+    [[ $name = corpus ]] && ops+=" backup3"
+    for op in $ops; do
+        if [[ $op = backup3 ]]; then
+            say "mutating 5% of the corpus (make-corpus mutate --percent 5)"
+            python3 "$SHARED/corpus/make-corpus" mutate "$tree" --percent 5 --seed 2 >"$W/logs/$name-mutate.log" 2>&1
+            rm -f "$W/corpus.marker"   # the next run must build a fresh corpus
+            sync
+        fi
         for tool in $(tools_for_step $STEP); do
             local bin; bin=$(tool_bin "$tool")
             local common=(-r "$base/repo-$tool" --cache-dir "$base/cache-$tool" --compression auto)
@@ -316,6 +325,10 @@ bench_tree() {
                     say "$tool: initial backup"
                     run_timed "$tool:$op" "$log" "$bin" "${common[@]}" backup "$tree"
                     REPO_SIZE[$tool]=$(du -sb "$base/repo-$tool" | cut -f1) ;;
+                backup3)
+                    ok_rc "$tool:backup" || continue
+                    say "$tool: backup after changing 5% of the files"
+                    run_timed "$tool:$op" "$log" "$bin" "${common[@]}" backup "$tree" ;;
                 backup2)
                     ok_rc "$tool:backup" || continue
                     say "$tool: no-change backup"
@@ -349,8 +362,8 @@ bench_tree() {
         echo "| operation | restic s | cairn s | ratio (cairn/restic) | restic RSS MiB | cairn RSS MiB | RSS ratio |"
         echo "|---|---:|---:|---:|---:|---:|---:|"
         local row
-        for op in backup backup2 restore; do
-            case $op in backup) row="initial backup" ;; backup2) row="no-change backup" ;; restore) row="restore" ;; esac
+        for op in $ops; do
+            case $op in backup) row="initial backup" ;; backup2) row="no-change backup" ;; restore) row="restore" ;; backup3) row="backup after 5% changed" ;; esac
             printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$row" \
                 "$(cell_s "restic:$op")" "$(cell_s "cairn:$op")" \
                 "$(ratio "$(ok_val "cairn:$op" "${WALL[cairn:$op]:-}")" "$(ok_val "restic:$op" "${WALL[restic:$op]:-}")")" \

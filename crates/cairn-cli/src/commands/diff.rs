@@ -1,8 +1,517 @@
+//! `diff`: what changed from one snapshot to another, printed as restic 0.14 prints it
+//! (`+`/`-`/`M`/`T`/`U` lines in name order, then blob statistics; `--json` gives
+//! `change` messages and a `statistics` message).
+//!
+//! Besides ids and id prefixes, cairn accepts `latest` and restic 0.17's `ID:subfolder`
+//! (compare a directory inside the snapshots); restic 0.14 accepts neither.
+
+use super::find::{find_snapshot, go_path_join};
+use super::snapshot_ref;
 use crate::global::GlobalOptions;
+use cairn_core::format::gojson::{write_json_bytes_as_str, write_json_str};
+use cairn_core::format::pack::BlobType;
+use cairn_core::format::tree::{Node, NodeType, Tree};
+use cairn_core::repository::Repository;
+use cairn_core::Id;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::sync::atomic::Ordering;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The two snapshots to compare: ids, unique prefixes or "latest", each optionally
+    /// followed by ":subfolder"
+    #[arg(value_name = "SNAPSHOT-ID")]
+    snapshots: Vec<String>,
+    /// Print changes in metadata
+    #[arg(long)]
+    metadata: bool,
+}
 
-pub fn run(_a: Args, _g: &GlobalOptions) -> anyhow::Result<i32> {
-    anyhow::bail!("diff is not implemented yet")
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    if a.snapshots.len() != 2 {
+        anyhow::bail!("specify two snapshot IDs");
+    }
+    let repo = g.open_with_index()?;
+    let (id1, tree1) = resolve(&repo, &a.snapshots[0])?;
+    let (id2, tree2) = resolve(&repo, &a.snapshots[1])?;
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !g.json && !g.quiet {
+        writeln!(
+            out,
+            "comparing snapshot {} to {}:\n",
+            id1.short(),
+            id2.short()
+        )?;
+    }
+
+    let mut c = Comparer {
+        repo: &repo,
+        metadata: a.metadata,
+        json: g.json,
+        quiet: g.quiet,
+        out: &mut out,
+        before: HashSet::new(),
+        after: HashSet::new(),
+        common_roots: Vec::new(),
+        added: DiffStat::default(),
+        removed: DiffStat::default(),
+        changed_files: 0,
+    };
+    c.before.insert((BlobType::Tree, tree1));
+    c.after.insert((BlobType::Tree, tree2));
+    c.diff_tree(b"/", &tree1, &tree2)?;
+    let (added, removed, changed) = c.finish()?;
+
+    if g.json {
+        let mut b = Vec::with_capacity(400);
+        b.extend_from_slice(b"{\"message_type\":\"statistics\",\"source_snapshot\":");
+        write_json_str(&mut b, &a.snapshots[0]);
+        b.extend_from_slice(b",\"target_snapshot\":");
+        write_json_str(&mut b, &a.snapshots[1]);
+        b.extend_from_slice(
+            format!(
+                ",\"changed_files\":{changed},\"added\":{},\"removed\":{}}}\n",
+                added.json(),
+                removed.json()
+            )
+            .as_bytes(),
+        );
+        out.write_all(&b)?;
+    } else {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Files:       {:5} new, {:5} removed, {:5} changed",
+            added.files, removed.files, changed
+        )?;
+        writeln!(
+            out,
+            "Dirs:        {:5} new, {:5} removed",
+            added.dirs, removed.dirs
+        )?;
+        writeln!(
+            out,
+            "Others:      {:5} new, {:5} removed",
+            added.others, removed.others
+        )?;
+        writeln!(
+            out,
+            "Data Blobs:  {:5} new, {:5} removed",
+            added.data_blobs, removed.data_blobs
+        )?;
+        writeln!(
+            out,
+            "Tree Blobs:  {:5} new, {:5} removed",
+            added.tree_blobs, removed.tree_blobs
+        )?;
+        writeln!(out, "  Added:   {:<5}", format_bytes(added.bytes))?;
+        writeln!(out, "  Removed: {:<5}", format_bytes(removed.bytes))?;
+    }
+    out.flush()?;
+    Ok(crate::exit::OK)
+}
+
+/// A snapshot argument → (snapshot id, the tree to compare).
+fn resolve(repo: &Repository, spec: &str) -> anyhow::Result<(Id, Id)> {
+    let (snap, sub) = match spec.split_once(':') {
+        Some((s, p)) => (s, Some(p)),
+        None => (spec, None),
+    };
+    let (id, sn) = if snap == "latest" {
+        snapshot_ref::find(repo, snap, &[], &[], &[])?
+    } else {
+        find_snapshot(repo, snap)?
+    };
+    let mut tree = sn.tree;
+    if let Some(sub) = sub {
+        for comp in sub.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            let t = repo.load_tree(&tree)?;
+            let n = t.find(comp.as_bytes()).ok_or_else(|| {
+                anyhow::anyhow!("path {sub:?} not found in snapshot {}", id.short())
+            })?;
+            if n.kind != NodeType::Dir {
+                anyhow::bail!("path {sub:?} in snapshot {} is not a directory", id.short());
+            }
+            tree = n
+                .subtree
+                .ok_or_else(|| anyhow::anyhow!("directory {comp:?} has no subtree"))?;
+        }
+    }
+    Ok((id, tree))
+}
+
+/// restic 0.14's `formatBytes` (note: 1024 bytes is still "1024 B").
+fn format_bytes(c: u64) -> String {
+    let b = c as f64;
+    if c > 1 << 40 {
+        format!("{:.3} TiB", b / (1u64 << 40) as f64)
+    } else if c > 1 << 30 {
+        format!("{:.3} GiB", b / (1u64 << 30) as f64)
+    } else if c > 1 << 20 {
+        format!("{:.3} MiB", b / (1u64 << 20) as f64)
+    } else if c > 1 << 10 {
+        format!("{:.3} KiB", b / (1u64 << 10) as f64)
+    } else {
+        format!("{c} B")
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct DiffStat {
+    files: u64,
+    dirs: u64,
+    others: u64,
+    data_blobs: u64,
+    tree_blobs: u64,
+    bytes: u64,
+}
+
+impl DiffStat {
+    fn add(&mut self, n: &Node) {
+        match n.kind {
+            NodeType::File => self.files += 1,
+            NodeType::Dir => self.dirs += 1,
+            _ => self.others += 1,
+        }
+    }
+
+    fn json(&self) -> String {
+        format!(
+            "{{\"files\":{},\"dirs\":{},\"others\":{},\"data_blobs\":{},\"tree_blobs\":{},\"bytes\":{}}}",
+            self.files, self.dirs, self.others, self.data_blobs, self.tree_blobs, self.bytes
+        )
+    }
+}
+
+type BlobSet = HashSet<(BlobType, Id)>;
+
+/// The blobs a node refers to directly: a file's content, a directory's tree.
+fn add_blobs(set: &mut BlobSet, n: &Node) {
+    match n.kind {
+        NodeType::File => {
+            for id in n.content.iter().flatten() {
+                set.insert((BlobType::Data, *id));
+            }
+        }
+        NodeType::Dir => {
+            if let Some(st) = n.subtree {
+                set.insert((BlobType::Tree, st));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// restic's `Node.Equals`: every stored attribute, times compared as instants.
+fn node_equal(a: &Node, b: &Node) -> bool {
+    a.name == b.name
+        && a.kind == b.kind
+        && a.mode == b.mode
+        && a.mtime == b.mtime
+        && a.atime == b.atime
+        && a.ctime == b.ctime
+        && a.uid == b.uid
+        && a.gid == b.gid
+        && a.user == b.user
+        && a.group == b.group
+        && a.inode == b.inode
+        && a.device_id == b.device_id
+        && a.size == b.size
+        && a.links == b.links
+        && a.linktarget == b.linktarget
+        && a.device == b.device
+        && a.content == b.content
+        && same_xattrs(a, b)
+        && a.generic_attributes == b.generic_attributes
+        && a.subtree == b.subtree
+        && a.error == b.error
+}
+
+/// Same extended attributes, in any order (restic compares them as a map).
+fn same_xattrs(a: &Node, b: &Node) -> bool {
+    if a.extended_attributes.len() != b.extended_attributes.len() {
+        return false;
+    }
+    let mut m: HashMap<&[u8], (&[u8], bool)> = HashMap::new();
+    for x in &a.extended_attributes {
+        m.insert(&x.name, (&x.value, false));
+    }
+    for x in &b.extended_attributes {
+        match m.get_mut(x.name.as_slice()) {
+            Some((v, present)) if *v == x.value.as_slice() => *present = true,
+            _ => return false,
+        }
+    }
+    m.values().all(|(_, present)| *present)
+}
+
+struct Comparer<'a, W: Write> {
+    repo: &'a Repository,
+    metadata: bool,
+    json: bool,
+    quiet: bool,
+    out: &'a mut W,
+    /// Blobs referenced from the first / second snapshot along the walked parts.
+    before: BlobSet,
+    after: BlobSet,
+    /// Subtrees identical in both; their content counts as neither added nor removed.
+    common_roots: Vec<Id>,
+    added: DiffStat,
+    removed: DiffStat,
+    changed_files: u64,
+}
+
+fn warn(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+}
+
+fn check_interrupted() -> anyhow::Result<()> {
+    if crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
+        return Err(cairn_core::Error::Interrupted.into());
+    }
+    Ok(())
+}
+
+/// A tree's nodes by name; a repeated name keeps the last node, as restic's map does.
+fn by_name(t: &Tree) -> BTreeMap<&[u8], &Node> {
+    t.nodes.iter().map(|n| (n.name.as_slice(), n)).collect()
+}
+
+fn subtree_of(n: &Node) -> anyhow::Result<Id> {
+    n.subtree
+        .ok_or_else(|| anyhow::anyhow!("directory {:?} has no subtree", n.name_lossy()))
+}
+
+impl<W: Write> Comparer<'_, W> {
+    fn change(&mut self, path: &[u8], modifier: &str) -> anyhow::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let mut b = Vec::with_capacity(path.len() + 64);
+        if self.json {
+            b.extend_from_slice(b"{\"message_type\":\"change\",\"path\":");
+            write_json_bytes_as_str(&mut b, path);
+            b.extend_from_slice(b",\"modifier\":");
+            write_json_str(&mut b, modifier);
+            b.extend_from_slice(b"}\n");
+        } else {
+            b.extend_from_slice(format!("{modifier:<5}").as_bytes());
+            b.extend_from_slice(path);
+            b.push(b'\n');
+        }
+        self.out.write_all(&b)?;
+        Ok(())
+    }
+
+    fn diff_tree(&mut self, prefix: &[u8], id1: &Id, id2: &Id) -> anyhow::Result<()> {
+        let t1 = self.repo.load_tree(id1)?;
+        let t2 = self.repo.load_tree(id2)?;
+        let (m1, m2) = (by_name(&t1), by_name(&t2));
+        let mut names: Vec<&[u8]> = m1.keys().chain(m2.keys()).copied().collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            check_interrupted()?;
+            let (n1, n2) = (m1.get(name).copied(), m2.get(name).copied());
+            if let Some(n) = n1 {
+                add_blobs(&mut self.before, n);
+            }
+            if let Some(n) = n2 {
+                add_blobs(&mut self.after, n);
+            }
+            let mut path = go_path_join(prefix, name);
+            match (n1, n2) {
+                (Some(n1), Some(n2)) => {
+                    let mut m = String::new();
+                    if n1.kind != n2.kind {
+                        m.push('T');
+                    }
+                    if n2.kind == NodeType::Dir {
+                        path.push(b'/');
+                    }
+                    if n1.kind == NodeType::File
+                        && n2.kind == NodeType::File
+                        && n1.content != n2.content
+                    {
+                        m.push('M');
+                        self.changed_files += 1;
+                    } else if self.metadata && !node_equal(n1, n2) {
+                        m.push('U');
+                    }
+                    if !m.is_empty() {
+                        self.change(&path, &m)?;
+                    }
+                    if n1.kind == NodeType::Dir && n2.kind == NodeType::Dir {
+                        let res = subtree_of(n1).and_then(|s1| {
+                            let s2 = subtree_of(n2)?;
+                            if s1 == s2 {
+                                self.common_roots.push(s1);
+                                Ok(())
+                            } else {
+                                self.diff_tree(&path, &s1, &s2)
+                            }
+                        });
+                        self.nested(res)?;
+                    }
+                }
+                (Some(n1), None) => {
+                    if n1.kind == NodeType::Dir {
+                        path.push(b'/');
+                    }
+                    self.change(&path, "-")?;
+                    self.removed.add(n1);
+                    if n1.kind == NodeType::Dir {
+                        let res = subtree_of(n1).and_then(|s| self.print_dir("-", &path, &s));
+                        self.nested(res)?;
+                    }
+                }
+                (None, Some(n2)) => {
+                    if n2.kind == NodeType::Dir {
+                        path.push(b'/');
+                    }
+                    self.change(&path, "+")?;
+                    self.added.add(n2);
+                    if n2.kind == NodeType::Dir {
+                        let res = subtree_of(n2).and_then(|s| self.print_dir("+", &path, &s));
+                        self.nested(res)?;
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// restic only warns about trees below the top that cannot be read, and goes on —
+    /// but an interruption or a failing stdout ends the command.
+    fn nested(&self, res: anyhow::Result<()>) -> anyhow::Result<()> {
+        if let Err(e) = res {
+            let fatal = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some()
+                    || matches!(
+                        c.downcast_ref::<cairn_core::Error>(),
+                        Some(cairn_core::Error::Interrupted)
+                    )
+            });
+            if fatal {
+                return Err(e);
+            }
+            warn(&e);
+        }
+        Ok(())
+    }
+
+    /// Everything below an added ("+") or removed ("-") directory.
+    fn print_dir(&mut self, modifier: &str, prefix: &[u8], id: &Id) -> anyhow::Result<()> {
+        let t = self.repo.load_tree(id)?;
+        for n in &t.nodes {
+            check_interrupted()?;
+            let mut path = go_path_join(prefix, &n.name);
+            if n.kind == NodeType::Dir {
+                path.push(b'/');
+            }
+            self.change(&path, modifier)?;
+            let (stats, blobs) = if modifier == "+" {
+                (&mut self.added, &mut self.after)
+            } else {
+                (&mut self.removed, &mut self.before)
+            };
+            stats.add(n);
+            add_blobs(blobs, n);
+            if n.kind == NodeType::Dir {
+                let res = subtree_of(n).and_then(|s| self.print_dir(modifier, &path, &s));
+                self.nested(res)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the added and removed blobs: referenced on one side only, and not inside a
+    /// subtree both snapshots share (restic's BlobsBefore/After minus both minus common).
+    fn finish(mut self) -> anyhow::Result<(DiffStat, DiffStat, u64)> {
+        let mut gone: BlobSet = self.before.difference(&self.after).copied().collect();
+        let mut new: BlobSet = self.after.difference(&self.before).copied().collect();
+        // Only blobs that are candidates need looking for in the shared subtrees, and each
+        // shared tree needs reading once.
+        let mut seen = HashSet::new();
+        let mut stack = std::mem::take(&mut self.common_roots);
+        while let Some(id) = stack.pop() {
+            if gone.is_empty() && new.is_empty() {
+                break;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            check_interrupted()?;
+            let t = match self.repo.load_tree(&id) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn(&e);
+                    continue;
+                }
+            };
+            let mut here = BlobSet::new();
+            for n in &t.nodes {
+                add_blobs(&mut here, n);
+                if n.kind == NodeType::Dir {
+                    if let Some(s) = n.subtree {
+                        stack.push(s);
+                    }
+                }
+            }
+            gone.retain(|b| !here.contains(b));
+            new.retain(|b| !here.contains(b));
+        }
+        let count = |set: &BlobSet, st: &mut DiffStat| {
+            for (ty, id) in set {
+                match ty {
+                    BlobType::Data => st.data_blobs += 1,
+                    BlobType::Tree => st.tree_blobs += 1,
+                }
+                match self.repo.index().plain_size(*ty, id) {
+                    Some(n) => st.bytes += n,
+                    None => eprintln!("unable to find blob size for <{ty}/{}>", id.short()),
+                }
+            }
+        };
+        count(&gone, &mut self.removed);
+        count(&new, &mut self.added);
+        Ok((self.added, self.removed, self.changed_files))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_like_restic_014() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1024), "1024 B");
+        assert_eq!(format_bytes(1025), "1.001 KiB");
+        assert_eq!(format_bytes(5115), "4.995 KiB");
+        assert_eq!(format_bytes(3 << 20), "3.000 MiB");
+        assert_eq!(format_bytes((1 << 30) + 1), "1.000 GiB");
+    }
+
+    #[test]
+    fn xattrs_compare_as_sets() {
+        use cairn_core::format::tree::ExtendedAttribute;
+        let x = |n: &str, v: &str| ExtendedAttribute {
+            name: n.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+        };
+        let mut a = Node::new(b"f".to_vec(), NodeType::File);
+        let mut b = a.clone();
+        a.extended_attributes = vec![x("user.a", "1"), x("user.b", "2")];
+        b.extended_attributes = vec![x("user.b", "2"), x("user.a", "1")];
+        assert!(node_equal(&a, &b));
+        b.extended_attributes[0].value = b"3".to_vec();
+        assert!(!node_equal(&a, &b));
+        b.extended_attributes = vec![x("user.a", "1"), x("user.a", "1")];
+        assert!(!node_equal(&a, &b));
+    }
 }
