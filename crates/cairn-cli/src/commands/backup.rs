@@ -234,7 +234,9 @@ fn expand_glob(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let mut next = Vec::new();
         if comp.contains(['*', '?', '[']) {
-            let m = globset::GlobBuilder::new(comp)
+            // Braces are literal in Go's filepath.Glob; globset would expand them.
+            let literal_braces = comp.replace('{', "[{]").replace('}', "[}]");
+            let m = globset::GlobBuilder::new(&literal_braces)
                 .literal_separator(true)
                 .build()
                 .map_err(|e| anyhow::anyhow!("invalid pattern {pattern:?}: {e}"))?

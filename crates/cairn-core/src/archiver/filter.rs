@@ -21,7 +21,9 @@ impl Pattern {
             if comp == "**" {
                 parts.push(Part::AnyDepth);
             } else {
-                let g = GlobBuilder::new(comp)
+                // Go's filepath.Match has no {a,b} alternation: braces are literal there.
+                let literal_braces = comp.replace('{', "[{]").replace('}', "[}]");
+                let g = GlobBuilder::new(&literal_braces)
                     .literal_separator(true)
                     .backslash_escape(true)
                     .build()
@@ -146,6 +148,9 @@ mod tests {
         assert!(m("a/**", "/x/a/b"));
         assert!(m("cache?", "/x/cache1"));
         assert!(m("[ab]x", "/q/bx"));
+        // Braces are literal, as in Go's filepath.Match.
+        assert!(m("{a,b}", "/q/{a,b}"));
+        assert!(!m("{a,b}", "/q/a"));
     }
 
     #[test]
