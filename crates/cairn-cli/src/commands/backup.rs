@@ -234,13 +234,9 @@ fn expand_glob(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let mut next = Vec::new();
         if comp.contains(['*', '?', '[']) {
-            // Braces are literal in Go's filepath.Glob; globset would expand them.
-            let literal_braces = comp.replace('{', "[{]").replace('}', "[}]");
-            let m = globset::GlobBuilder::new(&literal_braces)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| anyhow::anyhow!("invalid pattern {pattern:?}: {e}"))?
-                .compile_matcher();
+            // Fail early on a malformed pattern, as Go's Glob does.
+            archiver::filter::component_matches(comp, b"")
+                .map_err(|e| anyhow::anyhow!("invalid pattern {pattern:?}: {e}"))?;
             for dir in &current {
                 let list = if dir.as_os_str().is_empty() {
                     Path::new(".")
@@ -253,7 +249,10 @@ fn expand_glob(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
                 let mut names: Vec<_> = rd
                     .flatten()
                     .map(|e| e.file_name())
-                    .filter(|n| m.is_match(n))
+                    .filter(|n| {
+                        use std::os::unix::ffi::OsStrExt;
+                        archiver::filter::component_matches(comp, n.as_bytes()).unwrap_or(false)
+                    })
                     .collect();
                 names.sort();
                 next.extend(names.into_iter().map(|n| dir.join(n)));

@@ -18,6 +18,7 @@ use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use crate::output;
 use cairn_backend::{FileType, Handle};
+use cairn_core::archiver::filter::Pattern;
 use cairn_core::format::gojson::{write_json_bytes_as_str, write_json_str};
 use cairn_core::format::gotime::{self, GoTime};
 use cairn_core::format::indexfile::IndexFile;
@@ -130,10 +131,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             f.search_snapshot(&sn.tree, &mut out)?;
         }
     } else {
+        // The empty pattern matches everything, as in restic.
         let pats = patterns
             .iter()
-            .map(|p| FilterPattern::new(p.as_bytes()))
-            .collect();
+            .map(|p| pattern(p))
+            .collect::<anyhow::Result<_>>()?;
         let mut f = PatternFinder {
             repo: &repo,
             patterns: pats,
@@ -503,7 +505,7 @@ enum Event {
 
 struct PatternFinder<'a> {
     repo: &'a Repository,
-    patterns: Vec<FilterPattern>,
+    patterns: Vec<Option<Pattern>>,
     ignore_case: bool,
     oldest: Option<GoTime>,
     newest: Option<GoTime>,
@@ -554,23 +556,19 @@ impl PatternFinder<'_> {
     }
 
     fn matches(&self, path: &[u8]) -> anyhow::Result<bool> {
-        let strs = split_path(path);
-        for p in &self.patterns {
-            if p.matches(&strs)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let comps = components(path);
+        Ok(self
+            .patterns
+            .iter()
+            .any(|p| p.as_ref().is_none_or(|p| p.matches(&comps))))
     }
 
     fn child_may_match(&self, path: &[u8]) -> anyhow::Result<bool> {
-        let strs = split_path(path);
-        for p in &self.patterns {
-            if p.child_matches(&strs)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let comps = components(path);
+        Ok(self
+            .patterns
+            .iter()
+            .any(|p| p.as_ref().is_none_or(|p| p.may_match_below(&comps))))
     }
 
     fn in_time_range(&self, n: &Node) -> bool {
@@ -1014,332 +1012,21 @@ fn go_parse_id(s: &str) -> Result<Id, String> {
     Id::from_hex(s).map_err(|_| "invalid length for hash".to_string())
 }
 
-// ---------------------------------------------------------------------------------------------
-// restic's filter.Match / filter.ChildMatch, with Go's filepath.Match per component
-
-#[derive(Debug)]
-struct BadPattern;
-
-impl std::fmt::Display for BadPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Match: syntax error in pattern")
+/// A find pattern; None (the empty pattern) matches everything, and a leading `!` is ignored,
+/// as restic's find does.
+fn pattern(p: &str) -> anyhow::Result<Option<Pattern>> {
+    let p = p.strip_prefix('!').unwrap_or(p);
+    if p.is_empty() {
+        return Ok(None);
     }
+    Pattern::new(p).map(Some)
 }
 
-impl std::error::Error for BadPattern {}
-
-#[derive(Clone)]
-struct Part {
-    /// Empty for `**`.
-    pat: Vec<u8>,
-    simple: bool,
-}
-
-struct FilterPattern {
-    /// The empty pattern matches everything.
-    empty: bool,
-    parts: Vec<Part>,
-}
-
-impl FilterPattern {
-    fn new(p: &[u8]) -> FilterPattern {
-        if p.is_empty() {
-            return FilterPattern {
-                empty: true,
-                parts: Vec::new(),
-            };
-        }
-        // A leading "!" (negation in exclude lists) is dropped; Match ignores it.
-        let p = p.strip_prefix(b"!").unwrap_or(p);
-        let cleaned = go_clean(p);
-        let parts = split_path(&cleaned)
-            .into_iter()
-            .map(|part| {
-                let simple = !part.iter().any(|c| b"\\[]*?".contains(c));
-                let pat = if part == b"**" {
-                    Vec::new()
-                } else {
-                    part.to_vec()
-                };
-                Part { pat, simple }
-            })
-            .collect();
-        FilterPattern {
-            empty: false,
-            parts,
-        }
-    }
-
-    fn matches(&self, strs: &[&[u8]]) -> Result<bool, BadPattern> {
-        if self.empty {
-            return Ok(true);
-        }
-        let parts: Vec<&Part> = self.parts.iter().collect();
-        filter_match(&parts, strs)
-    }
-
-    fn child_matches(&self, strs: &[&[u8]]) -> Result<bool, BadPattern> {
-        if self.empty {
-            return Ok(true);
-        }
-        if self.parts[0].pat != b"/" {
-            // A relative pattern can always match further down.
-            return Ok(true);
-        }
-        let mut strs = strs;
-        if let Some(pos) = self.parts.iter().position(|p| p.pat.is_empty()) {
-            if strs.len() >= pos {
-                strs = &strs[..pos];
-            }
-        }
-        let l = strs.len().min(self.parts.len());
-        let parts: Vec<&Part> = self.parts[..l].iter().collect();
-        filter_match(&parts, strs)
-    }
-}
-
-/// restic's `splitPath`: components, with "/" first for an absolute path.
-fn split_path(p: &[u8]) -> Vec<&[u8]> {
-    let mut v: Vec<&[u8]> = p.split(|c| *c == b'/').collect();
-    if v[0].is_empty() {
-        v[0] = b"/";
-    }
-    v
-}
-
-fn filter_match(parts: &[&Part], strs: &[&[u8]]) -> Result<bool, BadPattern> {
-    if let Some(pos) = parts.iter().position(|p| p.pat.is_empty()) {
-        // Expand "**" into 0, 1, 2, ... "*" components.
-        let star = Part {
-            pat: b"*".to_vec(),
-            simple: false,
-        };
-        let limit = strs.len() as isize - parts.len() as isize + 1;
-        let mut i = 0isize;
-        while i <= limit {
-            let mut np: Vec<&Part> = parts[..pos].to_vec();
-            np.extend(std::iter::repeat_n(&star, i as usize));
-            np.extend_from_slice(&parts[pos + 1..]);
-            if filter_match(&np, strs)? {
-                return Ok(true);
-            }
-            i += 1;
-        }
-        return Ok(false);
-    }
-    if parts.is_empty() {
-        return Ok(strs.is_empty());
-    }
-    if parts.len() > strs.len() {
-        return Ok(false);
-    }
-    let mut min_off = 0;
-    let mut max_off = strs.len() - parts.len();
-    if parts[0].pat == b"/" {
-        max_off = 0;
-    } else if strs[0] == b"/" {
-        min_off = 1;
-    }
-    let mut off = max_off as isize;
-    'outer: while off >= min_off as isize {
-        let o = off as usize;
-        off -= 1;
-        for i in (0..parts.len()).rev() {
-            let ok = if parts[i].simple {
-                parts[i].pat == strs[o + i]
-            } else {
-                go_match(&parts[i].pat, strs[o + i])?
-            };
-            if !ok {
-                continue 'outer;
-            }
-        }
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// Go's `utf8.DecodeRune`: (U+FFFD, 1) for an invalid byte, (U+FFFD, 0) at the end.
-fn decode_rune(s: &[u8]) -> (u32, usize) {
-    let Some(&b) = s.first() else {
-        return (0xFFFD, 0);
-    };
-    if b < 0x80 {
-        return (b as u32, 1);
-    }
-    let n = match b {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
-        _ => return (0xFFFD, 1),
-    };
-    if s.len() < n {
-        return (0xFFFD, 1);
-    }
-    match std::str::from_utf8(&s[..n]) {
-        Ok(st) => (st.chars().next().map_or(0xFFFD, |c| c as u32), n),
-        Err(_) => (0xFFFD, 1),
-    }
-}
-
-/// Go's `filepath.Match` (Unix): `*`, `?`, `[...]` with ranges and `^`, `\` escapes.
-fn go_match(mut pattern: &[u8], mut name: &[u8]) -> Result<bool, BadPattern> {
-    'pattern: while !pattern.is_empty() {
-        let (star, chunk, rest) = scan_chunk(pattern);
-        pattern = rest;
-        if star && chunk.is_empty() {
-            return Ok(!name.contains(&b'/'));
-        }
-        match match_chunk(chunk, name)? {
-            Some(t) if t.is_empty() || !pattern.is_empty() => {
-                name = t;
-                continue;
-            }
-            _ => {}
-        }
-        if star {
-            let mut i = 0;
-            while i < name.len() && name[i] != b'/' {
-                if let Some(t) = match_chunk(chunk, &name[i + 1..])? {
-                    if !pattern.is_empty() || t.is_empty() {
-                        name = t;
-                        continue 'pattern;
-                    }
-                }
-                i += 1;
-            }
-        }
-        // Report a malformed rest of the pattern even though the match failed.
-        while !pattern.is_empty() {
-            let (_, chunk, rest) = scan_chunk(pattern);
-            pattern = rest;
-            match_chunk(chunk, b"")?;
-        }
-        return Ok(false);
-    }
-    Ok(name.is_empty())
-}
-
-fn scan_chunk(mut p: &[u8]) -> (bool, &[u8], &[u8]) {
-    let mut star = false;
-    while p.first() == Some(&b'*') {
-        p = &p[1..];
-        star = true;
-    }
-    let mut inrange = false;
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            b'\\' if i + 1 < p.len() => i += 1,
-            b'[' => inrange = true,
-            b']' => inrange = false,
-            b'*' if !inrange => break,
-            _ => {}
-        }
-        i += 1;
-    }
-    (star, &p[..i], &p[i..])
-}
-
-fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> Result<Option<&'a [u8]>, BadPattern> {
-    let mut failed = false;
-    while !chunk.is_empty() {
-        if !failed && s.is_empty() {
-            failed = true;
-        }
-        match chunk[0] {
-            b'[' => {
-                let mut r = 0u32;
-                if !failed {
-                    let (rr, n) = decode_rune(s);
-                    r = rr;
-                    s = &s[n..];
-                }
-                chunk = &chunk[1..];
-                let mut negated = false;
-                if chunk.first() == Some(&b'^') {
-                    negated = true;
-                    chunk = &chunk[1..];
-                }
-                let mut matched = false;
-                let mut nrange = 0;
-                loop {
-                    if chunk.first() == Some(&b']') && nrange > 0 {
-                        chunk = &chunk[1..];
-                        break;
-                    }
-                    let (lo, rest) = get_esc(chunk)?;
-                    chunk = rest;
-                    let mut hi = lo;
-                    if chunk[0] == b'-' {
-                        let (h, rest) = get_esc(&chunk[1..])?;
-                        hi = h;
-                        chunk = rest;
-                    }
-                    if lo <= r && r <= hi {
-                        matched = true;
-                    }
-                    nrange += 1;
-                }
-                if matched == negated {
-                    failed = true;
-                }
-            }
-            b'?' => {
-                if !failed {
-                    if s[0] == b'/' {
-                        failed = true;
-                    }
-                    let (_, n) = decode_rune(s);
-                    s = &s[n..];
-                }
-                chunk = &chunk[1..];
-            }
-            c => {
-                let c = if c == b'\\' {
-                    chunk = &chunk[1..];
-                    match chunk.first() {
-                        Some(c) => *c,
-                        None => return Err(BadPattern),
-                    }
-                } else {
-                    c
-                };
-                if !failed {
-                    if c != s[0] {
-                        failed = true;
-                    }
-                    s = &s[1..];
-                }
-                chunk = &chunk[1..];
-            }
-        }
-    }
-    Ok(if failed { None } else { Some(s) })
-}
-
-fn get_esc(chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
-    if chunk.is_empty() || chunk[0] == b'-' || chunk[0] == b']' {
-        return Err(BadPattern);
-    }
-    let c = if chunk[0] == b'\\' {
-        let c = &chunk[1..];
-        if c.is_empty() {
-            return Err(BadPattern);
-        }
-        c
-    } else {
-        chunk
-    };
-    let (r, n) = decode_rune(c);
-    if r == 0xFFFD && n == 1 {
-        return Err(BadPattern);
-    }
-    let rest = &c[n..];
-    if rest.is_empty() {
-        return Err(BadPattern);
-    }
-    Ok((r, rest))
+/// Path components for matching (the root has none).
+fn components(path: &[u8]) -> Vec<&[u8]> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 /// Go's `strings.ToLower`: ASCII fast path; otherwise rune by rune with invalid bytes
@@ -1348,19 +1035,19 @@ fn go_to_lower(s: &[u8]) -> Vec<u8> {
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
-    let mut out = Vec::with_capacity(s.len());
-    let mut rest = s;
-    while !rest.is_empty() {
-        let (r, n) = decode_rune(rest);
-        rest = &rest[n..];
-        let c = char::from_u32(r).unwrap_or('\u{fffd}');
-        // Go maps each rune to one rune; only U+0130 lowercases to more than one in Rust,
-        // and Go maps it to its first, 'i'.
-        let l = c.to_lowercase().next().unwrap_or(c);
-        let mut buf = [0u8; 4];
-        out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
+    let mut out = String::with_capacity(s.len());
+    for chunk in s.utf8_chunks() {
+        // Go maps each character to one character (U+0130 to 'i', its first in Rust).
+        out.extend(
+            chunk
+                .valid()
+                .chars()
+                .map(|c| c.to_lowercase().next().unwrap_or(c)),
+        );
+        // Each byte that is not UTF-8 becomes U+FFFD, as in Go.
+        out.extend(std::iter::repeat_n('\u{fffd}', chunk.invalid().len()));
     }
-    out
+    out.into_bytes()
 }
 
 /// Go's `path.Clean` on bytes.
@@ -1615,18 +1302,18 @@ mod tests {
     use super::*;
 
     fn m(p: &str, path: &str) -> bool {
-        FilterPattern::new(p.as_bytes())
-            .matches(&split_path(path.as_bytes()))
+        pattern(p)
             .unwrap()
+            .is_none_or(|p| p.matches(&components(path.as_bytes())))
     }
 
+    /// Go's filepath.Match semantics, one component at a time.
     #[test]
     fn go_filepath_match() {
-        let ok = |p: &str, n: &str| go_match(p.as_bytes(), n.as_bytes()).unwrap();
+        let ok = |p: &str, n: &str| m(&format!("/{p}"), &format!("/{n}"));
         assert!(ok("abc", "abc"));
         assert!(ok("*", "abc"));
         assert!(ok("*c", "abc"));
-        assert!(!ok("a*", "ab/c"));
         assert!(ok("a*/b", "abc/b"));
         assert!(ok("a*b*c*d*e*/f", "axbxcxdxe/f"));
         assert!(!ok("a*b?c*x", "abxbbxdbxebxczzy"));
@@ -1644,7 +1331,7 @@ mod tests {
         for bad in [
             "[", "[^", "[^bc", "a[", "a\\", "[a-", "[]a]", "[-]", "[x-]", "[]", "*x[",
         ] {
-            assert!(go_match(bad.as_bytes(), b"a").is_err(), "{bad}");
+            assert!(pattern(bad).is_err(), "{bad}");
         }
     }
 
@@ -1663,9 +1350,9 @@ mod tests {
         assert!(m("src/./foo/", "/src/foo"));
         assert!(m("!foo", "/foo"));
         let c = |p: &str, path: &str| {
-            FilterPattern::new(p.as_bytes())
-                .child_matches(&split_path(path.as_bytes()))
+            pattern(p)
                 .unwrap()
+                .is_none_or(|p| p.may_match_below(&components(path.as_bytes())))
         };
         assert!(c("x", "/a"));
         assert!(c("/a/b/c", "/a"));
