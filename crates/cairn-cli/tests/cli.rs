@@ -473,3 +473,60 @@ fn cat_objects() {
     assert!(t1.starts_with("{\"nodes\":["));
     assert_eq!(code(&run(cairn(&repo).args(["cat", "bogus"]))), 1);
 }
+
+/// Without any password source, the password is asked on the terminal (without echo).
+#[test]
+fn password_prompt_on_a_terminal() {
+    let have_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have_script {
+        eprintln!("SKIP: script(1) not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    init(&repo);
+    let cmd = format!(
+        "{} -r {} snapshots",
+        env!("CARGO_BIN_EXE_cairn"),
+        repo.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("RESTIC_PASSWORD")
+        .env_remove("RESTIC_PASSWORD_FILE")
+        .env_remove("RESTIC_PASSWORD_COMMAND")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the prompt time to appear before typing.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    use std::io::Write;
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"test-pw\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("enter password for repository"), "{text}");
+    assert!(
+        !text.contains("test-pw"),
+        "the password must not be echoed: {text}"
+    );
+}
+
+#[test]
+fn empty_repository_lists_nothing_like_restic() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    init(&repo);
+    assert_eq!(ok(cairn(&repo).arg("snapshots")), "");
+    assert_eq!(ok(cairn(&repo).args(["snapshots", "--json"])).trim(), "[]");
+}

@@ -97,9 +97,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         println!("{out}");
         return Ok(crate::exit::OK);
     }
-    if groups.is_empty() {
-        groups.push((serde_json::Value::Null, Vec::new()));
-    }
+    // Like restic, an empty listing prints nothing at all.
     for (key, snaps) in &groups {
         if !by.is_empty() {
             let mut parts = Vec::new();
