@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 
 /// Go `io/fs` mode bits, as stored in `mode`.
 pub mod mode {
@@ -176,18 +177,16 @@ impl Node {
         out.extend_from_slice(b",\"type\":");
         write_json_str(out, self.kind.as_str());
         if self.mode != 0 {
-            out.extend_from_slice(format!(",\"mode\":{}", self.mode).as_bytes());
+            let _ = write!(out, ",\"mode\":{}", self.mode);
         }
         for (k, t) in [
             ("mtime", &self.mtime),
             ("atime", &self.atime),
             ("ctime", &self.ctime),
         ] {
-            out.extend_from_slice(
-                format!(",\"{k}\":\"{}\"", gotime::format_rfc3339_nano(t)).as_bytes(),
-            );
+            let _ = write!(out, ",\"{k}\":\"{}\"", gotime::format_rfc3339_nano(t));
         }
-        out.extend_from_slice(format!(",\"uid\":{},\"gid\":{}", self.uid, self.gid).as_bytes());
+        let _ = write!(out, ",\"uid\":{},\"gid\":{}", self.uid, self.gid);
         if !self.user.is_empty() {
             out.extend_from_slice(b",\"user\":");
             write_json_str(out, &self.user);
@@ -203,7 +202,7 @@ impl Node {
             ("links", self.links),
         ] {
             if v != 0 {
-                out.extend_from_slice(format!(",\"{k}\":{v}").as_bytes());
+                let _ = write!(out, ",\"{k}\":{v}");
             }
         }
         if !self.linktarget.is_empty() {
@@ -249,7 +248,7 @@ impl Node {
             out.push(b'}');
         }
         if self.device != 0 {
-            out.extend_from_slice(format!(",\"device\":{}", self.device).as_bytes());
+            let _ = write!(out, ",\"device\":{}", self.device);
         }
         out.extend_from_slice(b",\"content\":");
         match &self.content {
@@ -268,7 +267,7 @@ impl Node {
             }
         }
         if let Some(st) = &self.subtree {
-            out.extend_from_slice(format!(",\"subtree\":\"{st}\"").as_bytes());
+            let _ = write!(out, ",\"subtree\":\"{st}\"");
         }
         if !self.error.is_empty() {
             out.extend_from_slice(b",\"error\":");
