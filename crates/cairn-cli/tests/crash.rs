@@ -2,6 +2,8 @@
 //! repository that restic's own `check` accepts, that keeps every earlier snapshot, and that
 //! cairn can back up into again.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,23 +25,6 @@ fn ok(c: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn have_restic() -> bool {
-    let found = Command::new("restic")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
-            "restic is required (CAIRN_REQUIRE_RESTIC is set)"
-        );
-        eprintln!("SKIP: restic not installed");
-    }
-    found
 }
 
 fn restic_check(repo: &Path, cache: &Path) {
@@ -116,9 +101,7 @@ fn same_files(a: &Path, b: &Path) {
 
 #[test]
 fn sigkill_during_backup_at_many_points() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     let cache = t.path().join("cache");
@@ -198,9 +181,7 @@ fn sigkill_during_backup_at_many_points() {
 
 #[test]
 fn ctrl_c_stops_cleanly_with_130() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     let src = t.path().join("src");
@@ -255,9 +236,7 @@ fn summary_of(out: &str) -> serde_json::Value {
 /// resumes from its last checkpoint: the re-run does not read the files stored before.
 #[test]
 fn killed_backup_resumes_without_rereading() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     let cache = t.path().join("cache");

@@ -1,25 +1,10 @@
 //! `stats`, `dump` and `tag` against restic: the same numbers, the same archives, and tag
 //! changes that restic reads back.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn have_restic() -> bool {
-    let found = Command::new("restic")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
-            "restic is required (CAIRN_REQUIRE_RESTIC is set)"
-        );
-        eprintln!("SKIP: restic not installed");
-    }
-    found
-}
 
 fn tool(bin: &str, repo: &Path) -> Command {
     let mut c = Command::new(bin);
@@ -70,9 +55,7 @@ fn setup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 
 #[test]
 fn stats_match_restic_in_every_mode() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let (repo, _) = setup(t.path());
     for mode in [
@@ -97,9 +80,7 @@ fn stats_match_restic_in_every_mode() {
 
 #[test]
 fn dump_matches_restic() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let (repo, src) = setup(t.path());
     let file = format!("{}/sub/deeper/big", src.display());
@@ -149,9 +130,7 @@ fn dump_matches_restic() {
 
 #[test]
 fn tag_changes_are_read_by_restic() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let (repo, _) = setup(t.path());
     let snaps = |bin: &str| -> Vec<serde_json::Value> {
@@ -194,9 +173,7 @@ fn tag_changes_are_read_by_restic() {
 
 #[test]
 fn snapshot_listings_match_restic() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let (repo, src) = setup(t.path());
     out(tool("restic", &repo)

@@ -1,26 +1,11 @@
 //! File selection: cairn and restic back up the same tree with the same flags, and their
 //! snapshots list exactly the same paths. Plus the flags restic 0.14 lacks, tested directly.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn have_restic() -> bool {
-    let found = Command::new("restic")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
-            "restic is required (CAIRN_REQUIRE_RESTIC is set)"
-        );
-        eprintln!("SKIP: restic not installed");
-    }
-    found
-}
 
 fn tool(bin: &str, repo: &Path, cwd: &Path) -> Command {
     let mut c = Command::new(bin);
@@ -86,9 +71,7 @@ fn make_tree(root: &Path) {
 
 #[test]
 fn selection_flags_match_restic() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     make_tree(root);
@@ -152,9 +135,7 @@ impl Drop for Mount {
 
 #[test]
 fn one_file_system_matches_restic_across_a_mount() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     std::fs::create_dir_all(root.join("src/mnt")).unwrap();
@@ -195,9 +176,7 @@ fn one_file_system_matches_restic_across_a_mount() {
 
 #[test]
 fn stdin_matches_restic() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();

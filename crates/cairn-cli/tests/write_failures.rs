@@ -2,6 +2,8 @@
 //! with one clear line and exit code 1, writes no snapshot, leaves a repository that restic's
 //! `check` accepts, and backs up fine once there is room again.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -22,23 +24,6 @@ fn ok(c: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn have_restic() -> bool {
-    let found = Command::new("restic")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
-            "restic is required (CAIRN_REQUIRE_RESTIC is set)"
-        );
-        eprintln!("SKIP: restic not installed");
-    }
-    found
 }
 
 fn restic_check(repo: &Path) {
@@ -98,9 +83,7 @@ impl Drop for Mount {
 
 #[test]
 fn full_disk_mid_backup() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small-disk");
     std::fs::create_dir_all(&mnt).unwrap();
@@ -158,9 +141,7 @@ fn full_disk_mid_backup() {
 
 #[test]
 fn refused_write_mid_backup() {
-    if !have_restic() {
-        return;
-    }
+    require_restic!();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     ok(cairn(&repo).arg("init"));
