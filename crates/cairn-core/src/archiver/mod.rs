@@ -1,15 +1,19 @@
 //! Backup: walk → read → chunk → hash → skip known → compress → encrypt → pack → upload →
 //! index → snapshot.
 //!
-//! The calling thread walks the tree depth first and builds tree blobs bottom-up; regular
-//! files go to a pool of reader threads that chunk and hash them and hand new blobs to the
-//! [`BlobWriter`], which compresses and encrypts on the same threads and queues full packs
-//! for the uploader. Bounded queues keep memory flat however large the tree is.
+//! A pool of walker threads lists directories (mostly depth first) and compares each entry
+//! with the parent snapshot; changed regular files go to a pool of reader threads that chunk
+//! and hash them and hand new blobs to blob workers, which compress and encrypt them for the
+//! [`BlobWriter`]'s packs and uploads. Tree blobs are built bottom-up as entries arrive
+//! ([`assembly`]), on whichever thread completes a directory. Bounded queues keep memory flat
+//! however large the tree is.
 
+mod assembly;
 pub mod filter;
 pub mod metadata;
 pub mod resume;
 pub mod select;
+mod work_stack;
 
 use crate::chunker::{ChunkReader, ChunkerTables};
 use crate::format::gotime::GoTime;
@@ -20,6 +24,7 @@ use crate::packer::{BlobWriter, Compression, WriterStats};
 use crate::repository::Repository;
 use crate::{Error, Id};
 use anyhow::Context;
+use assembly::{Dir, DirDone, FinishDir, Slot};
 use cairn_backend::FileType;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use metadata::NameCache;
@@ -31,6 +36,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use work_stack::WorkStack;
 
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
@@ -102,12 +108,12 @@ struct FileTrack {
     entry: std::sync::Mutex<Option<resume::Entry>>,
 }
 
-struct FileJob {
+struct FileJob<'c> {
     path: PathBuf,
     node: Node,
     /// The file was in the parent snapshot (so it counts as changed, not new).
     in_parent: bool,
-    reply: Sender<Option<Node>>,
+    reply: Slot<'c>,
 }
 
 struct Ctx<'a, 'w> {
@@ -132,27 +138,21 @@ struct Ctx<'a, 'w> {
     aborted: AtomicBool,
 }
 
-/// A node that is known now, or will be once a reader (file) or the tree finisher (directory)
-/// is done with it.
-enum Pending {
-    Ready(Box<Node>),
-    Later(Receiver<Option<Node>>),
-}
-
-/// A directory whose entries have all been handed out; the finisher waits for them in order,
-/// then stores the tree. Walking never waits for a directory to finish, so readers never idle
-/// at directory boundaries.
-struct DirJob {
+/// A directory to list, and where its node goes once its tree is stored.
+struct WalkJob<'c> {
+    path: PathBuf,
     node: Node,
     /// The same directory's tree in the parent snapshot, if it had one.
     parent_tree: Option<Id>,
-    pending: Vec<Pending>,
-    reply: Sender<Option<Node>>,
+    /// The device `--one-file-system` keeps to.
+    dev: Option<u64>,
+    up: Slot<'c>,
 }
 
-struct Queues {
-    files: Sender<FileJob>,
-    dirs: Sender<DirJob>,
+/// Where the walk sends work: files to the readers, directories to the walkers.
+struct Queues<'q, 'c> {
+    files: Sender<FileJob<'c>>,
+    dirs: &'q WorkStack<WalkJob<'c>>,
 }
 
 impl<'a, 'w> Ctx<'a, 'w> {
@@ -269,7 +269,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         Ok(node)
     }
 
-    fn file_worker(&self, jobs: Receiver<FileJob>, blobs: Sender<BlobJob>) {
+    fn file_worker(&self, jobs: Receiver<FileJob<'_>>, blobs: Sender<BlobJob>) {
         for job in jobs.iter() {
             let res = if self.stopping() {
                 None
@@ -284,7 +284,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
                     }
                 }
             };
-            let _ = job.reply.send(res);
+            job.reply.deliver(res);
         }
     }
 
@@ -333,39 +333,40 @@ impl<'a, 'w> Ctx<'a, 'w> {
         }
     }
 
-    /// Turns one path into a node: unchanged files reuse their parent node's content, other
-    /// files are queued for the readers, directories are recursed.
+    /// Turns one path into a node delivered to `slot`: unchanged files reuse their parent
+    /// node's content, other files are queued for the readers, directories for the walkers.
     /// `dev` is the device this walk may not leave with `--one-file-system` (None at a target).
-    fn visit(
+    fn visit<'c>(
         &self,
         name: &OsStr,
         path: &Path,
-        q: &Queues,
+        q: &Queues<'_, 'c>,
         parent: Option<&Node>,
         dev: Option<u64>,
-    ) -> anyhow::Result<Option<Pending>> {
+        slot: Slot<'c>,
+    ) -> anyhow::Result<()> {
         self.check_interrupt()?;
         if self.select.excluded_path(path) {
-            return Ok(None);
+            return Ok(());
         }
         let (mut node, _meta) = match self.lstat_node(name, path) {
             Ok(x) => x,
             Err(e) => {
                 self.report(path, e);
-                return Ok(None);
+                return Ok(());
             }
         };
         if self.select.one_file_system && dev.is_some_and(|d| d != node.device_id) {
             // As restic: a mount point is kept as an empty directory, nothing below it.
-            if node.kind != NodeType::Dir {
-                return Ok(None);
+            if node.kind == NodeType::Dir {
+                node.subtree = Some(self.save_tree(Tree::default())?);
+                slot.deliver(Some(node));
             }
-            node.subtree = Some(self.save_tree(Tree::default())?);
-            return Ok(Some(Pending::Ready(Box::new(node))));
+            return Ok(());
         }
         let dev = Some(dev.unwrap_or(node.device_id));
         match node.kind {
-            NodeType::File if self.select.too_large(node.size) => Ok(None),
+            NodeType::File if self.select.too_large(node.size) => {}
             NodeType::File => {
                 let resumed = if parent.is_none() {
                     self.resumable
@@ -376,128 +377,132 @@ impl<'a, 'w> Ctx<'a, 'w> {
                     None
                 };
                 if let Some(old) = &resumed {
-                    let mut node = node;
                     node.content = old.content.clone();
                     self.stats.files.fetch_add(1, Ordering::Relaxed);
                     self.stats.files_new.fetch_add(1, Ordering::Relaxed);
                     self.stats.files_resumed.fetch_add(1, Ordering::Relaxed);
                     self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
                     self.observer.file_unchanged(path, node.size);
-                    return Ok(Some(Pending::Ready(Box::new(node))));
+                    slot.deliver(Some(node));
+                    return Ok(());
                 }
                 if let Some(old) = parent.filter(|old| self.unchanged(old, &node)) {
-                    let mut node = node;
                     node.content = old.content.clone();
                     self.stats.files.fetch_add(1, Ordering::Relaxed);
                     self.stats.files_unmodified.fetch_add(1, Ordering::Relaxed);
                     self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
                     self.observer.file_unchanged(path, node.size);
-                    return Ok(Some(Pending::Ready(Box::new(node))));
+                    slot.deliver(Some(node));
+                    return Ok(());
                 }
-                let (tx, rx) = bounded(1);
                 q.files
                     .send(FileJob {
                         path: path.to_path_buf(),
                         node,
                         in_parent: parent.is_some_and(|p| p.kind == NodeType::File),
-                        reply: tx,
+                        reply: slot,
                     })
                     .map_err(|_| anyhow::anyhow!("file readers stopped"))?;
-                Ok(Some(Pending::Later(rx)))
             }
             NodeType::Dir => {
                 let parent_tree = parent
                     .filter(|p| p.kind == NodeType::Dir)
                     .and_then(|p| p.subtree);
-                self.save_dir(node, path, q, parent_tree, dev)
+                q.dirs.push(WalkJob {
+                    path: path.to_path_buf(),
+                    node,
+                    parent_tree,
+                    dev,
+                    up: slot,
+                });
             }
-            _ => Ok(Some(Pending::Ready(Box::new(node)))),
+            _ => slot.deliver(Some(node)),
         }
+        Ok(())
     }
 
-    fn save_dir(
-        &self,
-        node: Node,
-        path: &Path,
-        q: &Queues,
-        parent_tree: Option<Id>,
-        dev: Option<u64>,
-    ) -> anyhow::Result<Option<Pending>> {
-        let old = self.parent_tree(path, parent_tree);
-        let mut names: Vec<OsString> = match std::fs::read_dir(path) {
+    /// Runs on a walker: lists one directory and visits its entries. The directory's tree is
+    /// stored once the last entry has arrived (see [`assembly`]).
+    fn walk_dir<'c>(&'c self, job: WalkJob<'c>, q: &Queues<'_, 'c>) -> anyhow::Result<()> {
+        self.check_interrupt()?;
+        let path = job.path;
+        let old = self.parent_tree(&path, job.parent_tree);
+        let mut names: Vec<OsString> = match std::fs::read_dir(&path) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
             Err(e) => {
                 self.report(
-                    path,
+                    &path,
                     anyhow::Error::new(e).context(format!("read directory {}", path.display())),
                 );
-                return Ok(None);
+                return Ok(());
             }
         };
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        if let Some(keep) = self.select.marker_in(path, &names) {
+        if let Some(keep) = self.select.marker_in(&path, &names) {
             names.retain(|n| keep.iter().any(|k| k.as_slice() == n.as_bytes()));
         }
-        let mut pending = Vec::with_capacity(names.len());
-        for name in &names {
+        let parent_tree = old.is_some().then_some(job.parent_tree).flatten();
+        let (dir, _listing) = Dir::new(
+            self,
+            job.node,
+            path.clone(),
+            parent_tree,
+            names.len(),
+            job.up,
+        );
+        for (i, name) in names.iter().enumerate() {
             let old_node = old.as_ref().and_then(|t| t.find(name.as_bytes()));
-            if let Some(p) = self.visit(name, &path.join(name), q, old_node, dev)? {
-                pending.push(p);
+            self.visit(name, &path.join(name), q, old_node, job.dev, dir.slot(i))?;
+        }
+        Ok(())
+    }
+
+    /// Runs on every walker thread until the walk is over.
+    fn walker<'c>(&'c self, q: Queues<'_, 'c>) {
+        q.dirs.work(|job| {
+            if self.stopping() {
+                return; // dropping the job reports its directory as left out
             }
-        }
-        let (reply, rx) = bounded(1);
-        q.dirs
-            .send(DirJob {
-                node,
-                parent_tree: old.is_some().then_some(parent_tree).flatten(),
-                pending,
-                reply,
-            })
-            .map_err(|_| anyhow::anyhow!("tree finisher stopped"))?;
-        Ok(Some(Pending::Later(rx)))
-    }
-
-    /// Runs on its own thread: finishes directories in the order the walk completed them
-    /// (children before parents).
-    fn dir_finisher(&self, dirs: Receiver<DirJob>) {
-        for mut job in dirs.iter() {
-            let node = match self.collect(job.pending) {
-                Ok(nodes) => match self.save_tree(Tree { nodes }) {
-                    Ok(id) => {
-                        job.node.subtree = Some(id);
-                        let counter = match job.parent_tree {
-                            None => &self.stats.dirs_new,
-                            Some(p) if p == id => &self.stats.dirs_unmodified,
-                            Some(_) => &self.stats.dirs_changed,
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        Some(job.node)
-                    }
-                    Err(e) => {
-                        self.fail(e);
-                        None
-                    }
-                },
-                Err(_) => None,
-            };
-            let _ = job.reply.send(node);
-        }
-    }
-
-    fn collect(&self, pending: Vec<Pending>) -> anyhow::Result<Vec<Node>> {
-        let mut nodes = Vec::with_capacity(pending.len());
-        for p in pending {
-            match p {
-                Pending::Ready(n) => nodes.push(*n),
-                Pending::Later(rx) => {
-                    if let Ok(Some(n)) = rx.recv() {
-                        nodes.push(n)
-                    }
+            if let Err(e) = self.walk_dir(job, &q) {
+                if !matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+                    self.fail(e);
                 }
             }
-        }
+        });
+    }
+
+    fn collect(&self, pending: Vec<Receiver<Option<Node>>>) -> anyhow::Result<Vec<Node>> {
+        let nodes = pending
+            .into_iter()
+            .filter_map(|rx| rx.recv().ok().flatten())
+            .collect();
         self.check_interrupt()?;
         Ok(nodes)
+    }
+}
+
+impl FinishDir for Ctx<'_, '_> {
+    fn finish_dir(&self, dir: DirDone) -> Option<Node> {
+        if self.stopping() {
+            return None;
+        }
+        let mut node = dir.node;
+        match self.save_tree(Tree { nodes: dir.entries }) {
+            Ok(id) => {
+                node.subtree = Some(id);
+                let counter = match dir.parent_tree {
+                    None => &self.stats.dirs_new,
+                    Some(p) if p == id => &self.stats.dirs_unmodified,
+                    Some(_) => &self.stats.dirs_changed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Some(node)
+            }
+            Err(e) => {
+                self.fail(e.context(format!("store tree of {}", dir.path.display())));
+                None
+            }
+        }
     }
 }
 
@@ -656,9 +661,9 @@ pub fn backup(
     } else {
         opts.read_concurrency
     };
+    let walk_stack = WorkStack::new();
     let root_id: anyhow::Result<Id> = std::thread::scope(|s| {
         let (files_tx, files_rx) = bounded::<FileJob>(readers * 4);
-        let (dirs_tx, dirs_rx) = crossbeam_channel::unbounded::<DirJob>();
         let workers = default_readers();
         // A few chunks in flight per worker: enough to keep them busy, bounded in memory.
         let (blobs_tx, blobs_rx) = bounded::<BlobJob>(workers * 2);
@@ -676,9 +681,13 @@ pub fn backup(
         }
         drop(files_rx);
         drop(blobs_tx);
-        {
+        for _ in 0..walkers() {
+            let q = Queues {
+                files: files_tx.clone(),
+                dirs: &walk_stack,
+            };
             let ctx = &ctx;
-            s.spawn(move || ctx.dir_finisher(dirs_rx));
+            s.spawn(move || ctx.walker(q));
         }
         if ctx.resume_enabled {
             let (ctx, log, walk_done) = (&ctx, &log, &walk_done);
@@ -698,17 +707,22 @@ pub fn backup(
         }
         let q = Queues {
             files: files_tx,
-            dirs: dirs_tx,
+            dirs: &walk_stack,
         };
         let parent_root = opts
             .parent
             .as_ref()
             .and_then(|(_, snap)| ctx.parent_tree(Path::new("/"), Some(snap.tree)));
         let res = save_target_tree(&ctx, &targets, &q, parent_root.as_ref());
+        // Whatever happened, the walkers may stop once their work is done; then the readers
+        // (whose queue the walkers feed) and the blob workers run dry and the scope ends.
         drop(q);
+        walk_stack.close();
         walk_done.store(true, Ordering::Relaxed);
         res
     });
+    // Empty by now; it borrows `ctx`, which is taken apart below.
+    drop(walk_stack);
     let root_id = match crate::packer::lock(&ctx.fatal).take() {
         Some(e) => Err(e),
         None => root_id,
@@ -904,10 +918,10 @@ pub fn backup_stdin(
     })
 }
 
-fn save_target_tree(
-    ctx: &Ctx,
+fn save_target_tree<'c>(
+    ctx: &'c Ctx,
     t: &TargetTree,
-    q: &Queues,
+    q: &Queues<'_, 'c>,
     parent: Option<&Tree>,
 ) -> anyhow::Result<Id> {
     let mut pending = Vec::new();
@@ -915,9 +929,9 @@ fn save_target_tree(
         let name_os = OsStr::from_bytes(name);
         let old = parent.and_then(|p| p.find(name));
         if let Some(real) = &child.target {
-            if let Some(p) = ctx.visit(name_os, real, q, old, None)? {
-                pending.push(p);
-            }
+            let (slot, rx) = Slot::channel();
+            ctx.visit(name_os, real, q, old, None, slot)?;
+            pending.push(rx);
             continue;
         }
         // An intermediate directory: metadata from the real directory, children from targets.
@@ -941,10 +955,18 @@ fn save_target_tree(
         };
         counter.fetch_add(1, Ordering::Relaxed);
         node.subtree = Some(id);
-        pending.push(Pending::Ready(Box::new(node)));
+        let (slot, rx) = Slot::channel();
+        slot.deliver(Some(node));
+        pending.push(rx);
     }
     let nodes = ctx.collect(pending)?;
     ctx.save_tree(Tree { nodes })
+}
+
+/// Walker threads: listing directories is system calls and tree decoding, which several
+/// threads do faster than one even on two cores (one waits on the disk while another works).
+fn walkers() -> usize {
+    default_readers().clamp(2, 8)
 }
 
 /// One reader per core by default.
