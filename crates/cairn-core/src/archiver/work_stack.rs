@@ -113,7 +113,11 @@ mod tests {
         let stack = WorkStack::new();
         let ran = AtomicUsize::new(0);
         std::thread::scope(|s| {
-            s.spawn(|| stack.work(|_: u8| drop(ran.fetch_add(1, Ordering::SeqCst))));
+            s.spawn(|| {
+                stack.work(|_: u8| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+            });
             std::thread::sleep(std::time::Duration::from_millis(20));
             stack.push(1);
             stack.push(2);
