@@ -28,7 +28,53 @@ pub struct MasterIndex {
     packs: Vec<Id>,
     data: Vec<Entry>,
     tree: Vec<Entry>,
+    data_fanout: Fanout,
+    tree_fanout: Fanout,
     sorted: bool,
+}
+
+/// Where each leading-bits prefix starts in a sorted array. Ids are uniformly random, so with
+/// about four entries per prefix a lookup compares a handful of ids instead of ~20 (lookups
+/// of every blob of every unchanged file are what a no-change backup spends its time on).
+/// Costs 4 bytes per 4 entries: 1/48 of the entries' memory.
+#[derive(Default)]
+struct Fanout {
+    bits: u32,
+    starts: Vec<u32>,
+}
+
+impl Fanout {
+    fn build(entries: &[Entry]) -> Fanout {
+        let bits = (entries.len() / 4).max(1).ilog2().min(24);
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        let mut i = 0;
+        for prefix in 0..(1u64 << bits) {
+            while i < entries.len() && Fanout::prefix_of(bits, &entries[i].id) < prefix {
+                i += 1;
+            }
+            starts.push(i as u32);
+        }
+        starts.push(entries.len() as u32);
+        Fanout { bits, starts }
+    }
+
+    fn prefix_of(bits: u32, id: &Id) -> u64 {
+        if bits == 0 {
+            return 0;
+        }
+        let lead = u64::from_be_bytes([
+            id.0[0], id.0[1], id.0[2], id.0[3], id.0[4], id.0[5], id.0[6], id.0[7],
+        ]);
+        lead >> (64 - bits)
+    }
+
+    fn range(&self, id: &Id) -> std::ops::Range<usize> {
+        let p = Fanout::prefix_of(self.bits, id) as usize;
+        match (self.starts.get(p), self.starts.get(p + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
+    }
 }
 
 impl MasterIndex {
@@ -68,6 +114,8 @@ impl MasterIndex {
         self.tree.sort_unstable_by_key(|e| e.id);
         self.data.shrink_to_fit();
         self.tree.shrink_to_fit();
+        self.data_fanout = Fanout::build(&self.data);
+        self.tree_fanout = Fanout::build(&self.tree);
         self.sorted = true;
     }
 
@@ -77,6 +125,16 @@ impl MasterIndex {
             BlobType::Data => &self.data,
             BlobType::Tree => &self.tree,
         }
+    }
+
+    /// The entries that may hold `id`: those sharing its leading bits.
+    fn candidates(&self, ty: BlobType, id: &Id) -> &[Entry] {
+        let (arr, fanout) = match ty {
+            BlobType::Data => (&self.data, &self.data_fanout),
+            BlobType::Tree => (&self.tree, &self.tree_fanout),
+        };
+        debug_assert!(self.sorted, "MasterIndex::finish not called");
+        arr.get(fanout.range(id)).unwrap_or(&[])
     }
 
     fn to_loc(&self, ty: BlobType, e: &Entry) -> BlobLocation {
@@ -93,7 +151,7 @@ impl MasterIndex {
     }
 
     pub fn lookup(&self, ty: BlobType, id: &Id) -> Option<BlobLocation> {
-        let a = self.arr(ty);
+        let a = self.candidates(ty, id);
         a.binary_search_by(|e| e.id.cmp(id))
             .ok()
             .map(|i| self.to_loc(ty, &a[i]))
@@ -101,7 +159,7 @@ impl MasterIndex {
 
     /// Every stored copy of a blob.
     pub fn lookup_all(&self, ty: BlobType, id: &Id) -> Vec<BlobLocation> {
-        let a = self.arr(ty);
+        let a = self.candidates(ty, id);
         let start = a.partition_point(|e| e.id < *id);
         a[start..]
             .iter()
@@ -111,7 +169,9 @@ impl MasterIndex {
     }
 
     pub fn has(&self, ty: BlobType, id: &Id) -> bool {
-        self.arr(ty).binary_search_by(|e| e.id.cmp(id)).is_ok()
+        self.candidates(ty, id)
+            .binary_search_by(|e| e.id.cmp(id))
+            .is_ok()
     }
 
     pub fn blob_count(&self, ty: BlobType) -> usize {
@@ -136,6 +196,7 @@ impl MasterIndex {
     /// Bytes of memory held by the entries (for reporting).
     pub fn memory_bytes(&self) -> usize {
         (self.data.capacity() + self.tree.capacity()) * std::mem::size_of::<Entry>()
+            + (self.data_fanout.starts.capacity() + self.tree_fanout.starts.capacity()) * 4
             + self.packs.capacity() * 32
     }
 }
@@ -176,5 +237,32 @@ mod tests {
         assert_eq!(m.lookup_all(BlobType::Data, &Id([9; 32])).len(), 2);
         assert_eq!(m.plain_size(BlobType::Data, &Id([7; 32])), Some(18));
         assert!(m.lookup(BlobType::Data, &Id([3; 32])).is_none());
+    }
+
+    proptest::proptest! {
+        /// The fan-out table finds exactly what a plain search of the sorted entries finds.
+        #[test]
+        fn fanout_lookups_agree_with_a_full_search(
+            ids in proptest::collection::vec(proptest::array::uniform32(0u8..), 0..600),
+            probes in proptest::collection::vec(proptest::array::uniform32(0u8..), 0..50),
+        ) {
+            // A third of the blobs stored twice, as after an interrupted backup.
+            let mut ids = ids;
+            ids.extend(ids.clone().into_iter().take(ids.len() / 3));
+            let mut m = MasterIndex::new();
+            m.add_pack(Id([0; 32]), ids.iter().enumerate().map(|(i, id)| PackedBlob {
+                ty: BlobType::Data,
+                id: Id(*id),
+                offset: i as u32,
+                length: 40,
+                uncompressed_length: 0,
+            }));
+            m.finish();
+            for id in ids.iter().chain(probes.iter()) {
+                let want = ids.iter().filter(|x| *x == id).count();
+                proptest::prop_assert_eq!(m.has(BlobType::Data, &Id(*id)), want > 0);
+                proptest::prop_assert_eq!(m.lookup_all(BlobType::Data, &Id(*id)).len(), want);
+            }
+        }
     }
 }
