@@ -9,6 +9,7 @@ pub mod archiver;
 pub mod chunker;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod format;
 pub mod id;
 pub mod index;

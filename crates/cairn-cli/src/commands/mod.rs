@@ -5,6 +5,7 @@ pub mod cat;
 pub mod diff;
 pub mod dump;
 pub mod find;
+pub mod forget;
 pub mod init;
 pub mod key;
 pub mod ls;
@@ -46,6 +47,8 @@ pub enum Command {
     Tag(tag::Args),
     /// Find a file, a directory or restic IDs
     Find(find::Args),
+    /// Remove snapshots from the repository
+    Forget(Box<forget::Args>),
 }
 
 /// Runs a command and returns the process exit code.
@@ -64,5 +67,6 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Stats(a) => stats::run(a, g),
         Command::Tag(a) => tag::run(a, g),
         Command::Find(a) => find::run(a, g),
+        Command::Forget(a) => forget::run(*a, g),
     }
 }

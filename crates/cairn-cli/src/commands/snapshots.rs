@@ -113,69 +113,90 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             }
             println!("snapshots for ({}):", parts.join(", "));
         }
-        print_table(snaps);
+        print_table(snaps, None, false);
     }
     Ok(crate::exit::OK)
 }
 
-fn print_table(snaps: &[(Id, Snapshot)]) {
-    let rows: Vec<[String; 5]> = snaps
+/// restic's snapshot table (`PrintSnapshots`), oldest first. `reasons` (one list per snapshot,
+/// in the order of `snaps`) adds forget's Reasons column; `compact` shows only id, time, host
+/// and tags (one per line). When a snapshot has several paths, a blank line separates the
+/// snapshots. Widths count bytes, as restic's do.
+pub fn print_table(snaps: &[(Id, Snapshot)], reasons: Option<&[Vec<String>]>, compact: bool) {
+    let mut order: Vec<usize> = (0..snaps.len()).collect();
+    order.sort_by(|&a, &b| snaps[a].1.time.cmp(&snaps[b].1.time));
+    let mut head = vec!["ID", "Time"];
+    if compact {
+        head.extend(["Host", "Tags  "]);
+    } else {
+        head.extend(["Host      ", "Tags      "]);
+        if reasons.is_some() {
+            head.push("Reasons");
+        }
+        head.push("Paths");
+    }
+    let rows: Vec<Vec<String>> = order
         .iter()
-        .map(|(id, s)| {
-            [
-                id.short(),
-                snapshot_ref::table_time(s),
-                s.hostname.clone(),
-                s.tags.join(","),
-                s.paths.join("\n"),
-            ]
+        .map(|&i| {
+            let (id, s) = &snaps[i];
+            let mut row = vec![id.short(), snapshot_ref::table_time(s), s.hostname.clone()];
+            if compact {
+                row.push(s.tags.join("\n"));
+            } else {
+                row.push(s.tags.join(","));
+                if let Some(r) = reasons {
+                    row.push(r.get(i).map(|r| r.join("\n")).unwrap_or_default());
+                }
+                row.push(s.paths.join("\n"));
+            }
+            row
         })
         .collect();
-    let head = ["ID", "Time", "Host", "Tags", "Paths"];
-    let mut w = [0usize; 5];
-    for (i, h) in head.iter().enumerate() {
-        w[i] = rows
-            .iter()
-            .map(|r| r[i].lines().map(|l| l.chars().count()).max().unwrap_or(0))
-            .max()
-            .unwrap_or(0)
-            .max(h.len());
-    }
-    // restic keeps the Host and Tags columns at least ten wide.
-    w[2] = w[2].max(10);
-    w[3] = w[3].max(10);
-    let line = |cols: [&str; 5]| {
-        let mut s = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i == 4 {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{:<width$}  ", c, width = w[i]));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    let header = line(head);
-    let mut body = Vec::new();
+    let multiline = !compact && snaps.iter().any(|(_, s)| s.paths.len() > 1);
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in &rows {
-        let mut paths = r[4].lines();
-        body.push(line([
-            &r[0],
-            &r[1],
-            &r[2],
-            &r[3],
-            paths.next().unwrap_or(""),
-        ]));
-        body.extend(paths.map(|p| line(["", "", "", "", p])));
+        for (i, cell) in r.iter().enumerate() {
+            w[i] = w[i].max(cell.split('\n').map(str::len).max().unwrap_or(0));
+        }
     }
-    // The rule spans the widest line (columns padded as a whole, as restic's table does).
-    let fixed: usize = w[..4].iter().map(|x| x + 2).sum();
-    let rule = "-".repeat((fixed + w[4]).max(header.chars().count()));
-    println!("{header}");
-    println!("{rule}");
-    for l in &body {
-        println!("{l}");
+    let lines = |cells: &[String]| -> Vec<String> {
+        let parts: Vec<Vec<&str>> = cells.iter().map(|c| c.split('\n').collect()).collect();
+        let n = parts.iter().map(Vec::len).max().unwrap_or(1);
+        (0..n)
+            .map(|l| {
+                let mut s = String::new();
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str("  ");
+                    }
+                    let v = p.get(l).copied().unwrap_or("");
+                    s.push_str(v);
+                    s.push_str(&" ".repeat(w[i].saturating_sub(v.len())));
+                }
+                s.trim_end_matches(' ').to_string()
+            })
+            .collect()
+    };
+    let rule = "-".repeat(w.iter().sum::<usize>() + 2 * (w.len() - 1));
+    let mut out = String::new();
+    let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+    for l in lines(&head) {
+        out.push_str(&l);
+        out.push('\n');
     }
-    println!("{rule}");
-    println!("{} snapshots", rows.len());
+    out.push_str(&rule);
+    out.push('\n');
+    for (i, r) in rows.iter().enumerate() {
+        if multiline && i > 0 {
+            out.push('\n');
+        }
+        for l in lines(r) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    out.push_str(&rule);
+    out.push('\n');
+    out.push_str(&format!("{} snapshots\n", rows.len()));
+    print!("{out}");
 }

@@ -1,0 +1,448 @@
+//! `forget`: remove snapshots by a policy (restic 0.14's `--keep-*`) or by id. Only the
+//! snapshot files go; `prune` removes the data nothing refers to any more.
+
+use super::{snapshot_ref, snapshots};
+use crate::global::GlobalOptions;
+use anyhow::Context;
+use cairn_backend::{FileType, Handle};
+use cairn_core::forget::{self as policy, Duration, ExpirePolicy, GroupBy, TagList};
+use cairn_core::format::snapshot::Snapshot;
+use cairn_core::repository::Repository;
+use cairn_core::Id;
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshots to forget (ids, unique id prefixes or "latest"); the policy is then ignored
+    #[arg(value_name = "snapshot ID")]
+    ids: Vec<String>,
+    /// Keep the last n snapshots
+    #[arg(
+        short = 'l',
+        long,
+        value_name = "n",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_last: i64,
+    /// Keep the last n hourly snapshots
+    #[arg(
+        short = 'H',
+        long,
+        value_name = "n",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_hourly: i64,
+    /// Keep the last n daily snapshots
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "n",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_daily: i64,
+    /// Keep the last n weekly snapshots
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "n",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_weekly: i64,
+    /// Keep the last n monthly snapshots
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "n",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_monthly: i64,
+    /// Keep the last n yearly snapshots
+    #[arg(
+        short = 'y',
+        long,
+        value_name = "n",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_yearly: i64,
+    /// Keep snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within: Option<Duration>,
+    /// Keep hourly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_hourly: Option<Duration>,
+    /// Keep daily snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_daily: Option<Duration>,
+    /// Keep weekly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_weekly: Option<Duration>,
+    /// Keep monthly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_monthly: Option<Duration>,
+    /// Keep yearly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_yearly: Option<Duration>,
+    /// Keep snapshots with this taglist (can be specified multiple times)
+    #[arg(long, value_name = "taglist")]
+    keep_tag: Vec<String>,
+    /// Only consider snapshots with the given host (can be specified multiple times)
+    #[arg(long = "host", alias = "hostname", value_name = "host")]
+    hosts: Vec<String>,
+    /// Only consider snapshots which include this taglist in the format `tag[,tag,...]` (can be specified multiple times)
+    #[arg(long = "tag", value_name = "taglist")]
+    tags: Vec<String>,
+    /// Only consider snapshots which include this (absolute) path (can be specified multiple times)
+    #[arg(long = "path", value_name = "path")]
+    paths: Vec<String>,
+    /// Use compact output format
+    #[arg(short, long)]
+    compact: bool,
+    /// Group snapshots by host, paths and/or tags, separated by comma (disable grouping with '')
+    #[arg(short, long, value_name = "group", default_value = "host,paths")]
+    group_by: String,
+    /// Do not delete anything, just print what would be done
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Automatically run the 'prune' command if snapshots have been removed (not implemented yet)
+    #[arg(long)]
+    prune: bool,
+    /// Tolerate given limit of unused data (for --prune)
+    #[arg(long, value_name = "limit")]
+    max_unused: Option<String>,
+    /// Maximum size to repack (for --prune)
+    #[arg(long, value_name = "size")]
+    max_repack_size: Option<String>,
+    /// Only repack packs which are cacheable (for --prune)
+    #[arg(long)]
+    repack_cacheable_only: bool,
+    /// Repack pack files below 80% of target pack size (for --prune)
+    #[arg(long)]
+    repack_small: bool,
+    /// Repack all uncompressed data (for --prune)
+    #[arg(long)]
+    repack_uncompressed: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    Duration::parse(s)
+}
+
+/// The policy from the flags. Negative values are refused: restic 0.14 takes a negative
+/// count as "a policy that keeps nothing" and forgets every snapshot of the group (a bug
+/// fixed in restic 0.16, which refuses them too).
+fn policy(a: &Args) -> anyhow::Result<ExpirePolicy> {
+    let count = |n: i64, flag: &str| -> anyhow::Result<u32> {
+        if n < 0 {
+            anyhow::bail!(
+                "--{flag} {n}: negative values are not allowed (restic 0.14 would forget every snapshot)"
+            );
+        }
+        u32::try_from(n).with_context(|| format!("--{flag} {n}: too large"))
+    };
+    let within = |d: Option<Duration>, flag: &str| -> anyhow::Result<Duration> {
+        let d = d.unwrap_or_default();
+        if d.is_negative() {
+            anyhow::bail!("--{flag} {d}: durations with negative values are not allowed");
+        }
+        Ok(d)
+    };
+    Ok(ExpirePolicy {
+        last: count(a.keep_last, "keep-last")?,
+        hourly: count(a.keep_hourly, "keep-hourly")?,
+        daily: count(a.keep_daily, "keep-daily")?,
+        weekly: count(a.keep_weekly, "keep-weekly")?,
+        monthly: count(a.keep_monthly, "keep-monthly")?,
+        yearly: count(a.keep_yearly, "keep-yearly")?,
+        within: within(a.keep_within, "keep-within")?,
+        within_hourly: within(a.keep_within_hourly, "keep-within-hourly")?,
+        within_daily: within(a.keep_within_daily, "keep-within-daily")?,
+        within_weekly: within(a.keep_within_weekly, "keep-within-weekly")?,
+        within_monthly: within(a.keep_within_monthly, "keep-within-monthly")?,
+        within_yearly: within(a.keep_within_yearly, "keep-within-yearly")?,
+        tags: a.keep_tag.iter().map(|t| TagList::parse(t)).collect(),
+    })
+}
+
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    // Before anything is read or removed, so that `--prune` costs nothing until it exists.
+    if a.prune {
+        anyhow::bail!("prune is not implemented yet");
+    }
+    let policy = policy(&a)?;
+    let repo = g.open()?;
+    if g.no_lock && !a.dry_run {
+        anyhow::bail!(
+            "--no-lock is only applicable in combination with --dry-run for forget command"
+        );
+    }
+    // TODO(lock): take an exclusive lock here (unless --dry-run together with --no-lock).
+
+    let filter = snapshot_ref::Filter {
+        hosts: a.hosts.clone(),
+        paths: a.paths.clone(),
+        tags: a.tags.clone(),
+    };
+    let mut remove: BTreeSet<Id> = BTreeSet::new();
+    let mut json_groups = Vec::new();
+    if !a.ids.is_empty() {
+        // Explicit snapshots go, whatever the policy says.
+        for (id, _) in explicit(&repo, &a.ids, &filter)? {
+            remove.insert(id);
+        }
+    } else {
+        // As in restic, --group-by only matters (and is only checked) without explicit ids.
+        let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
+        let mut snaps = repo.list_snapshots()?;
+        snaps.retain(|(_, s)| filter.matches(s));
+        if policy.is_empty() {
+            if !g.json && !g.quiet {
+                println!("no policy was specified, no snapshots will be removed");
+            }
+        } else {
+            if !g.json && !g.quiet {
+                println!("Applying Policy: {policy}");
+            }
+            for (key, group) in policy::group_snapshots(snaps, group_by) {
+                if g.verbose >= 1 && !g.json {
+                    print!("{}", group_header(&key));
+                }
+                let applied = policy::apply_policy(group, &policy);
+                if !g.json && !g.quiet {
+                    if !applied.keep.is_empty() {
+                        println!("keep {} snapshots:", applied.keep.len());
+                        let reasons: Vec<Vec<String>> =
+                            applied.reasons.iter().map(|r| r.matches.clone()).collect();
+                        snapshots::print_table(&applied.keep, Some(&reasons), a.compact);
+                        println!();
+                    }
+                    if !applied.remove.is_empty() {
+                        println!("remove {} snapshots:", applied.remove.len());
+                        snapshots::print_table(&applied.remove, None, a.compact);
+                        println!();
+                    }
+                }
+                remove.extend(applied.remove.iter().map(|(id, _)| *id));
+                json_groups.push(group_json(&key, &applied));
+            }
+        }
+    }
+
+    if !remove.is_empty() {
+        if a.dry_run {
+            if !g.json {
+                let short: Vec<String> = remove.iter().map(Id::short).collect();
+                println!(
+                    "Would have removed the following snapshots:\n{{{}}}\n",
+                    short.join(" ")
+                );
+            }
+        } else {
+            delete(&repo, &remove, g)?;
+        }
+    }
+    if g.json && !json_groups.is_empty() {
+        println!("{}", serde_json::Value::Array(json_groups));
+    }
+    Ok(crate::exit::OK)
+}
+
+/// The snapshots named on the command line, as restic resolves them for forget: unknown or
+/// ambiguous ids are warned about and skipped; filters only apply to "latest".
+fn explicit(
+    repo: &Repository,
+    specs: &[String],
+    filter: &snapshot_ref::Filter,
+) -> anyhow::Result<Vec<(Id, Snapshot)>> {
+    let names: Vec<String> = repo
+        .backend
+        .list(FileType::Snapshot)
+        .map_err(anyhow::Error::new)
+        .context("listing snapshots")?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let mut ids: Vec<Id> = Vec::new();
+    let mut used_filter = false;
+    for spec in specs {
+        if spec == "latest" {
+            used_filter = true;
+            match latest(repo, filter)? {
+                Some(id) => ids.push(id),
+                None => eprintln!(
+                    "Ignoring \"latest\", no snapshot matched given filter (Paths:{} Tags:{} Hosts:{})",
+                    go_list(&filter.paths),
+                    go_list(
+                        &filter
+                            .tags
+                            .iter()
+                            .map(|t| TagList::parse(t).to_string())
+                            .collect::<Vec<_>>()
+                    ),
+                    go_list(&filter.hosts)
+                ),
+            }
+            continue;
+        }
+        let mut hits = names.iter().filter(|n| n.starts_with(spec.as_str()));
+        let found = match (hits.next(), hits.next()) {
+            (Some(name), None) => Id::from_hex(name),
+            (Some(_), Some(_)) => Err(anyhow::anyhow!("multiple IDs with prefix {spec:?} found")),
+            (None, _) => Err(anyhow::anyhow!("no matching ID found for prefix {spec:?}")),
+        };
+        match found {
+            Ok(id) => ids.push(id),
+            Err(e) => eprintln!("Ignoring {spec:?}: {e:#}"),
+        }
+    }
+    let no_filter = filter.hosts.is_empty() && filter.tags.is_empty() && filter.paths.is_empty();
+    if !used_filter && !no_filter {
+        eprintln!("Ignoring filters as there are explicit snapshot ids given");
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for id in ids {
+        if !seen.insert(id) {
+            continue;
+        }
+        match repo.load_snapshot(&id) {
+            Ok(s) => out.push((id, s)),
+            Err(e) => eprintln!("Ignoring {:?}, could not load snapshot: {e:#}", id.to_hex()),
+        }
+    }
+    Ok(out)
+}
+
+/// The newest snapshot that passes the filters, relative `--path`s taken as absolute.
+fn latest(repo: &Repository, filter: &snapshot_ref::Filter) -> anyhow::Result<Option<Id>> {
+    let cwd = std::env::current_dir().context("current directory")?;
+    let abs = snapshot_ref::Filter {
+        hosts: filter.hosts.clone(),
+        tags: filter.tags.clone(),
+        paths: filter.paths.iter().map(|p| clean(&cwd.join(p))).collect(),
+    };
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| abs.matches(s))
+        .max_by(|a, b| a.1.time.cmp(&b.1.time))
+        .map(|(id, _)| id))
+}
+
+/// Lexical cleaning of an absolute path (Go's `filepath.Clean`).
+fn clean(p: &std::path::Path) -> String {
+    use std::path::Component;
+    let mut parts: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Go's `%v` of a string slice: `[a b]`.
+fn go_list(v: &[String]) -> String {
+    format!("[{}]", v.join(" "))
+}
+
+/// restic's "snapshots for (host [h], tags [a, b], paths [/x]):" line (nothing without
+/// grouping).
+fn group_header(key: &policy::GroupKey) -> String {
+    let mut parts = Vec::new();
+    if !key.hostname.is_empty() {
+        parts.push(format!("host [{}]", key.hostname));
+    }
+    if let Some(t) = &key.tags {
+        parts.push(format!("tags [{}]", t.join(", ")));
+    }
+    if let Some(p) = &key.paths {
+        parts.push(format!("paths [{}]", p.join(", ")));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("snapshots for ({}):\n", parts.join(", "))
+}
+
+/// One group as restic's `forget --json` writes it.
+fn group_json(key: &policy::GroupKey, applied: &policy::Applied) -> serde_json::Value {
+    // Go writes an empty (nil) list as null.
+    let list = |v: &[(Id, Snapshot)]| {
+        if v.is_empty() {
+            serde_json::Value::Null
+        } else {
+            v.iter()
+                .map(|(id, s)| snapshot_ref::to_json(id, s))
+                .collect()
+        }
+    };
+    let reasons = if applied.reasons.is_empty() {
+        serde_json::Value::Null
+    } else {
+        applied
+            .reasons
+            .iter()
+            .zip(&applied.keep)
+            .map(|(r, (_, s))| {
+                serde_json::json!({
+                    "snapshot": serde_json::to_value(s).unwrap_or_default(),
+                    "matches": r.matches,
+                    "counters": serde_json::to_value(&r.counters).unwrap_or_default(),
+                })
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "tags": key.tags,
+        "host": key.hostname,
+        "paths": key.paths,
+        "keep": list(&applied.keep),
+        "remove": list(&applied.remove),
+        "reasons": reasons,
+    })
+}
+
+/// Removes the snapshot files, stopping at the first failure, with restic's progress line.
+fn delete(repo: &Repository, ids: &BTreeSet<Id>, g: &GlobalOptions) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let mut done = 0usize;
+    for id in ids {
+        let h = Handle::new(FileType::Snapshot, id.to_hex());
+        // restic names a file by the first ten characters of its name in these messages.
+        let name: String = h.name.chars().take(10).collect();
+        if let Err(e) = repo.backend.remove(&h) {
+            if !g.json {
+                eprintln!("unable to remove <snapshot/{name}> from the repository");
+            }
+            return Err(anyhow::Error::new(e)).with_context(|| format!("removing {h}"));
+        }
+        if !g.json && g.verbose >= 2 {
+            println!("removed <snapshot/{name}>");
+        }
+        done += 1;
+    }
+    if !g.json && !g.quiet {
+        let status = format!(
+            "[{}] 100.00%  {done} / {done} files deleted",
+            crate::output::duration(start.elapsed().as_secs_f64())
+        );
+        // restic ends the bar with its own newline: a blank line when stdout is no terminal.
+        if std::io::stdout().is_terminal() {
+            println!("{status}");
+        } else {
+            println!("{status}\n");
+        }
+    }
+    Ok(())
+}
