@@ -198,6 +198,11 @@ pub trait Backend: Send + Sync {
     fn clean_stale_staging(&self) -> Result<usize> {
         Ok(0)
     }
+    /// Does a listing show every file saved before it started? Locking waits a moment
+    /// between writing its lock and looking for others only where this is not certain.
+    fn lists_after_write(&self) -> bool {
+        false
+    }
     /// Stores a staged file under `handle`, durably, as [`Backend::save`] does.
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         match staged {
@@ -216,6 +221,9 @@ pub trait Backend: Send + Sync {
 impl<B: Backend + ?Sized> Backend for Box<B> {
     fn location(&self) -> String {
         (**self).location()
+    }
+    fn lists_after_write(&self) -> bool {
+        (**self).lists_after_write()
     }
     fn create(&self) -> Result<()> {
         (**self).create()

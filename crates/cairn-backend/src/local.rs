@@ -66,6 +66,11 @@ fn is_hex_name(name: &str) -> bool {
 }
 
 impl Backend for LocalBackend {
+    fn lists_after_write(&self) -> bool {
+        // A directory listing sees every completed rename.
+        true
+    }
+
     fn location(&self) -> String {
         self.root.display().to_string()
     }

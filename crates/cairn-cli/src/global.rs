@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use cairn_core::format::keyfile::KdfParams;
+use cairn_core::lock::RepoLock;
 use cairn_core::packer::Compression;
 use cairn_core::repository::Repository;
 use clap::Args;
@@ -49,9 +50,13 @@ pub struct GlobalOptions {
     /// Set the cache directory
     #[arg(long, env = "RESTIC_CACHE_DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
-    /// Do not lock the repository (cairn does not lock yet; accepted for compatibility)
+    /// Do not lock the repository, this allows some operations on read-only repositories
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// Retry to lock the repository if it is already locked, takes a value like 5m or 2h
+    /// (default: no retries)
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub retry_lock: Option<String>,
     /// Set extended option (key=value)
     #[arg(short = 'o', long = "option", global = true)]
     pub options: Vec<String>,
@@ -119,7 +124,23 @@ impl GlobalOptions {
         Some(base.join("cairn"))
     }
 
+    /// Opens the repository and takes a shared lock on it (none with `--no-lock`), held until
+    /// [`release_locks`].
     pub fn open(&self) -> anyhow::Result<Repository> {
+        let repo = self.open_unlocked()?;
+        self.hold_lock(&repo, LockMode::Shared)?;
+        Ok(repo)
+    }
+
+    /// Opens the repository with an exclusive lock, for commands that delete or rewrite.
+    pub fn open_exclusive(&self) -> anyhow::Result<Repository> {
+        let repo = self.open_unlocked()?;
+        self.hold_lock(&repo, LockMode::Exclusive)?;
+        Ok(repo)
+    }
+
+    /// Opens the repository without locking it (`unlock`, listing locks).
+    pub fn open_unlocked(&self) -> anyhow::Result<Repository> {
         let backend = self.backend()?;
         // Check existence before asking for a password, so a typo in -r fails fast.
         if !backend.exists().map_err(anyhow::Error::new)? {
@@ -129,10 +150,83 @@ impl GlobalOptions {
         Repository::open(backend, &pw, self.key_hint.as_deref())
     }
 
+    fn hold_lock(&self, repo: &Repository, mode: LockMode) -> anyhow::Result<()> {
+        if let Some(l) = self.lock(repo, mode)? {
+            HELD_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).push(l);
+        }
+        Ok(())
+    }
+
+    /// Locks the repository as a command needs it. Shared locks are skipped with `--no-lock`
+    /// (for read-only commands, as restic); exclusive ones never are.
+    pub fn lock(&self, repo: &Repository, mode: LockMode) -> anyhow::Result<Option<RepoLock>> {
+        let exclusive = match mode {
+            LockMode::Shared if self.no_lock => return Ok(None),
+            LockMode::Shared => false,
+            LockMode::Exclusive => true,
+        };
+        let retry = match &self.retry_lock {
+            Some(d) => crate::output::parse_duration(d)
+                .with_context(|| format!("invalid --retry-lock {d:?}"))?,
+            None => std::time::Duration::ZERO,
+        };
+        let lock = RepoLock::acquire(repo, exclusive, retry, &LockMessages { quiet: self.quiet })
+            .context("unable to create lock in backend")?;
+        Ok(Some(lock))
+    }
+
     pub fn open_with_index(&self) -> anyhow::Result<Repository> {
         let mut repo = self.open()?;
         repo.load_index()?;
         Ok(repo)
+    }
+}
+
+/// Locks this process holds; released by [`release_locks`] before it exits (exit() runs no
+/// destructors).
+static HELD_LOCKS: std::sync::Mutex<Vec<RepoLock>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every lock this process holds.
+pub fn release_locks() {
+    let locks = std::mem::take(&mut *HELD_LOCKS.lock().unwrap_or_else(|e| e.into_inner()));
+    for l in locks {
+        if let Err(e) = l.release() {
+            eprintln!("error while unlocking: {e:#}");
+        }
+    }
+}
+
+/// How a command locks the repository.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LockMode {
+    /// Alongside backups and other readers (skipped with `--no-lock`).
+    Shared,
+    /// Alone: nothing else may run (forget, prune, repairs).
+    Exclusive,
+}
+
+struct LockMessages {
+    quiet: bool,
+}
+
+impl cairn_core::lock::LockObserver for LockMessages {
+    fn removed_dead(&self, id: &cairn_core::Id, info: &cairn_core::lock::LockInfo) {
+        eprintln!(
+            "removed lock {} of PID {} on this host: that process no longer exists",
+            id.short(),
+            info.pid
+        );
+    }
+    fn waiting(&self, err: &cairn_core::lock::LockError, left: std::time::Duration) {
+        if !self.quiet {
+            eprintln!(
+                "{err}; waiting up to {} for the lock",
+                crate::output::duration(left.as_secs_f64())
+            );
+        }
+    }
+    fn unreadable(&self, id: &cairn_core::Id, err: &anyhow::Error) {
+        eprintln!("ignoring unreadable lock {}: {err:#}", id.short());
     }
 }
 
@@ -224,13 +318,7 @@ pub fn kdf_params() -> KdfParams {
 }
 
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buffer is valid and its length is passed.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
-        return String::from_utf8_lossy(&buf[..end]).into_owned();
-    }
-    String::new()
+    cairn_core::lock::hostname()
 }
 
 pub fn username() -> String {

@@ -54,7 +54,9 @@ fn main() {
     tune_allocator();
     signals::install();
     let cli = Cli::parse();
-    let code = match commands::run(cli.command, &cli.global) {
+    let result = commands::run(cli.command, &cli.global);
+    global::release_locks();
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             let code = classify(&e);
@@ -76,6 +78,9 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn classify(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
+        if cause.downcast_ref::<cairn_core::lock::LockError>().is_some() {
+            return exit::LOCK_FAILED;
+        }
         if let Some(ce) = cause.downcast_ref::<cairn_core::Error>() {
             return match ce {
                 cairn_core::Error::RepoNotFound(_) => exit::NO_REPOSITORY,

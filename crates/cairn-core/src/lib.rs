@@ -13,6 +13,7 @@ pub mod forget;
 pub mod format;
 pub mod id;
 pub mod index;
+pub mod lock;
 pub mod packer;
 pub mod repository;
 pub mod restorer;

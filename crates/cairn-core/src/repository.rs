@@ -165,6 +165,12 @@ impl Repository {
             .collect()
     }
 
+    /// Reads and parses one index file.
+    pub fn load_index_file(&self, id: &Id) -> anyhow::Result<IndexFile> {
+        let json = self.load_unpacked(FileType::Index, id)?;
+        IndexFile::parse(&json).with_context(|| format!("index/{id}: invalid index file"))
+    }
+
     /// Reads every index file (in parallel) into the in-memory index.
     pub fn load_index(&mut self) -> anyhow::Result<()> {
         if self.index_loaded {

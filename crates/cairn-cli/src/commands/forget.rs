@@ -176,13 +176,17 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         anyhow::bail!("prune is not implemented yet");
     }
     let policy = policy(&a)?;
-    let repo = g.open()?;
     if g.no_lock && !a.dry_run {
         anyhow::bail!(
             "--no-lock is only applicable in combination with --dry-run for forget command"
         );
     }
-    // TODO(lock): take an exclusive lock here (unless --dry-run together with --no-lock).
+    // As restic: exclusive, except a dry run with --no-lock, which takes no lock at all.
+    let repo = if a.dry_run && g.no_lock {
+        g.open_unlocked()?
+    } else {
+        g.open_exclusive()?
+    };
 
     let filter = snapshot_ref::Filter {
         hosts: a.hosts.clone(),

@@ -22,7 +22,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    let repo = g.open()?;
+    // As restic: removing or replacing a key excludes everything else.
+    let repo = match a.action.as_str() {
+        "remove" | "passwd" => g.open_exclusive()?,
+        _ => g.open()?,
+    };
     match a.action.as_str() {
         "list" => {
             let mut rows = Vec::new();

@@ -8,12 +8,14 @@ pub mod find;
 pub mod forget;
 pub mod init;
 pub mod key;
+pub mod list;
 pub mod ls;
 pub mod restore;
 mod snapshot_ref;
 pub mod snapshots;
 pub mod stats;
 pub mod tag;
+pub mod unlock;
 pub mod version;
 
 use crate::global::GlobalOptions;
@@ -49,6 +51,10 @@ pub enum Command {
     Find(find::Args),
     /// Remove snapshots from the repository
     Forget(Box<forget::Args>),
+    /// Remove locks other processes created
+    Unlock(unlock::Args),
+    /// List objects in the repository
+    List(list::Args),
 }
 
 /// Runs a command and returns the process exit code.
@@ -68,5 +74,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Tag(a) => tag::run(a, g),
         Command::Find(a) => find::run(a, g),
         Command::Forget(a) => forget::run(*a, g),
+        Command::Unlock(a) => unlock::run(a, g),
+        Command::List(a) => list::run(a, g),
     }
 }

@@ -305,6 +305,30 @@ impl Tool {
         self.run_in(None, args)
     }
 
+    /// Starts `PROG -r REPO ARGS...` with a piped stdin and returns at once; the caller keeps
+    /// the process waiting (on stdin) for as long as it needs, e.g. to hold a lock.
+    pub fn spawn(&self, extra_env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
+        let mut c = Command::new(&self.prog);
+        c.arg("-r").arg(&self.repo);
+        if self.is_restic {
+            c.arg("--no-cache");
+        }
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for k in SCRUB_ENV {
+            c.env_remove(k);
+        }
+        c.env("RESTIC_PASSWORD", &self.password)
+            .env("CAIRN_TEST_KDF", "fast");
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.prog.display()))
+    }
+
     /// `snapshots --json`, as (id, tree) pairs sorted by id.
     pub fn snapshot_ids(&self) -> Vec<(String, String)> {
         let v = self.run(&["snapshots", "--json"]).ok().json();

@@ -1,0 +1,22 @@
+//! `unlock`: removes stale locks (or all of them) left by other processes.
+
+use crate::global::GlobalOptions;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Remove all locks, even non-stale ones
+    #[arg(long)]
+    remove_all: bool,
+}
+
+pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
+    let repo = g.open_unlocked()?;
+    let removed = cairn_core::lock::remove_locks(&repo, a.remove_all)?;
+    if !g.quiet {
+        if g.verbose > 0 {
+            println!("removed {removed} lock(s)");
+        }
+        println!("successfully removed locks");
+    }
+    Ok(crate::exit::OK)
+}
