@@ -6,6 +6,7 @@
 //! [`restorer`] runs the same path backwards.
 
 pub mod archiver;
+pub mod checker;
 pub mod chunker;
 pub mod crypto;
 pub mod error;

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod cat;
+pub mod check;
 pub mod diff;
 pub mod dump;
 pub mod find;
@@ -49,6 +50,8 @@ pub enum Command {
     Tag(tag::Args),
     /// Find a file, a directory or restic IDs
     Find(find::Args),
+    /// Check the repository for errors
+    Check(check::Args),
     /// Remove snapshots from the repository
     Forget(Box<forget::Args>),
     /// Remove locks other processes created
@@ -73,6 +76,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Stats(a) => stats::run(a, g),
         Command::Tag(a) => tag::run(a, g),
         Command::Find(a) => find::run(a, g),
+        Command::Check(a) => check::run(a, g),
         Command::Forget(a) => forget::run(*a, g),
         Command::Unlock(a) => unlock::run(a, g),
         Command::List(a) => list::run(a, g),
