@@ -16,6 +16,7 @@ pub mod id;
 pub mod index;
 pub mod lock;
 pub mod packer;
+pub mod pruner;
 pub mod repository;
 pub mod restorer;
 

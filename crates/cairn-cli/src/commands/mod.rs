@@ -11,6 +11,7 @@ pub mod init;
 pub mod key;
 pub mod list;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 mod snapshot_ref;
 pub mod snapshots;
@@ -54,6 +55,8 @@ pub enum Command {
     Check(check::Args),
     /// Remove snapshots from the repository
     Forget(Box<forget::Args>),
+    /// Remove unneeded data from the repository
+    Prune(prune::Args),
     /// Remove locks other processes created
     Unlock(unlock::Args),
     /// List objects in the repository
@@ -78,6 +81,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Find(a) => find::run(a, g),
         Command::Check(a) => check::run(a, g),
         Command::Forget(a) => forget::run(*a, g),
+        Command::Prune(a) => prune::run(a, g),
         Command::Unlock(a) => unlock::run(a, g),
         Command::List(a) => list::run(a, g),
     }

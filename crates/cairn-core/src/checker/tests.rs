@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::crypto::Key;
-use crate::format::indexfile::{IndexBlob, IndexPack};
+use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
 use crate::format::keyfile::KdfParams;
 use crate::format::pack::{self, PackedBlob};
 use crate::format::tree::{Node, NodeType, Tree};
