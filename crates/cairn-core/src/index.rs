@@ -174,6 +174,40 @@ impl MasterIndex {
             .is_ok()
     }
 
+    /// Positions (in [`MasterIndex::entry`] numbering) of every stored copy of a blob.
+    pub fn copies(&self, ty: BlobType, id: &Id) -> std::ops::Range<usize> {
+        let fanout = match ty {
+            BlobType::Data => &self.data_fanout,
+            BlobType::Tree => &self.tree_fanout,
+        };
+        let range = fanout.range(id);
+        let a = self.candidates(ty, id);
+        let start = a.partition_point(|e| e.id < *id);
+        let end = start + a[start..].iter().take_while(|e| e.id == *id).count();
+        range.start + start..range.start + end
+    }
+
+    /// The entry at a position (0..blob_count): the pack's number and the blob.
+    pub fn entry(&self, ty: BlobType, pos: usize) -> (u32, PackedBlob) {
+        let e = &self.arr(ty)[pos];
+        (
+            e.pack,
+            PackedBlob {
+                ty,
+                id: e.id,
+                offset: e.offset,
+                length: e.length,
+                uncompressed_length: e.uncompressed_length,
+            },
+        )
+    }
+
+    /// Every pack the index knows, numbered as [`MasterIndex::entry`] numbers them. A pack
+    /// listed in several index files appears once per listing.
+    pub fn pack_ids(&self) -> &[Id] {
+        &self.packs
+    }
+
     pub fn blob_count(&self, ty: BlobType) -> usize {
         self.arr(ty).len()
     }

@@ -181,9 +181,16 @@ impl Repository {
             let json = self.load_unpacked(FileType::Index, id)?;
             IndexFile::parse(&json).with_context(|| format!("index/{id}: invalid index file"))
         })?;
+        // An index file that another one says it supersedes is obsolete (restic skips it).
+        let superseded: std::collections::HashSet<Id> = files
+            .iter()
+            .flat_map(|f| f.supersedes.iter().copied())
+            .collect();
         let mut idx = MasterIndex::new();
-        for f in &files {
-            idx.add_file(f);
+        for (id, f) in ids.iter().zip(&files) {
+            if !superseded.contains(id) {
+                idx.add_file(f);
+            }
         }
         idx.finish();
         self.index = idx;

@@ -110,7 +110,7 @@ pub struct Args {
     /// Do not delete anything, just print what would be done
     #[arg(short = 'n', long)]
     dry_run: bool,
-    /// Automatically run the 'prune' command if snapshots have been removed (not implemented yet)
+    /// Automatically run the 'prune' command if snapshots have been removed
     #[arg(long)]
     prune: bool,
     /// Tolerate given limit of unused data (for --prune)
@@ -171,18 +171,23 @@ fn policy(a: &Args) -> anyhow::Result<ExpirePolicy> {
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    // Before anything is read or removed, so that `--prune` costs nothing until it exists.
-    if a.prune {
-        anyhow::bail!("prune is not implemented yet");
-    }
     let policy = policy(&a)?;
+    // Checked before anything is removed: a bad --max-unused must not leave half the work done.
+    let prune_opts = super::prune::Tuning {
+        max_unused: a.max_unused.clone().unwrap_or_else(|| "5%".into()),
+        max_repack_size: a.max_repack_size.clone(),
+        repack_cacheable_only: a.repack_cacheable_only,
+        repack_small: a.repack_small,
+        repack_uncompressed: a.repack_uncompressed,
+    }
+    .options(g)?;
     if g.no_lock && !a.dry_run {
         anyhow::bail!(
             "--no-lock is only applicable in combination with --dry-run for forget command"
         );
     }
     // As restic: exclusive, except a dry run with --no-lock, which takes no lock at all.
-    let repo = if a.dry_run && g.no_lock {
+    let mut repo = if a.dry_run && g.no_lock {
         g.open_unlocked()?
     } else {
         g.open_exclusive()?
@@ -253,6 +258,15 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     if g.json && !json_groups.is_empty() {
         println!("{}", serde_json::Value::Array(json_groups));
+    }
+    if a.prune && !a.dry_run && !remove.is_empty() {
+        if !g.json && !g.quiet {
+            println!(
+                "{} snapshots have been removed, running prune",
+                remove.len()
+            );
+        }
+        super::prune::prune(&mut repo, &prune_opts, false, g)?;
     }
     Ok(crate::exit::OK)
 }

@@ -36,7 +36,8 @@ impl PackedBlob {
     pub fn is_compressed(&self) -> bool {
         self.uncompressed_length != 0
     }
-    fn entry_size(&self) -> usize {
+    /// Bytes this blob's entry takes in the pack header.
+    pub fn entry_size(&self) -> usize {
         if self.is_compressed() {
             41
         } else {
