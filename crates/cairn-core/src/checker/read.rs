@@ -107,8 +107,7 @@ pub(super) fn load_blob(
     b: &PackedBlob,
 ) -> Result<Vec<u8>, String> {
     let h = Handle::new(FileType::Data, pack.to_hex());
-    let sealed = backend
-        .load(&h, b.offset as u64, b.length as u64)
+    let sealed = load_exact(backend, &h, b.offset as u64, b.length as u64)
         .map_err(|e| format!("pack {}: {e}", pack.short()))?;
     let mut scratch = Scratch::new();
     match verify(key, b, &sealed, &mut scratch) {
@@ -132,6 +131,23 @@ fn io_reason(e: BackendError) -> String {
     }
 }
 
+/// Loads exactly `length` bytes (a backend that returns fewer is treated as a read error).
+fn load_exact(
+    backend: &dyn Backend,
+    h: &Handle,
+    offset: u64,
+    length: u64,
+) -> Result<Vec<u8>, String> {
+    let data = backend.load(h, offset, length).map_err(io_reason)?;
+    if data.len() as u64 != length {
+        return Err(format!(
+            "short read: {} of {length} bytes at offset {offset}",
+            data.len()
+        ));
+    }
+    Ok(data)
+}
+
 /// Reads and decrypts a pack's header from its tail.
 fn read_header(
     backend: &dyn Backend,
@@ -145,9 +161,7 @@ fn read_header(
         )));
     }
     let probe = size.min(pack::HEADER_PROBE);
-    let mut tail = backend
-        .load(h, size - probe, probe)
-        .map_err(|e| HeaderError::Io(io_reason(e)))?;
+    let mut tail = load_exact(backend, h, size - probe, probe).map_err(HeaderError::Io)?;
     let mut len_field = [0u8; 4];
     len_field.copy_from_slice(&tail[tail.len() - 4..]);
     let hlen = u32::from_le_bytes(len_field) as u64;
@@ -157,9 +171,7 @@ fn read_header(
         )));
     }
     if (tail.len() as u64) < hlen + 4 {
-        tail = backend
-            .load(h, size - hlen - 4, hlen + 4)
-            .map_err(|e| HeaderError::Io(io_reason(e)))?;
+        tail = load_exact(backend, h, size - hlen - 4, hlen + 4).map_err(HeaderError::Io)?;
     }
     let enc = &tail[tail.len() - 4 - hlen as usize..tail.len() - 4];
     let plain = key.open(enc).map_err(|_| {
@@ -343,13 +355,10 @@ impl Checker<'_> {
             if group.is_empty() {
                 continue;
             }
-            let data = match backend.load(&h, pos, end - pos) {
+            let data = match load_exact(backend, &h, pos, end - pos) {
                 Ok(d) => d,
-                Err(e) => {
-                    err(Problem::PackUnreadable {
-                        pack: id,
-                        reason: io_reason(e),
-                    });
+                Err(reason) => {
+                    err(Problem::PackUnreadable { pack: id, reason });
                     return pos;
                 }
             };
@@ -380,13 +389,10 @@ impl Checker<'_> {
         // The rest: the header (and anything the blobs did not cover).
         while pos < size {
             let n = (size - pos).min(SEGMENT);
-            match backend.load(&h, pos, n) {
+            match load_exact(backend, &h, pos, n) {
                 Ok(d) => hasher.update(&d),
-                Err(e) => {
-                    err(Problem::PackUnreadable {
-                        pack: id,
-                        reason: io_reason(e),
-                    });
+                Err(reason) => {
+                    err(Problem::PackUnreadable { pack: id, reason });
                     return pos;
                 }
             }
