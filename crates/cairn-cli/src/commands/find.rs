@@ -33,6 +33,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 #[derive(clap::Args)]
+#[command(mut_args(snapshot_ref::help_without_ids))]
 pub struct Args {
     /// File name patterns to search for (or IDs, with --blob, --tree or --pack)
     #[arg(value_name = "PATTERN")]
@@ -162,44 +163,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 // Which snapshots to search
 
 fn select_snapshots(repo: &Repository, a: &Args) -> anyhow::Result<Vec<(Id, Snapshot)>> {
-    let f = &a.filter;
-    let mut snaps: Vec<(Id, Snapshot)> = Vec::new();
-    if a.snapshots.is_empty() {
-        snaps = repo
-            .list_snapshots()?
-            .into_iter()
-            .filter(|(_, s)| f.matches(s))
-            .collect();
-    } else {
-        let mut used_filter = false;
-        let mut seen = HashSet::new();
-        for s in &a.snapshots {
-            let found = if s == "latest" {
-                used_filter = true;
-                snapshot_ref::find(repo, s, &f.hosts, &f.paths, &f.tags).map_err(|_| {
-                    format!(
-                        "Ignoring {s:?}, no snapshot matched given filter (Paths:{} Tags:{} Hosts:{})",
-                        go_list(&f.paths),
-                        go_list(&f.tags),
-                        go_list(&f.hosts)
-                    )
-                })
-            } else {
-                find_snapshot(repo, s).map_err(|e| format!("Ignoring {s:?}: {e}"))
-            };
-            match found {
-                Ok((id, sn)) => {
-                    if seen.insert(id) {
-                        snaps.push((id, sn));
-                    }
-                }
-                Err(msg) => eprintln!("{msg}"),
-            }
-        }
-        if !used_filter && (!f.hosts.is_empty() || !f.tags.is_empty() || !f.paths.is_empty()) {
-            eprintln!("Ignoring filters as there are explicit snapshot ids given");
-        }
-    }
+    let mut snaps = a.filter.select(repo, &a.snapshots)?;
     // restic >= 0.16 prints snapshots oldest first; 0.14's order was unspecified.
     snaps.sort_by_key(|s| s.1.time);
     Ok(snaps)
@@ -216,11 +180,6 @@ pub(crate) fn find_snapshot(repo: &Repository, spec: &str) -> anyhow::Result<(Id
     })?;
     let sn = repo.load_snapshot(&id)?;
     Ok((id, sn))
-}
-
-/// Go's `%v` of a string slice.
-fn go_list(v: &[String]) -> String {
-    format!("[{}]", v.join(" "))
 }
 
 // ---------------------------------------------------------------------------------------------

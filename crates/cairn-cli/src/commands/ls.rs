@@ -8,6 +8,7 @@ use cairn_core::Id;
 use std::io::Write;
 
 #[derive(clap::Args)]
+#[command(mut_args(snapshot_ref::help_when_latest))]
 pub struct Args {
     /// Snapshot id, or "latest"
     snapshot: String,
@@ -25,7 +26,16 @@ pub struct Args {
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let repo = g.open_with_index()?;
-    let (id, snap) = a.filter.find(&repo, &a.snapshot)?;
+    // restic 0.14 picks the snapshot like `find` does (FindFilteredSnapshots with one id): a
+    // `latest` that no snapshot matches, or an unknown id, is a warning and lists nothing.
+    let Some((id, snap)) = a
+        .filter
+        .select(&repo, std::slice::from_ref(&a.snapshot))?
+        .into_iter()
+        .next()
+    else {
+        return Ok(crate::exit::OK);
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if g.json {

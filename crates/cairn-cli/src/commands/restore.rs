@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
+#[command(mut_args(snapshot_ref::help_when_latest))]
 pub struct Args {
     /// Snapshot to restore: an ID, "latest", optionally followed by :SUBPATH
     snapshot: String,

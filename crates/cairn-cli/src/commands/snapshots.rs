@@ -5,73 +5,122 @@ use cairn_core::Id;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only show these snapshots (ids or prefixes)
+    /// Only show these snapshots (ids, unique prefixes or "latest")
     ids: Vec<String>,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
     /// Only show the last n snapshots for each host and path
-    #[arg(long)]
-    latest: Option<usize>,
-    /// Group snapshots by host, paths and/or tags, separated by commas
-    #[arg(short, long, default_value = "")]
+    #[arg(
+        long,
+        value_name = "n",
+        allow_negative_numbers = true,
+        default_value_t = 0
+    )]
+    latest: i64,
+    /// Deprecated: use --latest 1
+    #[arg(long, hide = true)]
+    last: bool,
+    /// Use compact output format
+    #[arg(short, long)]
+    compact: bool,
+    /// Group snapshots by host, paths and/or tags, separated by comma
+    #[arg(short, long, value_name = "group", default_value = "")]
     group_by: String,
 }
 
-/// restic's grouping key: the chosen fields, unset ones shown as null.
-fn group_key(s: &Snapshot, by: &[&str]) -> serde_json::Value {
-    let mut paths = s.paths.clone();
-    paths.sort();
-    let mut tags = s.tags.clone();
-    tags.sort();
-    // Go writes an empty (nil) list as null.
-    let pick = |on: bool, v: serde_json::Value| {
-        if on && v.as_array().is_none_or(|a| !a.is_empty()) {
-            v
+/// What `--group-by` groups by (restic's `GroupSnapshots` options).
+#[derive(Default, Clone, Copy)]
+struct GroupBy {
+    host: bool,
+    paths: bool,
+    tags: bool,
+}
+
+impl GroupBy {
+    fn parse(s: &str) -> anyhow::Result<GroupBy> {
+        let mut by = GroupBy::default();
+        for o in s.split(',') {
+            match o {
+                "host" | "hosts" => by.host = true,
+                "path" | "paths" => by.paths = true,
+                "tag" | "tags" => by.tags = true,
+                "" => {}
+                _ => anyhow::bail!("unknown grouping option: '{o}'"),
+            }
+        }
+        Ok(by)
+    }
+    fn any(self) -> bool {
+        self.host || self.paths || self.tags
+    }
+}
+
+/// restic's `SnapshotGroupKey` as JSON: the hostname ("" unless grouped by host), and the
+/// sorted paths and tags (null unless grouped by them, or when there are none).
+fn group_key(s: &Snapshot, by: GroupBy) -> serde_json::Value {
+    let list = |on: bool, v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        // Go writes an empty (nil) list as null.
+        if on && !v.is_empty() {
+            serde_json::Value::from(v)
         } else {
             serde_json::Value::Null
         }
     };
     serde_json::json!({
-        "hostname": pick(by.contains(&"host"), s.hostname.clone().into()),
-        "paths": pick(by.contains(&"paths"), paths.into()),
-        "tags": pick(by.contains(&"tags"), tags.into()),
+        "hostname": if by.host { s.hostname.as_str() } else { "" },
+        "paths": list(by.paths, &s.paths),
+        "tags": list(by.tags, &s.tags),
     })
 }
 
+/// restic's `FilterLastestSnapshots`: the newest `n` snapshots of each host and set of paths.
+fn keep_latest(snaps: &mut Vec<(Id, Snapshot)>, n: usize) {
+    snaps.sort_by_key(|s| std::cmp::Reverse(s.1.time));
+    let mut count: std::collections::HashMap<(String, Vec<String>), usize> = Default::default();
+    snaps.retain(|(_, s)| {
+        let mut paths = s.paths.clone();
+        paths.sort();
+        let c = count.entry((s.hostname.clone(), paths)).or_default();
+        *c += 1;
+        *c <= n
+    });
+}
+
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    let by: Vec<&str> = a.group_by.split(',').filter(|x| !x.is_empty()).collect();
-    if let Some(bad) = by.iter().find(|x| !["host", "paths", "tags"].contains(x)) {
-        anyhow::bail!("unknown grouping option {bad:?} (host, paths, tags)");
-    }
+    let by = GroupBy::parse(&a.group_by)?;
+    let latest = if a.last {
+        eprintln!("Flag --last has been deprecated, use --latest 1");
+        1
+    } else {
+        usize::try_from(a.latest).unwrap_or(0)
+    };
     let repo = g.open()?;
-    let mut snaps = repo.list_snapshots()?;
-    snaps.retain(|(_, s)| a.filter.matches(s));
-    if !a.ids.is_empty() {
-        snaps.retain(|(id, _)| a.ids.iter().any(|p| id.to_hex().starts_with(p.as_str())));
-    }
-    if let Some(n) = a.latest {
-        // Newest n per host and path set, kept in time order.
-        let mut count: std::collections::HashMap<serde_json::Value, usize> = Default::default();
-        let mut keep = vec![false; snaps.len()];
-        for (i, (_, s)) in snaps.iter().enumerate().rev() {
-            let c = count.entry(group_key(s, &["host", "paths"])).or_default();
-            if *c < n {
-                keep[i] = true;
-                *c += 1;
-            }
+    let mut snaps = a.filter.select(&repo, &a.ids)?;
+    for (_, s) in &mut snaps {
+        // restic's grouping sorts every snapshot's paths in place (and its tags when grouping
+        // by them), and that is how they are then shown.
+        s.paths.sort();
+        if by.tags {
+            s.tags.sort();
         }
-        let mut it = keep.into_iter();
-        snaps.retain(|_| it.next().unwrap_or(false));
     }
     let mut groups: Vec<(serde_json::Value, Vec<(Id, Snapshot)>)> = Vec::new();
     for (id, s) in snaps {
-        let key = group_key(&s, &by);
+        let key = group_key(&s, by);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push((id, s)),
             None => groups.push((key, vec![(id, s)])),
         }
     }
-    // Groups in the order of their keys, as restic sorts them.
+    for (_, list) in &mut groups {
+        if latest > 0 {
+            keep_latest(list, latest);
+        }
+        list.sort_by_key(|s| s.1.time);
+    }
+    // restic prints its groups in Go's map order (random); cairn sorts them by their key.
     groups.sort_by_cached_key(|(k, _)| k.to_string());
     if g.json {
         let list = |v: &[(Id, Snapshot)]| {
@@ -81,7 +130,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                     .collect(),
             )
         };
-        let out = if by.is_empty() {
+        let out = if !by.any() {
             groups
                 .first()
                 .map(|(_, v)| list(v))
@@ -99,21 +148,21 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     // Like restic, an empty listing prints nothing at all.
     for (key, snaps) in &groups {
-        if !by.is_empty() {
-            let mut parts = Vec::new();
-            if let Some(h) = key["hostname"].as_str() {
-                parts.push(format!("host [{h}]"));
+        let mut parts = Vec::new();
+        if let Some(h) = key["hostname"].as_str().filter(|h| !h.is_empty()) {
+            parts.push(format!("host [{h}]"));
+        }
+        // restic's order; a group without any key gets no header.
+        for field in ["tags", "paths"] {
+            if let Some(v) = key[field].as_array() {
+                let items: Vec<&str> = v.iter().filter_map(|x| x.as_str()).collect();
+                parts.push(format!("{field} [{}]", items.join(", ")));
             }
-            // restic's order, and empty lists left out.
-            for field in ["tags", "paths"] {
-                if let Some(v) = key[field].as_array().filter(|v| !v.is_empty()) {
-                    let items: Vec<&str> = v.iter().filter_map(|x| x.as_str()).collect();
-                    parts.push(format!("{field} [{}]", items.join(", ")));
-                }
-            }
+        }
+        if by.any() && !parts.is_empty() {
             println!("snapshots for ({}):", parts.join(", "));
         }
-        print_table(snaps, None, false);
+        print_table(snaps, None, a.compact);
     }
     Ok(crate::exit::OK)
 }

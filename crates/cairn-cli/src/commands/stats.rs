@@ -42,16 +42,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         anyhow::bail!("unknown mode {mode:?}: use restore-size, files-by-contents, blobs-per-file or raw-data");
     }
     let repo = g.open_with_index()?;
-    let mut snaps = repo.list_snapshots()?;
-    snaps.retain(|(_, s)| a.filter.matches(s));
-    if !a.ids.is_empty() {
-        let wanted: Vec<_> = a
-            .ids
-            .iter()
-            .map(|spec| a.filter.find(&repo, spec).map(|(id, _)| id))
-            .collect::<anyhow::Result<_>>()?;
-        snaps.retain(|(id, _)| wanted.contains(id));
-    }
+    let snaps = a.filter.select(&repo, &a.ids)?;
     let mut c = Counts::default();
     for (_, snap) in &snaps {
         c.seen_inodes.clear();
