@@ -78,7 +78,10 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn classify(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
-        if cause.downcast_ref::<cairn_core::lock::LockError>().is_some() {
+        if cause
+            .downcast_ref::<cairn_core::lock::LockError>()
+            .is_some()
+        {
             return exit::LOCK_FAILED;
         }
         if let Some(ce) = cause.downcast_ref::<cairn_core::Error>() {
