@@ -28,6 +28,10 @@ fn ok(c: &mut Command) -> String {
 }
 
 fn restic_check(repo: &Path, cache: &Path) {
+    // A killed cairn leaves its (shared) lock behind. The next cairn command would clear it by
+    // itself (same host, process gone), but restic 0.14's check locks exclusively and refuses
+    // until `unlock` has removed it, as after a killed restic.
+    ok(cairn(repo).arg("unlock"));
     let out = Command::new("restic")
         .arg("-r")
         .arg(repo)
