@@ -17,8 +17,10 @@ pub mod index;
 pub mod lock;
 pub mod packer;
 pub mod pruner;
+pub mod repair;
 pub mod repository;
 pub mod restorer;
+pub mod rewrite;
 
 pub use error::Error;
 pub use id::Id;

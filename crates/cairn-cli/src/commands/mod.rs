@@ -12,7 +12,9 @@ pub mod key;
 pub mod list;
 pub mod ls;
 pub mod prune;
+pub mod repair;
 pub mod restore;
+pub mod rewrite;
 mod snapshot_ref;
 pub mod snapshots;
 pub mod stats;
@@ -61,6 +63,12 @@ pub enum Command {
     Unlock(unlock::Args),
     /// List objects in the repository
     List(list::Args),
+    /// Repair the repository
+    Repair(repair::Args),
+    /// Build a new index (restic 0.14's name for `repair index`)
+    RebuildIndex(repair::IndexArgs),
+    /// Rewrite snapshots to exclude unwanted files
+    Rewrite(Box<rewrite::Args>),
 }
 
 /// Runs a command and returns the process exit code.
@@ -84,5 +92,8 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Prune(a) => prune::run(a, g),
         Command::Unlock(a) => unlock::run(a, g),
         Command::List(a) => list::run(a, g),
+        Command::Repair(a) => repair::run(a, g),
+        Command::RebuildIndex(a) => repair::run_index(a, g),
+        Command::Rewrite(a) => rewrite::run(*a, g),
     }
 }
