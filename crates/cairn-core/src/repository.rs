@@ -177,20 +177,33 @@ impl Repository {
             return Ok(());
         }
         let ids = self.list_ids(FileType::Index)?;
-        let files = parallel_map(&ids, 4, |id| {
-            let json = self.load_unpacked(FileType::Index, id)?;
-            IndexFile::parse(&json).with_context(|| format!("index/{id}: invalid index file"))
-        })?;
+        // Each file goes into the index as soon as it is parsed and is dropped right away, so
+        // peak memory is the index plus a few files, not every file parsed at once.
+        let load =
+            |skip: &std::collections::HashSet<Id>| -> anyhow::Result<(MasterIndex, Vec<Id>)> {
+                let idx = std::sync::Mutex::new(MasterIndex::new());
+                let supersedes = parallel_map(&ids, 4, |id| {
+                    if skip.contains(id) {
+                        return Ok(Vec::new());
+                    }
+                    let json = self.load_unpacked(FileType::Index, id)?;
+                    let f = IndexFile::parse(&json)
+                        .with_context(|| format!("index/{id}: invalid index file"))?;
+                    idx.lock().unwrap_or_else(|e| e.into_inner()).add_file(&f);
+                    Ok(f.supersedes)
+                })?;
+                let idx = idx.into_inner().unwrap_or_else(|e| e.into_inner());
+                Ok((idx, supersedes.into_iter().flatten().collect()))
+            };
+        let (mut idx, superseded) = load(&Default::default())?;
         // An index file that another one says it supersedes is obsolete (restic skips it).
-        let superseded: std::collections::HashSet<Id> = files
-            .iter()
-            .flat_map(|f| f.supersedes.iter().copied())
+        // Rare (restic stopped writing `supersedes`), so a second pass without them is fine.
+        let superseded: std::collections::HashSet<Id> = superseded
+            .into_iter()
+            .filter(|id| ids.contains(id))
             .collect();
-        let mut idx = MasterIndex::new();
-        for (id, f) in ids.iter().zip(&files) {
-            if !superseded.contains(id) {
-                idx.add_file(f);
-            }
+        if !superseded.is_empty() {
+            idx = load(&superseded)?.0;
         }
         idx.finish();
         self.index = idx;

@@ -628,10 +628,7 @@ fn write_index(
             if dropped(plan.packs[slot].action) {
                 continue;
             }
-            let list = &mut per_pack[slot];
-            if !list.iter().any(|x| x.offset == b.offset && x.id == b.id) {
-                list.push(IndexBlob::from_packed(&b));
-            }
+            per_pack[slot].push(IndexBlob::from_packed(&b));
         }
     }
     let mut file = IndexFile::default();
@@ -640,7 +637,9 @@ fn write_index(
         if blobs.is_empty() {
             continue;
         }
-        blobs.sort_by_key(|b| b.offset);
+        // A pack listed by two index files has each blob twice: keep one.
+        blobs.sort_by(|a, b| a.offset.cmp(&b.offset).then(a.id.cmp(&b.id)));
+        blobs.dedup_by(|a, b| a.offset == b.offset && a.id == b.id);
         count += blobs.len();
         file.packs.push(IndexPack {
             id: plan.packs[slot].id,
