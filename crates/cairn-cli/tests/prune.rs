@@ -327,16 +327,25 @@ fn a_prune_killed_at_any_moment_loses_nothing() {
     let before = t.join("before");
     let ids = restore_all(&cairn, &before);
     let restic = Tool::restic(&base, PW);
-    // Delays spread over a whole prune of this repository (well under a second).
-    for (i, ms) in [5u64, 20, 40, 60, 80, 100, 130, 160, 200, 260]
-        .iter()
-        .enumerate()
-    {
+    // Measure one prune, then kill others at moments spread over (and past) that duration.
+    let probe = t.join("probe");
+    copy_dir(&base, &probe);
+    let started = std::time::Instant::now();
+    Tool::cairn(&probe, PW)
+        .run(&["prune", "--max-unused", "0"])
+        .ok();
+    let full = started.elapsed();
+    let mut killed_midway = 0;
+    for i in 0..16u32 {
+        let ms = (full.as_millis() as u64 * (u64::from(i) + 1) / 14).max(1);
         let repo = t.join(format!("k{i}"));
         copy_dir(&base, &repo);
         let c = Tool::cairn(&repo, PW);
         let mut child = c.spawn(&[], &["prune", "--max-unused", "0"]);
-        std::thread::sleep(Duration::from_millis(*ms));
+        std::thread::sleep(Duration::from_millis(ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_midway += 1;
+        }
         let _ = child.kill();
         let _ = child.wait();
         let r = Tool::restic(&repo, PW);
@@ -347,9 +356,64 @@ fn a_prune_killed_at_any_moment_loses_nothing() {
         // ... and the next prune finishes the job.
         c.run(&["prune", "--max-unused", "0"]).ok();
         r.run(&["check", "--read-data"]).ok();
-        let after = t.join(format!("after{i}"));
-        restore_all(&c, &after);
-        assert_same_restores(&before, &after, &ids, &t.join("src"));
+        if i % 4 == 0 {
+            let after = t.join(format!("after{i}"));
+            restore_all(&c, &after);
+            assert_same_restores(&before, &after, &ids, &t.join("src"));
+        }
     }
+    assert!(
+        killed_midway >= 8,
+        "only {killed_midway} kills hit a running prune (a full one took {full:?})"
+    );
     restic.run(&["check"]).ok();
+}
+
+#[test]
+fn a_forget_killed_at_any_moment_keeps_every_snapshot_it_should_keep() {
+    require_restic!();
+    let t = TempDir::new("forget-kill");
+    let base = t.join("base");
+    let cairn = Tool::cairn(&base, PW);
+    cairn.run(&["init"]).ok();
+    history(&t, &cairn);
+    // Many snapshots, so that removing them takes a moment.
+    let src = t.join("src");
+    for day in 10..40 {
+        let time = format!("2024-02-{:02} 10:00:00", day % 28 + 1);
+        cairn
+            .run(&["backup", "-q", "--time", &time, src.to_str().unwrap()])
+            .ok();
+    }
+    let all = cairn.snapshot_ids();
+    let probe = t.join("probe");
+    copy_dir(&base, &probe);
+    Tool::cairn(&probe, PW)
+        .run(&["forget", "--keep-last", "5"])
+        .ok();
+    let kept = Tool::cairn(&probe, PW).snapshot_ids();
+    for (i, ms) in [1u64, 3, 6, 10, 15, 22, 30, 45, 60, 90, 120, 200]
+        .iter()
+        .enumerate()
+    {
+        let repo = t.join(format!("k{i}"));
+        copy_dir(&base, &repo);
+        let c = Tool::cairn(&repo, PW);
+        let mut child = c.spawn(&[], &["forget", "--keep-last", "5", "--prune"]);
+        std::thread::sleep(Duration::from_millis(*ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        c.run(&["unlock"]).ok();
+        Tool::restic(&repo, PW).run(&["check"]).ok();
+        let now = c.snapshot_ids();
+        assert!(
+            kept.iter().all(|k| now.contains(k)),
+            "a snapshot the policy keeps vanished (kill after {ms} ms)"
+        );
+        assert!(now.iter().all(|n| all.contains(n)));
+        // Running it again completes it.
+        c.run(&["forget", "--keep-last", "5", "--prune"]).ok();
+        assert_eq!(c.snapshot_ids(), kept);
+        Tool::restic(&repo, PW).run(&["check", "--read-data"]).ok();
+    }
 }
