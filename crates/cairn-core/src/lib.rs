@@ -8,6 +8,7 @@
 pub mod archiver;
 pub mod checker;
 pub mod chunker;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod forget;

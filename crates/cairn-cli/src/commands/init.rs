@@ -1,5 +1,4 @@
 use crate::global::{self, GlobalOptions};
-use cairn_core::chunker::Polynomial;
 use cairn_core::repository::{InitOptions, Repository};
 use std::path::PathBuf;
 
@@ -11,6 +10,11 @@ pub struct Args {
     /// File to read the password of the new repository from (overrides -p for init)
     #[arg(long, hide = true)]
     new_password_file: Option<PathBuf>,
+    /// Copy chunker parameters from the secondary repository (useful with the copy command)
+    #[arg(long)]
+    copy_chunker_params: bool,
+    #[command(flatten)]
+    from: super::copy::FromRepo,
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
@@ -26,6 +30,16 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             backend.location()
         );
     }
+    // The other repository is opened first, as restic does (its password is asked first).
+    let polynomial = if a.copy_chunker_params {
+        Some(a.from.open("secondary")?.polynomial)
+    } else if a.from.is_set() {
+        anyhow::bail!(
+            "Secondary repository must only be specified when copying the chunker parameters"
+        );
+    } else {
+        None
+    };
     let pw = global::new_password(g, a.new_password_file.as_ref(), "new repository")?;
     let repo = Repository::init(
         backend,
@@ -33,7 +47,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         InitOptions {
             version,
             kdf: global::kdf_params(),
-            polynomial: None::<Polynomial>,
+            polynomial,
             username: global::username(),
             hostname: global::hostname(),
         },

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod cat;
 pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod dump;
 pub mod find;
@@ -63,6 +64,8 @@ pub enum Command {
     Unlock(unlock::Args),
     /// List objects in the repository
     List(list::Args),
+    /// Copy snapshots from one repository to another
+    Copy(copy::Args),
     /// Repair the repository
     Repair(repair::Args),
     /// Build a new index (restic 0.14's name for `repair index`)
@@ -92,6 +95,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Prune(a) => prune::run(a, g),
         Command::Unlock(a) => unlock::run(a, g),
         Command::List(a) => list::run(a, g),
+        Command::Copy(a) => copy::run(a, g),
         Command::Repair(a) => repair::run(a, g),
         Command::RebuildIndex(a) => repair::run_index(a, g),
         Command::Rewrite(a) => rewrite::run(*a, g),

@@ -22,6 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
+#[command(mut_args(snapshot_ref::help_without_ids))]
 pub struct Args {
     /// Snapshots to rewrite (default: all that match the filters)
     #[arg(value_name = "snapshotID")]
@@ -55,6 +56,7 @@ pub struct Args {
 }
 
 #[derive(clap::Args)]
+#[command(mut_args(snapshot_ref::help_without_ids))]
 pub struct RepairSnapshotsArgs {
     /// Snapshots to repair (default: all that match the filters)
     #[arg(value_name = "snapshotID")]
@@ -145,6 +147,9 @@ pub fn find_snapshots(
         let mut v = all()?;
         v.retain(|s| s.snap.as_ref().map_or(true, |s| filter.matches(s)));
         return Ok(v);
+    }
+    if !ids.iter().any(|s| s == "latest") && !filter.is_empty() {
+        report.warn("Ignoring filters as there are explicit snapshot ids given");
     }
     let mut out: Vec<Selected> = Vec::new();
     let mut seen = HashSet::new();

@@ -1,0 +1,245 @@
+//! Copying snapshots' blobs between repositories (restic's `copy`).
+//!
+//! The two repositories have different keys, so every blob is decrypted (and verified against
+//! its id) on the way out and compressed and encrypted again on the way in. Tree blobs travel
+//! as the exact bytes the source stores: parsing and serializing them again could change their
+//! ids (restic's `copy-unstable-json` case) and leave parents naming trees that do not exist.
+//! Blobs the destination already has are not copied; with the same chunker parameters
+//! (`init --copy-chunker-params`) that includes the data of files backed up into both.
+
+use crate::format::pack::BlobType;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::packer::{BlobWriter, Compression, WriterStats};
+use crate::repair::{check_cancel, Report};
+use crate::repository::Repository;
+use crate::Id;
+use anyhow::Context;
+use cairn_backend::FileType;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// restic's `similarSnapshots`: everything but `parent` and `original` agrees (paths and tags
+/// as sets, excludes in order).
+pub fn similar_snapshots(a: &Snapshot, b: &Snapshot) -> bool {
+    if a.time != b.time
+        || a.tree != b.tree
+        || a.hostname != b.hostname
+        || a.username != b.username
+        || a.uid != b.uid
+        || a.gid != b.gid
+        || a.paths.len() != b.paths.len()
+        || a.excludes.len() != b.excludes.len()
+        || a.tags.len() != b.tags.len()
+    {
+        return false;
+    }
+    b.paths.iter().all(|p| a.paths.contains(p))
+        && b.tags.iter().all(|t| a.tags.contains(t))
+        && a.excludes == b.excludes
+}
+
+/// What copying one snapshot's tree added to the destination.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TreeCopyStats {
+    pub trees: u64,
+    pub data_blobs: u64,
+    /// Plaintext bytes of the copied blobs.
+    pub bytes: u64,
+}
+
+/// Copies blobs from `src` into `dst` through one writer; call [`Copier::checkpoint`] before
+/// saving a snapshot that needs them, and [`Copier::finish`] at the end.
+pub struct Copier<'s, 'd> {
+    src: &'s Repository,
+    writer: BlobWriter<'d>,
+    /// Trees already walked in this run (shared by all snapshots).
+    visited: HashSet<Id>,
+    threads: usize,
+}
+
+impl<'s, 'd> Copier<'s, 'd> {
+    /// Both repositories must have their index loaded.
+    pub fn new(src: &'s Repository, dst: &'d Repository, compression: Compression) -> Self {
+        Copier {
+            src,
+            writer: BlobWriter::new(
+                dst.backend.clone(),
+                dst.key.clone(),
+                dst.version(),
+                compression,
+                dst.index(),
+            ),
+            visited: HashSet::new(),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(2, 8),
+        }
+    }
+
+    /// Copies every tree and data blob reachable from `root` that the destination lacks.
+    pub fn copy_tree(&mut self, root: Id, report: &dyn Report) -> anyhow::Result<TreeCopyStats> {
+        let mut stats = TreeCopyStats::default();
+        let mut stack = vec![root];
+        let mut wanted: Vec<Id> = Vec::new();
+        let mut wanted_set: HashSet<Id> = HashSet::new();
+        while let Some(id) = stack.pop() {
+            check_cancel(report)?;
+            if !self.visited.insert(id) {
+                continue;
+            }
+            let raw = self
+                .src
+                .load_blob(BlobType::Tree, &id)
+                .with_context(|| format!("LoadTree({}) returned error", id.short()))?;
+            let tree = Tree::parse(&raw).with_context(|| {
+                format!("LoadTree({}) returned error: invalid tree", id.short())
+            })?;
+            for node in &tree.nodes {
+                if let Some(sub) = node.subtree {
+                    stack.push(sub);
+                }
+                for b in node.content.iter().flatten() {
+                    if !self.writer.is_known(BlobType::Data, b) && wanted_set.insert(*b) {
+                        wanted.push(*b);
+                    }
+                }
+            }
+            // The stored bytes, verbatim: their hash is the id the parent names.
+            if self
+                .writer
+                .save(BlobType::Tree, id, &raw)
+                .with_context(|| format!("saving tree {id}"))?
+            {
+                stats.trees += 1;
+                stats.bytes += raw.len() as u64;
+            }
+        }
+        drop(wanted_set);
+
+        // Read in pack order so that each source pack is read front to back.
+        let index = self.src.index();
+        let mut located: Vec<(Option<(Id, u32)>, Id)> = wanted
+            .into_iter()
+            .map(|id| {
+                let at = index
+                    .lookup(BlobType::Data, &id)
+                    .map(|l| (l.pack, l.blob.offset));
+                (at, id)
+            })
+            .collect();
+        located.sort();
+        if let Some((None, id)) = located.first() {
+            anyhow::bail!("data blob {id} not found in the source repository's index");
+        }
+
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let first_err: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        let copied = AtomicUsize::new(0);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let src = self.src;
+        let writer = &self.writer;
+        std::thread::scope(|s| {
+            for _ in 0..self.threads.min(located.len()) {
+                s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, id)) = located.get(i) else {
+                        break;
+                    };
+                    let res = check_cancel(report)
+                        .and_then(|_| {
+                            src.load_blob(BlobType::Data, id)
+                                .with_context(|| format!("loading data blob {id} from the source"))
+                        })
+                        .and_then(|plain| {
+                            let n = plain.len() as u64;
+                            writer
+                                .save(BlobType::Data, *id, &plain)
+                                .with_context(|| format!("saving data blob {id}"))
+                                .map(|new| (new, n))
+                        });
+                    match res {
+                        Ok((new, n)) => {
+                            if new {
+                                copied.fetch_add(1, Ordering::Relaxed);
+                                bytes.fetch_add(n, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            first_err
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        stats.data_blobs = copied.load(Ordering::Relaxed) as u64;
+        stats.bytes += bytes.load(Ordering::Relaxed);
+        Ok(stats)
+    }
+
+    /// Makes every blob copied so far durable and indexed.
+    pub fn checkpoint(&self) -> anyhow::Result<()> {
+        self.writer.checkpoint()
+    }
+
+    pub fn finish(self) -> anyhow::Result<WriterStats> {
+        self.writer.finish()
+    }
+}
+
+/// Saves a copied snapshot in the destination: no parent (it means nothing there), and
+/// `original` kept or set to the source snapshot's id, which makes it a persistent id.
+pub fn save_copied_snapshot(dst: &Repository, src_id: Id, snap: &Snapshot) -> anyhow::Result<Id> {
+    let mut s = snap.clone();
+    s.parent = None;
+    if s.original.is_none() {
+        s.original = Some(src_id);
+    }
+    dst.save_unpacked(FileType::Snapshot, &s.to_json())
+        .with_context(|| format!("saving copy of snapshot {}", src_id.short()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(json: &str) -> Snapshot {
+        Snapshot::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn similarity_is_restics() {
+        let t = "0000000000000000000000000000000000000000000000000000000000000001";
+        let a = snap(&format!(
+            r#"{{"time":"2021-01-01T00:00:00Z","tree":"{t}","paths":["/a","/b"],"hostname":"h","tags":["x","y"]}}"#
+        ));
+        let mut b = a.clone();
+        b.paths.reverse();
+        b.tags.reverse();
+        b.parent = Some(Id([7; 32]));
+        b.original = Some(Id([8; 32]));
+        assert!(similar_snapshots(&a, &b));
+        b.hostname = "other".into();
+        assert!(!similar_snapshots(&a, &b));
+        // As in restic, the tags of the second must be among the first's.
+        let mut c = a.clone();
+        c.tags = vec!["x".into(), "x".into()];
+        assert!(similar_snapshots(&a, &c));
+        c.tags = vec!["x".into(), "z".into()];
+        assert!(!similar_snapshots(&a, &c));
+    }
+}
