@@ -12,6 +12,7 @@ pub mod init;
 pub mod key;
 pub mod list;
 pub mod ls;
+pub mod migrate;
 pub mod prune;
 pub mod repair;
 pub mod restore;
@@ -66,6 +67,8 @@ pub enum Command {
     List(list::Args),
     /// Copy snapshots from one repository to another
     Copy(copy::Args),
+    /// Apply migrations
+    Migrate(migrate::Args),
     /// Repair the repository
     Repair(repair::Args),
     /// Build a new index (restic 0.14's name for `repair index`)
@@ -96,6 +99,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Unlock(a) => unlock::run(a, g),
         Command::List(a) => list::run(a, g),
         Command::Copy(a) => copy::run(a, g),
+        Command::Migrate(a) => migrate::run(a, g),
         Command::Repair(a) => repair::run(a, g),
         Command::RebuildIndex(a) => repair::run_index(a, g),
         Command::Rewrite(a) => rewrite::run(*a, g),
