@@ -182,7 +182,8 @@ impl Repository {
         let load =
             |skip: &std::collections::HashSet<Id>| -> anyhow::Result<(MasterIndex, Vec<Id>)> {
                 let idx = std::sync::Mutex::new(MasterIndex::new());
-                let supersedes = parallel_map(&ids, 4, |id| {
+                // Two at a time: a large index file is tens of MB while parsed.
+                let supersedes = parallel_map(&ids, 2, |id| {
                     if skip.contains(id) {
                         return Ok(Vec::new());
                     }
