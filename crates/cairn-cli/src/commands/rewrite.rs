@@ -128,15 +128,17 @@ pub fn find_snapshots(
         .map(|f| f.name)
         .collect();
     let all = || -> anyhow::Result<Vec<Selected>> {
-        let mut v: Vec<Selected> = Vec::new();
-        for n in &names {
-            let Ok(id) = Id::from_hex(n) else { continue };
-            v.push(Selected {
+        let ids: Vec<Id> = names.iter().filter_map(|n| Id::from_hex(n).ok()).collect();
+        let snaps = cairn_core::repository::parallel_map(&ids, 4, |id| Ok(repo.load_snapshot(id)))?;
+        let mut v: Vec<Selected> = ids
+            .into_iter()
+            .zip(snaps)
+            .map(|(id, snap)| Selected {
                 arg: None,
                 id,
-                snap: repo.load_snapshot(&id),
-            });
-        }
+                snap,
+            })
+            .collect();
         v.sort_by(|a, b| match (&a.snap, &b.snap) {
             (Ok(x), Ok(y)) => x.time.cmp(&y.time).then(a.id.cmp(&b.id)),
             _ => a.id.cmp(&b.id),
