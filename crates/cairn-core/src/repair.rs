@@ -219,9 +219,8 @@ pub fn repair_index(
         };
         match from_index.remove(&id) {
             None => {
-                if !opts.read_all_packs {
-                    report.warn(&format!("adding pack file to index {id}"));
-                }
+                // Also with read_all_packs, as restic prints it.
+                report.warn(&format!("adding pack file to index {id}"));
                 to_read.push((id, f.size));
             }
             Some(blobs) => {
