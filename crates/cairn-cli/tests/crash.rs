@@ -103,6 +103,16 @@ fn same_files(a: &Path, b: &Path) {
     }
 }
 
+/// A pseudo-random fraction in [0, 1) that differs between runs (time-seeded).
+fn rand_fraction(i: u32) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let x = (nanos ^ i.wrapping_mul(0x9E37_79B9)).wrapping_mul(2_654_435_761);
+    f64::from(x) / f64::from(u32::MAX)
+}
+
 #[test]
 fn sigkill_during_backup_at_many_points() {
     require_restic!();
@@ -125,8 +135,11 @@ fn sigkill_during_backup_at_many_points() {
     ok(cairn(&probe).arg("backup").arg(&src).arg("-q"));
     let full = start.elapsed();
     let mut killed_midway = 0;
-    for i in 0..8u32 {
-        let delay = full.mul_f64(0.05 + 0.12 * i as f64);
+    // 24 kills: evenly spread over a full backup's duration, each jittered a little so that
+    // runs differ in where exactly they land.
+    for i in 0..24u32 {
+        let jitter = rand_fraction(i) * 0.03;
+        let delay = full.mul_f64(0.03 + 0.04 * i as f64 + jitter);
         let mut child = cairn(&repo)
             .arg("backup")
             .arg(&src)
@@ -149,7 +162,7 @@ fn sigkill_during_backup_at_many_points() {
         );
     }
     assert!(
-        killed_midway >= 4,
+        killed_midway >= 12,
         "only {killed_midway} kills hit a running backup (full backup took {full:?})"
     );
     // The repository takes a complete backup afterwards, and it restores exactly.
