@@ -65,6 +65,17 @@ fn is_hex_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Was this temporary file (`...-{host}-{pid}-{rand}`) made on this host by a process that
+/// no longer exists? Files of other hosts are never touched: their writers may be alive.
+fn left_by_dead_process(name: &str, host: &str) -> bool {
+    let mut parts = name.rsplitn(3, '-');
+    let (_rand, pid, rest) = (parts.next(), parts.next(), parts.next());
+    let (Some(pid), Some(rest)) = (pid.and_then(|p| p.parse::<i32>().ok()), rest) else {
+        return false;
+    };
+    rest.ends_with(&format!("-{host}")) && !pid_alive(pid)
+}
+
 impl Backend for LocalBackend {
     fn lists_after_write(&self) -> bool {
         // A directory listing sees every completed rename.
@@ -102,9 +113,12 @@ impl Backend for LocalBackend {
         }
         // restic writes into the final directory under a temporary name, then renames, so a
         // crash never leaves a partial file under a valid name.
+        // Host and pid in the name let a later run remove what a killed writer left.
         let tmp = dir.join(format!(
-            ".{}-tmp-{:016x}",
+            ".{}-tmp-{}-{}-{:016x}",
             h.name.get(..16).unwrap_or(&h.name),
+            hostname(),
+            std::process::id(),
             rand::random::<u64>()
         ));
         let write = || -> io::Result<()> {
@@ -229,25 +243,30 @@ impl Backend for LocalBackend {
     }
 
     fn clean_stale_staging(&self) -> Result<usize> {
-        let dir = self.root.join("tmp");
-        let Ok(rd) = fs::read_dir(&dir) else {
-            return Ok(0);
-        };
         let host = hostname();
+        // Staged packs in tmp/, and the hidden half-written files `save` leaves beside their
+        // final names when killed (config, keys, snapshots, index, locks, data/xx).
+        let mut dirs = vec![self.root.join("tmp"), self.root.clone()];
+        for kind in ["keys", "snapshots", "index", "locks"] {
+            dirs.push(self.root.join(kind));
+        }
+        if let Ok(rd) = fs::read_dir(self.root.join("data")) {
+            dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        let staging = self.root.join("tmp");
         let mut removed = 0;
-        for entry in rd.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let mut parts = name.rsplitn(3, '-');
-            let (_rand, pid, rest) = (parts.next(), parts.next(), parts.next());
-            let (Some(pid), Some(rest)) = (pid.and_then(|p| p.parse::<i32>().ok()), rest) else {
-                continue;
-            };
-            if !rest.ends_with(&format!("-{host}")) || pid_alive(pid) {
-                continue;
-            }
-            if fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
+        for dir in dirs {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for entry in rd.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let half_written = name.starts_with('.') && name.contains("-tmp-");
+                if !(dir == staging || half_written) {
+                    continue;
+                }
+                if left_by_dead_process(name, &host) && fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
             }
         }
         Ok(removed)
@@ -291,6 +310,46 @@ impl Backend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_of_dead_local_writers_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = LocalBackend::new(dir.path().join("repo"));
+        be.create().unwrap();
+        let host = hostname();
+        // A process that has exited: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(root.join("data/ab")).unwrap();
+        let make = |rel: String| {
+            let path = root.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+            rel
+        };
+        let gone = [
+            make(format!("index/.0123456789abcdef-tmp-{host}-{dead}-00")),
+            make(format!("data/ab/.ab23456789abcdef-tmp-{host}-{dead}-01")),
+            make(format!("locks/.0123456789abcdef-tmp-{host}-{dead}-02")),
+            make(format!("tmp/data-{host}-{dead}-03")),
+        ];
+        let kept = [
+            make(format!("index/.0123456789abcdef-tmp-{host}-{me}-04")),
+            make(format!("index/.0123456789abcdef-tmp-other-host-{dead}-05")),
+            make(format!("snapshots/.0123456789abcdef-tmp-{:016x}", 6)),
+            make("index/".to_string() + &"ab".repeat(32)),
+        ];
+        assert_eq!(be.clean_stale_staging().unwrap(), gone.len());
+        for g in &gone {
+            assert!(!root.join(g).exists(), "{g} left behind");
+        }
+        for k in &kept {
+            assert!(root.join(k).exists(), "{k} removed");
+        }
+    }
 
     #[test]
     fn save_load_list_remove() {

@@ -175,6 +175,21 @@ fn sigkill_during_backup_at_many_points() {
         leftovers, 0,
         "staged files of killed runs are cleaned up by the next backup"
     );
+    let mut hidden = Vec::new();
+    let mut stack = vec![repo.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name().to_string_lossy().starts_with('.') {
+                hidden.push(e.path());
+            }
+        }
+    }
+    assert!(
+        hidden.is_empty(),
+        "half-written files of killed runs are cleaned up by the next backup: {hidden:?}"
+    );
     let out = t.path().join("out");
     ok(cairn(&repo)
         .arg("restore")

@@ -537,6 +537,8 @@ pub fn execute(
     obs: &dyn PruneObserver,
 ) -> anyhow::Result<()> {
     let idx = repo.index();
+    // Half-written files of killed processes on this host; failing to remove them is harmless.
+    let _ = repo.backend.clean_stale_staging();
     if !plan.unreferenced.is_empty() {
         obs.message("deleting unreferenced packs");
         delete_files(repo, FileType::Data, &plan.unreferenced)?;
