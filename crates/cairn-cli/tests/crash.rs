@@ -161,8 +161,10 @@ fn sigkill_during_backup_at_many_points() {
             "an earlier snapshot vanished"
         );
     }
+    // Later runs are quicker than the probe (they resume, and find earlier runs' packs), so
+    // the kills late in the schedule land after they finished; a third must hit mid-run.
     assert!(
-        killed_midway >= 12,
+        killed_midway >= 8,
         "only {killed_midway} kills hit a running backup (full backup took {full:?})"
     );
     // The repository takes a complete backup afterwards, and it restores exactly.
