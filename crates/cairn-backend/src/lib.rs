@@ -5,6 +5,7 @@
 //! stores and decorators (retry, cache, limits) can wrap one another without knowing the format.
 
 pub mod local;
+pub mod rest;
 
 use std::fmt;
 
@@ -256,14 +257,15 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
 
 /// Opens a backend for a repository location string.
 ///
-/// Only local paths (`/path`, `relative`, `local:/path`) exist so far.
+/// Local paths (`/path`, `relative`, `local:/path`) and `rest:URL` so far.
 pub fn open(location: &str) -> std::result::Result<Box<dyn Backend>, String> {
     if let Some(path) = location.strip_prefix("local:") {
         return Ok(Box::new(LocalBackend::new(path)));
     }
-    for scheme in [
-        "sftp:", "rest:", "s3:", "b2:", "rclone:", "swift:", "azure:", "gs:",
-    ] {
+    if let Some(url) = location.strip_prefix("rest:") {
+        return Ok(Box::new(rest::RestBackend::new(url)?));
+    }
+    for scheme in ["sftp:", "s3:", "b2:", "rclone:", "swift:", "azure:", "gs:"] {
         if location.starts_with(scheme) {
             return Err(format!(
                 "repository location {location:?}: the {} backend is not supported by cairn yet",

@@ -1039,3 +1039,67 @@ pub fn mangled_symlink_diffs(t: &Tree) -> Vec<Diff> {
         .map(|(p, tg)| Diff::new(&p, "symlink target", show(&tg), show(&go_json_lossy(&tg))))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real servers on loopback
+// ---------------------------------------------------------------------------------------------
+
+/// `rclone serve restic` on a free loopback port, serving a temporary folder; stopped when
+/// dropped. None (the test skips, loudly) when rclone is missing, unless
+/// `CAIRN_REQUIRE_SERVERS=1`, which CI sets.
+pub struct RcloneRest {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl RcloneRest {
+    pub fn start() -> Option<RcloneRest> {
+        if !tool_works("rclone", "version") {
+            if std::env::var("CAIRN_REQUIRE_SERVERS").as_deref() == Ok("1") {
+                panic!("rclone is not installed, but CAIRN_REQUIRE_SERVERS=1");
+            }
+            loud("SKIP: rclone not installed; REST tests prove nothing here");
+            return None;
+        }
+        let dir = TempDir::new("rclone-rest");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new("rclone")
+            .args(["serve", "restic", "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rclone serve restic");
+        let server = RcloneRest {
+            child,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "rclone serve restic did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    /// The `rest:` location of a repository `name` on this server.
+    pub fn location(&self, name: &str) -> String {
+        format!("rest:http://127.0.0.1:{}/{name}/", self.port)
+    }
+}
+
+impl Drop for RcloneRest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
