@@ -16,8 +16,9 @@ fn lock_files(repo: &Path) -> Vec<String> {
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                // A file being written (renamed into place when complete) is not a lock yet.
-                .filter(|n| !n.starts_with('.'))
+                // A file being written (cairn: `.<id>-tmp-…`, restic: `<id>-tmp-…`, renamed
+                // into place when complete) is not a lock yet.
+                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
                 .collect()
         })
         .unwrap_or_default();
