@@ -4,12 +4,19 @@
 //! The trait is deliberately small — save, load a range, stat, list, remove — so that remote
 //! stores and decorators (retry, cache, limits) can wrap one another without knowing the format.
 
+pub mod b2;
 pub mod local;
+pub mod options;
+pub mod rclone;
 pub mod rest;
+pub mod retry;
+pub mod s3;
+pub mod sftp;
 
 use std::fmt;
 
 pub use local::LocalBackend;
+pub use options::Options;
 
 /// The kinds of files in a restic repository, each in its own directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,6 +211,11 @@ pub trait Backend: Send + Sync {
     fn lists_after_write(&self) -> bool {
         false
     }
+    /// How many requests may run at once (`-o <scheme>.connections=N`); uploaders and
+    /// downloaders size their thread pools by it.
+    fn connections(&self) -> usize {
+        2
+    }
     /// Stores a staged file under `handle`, durably, as [`Backend::save`] does.
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         match staged {
@@ -225,6 +237,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn lists_after_write(&self) -> bool {
         (**self).lists_after_write()
+    }
+    fn connections(&self) -> usize {
+        (**self).connections()
     }
     fn create(&self) -> Result<()> {
         (**self).create()
@@ -255,23 +270,47 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
 }
 
-/// Opens a backend for a repository location string.
-///
-/// Local paths (`/path`, `relative`, `local:/path`) and `rest:URL` so far.
+/// Opens a backend for a repository location string, with no `-o` options.
 pub fn open(location: &str) -> std::result::Result<Box<dyn Backend>, String> {
-    if let Some(path) = location.strip_prefix("local:") {
-        return Ok(Box::new(LocalBackend::new(path)));
-    }
-    if let Some(url) = location.strip_prefix("rest:") {
-        return Ok(Box::new(rest::RestBackend::new(url)?));
-    }
-    for scheme in ["sftp:", "s3:", "b2:", "rclone:", "swift:", "azure:", "gs:"] {
-        if location.starts_with(scheme) {
-            return Err(format!(
-                "repository location {location:?}: the {} backend is not supported by cairn yet",
-                scheme.trim_end_matches(':')
-            ));
+    open_with(location, &Options::default())
+}
+
+/// Opens a backend for a repository location as restic writes them: a path or `local:PATH`,
+/// `sftp:`, `rest:`, `s3:`, `b2:` or `rclone:`. Remote backends come wrapped in
+/// [`retry::RetryBackend`], so a flaky network is retried with backoff rather than failing
+/// the command at the first dropped connection.
+pub fn open_with(location: &str, opts: &Options) -> std::result::Result<Box<dyn Backend>, String> {
+    let remote: Box<dyn Backend> = if let Some(path) = location.strip_prefix("local:") {
+        return local_checked(path, opts);
+    } else if let Some(url) = location.strip_prefix("rest:") {
+        Box::new(rest::RestBackend::open(url, opts)?)
+    } else if let Some(spec) = location.strip_prefix("sftp:") {
+        Box::new(sftp::SftpBackend::open(spec, opts)?)
+    } else if let Some(spec) = location.strip_prefix("s3:") {
+        Box::new(s3::S3Backend::open(spec, opts)?)
+    } else if let Some(spec) = location.strip_prefix("b2:") {
+        b2::open(spec, opts)?
+    } else if let Some(spec) = location.strip_prefix("rclone:") {
+        Box::new(rclone::RcloneBackend::open(spec, opts)?)
+    } else {
+        for scheme in ["swift:", "azure:", "gs:"] {
+            if location.starts_with(scheme) {
+                return Err(format!(
+                    "repository location {location:?}: the {} backend is not supported by cairn yet",
+                    scheme.trim_end_matches(':')
+                ));
+            }
         }
-    }
-    Ok(Box::new(LocalBackend::new(location)))
+        return local_checked(location, opts);
+    };
+    let retrying = retry::RetryBackend::new(remote, retry::Policy::from_options(opts)?);
+    opts.check_all_read()?;
+    Ok(Box::new(retrying))
+}
+
+fn local_checked(path: &str, opts: &Options) -> std::result::Result<Box<dyn Backend>, String> {
+    // restic's local backend takes `local.connections`; cairn's local writes need no limit.
+    opts.get_usize("local.connections")?;
+    opts.check_all_read()?;
+    Ok(Box::new(LocalBackend::new(path)))
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 const V2: &str = "application/vnd.x.restic.rest.v2";
 
 pub struct RestBackend {
+    connections: usize,
     /// Base URL without credentials, always ending in '/'.
     base: String,
     /// `Authorization` header value, if credentials were given.
@@ -17,6 +18,15 @@ pub struct RestBackend {
 }
 
 impl RestBackend {
+    /// `url` is the part after `rest:`; reads `rest.connections`.
+    pub fn open(url: &str, opts: &crate::Options) -> std::result::Result<RestBackend, String> {
+        let mut b = RestBackend::new(url)?;
+        if let Some(n) = opts.get_usize("rest.connections")? {
+            b.connections = n;
+        }
+        Ok(b)
+    }
+
     /// `url` is the part after `rest:`. Credentials come from the URL, or from
     /// `RESTIC_REST_USERNAME` / `RESTIC_REST_PASSWORD` (which win, as in restic).
     pub fn new(url: &str) -> std::result::Result<RestBackend, String> {
@@ -70,7 +80,12 @@ impl RestBackend {
             .timeout_read(Duration::from_secs(300))
             .timeout_write(Duration::from_secs(300))
             .build();
-        Ok(RestBackend { base, auth, agent })
+        Ok(RestBackend {
+            connections: 5,
+            base,
+            auth,
+            agent,
+        })
     }
 
     fn url(&self, h: &Handle) -> String {
@@ -112,6 +127,14 @@ impl RestBackend {
 impl Backend for RestBackend {
     fn location(&self) -> String {
         format!("rest:{}", self.base)
+    }
+
+    fn lists_after_write(&self) -> bool {
+        true
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
     }
 
     fn create(&self) -> Result<()> {

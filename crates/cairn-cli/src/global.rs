@@ -86,7 +86,8 @@ impl GlobalOptions {
 
     pub fn backend(&self) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
         let loc = self.repository()?;
-        let b = cairn_backend::open(&loc).map_err(|e| anyhow::anyhow!(e))?;
+        let opts = cairn_backend::Options::parse(&self.options).map_err(anyhow::Error::msg)?;
+        let b = cairn_backend::open_with(&loc, &opts).map_err(anyhow::Error::msg)?;
         Ok(Arc::from(b))
     }
 

@@ -1,0 +1,101 @@
+//! Extended options (`-o key=value`), as restic takes them: each backend reads the keys under
+//! its own prefix (`s3.region`, `sftp.command`, `rest.connections`, ...). A key that no
+//! backend reads is an error rather than silently ignored: a typo in `-o` should not quietly
+//! send a backup somewhere else or with other settings.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Options {
+    values: BTreeMap<String, String>,
+    /// Keys some backend has asked for; the rest are reported as unknown.
+    read: Mutex<Vec<String>>,
+}
+
+impl Clone for Options {
+    fn clone(&self) -> Options {
+        Options {
+            values: self.values.clone(),
+            read: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Options {
+    /// Parses `key=value` strings; keys are case-insensitive, as in restic.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Options, String> {
+        let mut values = BTreeMap::new();
+        for item in items {
+            let item = item.as_ref();
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| format!("invalid option {item:?}: want key=value"))?;
+            let k = k.trim().to_ascii_lowercase();
+            if k.is_empty() {
+                return Err(format!("invalid option {item:?}: empty key"));
+            }
+            if values.insert(k.clone(), v.to_string()).is_some() {
+                return Err(format!("option {k:?} given more than once"));
+            }
+        }
+        Ok(Options {
+            values,
+            read: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The value of `key` (e.g. `s3.region`), marking it as known.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.to_string());
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// A numeric option such as `s3.connections`.
+    pub fn get_usize(&self, key: &str) -> Result<Option<usize>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| format!("invalid option {key}={v:?}: want a positive number")),
+        }
+    }
+
+    /// Fails on keys no backend asked for.
+    pub fn check_all_read(&self) -> Result<(), String> {
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        for k in self.values.keys() {
+            if !read.iter().any(|r| r == k) {
+                return Err(format!(
+                    "option {k:?} is not known for this repository location"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_get_and_unknown_keys() {
+        let o = Options::parse(&["S3.Region=eu-west-1", "s3.connections=8"]).unwrap();
+        assert_eq!(o.get("s3.region"), Some("eu-west-1"));
+        assert!(o.check_all_read().is_err());
+        assert_eq!(o.get_usize("s3.connections").unwrap(), Some(8));
+        o.check_all_read().unwrap();
+        assert!(Options::parse(&["novalue"]).is_err());
+        assert!(Options::parse(&["a=1", "A=2"]).is_err());
+        let o = Options::parse(&["x.connections=0"]).unwrap();
+        assert!(o.get_usize("x.connections").is_err());
+    }
+}

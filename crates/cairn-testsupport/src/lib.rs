@@ -1,0 +1,60 @@
+//! Real servers for cairn's tests, started on loopback in a temporary directory and stopped
+//! when dropped, plus a proxy that injects network faults between cairn and a server.
+//!
+//! Each `start()` returns `None` (after a loud message) when the server's program is not
+//! installed, unless `CAIRN_REQUIRE_SERVERS=1` says it must be (as in CI), where it panics.
+
+pub mod rclone;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Does `prog arg` run and succeed?
+pub fn tool_works(prog: &str, arg: &str) -> bool {
+    Command::new(prog)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A message that stands out in test output.
+pub fn loud(msg: &str) {
+    use std::io::Write;
+    let bar = "*".repeat(78);
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {msg}\n{bar}");
+}
+
+/// Skips (None) or, under CAIRN_REQUIRE_SERVERS=1, fails because `what` is missing.
+pub fn missing<T>(what: &str) -> Option<T> {
+    if std::env::var("CAIRN_REQUIRE_SERVERS").as_deref() == Ok("1") {
+        panic!("{what} is not installed, but CAIRN_REQUIRE_SERVERS=1");
+    }
+    loud(&format!(
+        "SKIP: {what} not installed; these server tests prove nothing here"
+    ));
+    None
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on the port.
+pub fn wait_for_port(port: u16, what: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not come up on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
