@@ -18,6 +18,12 @@ pub struct RestBackend {
 }
 
 impl RestBackend {
+    /// The same backend allowing `n` requests at once.
+    pub fn with_connections(mut self, n: usize) -> RestBackend {
+        self.connections = n;
+        self
+    }
+
     /// `url` is the part after `rest:`; reads `rest.connections`.
     pub fn open(url: &str, opts: &crate::Options) -> std::result::Result<RestBackend, String> {
         let mut b = RestBackend::new(url)?;
@@ -30,6 +36,16 @@ impl RestBackend {
     /// `url` is the part after `rest:`. Credentials come from the URL, or from
     /// `RESTIC_REST_USERNAME` / `RESTIC_REST_PASSWORD` (which win, as in restic).
     pub fn new(url: &str) -> std::result::Result<RestBackend, String> {
+        RestBackend::build(url, true)
+    }
+
+    /// Credentials from the URL only, whatever the environment says (for servers cairn
+    /// starts itself).
+    pub fn with_url_credentials(url: &str) -> std::result::Result<RestBackend, String> {
+        RestBackend::build(url, false)
+    }
+
+    fn build(url: &str, env: bool) -> std::result::Result<RestBackend, String> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| format!("invalid REST URL {url:?}: want http(s)://host:port/path/"))?;
@@ -57,12 +73,12 @@ impl RestBackend {
             pass = Some(percent_decode(b));
         }
         if let Ok(u) = std::env::var("RESTIC_REST_USERNAME") {
-            if !u.is_empty() {
+            if env && !u.is_empty() {
                 user = Some(u);
             }
         }
         if let Ok(p) = std::env::var("RESTIC_REST_PASSWORD") {
-            if !p.is_empty() {
+            if env && !p.is_empty() {
                 pass = Some(p);
             }
         }
@@ -113,13 +129,20 @@ impl RestBackend {
     /// Maps a failed request: 404 is "does not exist", anything else an I/O error that names
     /// the file and the server's answer.
     fn fail(&self, h: &Handle, e: ureq::Error) -> BackendError {
+        self.fail_named(&h.to_string(), e)
+    }
+
+    fn fail_named(&self, what: &str, e: ureq::Error) -> BackendError {
         match e {
-            ureq::Error::Status(404, _) => BackendError::NotFound(h.to_string()),
-            ureq::Error::Status(code, resp) => self.io_err(
-                &h.to_string(),
-                format!("server answered {code} {}", resp.status_text()),
-            ),
-            ureq::Error::Transport(t) => self.io_err(&h.to_string(), t),
+            ureq::Error::Status(404, _) => BackendError::NotFound(what.to_string()),
+            ureq::Error::Status(code, resp) => BackendError::Io {
+                handle: what.to_string(),
+                err: std::io::Error::new(
+                    status_kind(code),
+                    format!("server answered {code} {}", resp.status_text()),
+                ),
+            },
+            ureq::Error::Transport(t) => self.io_err(what, t),
         }
     }
 }
@@ -142,7 +165,7 @@ impl Backend for RestBackend {
         self.request("POST", &url)
             .send_bytes(&[])
             .map(|_| ())
-            .map_err(|e| self.io_err(&self.location(), e))
+            .map_err(|e| self.fail_named(&self.location(), e))
     }
 
     fn save(&self, h: &Handle, data: &[u8]) -> Result<()> {
@@ -226,7 +249,7 @@ impl Backend for RestBackend {
             Ok(r) => r,
             // A type folder that does not exist yet lists as empty.
             Err(ureq::Error::Status(404, _)) => return Ok(vec![]),
-            Err(e) => return Err(self.io_err(&what, e)),
+            Err(e) => return Err(self.fail_named(&what, e)),
         };
         let v2 = resp.content_type() == V2;
         let body = resp.into_string().map_err(|e| self.io_err(&what, e))?;
@@ -262,6 +285,18 @@ impl Backend for RestBackend {
             Ok(_) | Err(ureq::Error::Status(404, _)) => Ok(()),
             Err(e) => Err(self.fail(h, e)),
         }
+    }
+}
+
+/// Sorts HTTP errors into those another attempt may fix (5xx, 408, 429) and those it cannot.
+pub(crate) fn status_kind(code: u16) -> std::io::ErrorKind {
+    use std::io::ErrorKind;
+    match code {
+        401 | 403 => ErrorKind::PermissionDenied,
+        408 | 429 => ErrorKind::TimedOut,
+        507 => ErrorKind::StorageFull,
+        400..=499 => ErrorKind::InvalidInput,
+        _ => ErrorKind::Other,
     }
 }
 

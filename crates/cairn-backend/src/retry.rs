@@ -52,7 +52,8 @@ impl Policy {
     }
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
+/// `30s`, `5m`, `1.5h`, `250ms`, or `0`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s == "0" {
         return Some(Duration::ZERO);
@@ -84,6 +85,9 @@ pub fn is_transient(e: &BackendError) -> bool {
     }
 }
 
+/// How long the first request to a server is retried.
+const FIRST_CONTACT: Duration = Duration::from_secs(20);
+
 pub struct RetryBackend<B> {
     inner: B,
     policy: Policy,
@@ -95,7 +99,16 @@ impl<B: Backend> RetryBackend<B> {
     }
 
     /// Runs `op` until it succeeds, fails for good, or the time budget is spent.
-    fn retry<T>(&self, what: &str, mut op: impl FnMut(u32) -> Result<T>) -> Result<T> {
+    fn retry<T>(&self, what: &str, op: impl FnMut(u32) -> Result<T>) -> Result<T> {
+        self.retry_within(self.policy.max_elapsed, what, op)
+    }
+
+    fn retry_within<T>(
+        &self,
+        budget: Duration,
+        what: &str,
+        mut op: impl FnMut(u32) -> Result<T>,
+    ) -> Result<T> {
         let start = Instant::now();
         let mut delay = self.policy.initial;
         let mut attempt = 0u32;
@@ -106,7 +119,7 @@ impl<B: Backend> RetryBackend<B> {
             };
             attempt += 1;
             let wait = jitter(delay);
-            if !is_transient(&err) || start.elapsed() + wait > self.policy.max_elapsed {
+            if !is_transient(&err) || start.elapsed() + wait > budget {
                 if attempt > 1 {
                     return Err(gave_up(err, attempt, start.elapsed()));
                 }
@@ -170,7 +183,12 @@ impl<B: Backend> Backend for RetryBackend<B> {
         self.inner.location()
     }
     fn exists(&self) -> Result<bool> {
-        self.retry("checking for the repository", |_| self.inner.exists())
+        // The first contact: a server that cannot be reached at all is more likely a wrong
+        // address than a passing fault, so give up sooner than mid-run (restic waits 15 min).
+        let budget = self.policy.max_elapsed.min(FIRST_CONTACT);
+        self.retry_within(budget, "checking for the repository", |_| {
+            self.inner.exists()
+        })
     }
     fn create(&self) -> Result<()> {
         self.retry("creating the repository", |_| self.inner.create())
