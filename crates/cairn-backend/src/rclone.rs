@@ -77,8 +77,15 @@ fn server_args(args: &str, password: &str, remote: &str) -> Vec<String> {
     for a in args.split_whitespace() {
         if a == "--stdio" {
             out.extend(
-                ["--addr", "127.0.0.1:0", "--user", "cairn", "--pass", password]
-                    .map(String::from),
+                [
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--user",
+                    "cairn",
+                    "--pass",
+                    password,
+                ]
+                .map(String::from),
             );
         } else {
             out.push(a.to_string());

@@ -8,6 +8,20 @@ use std::time::Duration;
 
 const V2: &str = "application/vnd.x.restic.rest.v2";
 
+/// How long a connection may sit without a byte moving before the request is abandoned
+/// (and retried): a stalled server must not hang a backup forever (`-o rest.timeout`).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An HTTP agent whose reads and writes time out after `idle` without progress (each read
+/// or write call, not the whole transfer, so large packs on slow links are fine).
+fn agent(idle: Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30).min(idle.max(Duration::from_secs(5))))
+        .timeout_read(idle)
+        .timeout_write(idle)
+        .build()
+}
+
 pub struct RestBackend {
     connections: usize,
     /// Base URL without credentials, always ending in '/'.
@@ -29,6 +43,12 @@ impl RestBackend {
         let mut b = RestBackend::new(url)?;
         if let Some(n) = opts.get_usize("rest.connections")? {
             b.connections = n;
+        }
+        if let Some(v) = opts.get("rest.timeout") {
+            let t = crate::retry::parse_duration(v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("invalid option rest.timeout={v:?}: want e.g. 60s"))?;
+            b.agent = agent(t);
         }
         Ok(b)
     }
@@ -90,12 +110,7 @@ impl RestBackend {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(30))
-            // A stalled server must not hang a backup forever; large packs get generous time.
-            .timeout_read(Duration::from_secs(300))
-            .timeout_write(Duration::from_secs(300))
-            .build();
+        let agent = agent(IDLE_TIMEOUT);
         Ok(RestBackend {
             connections: 5,
             base,

@@ -74,9 +74,25 @@ fn a_rest_server_that_is_not_there_is_one_clear_error() {
         .unwrap()
         .port();
     let loc = format!("rest:http://127.0.0.1:{port}/repo/");
-    let r = Tool::cairn(Path::new(&loc), "pw").run(&["snapshots"]);
+    // Without retries: one line.
+    let r = Tool::cairn(Path::new(&loc), "pw").run(&["snapshots", "-o", "retry.max-elapsed=0"]);
     assert_eq!(r.code, Some(1), "{}", r.stderr_str());
     let err = r.stderr_str();
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.starts_with("Fatal:") && err.contains("config"), "{err}");
+    // With a short retry budget: a notice per retry, then the same one-line error, which
+    // says how long it tried.
+    let t = std::time::Instant::now();
+    let r = Tool::cairn(Path::new(&loc), "pw").run(&["snapshots", "-o", "retry.max-elapsed=3s"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr_str());
+    assert!(t.elapsed() < std::time::Duration::from_secs(15));
+    let err = r.stderr_str();
+    let lines: Vec<&str> = err.trim().lines().collect();
+    assert!(lines.len() >= 2, "{err}");
+    let (last, notices) = lines.split_last().unwrap();
+    assert!(
+        last.starts_with("Fatal:") && last.contains("gave up after"),
+        "{err}"
+    );
+    assert!(notices.iter().all(|l| l.contains("retrying in")), "{err}");
 }

@@ -36,9 +36,7 @@ pub fn conformance(be: &dyn Backend) {
     }
     let mut listed = be.list(FileType::Snapshot).unwrap();
     listed.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut want: Vec<_> = (0..5)
-        .map(|i| (small(i).0.name, 100 + i as u64))
-        .collect();
+    let mut want: Vec<_> = (0..5).map(|i| (small(i).0.name, 100 + i as u64)).collect();
     want.sort();
     let got: Vec<_> = listed.iter().map(|f| (f.name.clone(), f.size)).collect();
     assert_eq!(got, want);
