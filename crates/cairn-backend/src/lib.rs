@@ -5,6 +5,7 @@
 //! stores and decorators (retry, cache, limits) can wrap one another without knowing the format.
 
 pub mod b2;
+pub mod cache;
 pub mod local;
 pub mod options;
 pub mod rclone;
@@ -216,6 +217,17 @@ pub trait Backend: Send + Sync {
     fn connections(&self) -> usize {
         2
     }
+    /// Like [`Backend::load`], for a file worth keeping in a local cache (a pack of trees):
+    /// a caching decorator fetches and keeps the whole file. Other backends just load.
+    fn load_cacheable(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        self.load(handle, offset, length)
+    }
+    /// Like [`Backend::save_staged`], for a file worth keeping in a local cache.
+    fn save_cacheable(&self, handle: &Handle, staged: Staged) -> Result<()> {
+        self.save_staged(handle, staged)
+    }
+    /// Forgets a cached copy that turned out damaged, so the next load goes to the store.
+    fn evict(&self, _handle: &Handle) {}
     /// Stores a staged file under `handle`, durably, as [`Backend::save`] does.
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         match staged {
@@ -268,6 +280,22 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         (**self).save_staged(handle, staged)
     }
+    fn load_cacheable(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        (**self).load_cacheable(handle, offset, length)
+    }
+    fn save_cacheable(&self, handle: &Handle, staged: Staged) -> Result<()> {
+        (**self).save_cacheable(handle, staged)
+    }
+    fn evict(&self, handle: &Handle) {
+        (**self).evict(handle)
+    }
+}
+
+/// Is this a location on another machine (or behind a program), rather than a local path?
+pub fn is_remote(location: &str) -> bool {
+    ["rest:", "sftp:", "s3:", "b2:", "rclone:"]
+        .iter()
+        .any(|s| location.starts_with(s))
 }
 
 /// Opens a backend for a repository location string, with no `-o` options.

@@ -44,7 +44,7 @@ pub struct GlobalOptions {
         global = true
     )]
     pub compression: String,
-    /// Do not use a local cache (cairn keeps only resume logs of interrupted backups there)
+    /// Do not use a local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
     /// Set the cache directory
@@ -148,7 +148,21 @@ impl GlobalOptions {
             return Err(cairn_core::Error::RepoNotFound(backend.location()).into());
         }
         let pw = self.password("enter password for repository: ")?;
-        Repository::open(backend, &pw, self.key_hint.as_deref())
+        let remote = cairn_backend::is_remote(&backend.location());
+        let mut repo = Repository::open(backend, &pw, self.key_hint.as_deref())?;
+        // Remote repositories keep their metadata in a local cache; a local repository is
+        // as fast to read as a cache would be.
+        if remote {
+            if let Some(base) = self.cache_dir() {
+                if let Err(e) = repo.use_cache(&base) {
+                    eprintln!(
+                        "warning: cannot use the cache {}: {e} (continuing without it)",
+                        base.display()
+                    );
+                }
+            }
+        }
+        Ok(repo)
     }
 
     fn hold_lock(&self, repo: &Repository, mode: LockMode) -> anyhow::Result<()> {

@@ -89,8 +89,13 @@ impl UploadShared {
 
     fn store_pack(&self, p: FinishedPack) -> anyhow::Result<()> {
         let id = p.id;
-        self.backend
-            .save_staged(&Handle::new(FileType::Data, id.to_hex()), p.staged)?;
+        let h = Handle::new(FileType::Data, id.to_hex());
+        // Packs of trees are what browsing and the next backup read: worth a local copy.
+        if p.blobs.iter().all(|b| b.ty == BlobType::Tree) {
+            self.backend.save_cacheable(&h, p.staged)?;
+        } else {
+            self.backend.save_staged(&h, p.staged)?;
+        }
         self.packs.fetch_add(1, Ordering::Relaxed);
         let full = {
             let mut pending = lock(&self.pending);
@@ -237,6 +242,7 @@ impl<'a> BlobWriter<'a> {
         // for buffering backends it bounds memory to a few pack sizes.
         let (tx, rx) = bounded::<FinishedPack>(2);
         let failed = Arc::new(AtomicBool::new(false));
+        let connections = backend.connections();
         let shared = Arc::new(UploadShared {
             backend,
             key: key.clone(),
@@ -248,7 +254,8 @@ impl<'a> BlobWriter<'a> {
             packs: AtomicU64::new(0),
             index_files: AtomicU64::new(0),
         });
-        let uploaders = (0..UPLOADERS)
+        // As many uploads at once as the backend takes (`-o *.connections`).
+        let uploaders = (0..UPLOADERS.max(connections))
             .map(|i| {
                 let rx = rx.clone();
                 let shared = shared.clone();

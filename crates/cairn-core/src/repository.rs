@@ -132,6 +132,15 @@ impl Repository {
         })
     }
 
+    /// Keeps snapshots, index files and packs of trees in a local cache under `base` (in a
+    /// directory named by the repository's id), as restic does.
+    pub fn use_cache(&mut self, base: &std::path::Path) -> std::io::Result<()> {
+        let cached =
+            cairn_backend::cache::CacheBackend::new(self.backend.clone(), base, &self.config.id)?;
+        self.backend = Arc::new(cached);
+        Ok(())
+    }
+
     pub fn version(&self) -> u32 {
         self.config.version
     }
@@ -270,11 +279,26 @@ impl Repository {
         let mut last = None;
         for loc in locs {
             let h = Handle::new(FileType::Data, loc.pack.to_hex());
-            let res = self
-                .backend
-                .load(&h, loc.blob.offset as u64, loc.blob.length as u64)
-                .map_err(backend_err)
-                .and_then(|sealed| self.open_blob(&loc, &sealed));
+            let (off, len) = (loc.blob.offset as u64, loc.blob.length as u64);
+            let read = |cacheable: bool| {
+                let sealed = if cacheable {
+                    self.backend.load_cacheable(&h, off, len)
+                } else {
+                    self.backend.load(&h, off, len)
+                };
+                sealed
+                    .map_err(backend_err)
+                    .and_then(|sealed| self.open_blob(&loc, &sealed))
+            };
+            // Trees come through the local cache when there is one; a damaged cached copy
+            // is dropped and the blob read from the repository itself.
+            let res = match read(ty == BlobType::Tree) {
+                Err(_) if ty == BlobType::Tree => {
+                    self.backend.evict(&h);
+                    read(false)
+                }
+                r => r,
+            };
             match res {
                 Ok(p) => return Ok(p),
                 Err(e) => last = Some(e),

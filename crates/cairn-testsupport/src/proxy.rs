@@ -35,6 +35,8 @@ struct Plan {
     per_mille: u32,
     /// Requests whose method and path contain this string only (empty: all).
     only: String,
+    /// Request lines seen ("GET /repo/index/ab... HTTP/1.1").
+    log: Vec<String>,
 }
 
 pub struct FaultProxy {
@@ -98,6 +100,11 @@ impl FaultProxy {
         self.inject(&[], 0.0);
     }
 
+    /// The request lines seen so far ("METHOD /path HTTP/1.1"), and forgets them.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut self.plan.lock().unwrap_or_else(|e| e.into_inner()).log)
+    }
+
     /// How many faults were injected, and how many requests forwarded untouched.
     pub fn counts(&self) -> (u64, u64) {
         (
@@ -136,7 +143,8 @@ fn reset(s: &TcpStream) {
 
 fn choose(plan: &Mutex<Plan>, request_line: &str, has_body: bool) -> Option<Fault> {
     use rand::Rng;
-    let p = plan.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = plan.lock().unwrap_or_else(|e| e.into_inner());
+    p.log.push(request_line.to_string());
     if p.faults.is_empty() || !request_line.contains(p.only.as_str()) {
         return None;
     }

@@ -1,6 +1,7 @@
 //! One module per command; each exposes `Args` and `run`.
 
 pub mod backup;
+pub mod cache;
 pub mod cat;
 pub mod check;
 pub mod copy;
@@ -63,6 +64,8 @@ pub enum Command {
     Prune(prune::Args),
     /// Remove locks other processes created
     Unlock(unlock::Args),
+    /// Operate on local cache directories
+    Cache(cache::Args),
     /// List objects in the repository
     List(list::Args),
     /// Copy snapshots from one repository to another
@@ -97,6 +100,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Forget(a) => forget::run(*a, g),
         Command::Prune(a) => prune::run(a, g),
         Command::Unlock(a) => unlock::run(a, g),
+        Command::Cache(a) => cache::run(a, g),
         Command::List(a) => list::run(a, g),
         Command::Copy(a) => copy::run(a, g),
         Command::Migrate(a) => migrate::run(a, g),
