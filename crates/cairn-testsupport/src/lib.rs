@@ -4,6 +4,7 @@
 //! Each `start()` returns `None` (after a loud message) when the server's program is not
 //! installed, unless `CAIRN_REQUIRE_SERVERS=1` says it must be (as in CI), where it panics.
 
+pub mod garage;
 pub mod proxy;
 pub mod rclone;
 

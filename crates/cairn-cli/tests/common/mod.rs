@@ -1044,4 +1044,6 @@ pub fn mangled_symlink_diffs(t: &Tree) -> Vec<Diff> {
 // Real servers on loopback
 // ---------------------------------------------------------------------------------------------
 
+#[allow(unused_imports)]
+pub use cairn_testsupport::garage::Garage;
 pub use cairn_testsupport::rclone::RcloneRest;
