@@ -7,6 +7,7 @@
 pub mod garage;
 pub mod proxy;
 pub mod rclone;
+pub mod sshd;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1047,3 +1047,5 @@ pub fn mangled_symlink_diffs(t: &Tree) -> Vec<Diff> {
 #[allow(unused_imports)]
 pub use cairn_testsupport::garage::Garage;
 pub use cairn_testsupport::rclone::RcloneRest;
+#[allow(unused_imports)]
+pub use cairn_testsupport::sshd::Sshd;
