@@ -251,3 +251,49 @@ fn count_files(dir: &Path) -> usize {
         })
         .sum()
 }
+
+#[test]
+fn s3_backup_restore_and_check_survive_a_faulty_network() {
+    require_restic!();
+    let Some(garage) = cairn_testsupport::garage::Garage::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(garage.port());
+    let t = TempDir::new("faults-s3");
+    let src = t.join("src");
+    make_corpus(&src, 6, 51);
+    let env: Vec<(&str, String)> = garage.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let loc = format!(
+        "s3:http://127.0.0.1:{}/{}/faulty",
+        proxy.port,
+        garage.bucket()
+    );
+    let cairn = Tool::cairn(Path::new(&loc), "pw");
+    let run = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend(["-o", "s3.timeout=2s"]);
+        cairn.run_env(None, &env, &v)
+    };
+    assert_eq!(run(&["init"]).code, Some(0));
+
+    proxy.inject(&all_faults(), 0.15);
+    let r = run(&["backup", "-q", src.to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "backup under faults: {}", r.stderr_str());
+    assert!(r.stderr_str().contains("retrying"), "{}", r.stderr_str());
+    let out = t.join("restored");
+    let r = run(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "restore under faults: {}", r.stderr_str());
+    assert_same(&src, &out, "S3 restore under faults");
+    let r = run(&["check", "--read-data"]);
+    assert_eq!(r.code, Some(0), "check under faults: {}", r.stderr_str());
+    let (injected, forwarded) = proxy.counts();
+    eprintln!("faults injected: {injected}, requests forwarded: {forwarded}");
+    assert!(injected > 0);
+
+    proxy.heal();
+    let direct = garage.location("faulty");
+    let restic = Tool::restic(Path::new(&direct), "pw");
+    let r = restic.run_env(None, &env, &["check", "--read-data"]);
+    assert_eq!(r.code, Some(0), "restic check: {}", r.stderr_str());
+}

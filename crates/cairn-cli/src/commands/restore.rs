@@ -82,6 +82,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .unwrap_or(2)
         .max(2)
         * 2;
+    // Over a network a reader mostly waits on round trips: keep every connection busy.
+    let threads = threads.max(2 * repo.backend.connections());
     let opts = RestoreOptions {
         target: a.target.clone(),
         includes: a.includes,

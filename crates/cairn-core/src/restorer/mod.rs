@@ -2,6 +2,7 @@
 //! links and special files → metadata, with directory metadata applied last.
 
 pub mod apply;
+mod packs;
 
 use crate::archiver::filter::Excludes;
 use crate::format::pack::BlobType;
@@ -11,7 +12,6 @@ use crate::{Error, Id};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -118,27 +118,22 @@ pub fn restore(
             );
         }
     }
-    // Regular files, in parallel.
-    let next = AtomicUsize::new(0);
-    let bytes = AtomicU64::new(0);
-    let verified = AtomicU64::new(0);
+    // Regular files: contents pack by pack, in parallel; then their metadata.
     let threads = opts.threads.max(1);
+    let (written, complete) =
+        packs::write_contents(repo, &plan.files, threads, interrupted, &report);
+    let bytes = AtomicU64::new(written);
+    let verified = AtomicU64::new(0);
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                if interrupted.load(Ordering::Relaxed) {
-                    break;
-                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(t) = plan.files.get(i) else { break };
-                match restore_file(repo, &t.path, &t.node) {
-                    Ok(n) => {
-                        bytes.fetch_add(n, Ordering::Relaxed);
-                        if let Err(e) = apply::metadata(&t.path, &t.node) {
-                            report(&t.path, e);
-                        }
+                if complete[i] {
+                    if let Err(e) = apply::metadata(&t.path, &t.node) {
+                        report(&t.path, e);
                     }
-                    Err(e) => report(&t.path, e),
                 }
             });
         }
@@ -278,28 +273,7 @@ fn walk(
 
 /// Writes one file's content; zero blocks are skipped to leave holes.
 fn restore_file(repo: &Repository, path: &Path, node: &Node) -> anyhow::Result<u64> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(path)
-    };
-    // Only an existing non-file in the way (a symlink, say) is removed: never write through it.
-    let f = match open() {
-        Err(e)
-            if e.raw_os_error() == Some(libc::ELOOP)
-                || e.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
-            let _ = std::fs::remove_file(path);
-            open()
-        }
-        r => r,
-    }
-    .with_context(|| format!("create {}", path.display()))?;
+    let f = packs::create(path)?;
     let mut offset = 0u64;
     let ids = node.content.as_deref().unwrap_or(&[]);
     // Blobs repeated within a file (zero runs, copies) are loaded once.

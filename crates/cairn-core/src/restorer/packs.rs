@@ -1,0 +1,265 @@
+//! File contents, restored pack by pack: every blob the files need is looked up, the blobs
+//! of each pack are sorted by position and read in a few ranged requests (neighbours merged
+//! across small gaps), and each blob is written wherever it occurs. Over a network this turns
+//! one request per blob into a handful per pack; a blob used by many files (or many times in
+//! one) is read and decrypted once.
+
+use super::FileTask;
+use crate::format::pack::BlobType;
+use crate::index::BlobLocation;
+use crate::repository::Repository;
+use crate::Id;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Neighbouring blobs closer than this are read in one request (the gap is read and dropped).
+const MAX_GAP: u64 = 256 * 1024;
+/// No single read is larger than this, to bound memory per reader.
+const MAX_RANGE: u64 = 16 * 1024 * 1024;
+
+/// A blob to restore and everywhere it goes: (file index, offset in the file).
+struct BlobUse {
+    loc: BlobLocation,
+    targets: Vec<(usize, u64)>,
+}
+
+/// One ranged read of a pack and the blobs in it.
+struct Read {
+    pack: Id,
+    start: u64,
+    len: u64,
+    blobs: Vec<BlobUse>,
+}
+
+/// The plaintext size of a blob, from the index.
+fn plain_len(loc: &BlobLocation) -> u64 {
+    let b = &loc.blob;
+    if b.uncompressed_length != 0 {
+        b.uncompressed_length as u64
+    } else {
+        // Stored as nonce + ciphertext + MAC.
+        (b.length as u64).saturating_sub(32)
+    }
+}
+
+/// Creates (or truncates) a file to restore into, never writing through a link in the way.
+pub(super) fn create(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(path)
+    };
+    match open() {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ELOOP)
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            let _ = std::fs::remove_file(path);
+            open()
+        }
+        r => r,
+    }
+    .with_context(|| format!("create {}", path.display()))
+}
+
+/// Writes the content of every file; returns the bytes restored and, per file, whether it
+/// was restored completely (errors go to `report`).
+pub(super) fn write_contents(
+    repo: &Repository,
+    files: &[FileTask],
+    threads: usize,
+    interrupted: &AtomicBool,
+    report: &(dyn Fn(&Path, anyhow::Error) + Sync),
+) -> (u64, Vec<bool>) {
+    let failed: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
+    let fail = |i: usize, e: anyhow::Error| {
+        if !failed[i].swap(true, Ordering::Relaxed) {
+            report(&files[i].path, e);
+        }
+    };
+    // Where every blob goes, and each file's size.
+    let mut uses: HashMap<(Id, Id), BlobUse> = HashMap::new();
+    let mut sizes = vec![0u64; files.len()];
+    for (i, f) in files.iter().enumerate() {
+        let mut offset = 0u64;
+        for id in f.node.content.as_deref().unwrap_or(&[]) {
+            let Some(loc) = repo.index().lookup(BlobType::Data, id) else {
+                fail(
+                    i,
+                    anyhow::Error::new(crate::Error::BlobNotFound(*id))
+                        .context(format!("file {}", f.path.display())),
+                );
+                break;
+            };
+            let len = plain_len(&loc);
+            uses.entry((loc.pack, *id))
+                .or_insert_with(|| BlobUse {
+                    loc,
+                    targets: Vec::new(),
+                })
+                .targets
+                .push((i, offset));
+            offset += len;
+        }
+        sizes[i] = offset;
+    }
+    // Every file exists at its full size before any content arrives (zero runs stay holes).
+    for (i, f) in files.iter().enumerate() {
+        if failed[i].load(Ordering::Relaxed) {
+            continue;
+        }
+        let res = create(&f.path).and_then(|file| {
+            file.set_len(sizes[i])
+                .with_context(|| format!("truncate {}", f.path.display()))
+        });
+        if let Err(e) = res {
+            fail(i, e);
+        }
+    }
+    let reads = plan_reads(uses.into_values().collect());
+    let next = AtomicUsize::new(0);
+    let bytes = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut open = OpenFiles::default();
+                loop {
+                    if interrupted.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = reads.get(i) else { break };
+                    restore_read(repo, files, r, &failed, &fail, &bytes, &mut open);
+                }
+            });
+        }
+    });
+    (
+        bytes.load(Ordering::Relaxed),
+        failed.iter().map(|f| !f.load(Ordering::Relaxed)).collect(),
+    )
+}
+
+/// Groups blobs by pack, in pack order, into ranged reads.
+fn plan_reads(mut uses: Vec<BlobUse>) -> Vec<Read> {
+    uses.sort_by_key(|u| (u.loc.pack, u.loc.blob.offset));
+    let mut reads: Vec<Read> = Vec::new();
+    for u in uses {
+        let (start, len) = (u.loc.blob.offset as u64, u.loc.blob.length as u64);
+        if let Some(r) = reads.last_mut() {
+            let end = r.start + r.len;
+            if r.pack == u.loc.pack
+                && start >= end
+                && start - end <= MAX_GAP
+                && start + len - r.start <= MAX_RANGE
+            {
+                r.len = start + len - r.start;
+                r.blobs.push(u);
+                continue;
+            }
+        }
+        reads.push(Read {
+            pack: u.loc.pack,
+            start,
+            len,
+            blobs: vec![u],
+        });
+    }
+    // Large reads first, so that the last reader to finish is not stuck with a big one.
+    reads.sort_by(|a, b| b.len.cmp(&a.len));
+    reads
+}
+
+/// A reader's open files, so that a file written blob by blob is not reopened for each.
+#[derive(Default)]
+struct OpenFiles {
+    files: HashMap<usize, std::fs::File>,
+}
+
+impl OpenFiles {
+    /// Few enough that many readers stay far below the descriptor limit.
+    const MAX: usize = 64;
+
+    fn get(&mut self, i: usize, path: &Path) -> std::io::Result<&std::fs::File> {
+        if !self.files.contains_key(&i) {
+            if self.files.len() >= OpenFiles::MAX {
+                self.files.clear();
+            }
+            let f = OpenOptions::new().write(true).open(path)?;
+            self.files.insert(i, f);
+        }
+        Ok(&self.files[&i])
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_read(
+    repo: &Repository,
+    files: &[FileTask],
+    r: &Read,
+    failed: &[AtomicBool],
+    fail: &(dyn Fn(usize, anyhow::Error) + Sync),
+    bytes: &AtomicU64,
+    open: &mut OpenFiles,
+) {
+    let h = cairn_backend::Handle::new(cairn_backend::FileType::Data, r.pack.to_hex());
+    // One request for the whole range; if that fails, each blob on its own (which also tries
+    // other copies of it).
+    let range = repo.backend.load(&h, r.start, r.len).ok();
+    for u in &r.blobs {
+        let live: Vec<&(usize, u64)> = u
+            .targets
+            .iter()
+            .filter(|(i, _)| !failed[*i].load(Ordering::Relaxed))
+            .collect();
+        if live.is_empty() {
+            continue;
+        }
+        let from_range = range.as_ref().and_then(|data| {
+            let off = (u.loc.blob.offset as u64 - r.start) as usize;
+            let sealed = data.get(off..off + u.loc.blob.length as usize)?;
+            repo.open_blob(&u.loc, sealed).ok()
+        });
+        let plain = match from_range {
+            Some(p) => Ok(p),
+            None => repo.load_blob(BlobType::Data, &u.loc.blob.id),
+        };
+        let plain = match plain {
+            Ok(p) => p,
+            Err(e) => {
+                for (i, _) in live {
+                    fail(
+                        *i,
+                        anyhow::anyhow!("{e:#}")
+                            .context(format!("file {}", files[*i].path.display())),
+                    );
+                }
+                continue;
+            }
+        };
+        let zero = super::is_zero(&plain);
+        for &&(i, offset) in &live {
+            if !zero {
+                let path = &files[i].path;
+                let res = open
+                    .get(i, path)
+                    .and_then(|f| f.write_all_at(&plain, offset))
+                    .with_context(|| format!("write {}", path.display()));
+                if let Err(e) = res {
+                    fail(i, e);
+                    continue;
+                }
+            }
+            bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
