@@ -95,7 +95,7 @@ fn a_remote_repository_is_read_from_the_cache() {
     // holds exactly the files cairn's does.
     let rcache = t.join("restic-cache");
     let restic_direct = Tool::restic(Path::new(&server.location("repo")), "pw");
-    let mut restic_args = |args: &[&str]| {
+    let restic_args = |args: &[&str]| {
         let mut v = vec!["--cache-dir", rcache.to_str().unwrap()];
         v.extend_from_slice(args);
         // Tool::restic adds --no-cache; run restic by hand instead.

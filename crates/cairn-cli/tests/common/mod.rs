@@ -1046,6 +1046,7 @@ pub fn mangled_symlink_diffs(t: &Tree) -> Vec<Diff> {
 
 #[allow(unused_imports)]
 pub use cairn_testsupport::garage::Garage;
+#[allow(unused_imports)]
 pub use cairn_testsupport::rclone::RcloneRest;
 #[allow(unused_imports)]
 pub use cairn_testsupport::sshd::Sshd;

@@ -175,7 +175,7 @@ fn plan_reads(mut uses: Vec<BlobUse>) -> Vec<Read> {
         });
     }
     // Large reads first, so that the last reader to finish is not stuck with a big one.
-    reads.sort_by(|a, b| b.len.cmp(&a.len));
+    reads.sort_by_key(|r| std::cmp::Reverse(r.len));
     reads
 }
 
