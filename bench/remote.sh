@@ -9,7 +9,9 @@
 # (crates/cairn-testsupport, through its `serve` example). For each target and each tool
 # (restic, cairn; the order alternates) it inits a fresh repository, times the initial
 # backup of a make-corpus tree, then a full restore of it, and checks the restore with
-# `diff -r`. Both tools get a fresh --cache-dir per target. Wall time and peak RSS come
+# `diff -r`. Both tools get a fresh --cache-dir per target. Restores go to $RESTORE_DIR
+# (default /dev/shm/cairn-bench, memory) so that disk writeback noise does not drown the
+# network's cost. Wall time and peak RSS come
 # from /usr/bin/time. The table goes to stdout; logs to $BENCH_DIR/logs-remote/.
 #
 # Environment: CAIRN_SHARED (default ../shared), BENCH_DIR (default bench/work),
@@ -26,6 +28,9 @@ RESTIC=${RESTIC_BIN:-$(command -v restic)}
 SERVE=$ROOT/target/release/examples/serve
 SIZE_MB=512
 SEED=1
+# Restores go to memory by default: on this kind of VM, disk writeback of a fresh 512 MiB
+# tree swings restore times by a factor of five and hides what the network costs.
+RESTORE_DIR=${RESTORE_DIR:-/dev/shm/cairn-bench}
 TARGETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,7 +44,7 @@ done
 
 (cd "$ROOT" && cargo build --release -q -p cairn-cli && cargo build --release -q -p cairn-testsupport --example serve)
 export PATH="$HOME/.cargo/bin:$PATH"
-mkdir -p "$W" "$W/logs-remote"
+mkdir -p "$W" "$W/logs-remote" "$RESTORE_DIR"
 LOGS=$W/logs-remote
 SRC=$W/corpus-remote-$SIZE_MB-$SEED
 if [ ! -d "$SRC" ]; then
@@ -57,11 +62,14 @@ run_tool() {
   local tool=$1 target=$2 repo=$3; shift 3
   local bin=$CAIRN; [ "$tool" = restic ] && bin=$RESTIC
   local cache=$W/cache-$tool-$target; rm -rf "$cache"
-  local out=$W/restore-$tool-$target; rm -rf "$out"
+  local out=$RESTORE_DIR/restore-$tool-$target; rm -rf "$out"
   local tag=$tool-$target
   "$bin" -r "$repo" --cache-dir "$cache" "$@" init >"$LOGS/$tag-init.log" 2>&1
+  # Earlier steps' dirty pages and deletions must not be written back during a timed step.
+  sync; sleep 1
   /usr/bin/time -f '%e %M' -o "$LOGS/$tag-backup.time" \
     "$bin" -r "$repo" --cache-dir "$cache" "$@" backup -q "$SRC" >"$LOGS/$tag-backup.log" 2>&1
+  sync; sleep 1
   /usr/bin/time -f '%e %M' -o "$LOGS/$tag-restore.time" \
     "$bin" -r "$repo" --cache-dir "$cache" "$@" restore latest --target "$out" >"$LOGS/$tag-restore.log" 2>&1
   local ok=OK
@@ -69,6 +77,7 @@ run_tool() {
   diff -r --no-dereference "$SRC" "$out$SRC" 2>&1 | grep -v 'is a fifo while file .* is a fifo$' >"$LOGS/$tag-diff.log" || true
   [ -s "$LOGS/$tag-diff.log" ] && ok=MISMATCH
   rm -rf "$out" "$cache"
+  sync
   RESULTS+=("$target $tool $(cat "$LOGS/$tag-backup.time") $(cat "$LOGS/$tag-restore.time") $ok")
   echo "   $target $tool: backup $(cut -d' ' -f1 "$LOGS/$tag-backup.time") s, restore $(cut -d' ' -f1 "$LOGS/$tag-restore.time") s, $ok" >&2
 }

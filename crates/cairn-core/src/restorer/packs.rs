@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 /// Neighbouring blobs closer than this are read in one request (the gap is read and dropped).
 const MAX_GAP: u64 = 256 * 1024;
 /// No single read is larger than this, to bound memory per reader.
-const MAX_RANGE: u64 = 16 * 1024 * 1024;
+const MAX_RANGE: u64 = 4 * 1024 * 1024;
 
 /// A blob to restore and everywhere it goes: (file index, offset in the file).
 struct BlobUse {
