@@ -133,6 +133,41 @@ fn a_remote_repository_is_read_from_the_cache() {
     let ls2 = with_cache(&["ls", "latest"]).stdout_str();
     assert!(same_listing(&ls2, &ls), "ls with a damaged cache differs");
 
+    // check reads the repository, not the cache: a tree pack damaged on the server is found
+    // although the cache holds a good copy of it.
+    let tree_pack = mine
+        .iter()
+        .find(|p| p.starts_with("data/"))
+        .map(|p| p.rsplit('/').next().unwrap().to_string())
+        .unwrap();
+    assert!(cache
+        .join(&id)
+        .join("data")
+        .join(&tree_pack[..2])
+        .join(&tree_pack)
+        .is_file());
+    let on_server = server
+        .dir()
+        .join("repo/data")
+        .join(&tree_pack[..2])
+        .join(&tree_pack);
+    let mut bytes = std::fs::read(&on_server).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&on_server, bytes).unwrap();
+    let r = cairn.run(&["--cache-dir", cache_s, "check", "--read-data"]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "check trusted the cache: {}",
+        r.stdout_str()
+    );
+    assert!(
+        (r.stdout_str() + &r.stderr_str()).contains(&tree_pack[..8]),
+        "{}{}",
+        r.stdout_str(),
+        r.stderr_str()
+    );
+
     // `cache` lists it; `cache --cleanup` removes it once it is old enough.
     let list = with_cache(&["cache"]).stdout_str();
     assert!(list.contains(&id[..10]), "{list}");

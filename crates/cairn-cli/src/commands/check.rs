@@ -23,7 +23,8 @@ pub struct Args {
     /// 0.14 accepts and ignores this flag)
     #[arg(long)]
     check_unused: bool,
-    /// Use the cache (cairn's check never reads through a cache)
+    /// Use the cache (by default check reads everything from the repository itself, so that
+    /// a good cached copy cannot hide a damaged file)
     #[arg(long)]
     with_cache: bool,
 }
@@ -96,7 +97,18 @@ impl Printer {
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let subset = subset(&a)?;
-    let _ = a.with_cache;
+    // A check must see the repository, not cached copies of it (restic uses a temporary
+    // cache; none is the same but cheaper).
+    let uncached;
+    let g = if a.with_cache {
+        g
+    } else {
+        uncached = GlobalOptions {
+            no_cache: true,
+            ..g.clone()
+        };
+        &uncached
+    };
     let p = Printer {
         verbose: !g.quiet,
         errors: AtomicBool::new(false),
