@@ -85,6 +85,34 @@ pub fn is_transient(e: &BackendError) -> bool {
     }
 }
 
+/// Set when the user asked the program to stop (Ctrl-C): no retry starts after that, and a
+/// wait between attempts is cut short, so that an interrupted command ends in seconds rather
+/// than after the retry budget.
+static STOP: std::sync::OnceLock<&'static std::sync::atomic::AtomicBool> =
+    std::sync::OnceLock::new();
+
+/// Makes every retry loop give up once `flag` is set.
+pub fn stop_retrying_when(flag: &'static std::sync::atomic::AtomicBool) {
+    let _ = STOP.set(flag);
+}
+
+fn stopping() -> bool {
+    STOP.get()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Sleeps for `d`, waking early when the program is stopping.
+fn pause(d: Duration) {
+    let end = Instant::now() + d;
+    while !stopping() {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
+    }
+}
+
 /// How long the first request to a server is retried.
 const FIRST_CONTACT: Duration = Duration::from_secs(20);
 
@@ -119,7 +147,7 @@ impl<B: Backend> RetryBackend<B> {
             };
             attempt += 1;
             let wait = jitter(delay);
-            if !is_transient(&err) || start.elapsed() + wait > budget {
+            if !is_transient(&err) || start.elapsed() + wait > budget || stopping() {
                 if attempt > 1 {
                     return Err(gave_up(err, attempt, start.elapsed()));
                 }
@@ -132,7 +160,10 @@ impl<B: Backend> RetryBackend<B> {
                     attempt + 1
                 );
             }
-            std::thread::sleep(wait);
+            pause(wait);
+            if stopping() {
+                return Err(gave_up(err, attempt, start.elapsed()));
+            }
             delay = (delay * 2).min(self.policy.max_delay);
         }
     }

@@ -53,13 +53,19 @@ fn tune_allocator() {}
 fn main() {
     tune_allocator();
     signals::install();
+    cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
     let cli = Cli::parse();
     let result = commands::run(cli.command, &cli.global);
     global::release_locks();
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            let code = classify(&e);
+            // Whatever failed after Ctrl-C (a retry cut short, say) failed because of it.
+            let code = if signals::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                exit::INTERRUPTED
+            } else {
+                classify(&e)
+            };
             if cli.global.json {
                 let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": format!("{e:#}")});
                 eprintln!("{msg}");

@@ -297,3 +297,29 @@ fn s3_backup_restore_and_check_survive_a_faulty_network() {
     let r = restic.run_env(None, &env, &["check", "--read-data"]);
     assert_eq!(r.code, Some(0), "restic check: {}", r.stderr_str());
 }
+
+#[test]
+fn ctrl_c_during_retries_ends_the_command_promptly() {
+    // Nothing listens: the first contact is retried for up to 20 s, unless interrupted.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let loc = format!("rest:http://127.0.0.1:{port}/repo/");
+    let cairn = Tool::cairn(Path::new(&loc), "pw");
+    let child = cairn.spawn(&[], &["snapshots"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}: {err}",
+        t.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("retrying"), "{err}");
+}
