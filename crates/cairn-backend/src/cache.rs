@@ -198,16 +198,6 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     res
 }
 
-fn staged_bytes(staged: &Staged) -> Result<Vec<u8>> {
-    match staged {
-        Staged::Memory(v) => Ok(v.clone()),
-        Staged::File { path, .. } => std::fs::read(path).map_err(|e| BackendError::Io {
-            handle: path.display().to_string(),
-            err: e,
-        }),
-    }
-}
-
 impl Backend for CacheBackend {
     fn location(&self) -> String {
         self.inner.location()
@@ -244,7 +234,7 @@ impl Backend for CacheBackend {
         self.inner.load(h, offset, length)
     }
     fn save_cacheable(&self, h: &Handle, staged: Staged) -> Result<()> {
-        let data = staged_bytes(&staged)?;
+        let data = staged.bytes()?;
         self.inner.save_staged(h, staged)?;
         self.store(h, &data);
         Ok(())

@@ -106,7 +106,8 @@ pub struct FileInfo {
 
 /// A file being assembled before its name is known (a pack is named by its hash). Local
 /// backends stage in a file inside the repository, so storing it is a rename and the pack
-/// never has to sit in memory; other backends buffer.
+/// never has to sit in memory; other backends stage in an unlinked temporary file
+/// ([`Staged::temp_file`]) and read it back when they upload it.
 pub enum Staged {
     Memory(Vec<u8>),
     File {
@@ -131,6 +132,50 @@ impl Staged {
                 })?;
                 *len += data.len() as u64;
                 Ok(())
+            }
+        }
+    }
+
+    /// A file in the system's temporary directory (`TMPDIR`), unlinked as soon as it is
+    /// open: packs bound for a remote store wait there rather than in memory, and a killed
+    /// process leaves nothing behind. Memory when no temporary file can be made.
+    pub fn temp_file() -> Staged {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join(format!(
+            ".cairn-pack-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => {
+                let _ = std::fs::remove_file(&path);
+                Staged::File { path, file, len: 0 }
+            }
+            Err(_) => Staged::Memory(Vec::new()),
+        }
+    }
+
+    /// The staged bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            Staged::Memory(v) => Ok(v.clone()),
+            Staged::File { path, file, len } => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; *len as usize];
+                match file.read_exact_at(&mut buf, 0) {
+                    Ok(()) => Ok(buf),
+                    // A write-only staging file (the local backend's): read it by name.
+                    Err(_) => std::fs::read(path).map_err(|e| BackendError::Io {
+                        handle: path.display().to_string(),
+                        err: e,
+                    }),
+                }
             }
         }
     }
@@ -201,7 +246,7 @@ pub trait Backend: Send + Sync {
     fn remove(&self, handle: &Handle) -> Result<()>;
     /// Starts assembling a file of this type whose name is not known yet.
     fn stage(&self, _kind: FileType) -> Result<Staged> {
-        Ok(Staged::Memory(Vec::new()))
+        Ok(Staged::temp_file())
     }
     /// Removes staged files that a killed process left behind (never those of a live one).
     fn clean_stale_staging(&self) -> Result<usize> {
@@ -232,13 +277,7 @@ pub trait Backend: Send + Sync {
     fn save_staged(&self, handle: &Handle, staged: Staged) -> Result<()> {
         match staged {
             Staged::Memory(ref v) => self.save(handle, v),
-            Staged::File { ref path, .. } => {
-                let data = std::fs::read(path).map_err(|e| BackendError::Io {
-                    handle: path.display().to_string(),
-                    err: e,
-                })?;
-                self.save(handle, &data)
-            }
+            ref file => self.save(handle, &file.bytes()?),
         }
     }
 }
@@ -341,4 +380,22 @@ fn local_checked(path: &str, opts: &Options) -> std::result::Result<Box<dyn Back
     opts.get_usize("local.connections")?;
     opts.check_all_read()?;
     Ok(Box::new(LocalBackend::new(path)))
+}
+
+#[cfg(test)]
+mod staged_tests {
+    use super::*;
+
+    #[test]
+    fn temporary_staging_files_leave_no_name_and_give_their_bytes_back() {
+        let mut st = Staged::temp_file();
+        let Staged::File { ref path, .. } = st else {
+            panic!("no temporary file could be made");
+        };
+        assert!(!path.exists(), "the staging file is unlinked at once");
+        st.append(b"hello ").unwrap();
+        st.append(b"world").unwrap();
+        assert_eq!(st.len(), 11);
+        assert_eq!(st.bytes().unwrap(), b"hello world");
+    }
 }

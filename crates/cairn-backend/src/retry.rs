@@ -276,13 +276,7 @@ impl<B: Backend> Backend for RetryBackend<B> {
     fn save_staged(&self, h: &Handle, staged: Staged) -> Result<()> {
         match staged {
             Staged::Memory(ref v) => self.save(h, v),
-            Staged::File { ref path, .. } => {
-                let data = std::fs::read(path).map_err(|e| BackendError::Io {
-                    handle: path.display().to_string(),
-                    err: e,
-                })?;
-                self.save(h, &data)
-            }
+            ref file => self.save(h, &file.bytes()?),
         }
     }
 }
