@@ -22,6 +22,7 @@ pub mod repair;
 pub mod repository;
 pub mod restorer;
 pub mod rewrite;
+pub mod walk;
 
 pub use error::Error;
 pub use id::Id;

@@ -221,6 +221,12 @@ impl Repository {
         Ok(())
     }
 
+    /// Forgets the loaded index and reads every index file again.
+    pub fn reload_index(&mut self) -> anyhow::Result<()> {
+        self.index_loaded = false;
+        self.load_index()
+    }
+
     pub fn index(&self) -> &MasterIndex {
         &self.index
     }

@@ -5,6 +5,7 @@
 //! installed, unless `CAIRN_REQUIRE_SERVERS=1` says it must be (as in CI), where it panics.
 
 pub mod garage;
+pub mod hostile;
 pub mod proxy;
 pub mod rclone;
 pub mod sshd;

@@ -400,6 +400,23 @@ impl TryFrom<NodeJson> for Node {
     }
 }
 
+/// Why a node name cannot name an entry of a directory, if it cannot: empty, `.`, `..`, or
+/// containing `/` or NUL. Such names never come from a real filesystem; restoring or
+/// archiving them would escape the directory they are in.
+pub fn name_problem(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty name")
+    } else if name == b"." || name == b".." {
+        Some("name is . or ..")
+    } else if name.contains(&b'/') {
+        Some("name contains '/'")
+    } else if name.contains(&0) {
+        Some("name contains NUL")
+    } else {
+        None
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tree {
     pub nodes: Vec<Node>,
@@ -440,6 +457,26 @@ impl Tree {
             n.write_json(&mut out);
         }
         out.extend_from_slice(b"]}\n");
+        out
+    }
+
+    /// What is wrong with this tree's order: names out of order, or repeated. restic writes
+    /// every tree sorted by name without duplicates; anything else is damaged or forged.
+    pub fn order_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for w in self.nodes.windows(2) {
+            match w[0].name.cmp(&w[1].name) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    out.push(format!("duplicate name {:?}", w[0].name_lossy()))
+                }
+                std::cmp::Ordering::Greater => out.push(format!(
+                    "names out of order: {:?} before {:?}",
+                    w[0].name_lossy(),
+                    w[1].name_lossy()
+                )),
+            }
+        }
         out
     }
 

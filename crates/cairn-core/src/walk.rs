@@ -1,0 +1,223 @@
+//! The one tree walker: every command that reads a snapshot's trees (restore planning, ls,
+//! find, dump, stats, diff, check, copy, rewrite, prune's marking) walks them through here.
+//!
+//! Trees come from the repository and are untrusted. The walk is iterative (an explicit stack,
+//! never recursion), so a chain of a million nested trees cannot overflow the stack; it keeps
+//! one path buffer for the whole walk (memory grows with the depth and the width of the trees
+//! on the current path, not with the number of paths); it refuses nesting deeper than
+//! [`MAX_DEPTH`] and snapshots that name far more directories than they hold distinct trees
+//! (a "DAG bomb": one subtree under two names per level names 2^levels paths); and it stops
+//! within one node of an interrupt.
+
+use crate::format::tree::{Node, NodeType, Tree};
+use crate::repository::Repository;
+use crate::{Error, Id};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Deepest nesting a walk follows. Linux paths reach at most 4096 bytes through path-based
+/// calls, so no real filesystem backed up by a path-based tool is anywhere near this.
+pub const MAX_DEPTH: usize = 4096;
+/// A walk that enters more directories than this ...
+pub const DAG_MIN_VISITS: u64 = 1_000_000;
+/// ... and more than this many times the number of distinct trees it saw, is refused.
+pub const DAG_MAX_REPEAT: u64 = 64;
+
+/// What to do after a directory node was visited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// Walk into it (ignored for nodes that are not directories).
+    Descend,
+    /// Go on with its next sibling.
+    Skip,
+    /// End the whole walk successfully.
+    Stop,
+}
+
+/// Receives a walk's nodes in depth-first pre-order (siblings in tree order), with
+/// `leave` after a directory's children.
+pub trait Visitor {
+    /// A node at `path` (the snapshot path: the root's path followed by `/name` per level).
+    fn node(&mut self, path: &[u8], node: &Node, depth: usize) -> anyhow::Result<Visit>;
+
+    /// After every child of a directory that was descended into.
+    fn leave(&mut self, _path: &[u8], _node: &Node, _depth: usize) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// A tree was loaded (before its nodes are visited); `path` is where it sits.
+    fn tree(&mut self, _path: &[u8], _id: &Id, _tree: &Tree) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// A tree could not be loaded or parsed. Returning `Ok` skips that directory and goes
+    /// on (as `check` does); the default ends the walk with the error.
+    fn tree_error(&mut self, _path: &[u8], _id: &Id, err: anyhow::Error) -> anyhow::Result<()> {
+        Err(err)
+    }
+}
+
+/// How a walk is bounded.
+#[derive(Clone, Copy)]
+pub struct WalkOptions<'a> {
+    /// Checked before every node; when set, the walk ends with [`Error::Interrupted`].
+    pub interrupted: Option<&'a AtomicBool>,
+    pub max_depth: usize,
+    /// Refuse DAG bombs (see the module documentation). On by default; commands that load
+    /// every tree only once anyway (check, prune) may turn it off.
+    pub refuse_dag_bombs: bool,
+}
+
+impl Default for WalkOptions<'_> {
+    fn default() -> Self {
+        WalkOptions {
+            interrupted: None,
+            max_depth: MAX_DEPTH,
+            refuse_dag_bombs: true,
+        }
+    }
+}
+
+impl<'a> WalkOptions<'a> {
+    pub fn interruptible(flag: &'a AtomicBool) -> Self {
+        WalkOptions {
+            interrupted: Some(flag),
+            ..Default::default()
+        }
+    }
+}
+
+struct Frame {
+    nodes: std::vec::IntoIter<Node>,
+    /// Length of the path buffer that names this tree's directory.
+    prefix: usize,
+    /// The directory node this frame lists (None for the root tree).
+    dir: Option<Node>,
+}
+
+/// Walks the tree `root`, whose own path is `root_path` (empty for a snapshot's root, so
+/// that top-level nodes are `/name`).
+pub fn walk(
+    repo: &Repository,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
+    let mut path = root_path.to_vec();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut distinct: HashSet<Id> = HashSet::new();
+    let mut visits = 0u64;
+    let mut enter = |path: &[u8],
+                     id: Id,
+                     dir: Option<Node>,
+                     stack: &mut Vec<Frame>,
+                     v: &mut dyn Visitor|
+     -> anyhow::Result<()> {
+        if stack.len() >= opts.max_depth {
+            anyhow::bail!(
+                "{}: trees nested deeper than {} levels (damaged or forged repository)",
+                lossy_path(path),
+                opts.max_depth
+            );
+        }
+        visits += 1;
+        if opts.refuse_dag_bombs {
+            distinct.insert(id);
+            if visits > DAG_MIN_VISITS && visits > DAG_MAX_REPEAT * distinct.len() as u64 {
+                anyhow::bail!(
+                    "{}: the snapshot names {visits} directories but holds only {} distinct \
+                     trees; refusing to expand it further (forged repository?)",
+                    lossy_path(path),
+                    distinct.len()
+                );
+            }
+        }
+        match repo.load_tree(&id) {
+            Ok(tree) => {
+                v.tree(path, &id, &tree)?;
+                stack.push(Frame {
+                    nodes: tree.nodes.into_iter(),
+                    prefix: path.len(),
+                    dir,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let e = e.context(format!("directory {}", lossy_path(path)));
+                v.tree_error(path, &id, e)
+            }
+        }
+    };
+    enter(&path, root, None, &mut stack, v)?;
+    while let Some(top) = stack.last_mut() {
+        let Some(node) = top.nodes.next() else {
+            let done = stack.pop().expect("non-empty stack");
+            path.truncate(done.prefix);
+            if let Some(dir) = done.dir {
+                v.leave(&path, &dir, stack.len())?;
+            }
+            continue;
+        };
+        if opts.interrupted.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            return Err(Error::Interrupted.into());
+        }
+        let prefix = top.prefix;
+        path.truncate(prefix);
+        path.push(b'/');
+        path.extend_from_slice(&node.name);
+        let depth = stack.len() - 1;
+        match v.node(&path, &node, depth)? {
+            Visit::Stop => return Ok(()),
+            Visit::Descend if node.kind == NodeType::Dir => match node.subtree {
+                Some(sub) => enter(&path, sub, Some(node), &mut stack, v)?,
+                None => {
+                    let e = anyhow::anyhow!("directory {} has no subtree", lossy_path(&path));
+                    v.tree_error(&path, &Id::default(), e)?;
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Loads the tree of the directory at `subpath` (`a/b/c`, relative to `root`) without
+/// following anything but directories. Errors name the missing or non-directory component.
+pub fn subtree_at(repo: &Repository, root: Id, subpath: &str) -> anyhow::Result<Id> {
+    let mut tree = root;
+    let mut so_far = String::new();
+    for comp in subpath.split('/').filter(|c| !c.is_empty()) {
+        so_far.push('/');
+        so_far.push_str(comp);
+        let t = repo.load_tree(&tree)?;
+        let n = t
+            .find(comp.as_bytes())
+            .ok_or_else(|| anyhow::anyhow!("path {so_far:?} not found"))?;
+        if n.kind != NodeType::Dir {
+            anyhow::bail!("path {so_far:?} is not a directory");
+        }
+        tree = n
+            .subtree
+            .ok_or_else(|| anyhow::anyhow!("directory {so_far:?} has no subtree"))?;
+    }
+    Ok(tree)
+}
+
+pub fn lossy_path(p: &[u8]) -> String {
+    if p.is_empty() {
+        "/".into()
+    } else {
+        String::from_utf8_lossy(p).into_owned()
+    }
+}
+
+/// A visitor from a closure over every node, descending into every directory.
+pub struct EachNode<F: FnMut(&[u8], &Node) -> anyhow::Result<()>>(pub F);
+
+impl<F: FnMut(&[u8], &Node) -> anyhow::Result<()>> Visitor for EachNode<F> {
+    fn node(&mut self, path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        (self.0)(path, node)?;
+        Ok(Visit::Descend)
+    }
+}
