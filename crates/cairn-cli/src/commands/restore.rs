@@ -2,7 +2,6 @@ use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use crate::output;
 use crate::signals::INTERRUPTED;
-use cairn_core::format::tree::NodeType;
 use cairn_core::restorer::{self, RestoreObserver, RestoreOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +39,14 @@ impl RestoreObserver for Obs {
             eprintln!("ignoring error for {}: {err:#}", path.display());
         }
     }
+    fn warning(&self, path: &Path, msg: &str) {
+        if self.json {
+            let m = serde_json::json!({"message_type": "error", "error": {"message": msg}, "during": "restore", "item": path.to_string_lossy()});
+            eprintln!("{m}");
+        } else {
+            eprintln!("warning: {}: {msg}", path.display());
+        }
+    }
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
@@ -53,19 +60,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         None => (a.snapshot.clone(), String::new()),
     };
     let (id, snap) = a.filter.find(&repo, &spec)?;
-    let mut tree = snap.tree;
-    for comp in sub.split('/').filter(|c| !c.is_empty()) {
-        let t = repo.load_tree(&tree)?;
-        let n = t
-            .find(comp.as_bytes())
-            .ok_or_else(|| anyhow::anyhow!("path {sub:?} not found in snapshot {}", id.short()))?;
-        if n.kind != NodeType::Dir {
-            anyhow::bail!("path {sub:?} in snapshot {} is not a directory", id.short());
-        }
-        tree = n
-            .subtree
-            .ok_or_else(|| anyhow::anyhow!("directory {comp:?} has no subtree"))?;
-    }
+    let tree = cairn_core::walk::subtree_at(&repo, snap.tree, &sub)
+        .map_err(|e| anyhow::anyhow!("snapshot {}: {e:#}", id.short()))?;
     if !g.quiet && !g.json {
         println!(
             "restoring <Snapshot {} of [{}] at {} by {}@{}> to {}",
@@ -114,6 +110,14 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     if st.errors > 0 {
         anyhow::bail!("There were {} errors", st.errors);
+    }
+    if st.warnings > 0 {
+        // Everything restorable was restored, but not everything in the snapshot.
+        eprintln!(
+            "Warning: {} entries of the snapshot were not restored (see above)",
+            st.warnings
+        );
+        return Ok(crate::exit::INCOMPLETE);
     }
     Ok(crate::exit::OK)
 }

@@ -4,6 +4,7 @@
 //! one request per blob into a handful per pack; a blob used by many files (or many times in
 //! one) is read and decrypted once.
 
+use super::fsops::{Dirs, Place};
 use super::FileTask;
 use crate::format::pack::BlobType;
 use crate::index::BlobLocation;
@@ -11,7 +12,6 @@ use crate::repository::Repository;
 use crate::Id;
 use anyhow::Context;
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -46,44 +46,25 @@ fn plain_len(loc: &BlobLocation) -> u64 {
     }
 }
 
-/// Creates (or truncates) a file to restore into, never writing through a link in the way.
-pub(super) fn create(path: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(path)
-    };
-    match open() {
-        Err(e)
-            if e.raw_os_error() == Some(libc::ELOOP)
-                || e.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
-            let _ = std::fs::remove_file(path);
-            open()
-        }
-        r => r,
-    }
-    .with_context(|| format!("create {}", path.display()))
-}
-
 /// Writes the content of every file; returns the bytes restored and, per file, whether it
 /// was restored completely (errors go to `report`).
 pub(super) fn write_contents(
     repo: &Repository,
+    dirs: &Dirs,
     files: &[FileTask],
+    dir_ok: &[bool],
     threads: usize,
     interrupted: &AtomicBool,
     report: &(dyn Fn(&Path, anyhow::Error) + Sync),
 ) -> (u64, Vec<bool>) {
-    let failed: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
+    // Files in a directory that could not be created are skipped (that error is reported).
+    let failed: Vec<AtomicBool> = files
+        .iter()
+        .map(|f| AtomicBool::new(!dir_ok[f.place.dir as usize]))
+        .collect();
     let fail = |i: usize, e: anyhow::Error| {
         if !failed[i].swap(true, Ordering::Relaxed) {
-            report(&files[i].path, e);
+            report(&dirs.display_place(&files[i].place), e);
         }
     };
     // Where every blob goes, and each file's size.
@@ -96,7 +77,7 @@ pub(super) fn write_contents(
                 fail(
                     i,
                     anyhow::Error::new(crate::Error::BlobNotFound(*id))
-                        .context(format!("file {}", f.path.display())),
+                        .context(format!("file {}", dirs.display_place(&f.place).display())),
                 );
                 break;
             };
@@ -117,10 +98,10 @@ pub(super) fn write_contents(
         if failed[i].load(Ordering::Relaxed) {
             continue;
         }
-        let res = create(&f.path).and_then(|file| {
-            file.set_len(sizes[i])
-                .with_context(|| format!("truncate {}", f.path.display()))
-        });
+        let res = dirs
+            .create_file(&f.place)
+            .and_then(|file| file.set_len(sizes[i]))
+            .with_context(|| format!("create {}", dirs.display_place(&f.place).display()));
         if let Err(e) = res {
             fail(i, e);
         }
@@ -138,7 +119,7 @@ pub(super) fn write_contents(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(r) = reads.get(i) else { break };
-                    restore_read(repo, files, r, &failed, &fail, &bytes, &mut open);
+                    restore_read(repo, dirs, files, r, &failed, &fail, &bytes, &mut open);
                 }
             });
         }
@@ -189,12 +170,12 @@ impl OpenFiles {
     /// Few enough that many readers stay far below the descriptor limit.
     const MAX: usize = 64;
 
-    fn get(&mut self, i: usize, path: &Path) -> std::io::Result<&std::fs::File> {
+    fn get(&mut self, i: usize, dirs: &Dirs, place: &Place) -> std::io::Result<&std::fs::File> {
         if !self.files.contains_key(&i) {
             if self.files.len() >= OpenFiles::MAX {
                 self.files.clear();
             }
-            let f = OpenOptions::new().write(true).open(path)?;
+            let f = dirs.open_file(place, true)?;
             self.files.insert(i, f);
         }
         Ok(&self.files[&i])
@@ -204,6 +185,7 @@ impl OpenFiles {
 #[allow(clippy::too_many_arguments)]
 fn restore_read(
     repo: &Repository,
+    dirs: &Dirs,
     files: &[FileTask],
     r: &Read,
     failed: &[AtomicBool],
@@ -239,8 +221,10 @@ fn restore_read(
                 for (i, _) in live {
                     fail(
                         *i,
-                        anyhow::anyhow!("{e:#}")
-                            .context(format!("file {}", files[*i].path.display())),
+                        anyhow::anyhow!("{e:#}").context(format!(
+                            "file {}",
+                            dirs.display_place(&files[*i].place).display()
+                        )),
                     );
                 }
                 continue;
@@ -249,11 +233,11 @@ fn restore_read(
         let zero = super::is_zero(&plain);
         for &&(i, offset) in &live {
             if !zero {
-                let path = &files[i].path;
+                let place = &files[i].place;
                 let res = open
-                    .get(i, path)
+                    .get(i, dirs, place)
                     .and_then(|f| f.write_all_at(&plain, offset))
-                    .with_context(|| format!("write {}", path.display()));
+                    .with_context(|| format!("write {}", dirs.display_place(place).display()));
                 if let Err(e) = res {
                     fail(i, e);
                     continue;
