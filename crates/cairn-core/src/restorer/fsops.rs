@@ -50,9 +50,21 @@ fn check(r: libc::c_int) -> std::io::Result<()> {
     }
 }
 
-fn openat(dir: RawFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> std::io::Result<OwnedFd> {
+fn openat(
+    dir: RawFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<OwnedFd> {
     // SAFETY: name is NUL-terminated; the returned descriptor is owned by us.
-    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
     if fd < 0 {
         return Err(last_err());
     }
@@ -99,7 +111,11 @@ fn make_dir(parent: RawFd, name: &[u8]) -> std::io::Result<OwnedFd> {
 
 /// Runs `create` (which must fail with EEXIST when the name is taken); if the name is taken
 /// by anything but a directory, unlinks it and tries once more.
-fn replacing<T>(dir: RawFd, name: &CStr, create: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+fn replacing<T>(
+    dir: RawFd,
+    name: &CStr,
+    create: impl Fn() -> std::io::Result<T>,
+) -> std::io::Result<T> {
     match create() {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             // SAFETY: valid descriptor and name; a directory in the way fails with EISDIR.
@@ -238,7 +254,9 @@ impl<'a> Dirs<'a> {
         let dir = self.get(place.dir)?;
         let c = cstr(&place.name)?;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        let fd = replacing(dir.as_raw_fd(), &c, || openat(dir.as_raw_fd(), &c, flags, 0o600))?;
+        let fd = replacing(dir.as_raw_fd(), &c, || {
+            openat(dir.as_raw_fd(), &c, flags, 0o600)
+        })?;
         Ok(File::from(fd))
     }
 
@@ -247,8 +265,17 @@ impl<'a> Dirs<'a> {
     pub fn open_file(&self, place: &Place, write: bool) -> std::io::Result<File> {
         let dir = self.get(place.dir)?;
         let c = cstr(&place.name)?;
-        let acc = if write { libc::O_WRONLY } else { libc::O_RDONLY };
-        let fd = openat(dir.as_raw_fd(), &c, acc | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+        let acc = if write {
+            libc::O_WRONLY
+        } else {
+            libc::O_RDONLY
+        };
+        let fd = openat(
+            dir.as_raw_fd(),
+            &c,
+            acc | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        )?;
         let st = fstat(fd.as_raw_fd())?;
         if !is_type(&st, libc::S_IFREG) {
             return Err(std::io::Error::new(
@@ -268,11 +295,15 @@ impl<'a> Dirs<'a> {
             NodeType::Symlink => {
                 let target = cstr(&node.linktarget)?;
                 // SAFETY: valid descriptor and NUL-terminated strings.
-                replacing(d, &c, || check(unsafe { libc::symlinkat(target.as_ptr(), d, c.as_ptr()) }))
+                replacing(d, &c, || {
+                    check(unsafe { libc::symlinkat(target.as_ptr(), d, c.as_ptr()) })
+                })
             }
             NodeType::Fifo => {
                 // SAFETY: valid descriptor and name.
-                replacing(d, &c, || check(unsafe { libc::mkfifoat(d, c.as_ptr(), 0o600) }))
+                replacing(d, &c, || {
+                    check(unsafe { libc::mkfifoat(d, c.as_ptr(), 0o600) })
+                })
             }
             NodeType::Dev | NodeType::Chardev => {
                 let kind = if node.kind == NodeType::Dev {
@@ -300,7 +331,13 @@ impl<'a> Dirs<'a> {
         replacing(to.as_raw_fd(), &ct, || {
             // SAFETY: valid descriptors and names; flags 0 never follows a symlink at `first`.
             check(unsafe {
-                libc::linkat(from.as_raw_fd(), cf.as_ptr(), to.as_raw_fd(), ct.as_ptr(), 0)
+                libc::linkat(
+                    from.as_raw_fd(),
+                    cf.as_ptr(),
+                    to.as_raw_fd(),
+                    ct.as_ptr(),
+                    0,
+                )
             })
         })
     }
@@ -317,7 +354,12 @@ impl<'a> Dirs<'a> {
                 // A fifo opened for reading without blocking needs no writer.
                 let dir = self.get(place.dir)?;
                 let c = cstr(&place.name)?;
-                let fd = openat(dir.as_raw_fd(), &c, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+                let fd = openat(
+                    dir.as_raw_fd(),
+                    &c,
+                    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+                    0,
+                )?;
                 if !is_type(&fstat(fd.as_raw_fd())?, libc::S_IFIFO) {
                     anyhow::bail!("not a fifo any more");
                 }
@@ -337,7 +379,13 @@ impl<'a> Dirs<'a> {
                 if is_root() {
                     // SAFETY: valid descriptor; empty path with AT_EMPTY_PATH names it.
                     check(unsafe {
-                        libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), node.uid, node.gid, libc::AT_EMPTY_PATH)
+                        libc::fchownat(
+                            fd.as_raw_fd(),
+                            c"".as_ptr(),
+                            node.uid,
+                            node.gid,
+                            libc::AT_EMPTY_PATH,
+                        )
                     })?;
                 }
                 let perm = mode::to_unix_perm(node.mode);

@@ -199,7 +199,9 @@ impl Visitor for Planner<'_> {
                 if node.links > 1 && node.inode != 0 {
                     let key = (node.device_id, node.inode);
                     if let Some(first) = self.seen_inodes.get(&key) {
-                        self.plan.hardlinks.push((place, first.clone(), node.clone()));
+                        self.plan
+                            .hardlinks
+                            .push((place, first.clone(), node.clone()));
                         return Ok(Visit::Skip);
                     }
                     self.seen_inodes.insert(key, place.clone());
@@ -218,7 +220,13 @@ impl Visitor for Planner<'_> {
                 if fsops::is_root() {
                     self.plan.others.push((place, node.clone()));
                 } else {
-                    self.warn(path, format!("not restored: only root can create a {} node", node.kind.as_str()));
+                    self.warn(
+                        path,
+                        format!(
+                            "not restored: only root can create a {} node",
+                            node.kind.as_str()
+                        ),
+                    );
                 }
                 Ok(Visit::Skip)
             }
@@ -307,8 +315,10 @@ pub fn restore(
         tree_errors,
         ..
     } = planner;
-    let in_target =
-        |path: &[u8]| opts.target.join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path)));
+    let in_target = |path: &[u8]| {
+        opts.target
+            .join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path)))
+    };
     for (path, msg) in &warnings {
         observer.warning(&in_target(path), msg);
     }
@@ -325,12 +335,22 @@ pub fn restore(
     }
     let dir_ok = dirs.create_all(|i, e| {
         let p = dirs.display(i);
-        report(&p, anyhow::Error::new(e).context(format!("mkdir {}", p.display())));
+        report(
+            &p,
+            anyhow::Error::new(e).context(format!("mkdir {}", p.display())),
+        );
     });
     // Regular files: contents pack by pack, in parallel; then their metadata.
     let threads = opts.threads.max(1);
-    let (written, complete) =
-        packs::write_contents(repo, &dirs, &plan.files, &dir_ok, threads, interrupted, &report);
+    let (written, complete) = packs::write_contents(
+        repo,
+        &dirs,
+        &plan.files,
+        &dir_ok,
+        threads,
+        interrupted,
+        &report,
+    );
     let bytes = AtomicU64::new(written);
     let verified = AtomicU64::new(0);
     let next = AtomicUsize::new(0);
@@ -361,7 +381,10 @@ pub fn restore(
             .and_then(|_| dirs.metadata(place, node));
         if let Err(e) = res {
             let p = dirs.display_place(place);
-            report(&p, e.context(format!("create {} {}", node.kind.as_str(), p.display())));
+            report(
+                &p,
+                e.context(format!("create {} {}", node.kind.as_str(), p.display())),
+            );
         }
     }
     for (place, first, node) in &plan.hardlinks {
@@ -371,7 +394,10 @@ pub fn restore(
         if let Err(e) = dirs.hard_link(first, place) {
             let p = dirs.display_place(place);
             // Fall back to a copy of the content so that no file is lost.
-            report(&p, anyhow::Error::new(e).context(format!("hard link {}", p.display())));
+            report(
+                &p,
+                anyhow::Error::new(e).context(format!("hard link {}", p.display())),
+            );
             if let Ok(n) = restore_file(repo, &dirs, place, node) {
                 bytes.fetch_add(n, Ordering::Relaxed);
                 let _ = dirs.metadata(place, node);
