@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// calls, so no real filesystem backed up by a path-based tool is anywhere near this.
 pub const MAX_DEPTH: usize = 4096;
 /// A walk that enters more directories than this ...
-pub const DAG_MIN_VISITS: u64 = 1_000_000;
+pub const DAG_MIN_VISITS: u64 = 100_000;
 /// ... and more than this many times the number of distinct trees it saw, is refused.
 pub const DAG_MAX_REPEAT: u64 = 64;
 

@@ -340,9 +340,10 @@ pub fn restore(
             anyhow::Error::new(e).context(format!("mkdir {}", p.display())),
         );
     });
-    // Regular files: contents pack by pack, in parallel; then their metadata.
+    // Regular files: contents pack by pack, in parallel, each file's metadata after its last
+    // blob; then the metadata of files without content.
     let threads = opts.threads.max(1);
-    let (written, complete) = packs::write_contents(
+    let written = packs::write_contents(
         repo,
         &dirs,
         &plan.files,
@@ -351,7 +352,7 @@ pub fn restore(
         interrupted,
         &report,
     );
-    let bytes = AtomicU64::new(written);
+    let bytes = AtomicU64::new(written.bytes);
     let verified = AtomicU64::new(0);
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -359,7 +360,8 @@ pub fn restore(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(t) = plan.files.get(i) else { break };
-                if complete[i] {
+                // Files without content (or whose last write failed to finish them).
+                if written.complete[i] && !written.finished[i] {
                     if let Err(e) = dirs.metadata(&t.place, &t.node) {
                         let p = dirs.display_place(&t.place);
                         report(&p, e.context(format!("metadata of {}", p.display())));

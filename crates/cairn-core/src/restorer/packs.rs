@@ -14,7 +14,8 @@ use anyhow::Context;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Neighbouring blobs closer than this are read in one request (the gap is read and dropped).
 const MAX_GAP: u64 = 256 * 1024;
@@ -46,8 +47,17 @@ fn plain_len(loc: &BlobLocation) -> u64 {
     }
 }
 
-/// Writes the content of every file; returns the bytes restored and, per file, whether it
-/// was restored completely (errors go to `report`).
+/// What became of each file's content.
+pub(super) struct Written {
+    pub bytes: u64,
+    /// Every blob of the file was written.
+    pub complete: Vec<bool>,
+    /// Its metadata was applied too (right after its last blob, through the open descriptor).
+    pub finished: Vec<bool>,
+}
+
+/// Writes the content of every file; a file whose last blob is written gets its metadata at
+/// once, through the descriptor it was written with (errors go to `report`).
 pub(super) fn write_contents(
     repo: &Repository,
     dirs: &Dirs,
@@ -56,7 +66,7 @@ pub(super) fn write_contents(
     threads: usize,
     interrupted: &AtomicBool,
     report: &(dyn Fn(&Path, anyhow::Error) + Sync),
-) -> (u64, Vec<bool>) {
+) -> Written {
     // Files in a directory that could not be created are skipped (that error is reported).
     let failed: Vec<AtomicBool> = files
         .iter()
@@ -70,6 +80,7 @@ pub(super) fn write_contents(
     // Where every blob goes, and each file's size.
     let mut uses: HashMap<(Id, Id), BlobUse> = HashMap::new();
     let mut sizes = vec![0u64; files.len()];
+    let mut counts = vec![0u32; files.len()];
     for (i, f) in files.iter().enumerate() {
         let mut offset = 0u64;
         for id in f.node.content.as_deref().unwrap_or(&[]) {
@@ -90,6 +101,7 @@ pub(super) fn write_contents(
                 .targets
                 .push((i, offset));
             offset += len;
+            counts[i] += 1;
         }
         sizes[i] = offset;
     }
@@ -106,6 +118,12 @@ pub(super) fn write_contents(
             fail(i, e);
         }
     }
+    let remaining: Vec<AtomicU32> = counts.into_iter().map(AtomicU32::new).collect();
+    let finished: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
+    let progress = Progress {
+        remaining: &remaining,
+        finished: &finished,
+    };
     let reads = plan_reads(uses.into_values().collect());
     let next = AtomicUsize::new(0);
     let bytes = AtomicU64::new(0);
@@ -119,15 +137,22 @@ pub(super) fn write_contents(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(r) = reads.get(i) else { break };
-                    restore_read(repo, dirs, files, r, &failed, &fail, &bytes, &mut open);
+                    restore_read(repo, dirs, files, r, &failed, &fail, &bytes, &mut open, &progress);
                 }
             });
         }
     });
-    (
-        bytes.load(Ordering::Relaxed),
-        failed.iter().map(|f| !f.load(Ordering::Relaxed)).collect(),
-    )
+    Written {
+        bytes: bytes.load(Ordering::Relaxed),
+        complete: failed.iter().map(|f| !f.load(Ordering::Relaxed)).collect(),
+        finished: finished.iter().map(|f| f.load(Ordering::Relaxed)).collect(),
+    }
+}
+
+/// Blob uses still to be written per file, and which files got their metadata.
+struct Progress<'a> {
+    remaining: &'a [AtomicU32],
+    finished: &'a [AtomicBool],
 }
 
 /// Groups blobs by pack, in pack order, into ranged reads.
@@ -192,6 +217,7 @@ fn restore_read(
     fail: &(dyn Fn(usize, anyhow::Error) + Sync),
     bytes: &AtomicU64,
     open: &mut OpenFiles,
+    progress: &Progress,
 ) {
     let h = cairn_backend::Handle::new(cairn_backend::FileType::Data, r.pack.to_hex());
     // One request for the whole range; if that fails, each blob on its own (which also tries
@@ -244,6 +270,24 @@ fn restore_read(
                 }
             }
             bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
+            if progress.remaining[i].fetch_sub(1, Ordering::AcqRel) == 1
+                && !failed[i].load(Ordering::Relaxed)
+            {
+                // The last blob of this file: its metadata now, while it is open.
+                let place = &files[i].place;
+                let res = open
+                    .get(i, dirs, place)
+                    .map_err(anyhow::Error::new)
+                    .and_then(|f| super::fsops::apply_fd(f.as_raw_fd(), &files[i].node));
+                open.files.remove(&i);
+                match res {
+                    Ok(()) => progress.finished[i].store(true, Ordering::Relaxed),
+                    Err(e) => fail(
+                        i,
+                        e.context(format!("metadata of {}", dirs.display_place(place).display())),
+                    ),
+                }
+            }
         }
     }
 }
