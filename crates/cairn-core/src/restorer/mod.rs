@@ -15,6 +15,7 @@ use fsops::{Dirs, Place, PlanDir, ROOT};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -360,9 +361,13 @@ pub fn restore(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(t) = plan.files.get(i) else { break };
-                // Files without content (or whose last write failed to finish them).
+                // Files without content are created here.
                 if written.complete[i] && !written.finished[i] {
-                    if let Err(e) = dirs.metadata(&t.place, &t.node) {
+                    let res = dirs
+                        .create_file(&t.place)
+                        .map_err(anyhow::Error::new)
+                        .and_then(|f| fsops::apply_fd(f.as_raw_fd(), &t.node));
+                    if let Err(e) = res {
                         let p = dirs.display_place(&t.place);
                         report(&p, e.context(format!("metadata of {}", p.display())));
                     }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Neighbouring blobs closer than this are read in one request (the gap is read and dropped).
@@ -105,24 +106,16 @@ pub(super) fn write_contents(
         }
         sizes[i] = offset;
     }
-    // Every file exists at its full size before any content arrives (zero runs stay holes).
-    for (i, f) in files.iter().enumerate() {
-        if failed[i].load(Ordering::Relaxed) {
-            continue;
-        }
-        let res = dirs
-            .create_file(&f.place)
-            .and_then(|file| file.set_len(sizes[i]))
-            .with_context(|| format!("create {}", dirs.display_place(&f.place).display()));
-        if let Err(e) = res {
-            fail(i, e);
-        }
-    }
+    // Each file is created (at its full size, so that zero runs stay holes) by the first
+    // reader that has a blob for it; readers with blobs for the same file wait for that.
+    let created: Vec<OnceLock<Result<(), String>>> = files.iter().map(|_| OnceLock::new()).collect();
     let remaining: Vec<AtomicU32> = counts.into_iter().map(AtomicU32::new).collect();
     let finished: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
     let progress = Progress {
         remaining: &remaining,
         finished: &finished,
+        created: &created,
+        sizes: &sizes,
     };
     let reads = plan_reads(uses.into_values().collect());
     let next = AtomicUsize::new(0);
@@ -153,6 +146,8 @@ pub(super) fn write_contents(
 struct Progress<'a> {
     remaining: &'a [AtomicU32],
     finished: &'a [AtomicBool],
+    created: &'a [OnceLock<Result<(), String>>],
+    sizes: &'a [u64],
 }
 
 /// Groups blobs by pack, in pack order, into ranged reads.
@@ -195,12 +190,38 @@ impl OpenFiles {
     /// Few enough that many readers stay far below the descriptor limit.
     const MAX: usize = 64;
 
-    fn get(&mut self, i: usize, dirs: &Dirs, place: &Place) -> std::io::Result<&std::fs::File> {
+    fn get(
+        &mut self,
+        i: usize,
+        dirs: &Dirs,
+        place: &Place,
+        progress: &Progress,
+    ) -> std::io::Result<&std::fs::File> {
         if !self.files.contains_key(&i) {
             if self.files.len() >= OpenFiles::MAX {
                 self.files.clear();
             }
-            let f = dirs.open_file(place, true)?;
+            let mut mine = None;
+            let made = progress.created[i].get_or_init(|| {
+                let f = dirs.create_file(place).and_then(|f| {
+                    f.set_len(progress.sizes[i])?;
+                    Ok(f)
+                });
+                match f {
+                    Ok(f) => {
+                        mine = Some(f);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("create: {e}")),
+                }
+            });
+            if let Err(e) = made {
+                return Err(std::io::Error::other(e.clone()));
+            }
+            let f = match mine {
+                Some(f) => f,
+                None => dirs.open_file(place, true)?,
+            };
             self.files.insert(i, f);
         }
         Ok(&self.files[&i])
@@ -261,7 +282,7 @@ fn restore_read(
             if !zero {
                 let place = &files[i].place;
                 let res = open
-                    .get(i, dirs, place)
+                    .get(i, dirs, place, progress)
                     .and_then(|f| f.write_all_at(&plain, offset))
                     .with_context(|| format!("write {}", dirs.display_place(place).display()));
                 if let Err(e) = res {
@@ -276,7 +297,7 @@ fn restore_read(
                 // The last blob of this file: its metadata now, while it is open.
                 let place = &files[i].place;
                 let res = open
-                    .get(i, dirs, place)
+                    .get(i, dirs, place, progress)
                     .map_err(anyhow::Error::new)
                     .and_then(|f| super::fsops::apply_fd(f.as_raw_fd(), &files[i].node));
                 open.files.remove(&i);
