@@ -176,10 +176,13 @@ impl Store {
             }
         }
         let raw = self.backend.load(&h, 0, 0).map_err(anyhow::Error::new)?;
-        let json = unpacked::decode_as(FileType::Lock, self.version, &self.key, &raw)
-            .map_err(|e| Unreadable(format!("{h}: {e:#}")))?;
-        serde_json::from_slice(&json)
-            .map_err(|e| Unreadable(format!("{h}: not a lock: {e}")).into())
+        let info = crate::format::limits::check_stored(FileType::Lock, raw.len() as u64)
+            .map_err(anyhow::Error::new)
+            .and_then(|()| {
+                let plain = self.key.open(&raw)?;
+                parse_plain(self.version, plain)
+            });
+        info.map_err(|e| Unreadable(format!("{h}: {e:#}")).into())
     }
 
     fn list(&self) -> anyhow::Result<Vec<Id>> {
@@ -191,6 +194,13 @@ impl Store {
             .filter_map(|f| Id::from_hex(&f.name).ok())
             .collect())
     }
+}
+
+/// Decodes a decrypted lock file: within [`crate::format::limits::MAX_LOCK_FILE`] once
+/// decompressed, and a lock's JSON.
+pub fn parse_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<LockInfo> {
+    let json = unpacked::decode_plain_as(FileType::Lock, version, plain)?;
+    serde_json::from_slice(&json).context("not a lock")
 }
 
 /// This machine's name, as restic records it in locks (not the `--host` of snapshots).

@@ -240,65 +240,9 @@ impl Repository {
         &self.index
     }
 
-    /// Decrypts, decompresses and verifies a blob's stored bytes.
+    /// Decrypts, decompresses and verifies a blob's stored bytes (see [`open_blob`]).
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let b = &loc.blob;
-        limits::check_blob(b).map_err(|e| {
-            anyhow::anyhow!("pack {}: {} blob {}: {e}", loc.pack.short(), b.ty, b.id)
-        })?;
-        let plain = self.key.open(sealed).map_err(|_| {
-            anyhow::anyhow!(
-                "pack {}: {} blob {}: decryption failed (damaged data)",
-                loc.pack.short(),
-                b.ty,
-                b.id
-            )
-        })?;
-        let plain = if b.uncompressed_length != 0 {
-            // Checked above: at most the ceiling for its type is allocated.
-            let out =
-                limits::decompress_exact(&plain, b.uncompressed_length as usize).map_err(|e| {
-                    anyhow::anyhow!(
-                        "pack {}: {} blob {}: decompression failed: {e}",
-                        loc.pack.short(),
-                        b.ty,
-                        b.id
-                    )
-                })?;
-            if out.len() != b.uncompressed_length as usize {
-                anyhow::bail!(
-                    "pack {}: {} blob {}: decompressed to {} bytes, expected {}",
-                    loc.pack.short(),
-                    b.ty,
-                    b.id,
-                    out.len(),
-                    b.uncompressed_length
-                );
-            }
-            out
-        } else {
-            if plain.len() > limits::max_blob(b.ty) {
-                anyhow::bail!(
-                    "pack {}: {} blob {}: {} bytes, more than the {} a {} blob may have",
-                    loc.pack.short(),
-                    b.ty,
-                    b.id,
-                    plain.len(),
-                    limits::size(limits::max_blob(b.ty)),
-                    b.ty
-                );
-            }
-            plain
-        };
-        if Id::hash(&plain) != b.id {
-            anyhow::bail!(
-                "pack {}: {} blob {}: content does not match its id",
-                loc.pack.short(),
-                b.ty,
-                b.id
-            );
-        }
-        Ok(plain)
+        open_blob(&self.key, loc, sealed)
     }
 
     /// Loads one blob, trying every copy the index knows of.
@@ -407,6 +351,68 @@ impl Repository {
             .map_err(backend_err)?;
         Ok(id)
     }
+}
+
+/// Decrypts, decompresses and verifies a blob's stored bytes: its declared lengths are
+/// checked against the ceilings of [`limits`] first, and decompression never produces more
+/// than the declared length.
+pub fn open_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let b = &loc.blob;
+    limits::check_blob(b)
+        .map_err(|e| anyhow::anyhow!("pack {}: {} blob {}: {e}", loc.pack.short(), b.ty, b.id))?;
+    let plain = key.open(sealed).map_err(|_| {
+        anyhow::anyhow!(
+            "pack {}: {} blob {}: decryption failed (damaged data)",
+            loc.pack.short(),
+            b.ty,
+            b.id
+        )
+    })?;
+    let plain = if b.uncompressed_length != 0 {
+        // Checked above: at most the ceiling for its type is allocated.
+        let out =
+            limits::decompress_exact(&plain, b.uncompressed_length as usize).map_err(|e| {
+                anyhow::anyhow!(
+                    "pack {}: {} blob {}: decompression failed: {e}",
+                    loc.pack.short(),
+                    b.ty,
+                    b.id
+                )
+            })?;
+        if out.len() != b.uncompressed_length as usize {
+            anyhow::bail!(
+                "pack {}: {} blob {}: decompressed to {} bytes, expected {}",
+                loc.pack.short(),
+                b.ty,
+                b.id,
+                out.len(),
+                b.uncompressed_length
+            );
+        }
+        out
+    } else {
+        if plain.len() > limits::max_blob(b.ty) {
+            anyhow::bail!(
+                "pack {}: {} blob {}: {} bytes, more than the {} a {} blob may have",
+                loc.pack.short(),
+                b.ty,
+                b.id,
+                plain.len(),
+                limits::size(limits::max_blob(b.ty)),
+                b.ty
+            );
+        }
+        plain
+    };
+    if Id::hash(&plain) != b.id {
+        anyhow::bail!(
+            "pack {}: {} blob {}: content does not match its id",
+            loc.pack.short(),
+            b.ty,
+            b.id
+        );
+    }
+    Ok(plain)
 }
 
 /// Runs `f` over `items` on up to `threads` threads, keeping order; stops at the first error.
