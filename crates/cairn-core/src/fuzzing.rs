@@ -72,10 +72,13 @@ pub fn key_file(data: &[u8]) {
     let _ = serde_json::from_slice::<crate::format::config::Config>(data).map(|c| c.validate());
 }
 
-/// Unpacked files after decryption (the v2 version byte and zstd payload), and sealed.
+/// Unpacked files after decryption (the v2 version byte and zstd payload), and sealed, with
+/// the snapshot and lock ceilings (the index one only differs in size, and costs time).
 pub fn unpacked(data: &[u8]) {
-    let _ = unpacked::decode_plain(2, data.to_vec());
-    let _ = unpacked::decode(2, &fuzz_key(), data);
+    if let Ok(out) = unpacked::decode_plain_as(FileType::Snapshot, 2, data.to_vec()) {
+        assert!(out.len() <= limits::MAX_SNAPSHOT);
+    }
+    let _ = unpacked::decode_as(FileType::Lock, 2, &fuzz_key(), data);
 }
 
 /// Go-quoted names and RFC 3339 times as restic writes them.

@@ -204,14 +204,26 @@ pub fn decompress_capped(src: &[u8], limit: usize, what: &'static str) -> anyhow
         .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
     dec.window_log_max(window_log)
         .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
-    let mut out = Vec::new();
-    dec.take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
-    if out.len() > limit {
-        return Err(LimitError::Expands { what, limit }.into());
+    // Grown by hand rather than with read_to_end, whose doubling could reserve up to twice
+    // the ceiling.
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = dec
+            .read(&mut chunk)
+            .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > limit {
+            return Err(LimitError::Expands { what, limit }.into());
+        }
+        if out.capacity() - out.len() < n {
+            let want = (out.capacity() * 2).max(out.len() + n).min(limit);
+            out.reserve_exact(want - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 #[cfg(test)]
