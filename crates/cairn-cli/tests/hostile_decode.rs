@@ -136,6 +136,9 @@ fn unreadable_locks_are_warned_about_ignored_and_removed_by_unlock() {
     let streamed = f.raw_unpacked(FileType::Lock, &zstd_rle_bomb(BOMB, b' ', false));
     let garbage = f.raw_unpacked(FileType::Lock, b"{\"not\": \"a lock\"}");
     drop(f);
+    // 3 MiB that are not even sealed: refused by size, before being read.
+    let big = cairn_core::Id::hash(b"big lock");
+    std::fs::write(repo.join("locks").join(big.to_hex()), vec![0x5a; 3 << 20]).unwrap();
     let expect = [
         (
             declared,
@@ -146,6 +149,10 @@ fn unreadable_locks_are_warned_about_ignored_and_removed_by_unlock() {
             "decompresses to more than the 1 MiB a lock file may have",
         ),
         (garbage, "not a lock"),
+        (
+            big,
+            "is 3145728 bytes stored, more than a lock file of at most 1 MiB can take",
+        ),
     ];
     let check_warnings = |r: &Run| {
         for (id, why) in &expect {

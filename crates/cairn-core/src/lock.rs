@@ -166,22 +166,17 @@ impl Store {
     /// [`Unreadable`] error naming the file.
     fn load(&self, id: &Id) -> anyhow::Result<LockInfo> {
         let h = Handle::new(FileType::Lock, id.to_hex());
-        // Sizes cost a request on remote stores; the local one is where files are planted
-        // most easily, and its stat is cheap.
-        if !cairn_backend::is_remote(&self.backend.location()) {
-            if let Ok(n) = self.backend.stat(&h) {
-                if let Err(e) = crate::format::limits::check_stored(FileType::Lock, n) {
-                    return Err(Unreadable(format!("{h}: {e}")).into());
-                }
-            }
-        }
-        let raw = self.backend.load(&h, 0, 0).map_err(anyhow::Error::new)?;
-        let info = crate::format::limits::check_stored(FileType::Lock, raw.len() as u64)
+        let raw = match crate::format::limits::load_bounded(&*self.backend, &h) {
+            Ok(raw) => raw,
+            Err(e) if e.chain().any(|c| c.is::<cairn_backend::BackendError>()) => return Err(e),
+            // Too big to be a lock.
+            Err(e) => return Err(Unreadable(format!("{e:#}")).into()),
+        };
+        let info = self
+            .key
+            .open(&raw)
             .map_err(anyhow::Error::new)
-            .and_then(|()| {
-                let plain = self.key.open(&raw)?;
-                parse_plain(self.version, plain)
-            });
+            .and_then(|plain| parse_plain(self.version, plain));
         info.map_err(|e| Unreadable(format!("{h}: {e:#}")).into())
     }
 

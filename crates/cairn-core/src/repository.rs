@@ -156,8 +156,7 @@ impl Repository {
     /// Loads an unpacked file, checking that its content matches its name.
     pub fn load_unpacked(&self, kind: FileType, id: &Id) -> anyhow::Result<Vec<u8>> {
         let h = Handle::new(kind, id.to_hex());
-        let raw = self.backend.load(&h, 0, 0).map_err(backend_err)?;
-        limits::check_stored(kind, raw.len() as u64).with_context(|| format!("{h}"))?;
+        let raw = limits::load_bounded(&*self.backend, &h)?;
         if Id::hash(&raw) != *id {
             anyhow::bail!("{h}: invalid data returned (content does not match its name)");
         }

@@ -158,6 +158,23 @@ pub fn check_stored(kind: FileType, stored: u64) -> Result<(), LimitError> {
     Ok(())
 }
 
+/// Loads a whole unpacked file of `kind` (or the config), refusing one whose stored size is
+/// beyond the ceiling for its kind: before reading it where the size is cheap to learn (a
+/// local repository: one `stat`), else as soon as it has been read, before it is decrypted.
+pub fn load_bounded(
+    backend: &dyn cairn_backend::Backend,
+    h: &cairn_backend::Handle,
+) -> anyhow::Result<Vec<u8>> {
+    if !cairn_backend::is_remote(&backend.location()) {
+        if let Ok(n) = backend.stat(h) {
+            check_stored(h.kind, n).map_err(|e| anyhow::anyhow!("{h}: {e}"))?;
+        }
+    }
+    let raw = backend.load(h, 0, 0).map_err(anyhow::Error::new)?;
+    check_stored(h.kind, raw.len() as u64).map_err(|e| anyhow::anyhow!("{h}: {e}"))?;
+    Ok(raw)
+}
+
 thread_local! {
     /// One zstd decompression context per thread: creating one per blob is measurable.
     static UNZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
