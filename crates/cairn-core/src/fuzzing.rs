@@ -14,8 +14,11 @@ use crate::index::BlobLocation;
 use crate::Id;
 use cairn_backend::FileType;
 
+/// A target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target, by the name of its libFuzzer binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("tree", tree),
     ("pack_header", pack_header),
     ("index_file", index_file),

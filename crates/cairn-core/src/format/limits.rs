@@ -97,7 +97,7 @@ pub enum LimitError {
 
 /// `n` bytes in words: "8 MiB" where exact, else the number.
 pub fn size(n: usize) -> String {
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")
