@@ -100,10 +100,23 @@ fn a_zstd_bomb_as_a_snapshot_is_an_error_naming_it() {
     drop(f);
     let name = format!("snapshots/{}", id.to_hex());
     let why = "decompresses to more than the 64 MiB a snapshot file may have";
+    // backup only loses its parent: a warning naming the file, and a snapshot.
+    let r = limited(&repo, &["backup", src.to_str().unwrap()]).ok();
+    let hits = lines_with(&r, &name);
+    assert_eq!(hits.len(), 1, "{}: {}", r.desc, r.stderr_str());
+    assert!(
+        hits[0].starts_with("warning: no parent snapshot, every file is read: ")
+            && hits[0].contains(why),
+        "{}",
+        hits[0]
+    );
+    assert_eq!(
+        std::fs::read_dir(repo.join("snapshots")).unwrap().count(),
+        3
+    );
     for args in [
         vec!["snapshots"],
         vec!["ls", "latest"],
-        vec!["backup", src.to_str().unwrap()],
         vec!["cat", "snapshot", &id.to_hex()],
     ] {
         let r = limited(&repo, &args).expect_code(1);
