@@ -182,16 +182,69 @@ thread_local! {
 }
 
 /// Decompresses zstd frames whose total size is known to be `expected` (a blob's
-/// uncompressed length, already checked with [`check_blob`]): into a buffer of exactly that
-/// size, so more output is an error, never an allocation.
+/// uncompressed length, already checked with [`check_blob`]); more output is an error, never
+/// an allocation. A frame that states exactly that size (restic and cairn always write one
+/// such frame) goes into a buffer of that size in one call; one that states more is refused
+/// at once; anything else (no stated size, several frames) is streamed, so that memory
+/// follows what the frames really hold, not what the index claims.
 pub fn decompress_exact(src: &[u8], expected: usize) -> std::io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(src) {
+        Ok(Some(n)) if n == expected as u64 => bulk(src, expected),
+        Ok(Some(n)) if n > expected as u64 => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the frame declares {n} bytes, more than the {expected} expected"),
+        )),
+        _ => match stream(src, expected) {
+            Ok(out) => Ok(out),
+            Err(Streamed::Io(e)) => Err(e),
+            Err(Streamed::TooMuch) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("decompresses to more than the {expected} bytes expected"),
+            )),
+        },
+    }
+}
+
+/// One-shot decompression into a buffer of `capacity` bytes.
+fn bulk(src: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     UNZSTD.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
-        slot.as_mut().expect("set above").decompress(src, expected)
+        slot.as_mut().expect("set above").decompress(src, capacity)
     })
+}
+
+enum Streamed {
+    Io(std::io::Error),
+    TooMuch,
+}
+
+/// Streaming decompression that stops past `limit` bytes of output, with a buffer grown by
+/// hand (read_to_end's doubling could reserve twice the limit) and a bounded window.
+fn stream(src: &[u8], limit: usize) -> Result<Vec<u8>, Streamed> {
+    // A window bigger than the whole output would be pointless: allow the smallest power of
+    // two covering the limit, but at least 16 MiB (what encoders use by default).
+    let window_log = (usize::BITS - limit.saturating_sub(1).leading_zeros()).clamp(24, 31);
+    let mut dec = zstd::stream::read::Decoder::with_buffer(src).map_err(Streamed::Io)?;
+    dec.window_log_max(window_log).map_err(Streamed::Io)?;
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = dec.read(&mut chunk).map_err(Streamed::Io)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > limit {
+            return Err(Streamed::TooMuch);
+        }
+        if out.capacity() - out.len() < n {
+            let want = (out.capacity() * 2).max(out.len() + n).min(limit);
+            out.reserve_exact(want - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Decompresses zstd frames of unknown size, refusing to produce more than `limit` bytes of
@@ -210,36 +263,14 @@ pub fn decompress_capped(src: &[u8], limit: usize, what: &'static str) -> anyhow
         }
         // One frame, as written by restic and cairn. Concatenated frames do not fit the
         // buffer and are streamed below.
-        if let Ok(out) = decompress_exact(src, declared as usize) {
+        if let Ok(out) = bulk(src, declared as usize) {
             return Ok(out);
         }
     }
-    // A window bigger than the whole output would be pointless: allow the smallest power of
-    // two covering the ceiling, but at least 16 MiB (what encoders use by default).
-    let window_log = (usize::BITS - limit.saturating_sub(1).leading_zeros()).clamp(24, 31);
-    let mut dec = zstd::stream::read::Decoder::with_buffer(src)
-        .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
-    dec.window_log_max(window_log)
-        .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
-    // Grown by hand rather than with read_to_end, whose doubling could reserve up to twice
-    // the ceiling.
-    let mut out: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = dec
-            .read(&mut chunk)
-            .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
-        if n == 0 {
-            return Ok(out);
-        }
-        if out.len() + n > limit {
-            return Err(LimitError::Expands { what, limit }.into());
-        }
-        if out.capacity() - out.len() < n {
-            let want = (out.capacity() * 2).max(out.len() + n).min(limit);
-            out.reserve_exact(want - out.len());
-        }
-        out.extend_from_slice(&chunk[..n]);
+    match stream(src, limit) {
+        Ok(out) => Ok(out),
+        Err(Streamed::Io(e)) => Err(anyhow::anyhow!("decompressing: {e}")),
+        Err(Streamed::TooMuch) => Err(LimitError::Expands { what, limit }.into()),
     }
 }
 
@@ -312,6 +343,16 @@ mod tests {
         b.uncompressed_length = 0;
         b.length = u32::MAX;
         assert!(check_blob(&b).is_err());
-        assert!(decompress_exact(&zstd::bulk::compress(&[1u8; 100], 3).unwrap(), 99).is_err());
+        let z = zstd::bulk::compress(&[1u8; 100], 3).unwrap();
+        assert!(decompress_exact(&z, 99).is_err());
+        assert_eq!(decompress_exact(&z, 100).unwrap().len(), 100);
+        // A frame without a stated size, claimed to be huge: memory follows the real output.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        std::io::Write::write_all(&mut enc, &[1u8; 100]).unwrap();
+        let z = enc.finish().unwrap();
+        let out = decompress_exact(&z, 200 << 20).unwrap();
+        assert_eq!(out.len(), 100);
+        assert!(out.capacity() < 1 << 20);
+        assert!(decompress_exact(&z, 99).is_err());
     }
 }
