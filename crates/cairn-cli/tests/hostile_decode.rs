@@ -282,3 +282,33 @@ fn a_blob_declaring_4_gib_is_an_error_naming_pack_and_blob() {
         .collect();
     assert!(!hits.is_empty(), "{}:\n{out}", r.desc);
 }
+
+#[test]
+fn zstd_bombs_as_index_files_are_an_error_naming_them() {
+    let (_t, repo, _src) = setup("bomb-index");
+    let mut f = Forger::open(&repo, "pw");
+    // Two, as two index files are read at once; neither states its size.
+    let a = f.raw_unpacked(FileType::Index, &zstd_rle_bomb(BOMB, b' ', false));
+    let b = f.raw_unpacked(FileType::Index, &zstd_rle_bomb(BOMB, b' ', false));
+    drop(f);
+    for args in [vec!["ls", "latest"], vec!["check"]] {
+        let r = limited(&repo, &args);
+        assert!(
+            matches!(r.code, Some(1)),
+            "{}: {:?}\n{}",
+            r.desc,
+            r.code,
+            r.stderr_str()
+        );
+        let out = format!("{}{}", r.stdout_str(), r.stderr_str());
+        let hits: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                (l.contains(&format!("index/{}", a.to_hex()))
+                    || l.contains(&format!("index/{}", b.to_hex())))
+                    && l.contains("decompresses to more than the 256 MiB an index file may have")
+            })
+            .collect();
+        assert!(!hits.is_empty(), "{}:\n{out}", r.desc);
+    }
+}

@@ -34,10 +34,10 @@ pub const MAX_TREE_BLOB: usize = 256 * MIB;
 /// for `--files-from` lists of several hundred thousand paths; up to four are read at once.
 pub const MAX_SNAPSHOT: usize = 64 * MIB;
 
-/// restic starts a new index file after 50,000 blobs (150,000 since 0.14), about 10–30 MiB of
-/// JSON; old versions wrote bigger ones. 512 MiB is over 2 million entries in one file; two
-/// are read at once.
-pub const MAX_INDEX_FILE: usize = 512 * MIB;
+/// restic starts a new index file after 50,000 blobs (150,000 for compressed repositories),
+/// about 10–30 MiB of JSON. 256 MiB is over a million entries in one file, and two read at
+/// once (as [`crate::repository::Repository::load_index`] does) stay within 512 MiB.
+pub const MAX_INDEX_FILE: usize = 256 * MIB;
 
 /// A key file is about 450 bytes.
 pub const MAX_KEY_FILE: usize = MIB;
@@ -79,20 +79,26 @@ pub fn max_stored(plain: usize) -> usize {
 /// A length beyond its ceiling.
 #[derive(Debug, thiserror::Error)]
 pub enum LimitError {
-    #[error("declares {declared} bytes uncompressed, more than the {} a {what} may have", size(*.limit))]
+    #[error("declares {declared} bytes uncompressed, more than the {} {} may have", size(*.limit), a(what))]
     Declared {
         what: &'static str,
         declared: u64,
         limit: usize,
     },
-    #[error("is {stored} bytes stored, more than a {what} of at most {} can take", size(*.limit))]
+    #[error("is {stored} bytes stored, more than {} of at most {} can take", a(what), size(*.limit))]
     Stored {
         what: &'static str,
         stored: u64,
         limit: usize,
     },
-    #[error("decompresses to more than the {} a {what} may have", size(*.limit))]
+    #[error("decompresses to more than the {} {} may have", size(*.limit), a(what))]
     Expands { what: &'static str, limit: usize },
+}
+
+/// "a snapshot file", "an index file".
+fn a(what: &str) -> String {
+    let vowel = what.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {what}", if vowel { "an" } else { "a" })
 }
 
 /// `n` bytes in words: "8 MiB" where exact, else the number.
