@@ -1,8 +1,6 @@
 #![no_main]
+// Index files, and an in-memory index built from them.
+// The body is shared with the stable runner: cairn_core::fuzzing::index_file.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(f) = cairn_core::format::indexfile::IndexFile::parse(data) {
-        let mut idx = cairn_core::index::MasterIndex::new();
-        idx.add_file(&f);
-        idx.finish();
-    }
+    cairn_core::fuzzing::index_file(data);
 });

@@ -1,6 +1,6 @@
 #![no_main]
+// Snapshot files: parse, re-serialize, parse again.
+// The body is shared with the stable runner: cairn_core::fuzzing::snapshot.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(s) = cairn_core::format::snapshot::Snapshot::parse(data) {
-        cairn_core::format::snapshot::Snapshot::parse(&s.to_json()).expect("re-parse");
-    }
+    cairn_core::fuzzing::snapshot(data);
 });

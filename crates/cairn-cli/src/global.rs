@@ -185,8 +185,16 @@ impl GlobalOptions {
                 .with_context(|| format!("invalid --retry-lock {d:?}"))?,
             None => std::time::Duration::ZERO,
         };
-        let lock = RepoLock::acquire(repo, exclusive, retry, &LockMessages { quiet: self.quiet })
-            .context("unable to create lock in backend")?;
+        let lock = RepoLock::acquire(
+            repo,
+            exclusive,
+            retry,
+            &LockMessages {
+                quiet: self.quiet,
+                warned: Default::default(),
+            },
+        )
+        .context("unable to create lock in backend")?;
         Ok(Some(lock))
     }
 
@@ -222,6 +230,8 @@ pub enum LockMode {
 
 struct LockMessages {
     quiet: bool,
+    /// Unreadable locks already warned about (locks are looked at twice per attempt).
+    warned: std::sync::Mutex<std::collections::HashSet<cairn_core::Id>>,
 }
 
 impl cairn_core::lock::LockObserver for LockMessages {
@@ -241,7 +251,17 @@ impl cairn_core::lock::LockObserver for LockMessages {
         }
     }
     fn unreadable(&self, id: &cairn_core::Id, err: &anyhow::Error) {
-        eprintln!("ignoring unreadable lock {}: {err:#}", id.short());
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*id);
+        if first {
+            eprintln!(
+                "warning: ignoring unreadable lock {}; `cairn unlock` removes it",
+                format!("{err:#}").replace('\n', " ")
+            );
+        }
     }
 }
 

@@ -222,7 +222,8 @@ impl MasterIndex {
             if l.blob.uncompressed_length != 0 {
                 l.blob.uncompressed_length as u64
             } else {
-                l.blob.length as u64 - crate::crypto::OVERHEAD as u64
+                // A hostile index may declare less than the encryption overhead.
+                (l.blob.length as u64).saturating_sub(crate::crypto::OVERHEAD as u64)
             }
         })
     }

@@ -105,6 +105,24 @@ fn process_exists(pid: i64) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// A lock file whose content cannot be read: bigger than [`crate::format::limits::MAX_LOCK_FILE`],
+/// failing decryption, not decompressing, or not a lock's JSON.
+///
+/// An unreadable lock is reported (with [`LockObserver::unreadable`]) and otherwise ignored
+/// when taking a lock, as restic 0.14 does, so that one bad file cannot stop every command;
+/// `unlock` removes it. Ignoring it gives nothing to whoever planted it: writing to `locks/`
+/// already lets them delete every real lock. A lock that merely cannot be *fetched* (an I/O
+/// error of the store) is not unreadable: that error fails the command instead, since the
+/// file may be a live exclusive lock.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
+/// Whether an error from reading a lock is an [`Unreadable`] lock.
+pub fn is_unreadable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Unreadable>())
+}
+
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -143,11 +161,23 @@ impl Store {
         }
     }
 
+    /// Reads one lock. Backend errors (not found included) are returned as such; anything
+    /// wrong with the content (too big, undecryptable, undecodable, not a lock) is an
+    /// [`Unreadable`] error naming the file.
     fn load(&self, id: &Id) -> anyhow::Result<LockInfo> {
         let h = Handle::new(FileType::Lock, id.to_hex());
-        let raw = self.backend.load(&h, 0, 0).map_err(anyhow::Error::new)?;
-        let json = unpacked::decode(self.version, &self.key, &raw)?;
-        serde_json::from_slice(&json).with_context(|| format!("{h}: not a lock"))
+        let raw = match crate::format::limits::load_bounded(&*self.backend, &h) {
+            Ok(raw) => raw,
+            Err(e) if e.chain().any(|c| c.is::<cairn_backend::BackendError>()) => return Err(e),
+            // Too big to be a lock.
+            Err(e) => return Err(Unreadable(format!("{e:#}")).into()),
+        };
+        let info = self
+            .key
+            .open(&raw)
+            .map_err(anyhow::Error::new)
+            .and_then(|plain| parse_plain(self.version, plain));
+        info.map_err(|e| Unreadable(format!("{h}: {e:#}")).into())
     }
 
     fn list(&self) -> anyhow::Result<Vec<Id>> {
@@ -159,6 +189,13 @@ impl Store {
             .filter_map(|f| Id::from_hex(&f.name).ok())
             .collect())
     }
+}
+
+/// Decodes a decrypted lock file: within [`crate::format::limits::MAX_LOCK_FILE`] once
+/// decompressed, and a lock's JSON.
+pub fn parse_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<LockInfo> {
+    let json = unpacked::decode_plain_as(FileType::Lock, version, plain)?;
+    serde_json::from_slice(&json).context("not a lock")
 }
 
 /// This machine's name, as restic records it in locks (not the `--host` of snapshots).
@@ -361,13 +398,14 @@ fn find_conflict(
         }
         let info = match store.load(&id) {
             Ok(i) => i,
-            Err(e) => {
-                // Gone meanwhile (released), or unreadable: neither blocks, as in restic 0.14.
-                if !is_not_found(&e) {
-                    observer.unreadable(&id, &e);
-                }
+            // Gone meanwhile (released): does not block.
+            Err(e) if is_not_found(&e) => continue,
+            // Unreadable: reported, and does not block (see [`Unreadable`]).
+            Err(e) if is_unreadable(&e) => {
+                observer.unreadable(&id, &e);
                 continue;
             }
+            Err(e) => return Err(e.context(format!("reading lock {}", id.short()))),
         };
         if !(exclusive || info.exclusive) {
             continue;
@@ -391,8 +429,13 @@ fn is_not_found(e: &anyhow::Error) -> bool {
     })
 }
 
-/// `unlock`: removes stale locks (or all, with `all`); returns how many were removed.
-pub fn remove_locks(repo: &Repository, all: bool) -> anyhow::Result<usize> {
+/// `unlock`: removes stale and unreadable locks (or all, with `all`); returns how many were
+/// removed. `observer` hears of each unreadable one.
+pub fn remove_locks(
+    repo: &Repository,
+    all: bool,
+    observer: &dyn LockObserver,
+) -> anyhow::Result<usize> {
     let store = Store {
         backend: repo.backend.clone(),
         key: repo.key.clone(),
@@ -404,6 +447,11 @@ pub fn remove_locks(repo: &Repository, all: bool) -> anyhow::Result<usize> {
         let remove = all
             || match store.load(&id) {
                 Ok(info) => info.is_stale(&host),
+                Err(e) if is_unreadable(&e) => {
+                    observer.unreadable(&id, &e);
+                    true
+                }
+                // Gone meanwhile, or not fetched: left alone.
                 Err(_) => false,
             };
         if remove {

@@ -431,10 +431,14 @@ fn salvage(
             pack: *pack,
             blob: b.to_packed(),
         };
-        let plain = repo
-            .backend
-            .load(&h, b.offset as u64, b.length as u64)
-            .map_err(anyhow::Error::new)
+        // Declared lengths beyond the ceilings are refused before anything is read.
+        let plain = crate::format::limits::check_blob(&loc.blob)
+            .map_err(|e| anyhow::anyhow!("pack {}: {} blob {}: {e}", pack.short(), b.ty, b.id))
+            .and_then(|()| {
+                repo.backend
+                    .load(&h, b.offset as u64, b.length as u64)
+                    .map_err(anyhow::Error::new)
+            })
             .and_then(|sealed| {
                 if sealed.len() != b.length as usize {
                     anyhow::bail!("short read");

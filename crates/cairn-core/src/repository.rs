@@ -8,7 +8,7 @@ use crate::format::keyfile::{KdfParams, KeyFile};
 use crate::format::pack::BlobType;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
-use crate::format::unpacked;
+use crate::format::{limits, unpacked};
 use crate::index::{BlobLocation, MasterIndex};
 use crate::{Error, Id};
 use anyhow::Context;
@@ -97,6 +97,7 @@ impl Repository {
             }
             Err(e) => return Err(backend_err(e)).context("unable to open config file"),
         };
+        limits::check_stored(FileType::Config, cfg_sealed.len() as u64).context("config")?;
         let mut keys = backend.list(FileType::Key).map_err(backend_err)?;
         if let Some(hint) = key_hint {
             keys.sort_by_key(|k| !k.name.starts_with(hint));
@@ -104,9 +105,16 @@ impl Repository {
         let mut found = None;
         for k in keys {
             let h = Handle::new(FileType::Key, &k.name);
+            // A key file beyond its ceiling is skipped unread, as a damaged one is.
+            if k.size > limits::max_stored(limits::MAX_KEY_FILE) as u64 {
+                continue;
+            }
             let Ok(bytes) = backend.load(&h, 0, 0) else {
                 continue;
             };
+            if bytes.len() > limits::max_stored(limits::MAX_KEY_FILE) {
+                continue;
+            }
             let Ok(kf) = KeyFile::parse(&bytes) else {
                 continue;
             };
@@ -148,11 +156,11 @@ impl Repository {
     /// Loads an unpacked file, checking that its content matches its name.
     pub fn load_unpacked(&self, kind: FileType, id: &Id) -> anyhow::Result<Vec<u8>> {
         let h = Handle::new(kind, id.to_hex());
-        let raw = self.backend.load(&h, 0, 0).map_err(backend_err)?;
+        let raw = limits::load_bounded(&*self.backend, &h)?;
         if Id::hash(&raw) != *id {
             anyhow::bail!("{h}: invalid data returned (content does not match its name)");
         }
-        unpacked::decode(self.version(), &self.key, &raw).with_context(|| format!("{h}"))
+        unpacked::decode_as(kind, self.version(), &self.key, &raw).with_context(|| format!("{h}"))
     }
 
     /// Seals and stores JSON as an unpacked file, returning its id.
@@ -231,49 +239,9 @@ impl Repository {
         &self.index
     }
 
-    /// Decrypts, decompresses and verifies a blob's stored bytes.
+    /// Decrypts, decompresses and verifies a blob's stored bytes (see [`open_blob`]).
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let b = &loc.blob;
-        let plain = self.key.open(sealed).map_err(|_| {
-            anyhow::anyhow!(
-                "pack {}: {} blob {}: decryption failed (damaged data)",
-                loc.pack.short(),
-                b.ty,
-                b.id
-            )
-        })?;
-        let plain = if b.uncompressed_length != 0 {
-            let out = decompress(&plain, b.uncompressed_length as usize).map_err(|e| {
-                anyhow::anyhow!(
-                    "pack {}: {} blob {}: decompression failed: {e}",
-                    loc.pack.short(),
-                    b.ty,
-                    b.id
-                )
-            })?;
-            if out.len() != b.uncompressed_length as usize {
-                anyhow::bail!(
-                    "pack {}: {} blob {}: decompressed to {} bytes, expected {}",
-                    loc.pack.short(),
-                    b.ty,
-                    b.id,
-                    out.len(),
-                    b.uncompressed_length
-                );
-            }
-            out
-        } else {
-            plain
-        };
-        if Id::hash(&plain) != b.id {
-            anyhow::bail!(
-                "pack {}: {} blob {}: content does not match its id",
-                loc.pack.short(),
-                b.ty,
-                b.id
-            );
-        }
-        Ok(plain)
+        open_blob(&self.key, loc, sealed)
     }
 
     /// Loads one blob, trying every copy the index knows of.
@@ -284,6 +252,16 @@ impl Repository {
         }
         let mut last = None;
         for loc in locs {
+            // Declared lengths beyond the ceiling are refused before anything is read.
+            if let Err(e) = limits::check_blob(&loc.blob) {
+                last = Some(anyhow::anyhow!(
+                    "pack {}: {} blob {}: {e}",
+                    loc.pack.short(),
+                    loc.blob.ty,
+                    loc.blob.id
+                ));
+                continue;
+            }
             let h = Handle::new(FileType::Data, loc.pack.to_hex());
             let (off, len) = (loc.blob.offset as u64, loc.blob.length as u64);
             let read = |cacheable: bool| {
@@ -374,20 +352,66 @@ impl Repository {
     }
 }
 
-thread_local! {
-    /// One zstd decompression context per thread: creating one per blob is measurable.
-    static UNZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
-    UNZSTD.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new()?);
+/// Decrypts, decompresses and verifies a blob's stored bytes: its declared lengths are
+/// checked against the ceilings of [`limits`] first, and decompression never produces more
+/// than the declared length.
+pub fn open_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let b = &loc.blob;
+    limits::check_blob(b)
+        .map_err(|e| anyhow::anyhow!("pack {}: {} blob {}: {e}", loc.pack.short(), b.ty, b.id))?;
+    let plain = key.open(sealed).map_err(|_| {
+        anyhow::anyhow!(
+            "pack {}: {} blob {}: decryption failed (damaged data)",
+            loc.pack.short(),
+            b.ty,
+            b.id
+        )
+    })?;
+    let plain = if b.uncompressed_length != 0 {
+        // Checked above: at most the ceiling for its type is allocated.
+        let out =
+            limits::decompress_exact(&plain, b.uncompressed_length as usize).map_err(|e| {
+                anyhow::anyhow!(
+                    "pack {}: {} blob {}: decompression failed: {e}",
+                    loc.pack.short(),
+                    b.ty,
+                    b.id
+                )
+            })?;
+        if out.len() != b.uncompressed_length as usize {
+            anyhow::bail!(
+                "pack {}: {} blob {}: decompressed to {} bytes, expected {}",
+                loc.pack.short(),
+                b.ty,
+                b.id,
+                out.len(),
+                b.uncompressed_length
+            );
         }
-        slot.as_mut().expect("set above").decompress(data, capacity)
-    })
+        out
+    } else {
+        if plain.len() > limits::max_blob(b.ty) {
+            anyhow::bail!(
+                "pack {}: {} blob {}: {} bytes, more than the {} a {} blob may have",
+                loc.pack.short(),
+                b.ty,
+                b.id,
+                plain.len(),
+                limits::size(limits::max_blob(b.ty)),
+                b.ty
+            );
+        }
+        plain
+    };
+    if Id::hash(&plain) != b.id {
+        anyhow::bail!(
+            "pack {}: {} blob {}: content does not match its id",
+            loc.pack.short(),
+            b.ty,
+            b.id
+        );
+    }
+    Ok(plain)
 }
 
 /// Runs `f` over `items` on up to `threads` threads, keeping order; stops at the first error.

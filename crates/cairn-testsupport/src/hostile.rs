@@ -199,3 +199,75 @@ pub fn dag_bomb(f: &mut Forger, levels: usize) -> Id {
     }
     tree
 }
+
+/// A v2 zstd payload (restic's version byte 2, then one frame) that expands to `n` bytes of
+/// `fill`, built by hand from 128 KiB RLE blocks: 4 bytes per block, so 8 GiB take 256 KiB
+/// and no time to make. With `declare`, the frame header states the content size (as
+/// restic's and cairn's encoders do); without, a decoder learns it only by decompressing.
+pub fn zstd_rle_bomb(n: u64, fill: u8, declare: bool) -> Vec<u8> {
+    const BLOCK: u64 = 128 * 1024;
+    let mut out = vec![2u8];
+    out.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
+    // Frame header descriptor: 8-byte content size, or none; not single-segment, no
+    // checksum, no dictionary. Window descriptor: 2^17 (one block).
+    out.push(if declare { 0xC0 } else { 0x00 });
+    out.push((17 - 10) << 3);
+    if declare {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    let mut left = n;
+    loop {
+        let k = left.min(BLOCK);
+        left -= k;
+        let last = u32::from(left == 0);
+        // Block header: last-block bit, type 1 (RLE), size in the upper 21 bits.
+        let h = last | (1 << 1) | ((k as u32) << 3);
+        out.extend_from_slice(&h.to_le_bytes()[..3]);
+        out.push(fill);
+        if left == 0 {
+            break;
+        }
+    }
+    out
+}
+
+impl Forger {
+    /// Stores `plain` as one zstd-compressed blob of type `ty` in a pack of its own, whose
+    /// pack header and index entry both declare `declared` as its uncompressed length (the
+    /// truth being `plain.len()`). Returns (pack id, blob id).
+    pub fn blob_declaring(&mut self, ty: BlobType, plain: &[u8], declared: u32) -> (Id, Id) {
+        use cairn_core::format::indexfile::{IndexBlob, IndexFile, IndexPack};
+        use cairn_core::format::pack::{self, PackedBlob};
+        let z = zstd::bulk::compress(plain, 3).expect("compress");
+        let mut data = Vec::new();
+        self.repo.key.seal_into(&z, &mut data);
+        let b = PackedBlob {
+            ty,
+            id: Id::hash(plain),
+            offset: 0,
+            length: data.len() as u32,
+            uncompressed_length: declared,
+        };
+        pack::finish(&mut data, &self.repo.key, &[b]);
+        let pack_id = Id::hash(&data);
+        self.repo
+            .backend
+            .save(
+                &cairn_backend::Handle::new(FileType::Data, pack_id.to_hex()),
+                &data,
+            )
+            .expect("save pack");
+        let idx = IndexFile {
+            supersedes: vec![],
+            packs: vec![IndexPack {
+                id: pack_id,
+                blobs: vec![IndexBlob::from_packed(&b)],
+            }],
+        };
+        self.repo
+            .save_unpacked(FileType::Index, &idx.to_json())
+            .expect("save index");
+        self.repo.reload_index().expect("reload index");
+        (pack_id, b.id)
+    }
+}

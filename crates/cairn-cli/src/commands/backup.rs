@@ -507,8 +507,19 @@ fn find_parent(
         .collect::<anyhow::Result<_>>()?;
     want.sort();
     let now = time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
-    Ok(repo
-        .list_snapshots()?
+    // A parent only saves reading unchanged files: a snapshot file that cannot be read (damaged
+    // or hostile) is reported, and the backup goes on without one.
+    let all = match repo.list_snapshots() {
+        Ok(all) => all,
+        Err(e) => {
+            eprintln!(
+                "warning: no parent snapshot, every file is read: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            return Ok(None);
+        }
+    };
+    Ok(all
         .into_iter()
         .filter(|(_, s)| s.hostname == hostname && s.time <= now)
         .filter(|(_, s)| {

@@ -41,7 +41,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                 Some(p) => repo.find_id(FileType::Key, p)?,
                 None => Id::from_hex(&repo.key_id)?,
             };
-            let raw = repo.backend.load(&Handle::new(FileType::Key, id.to_hex()), 0, 0)?;
+            let raw = cairn_core::format::limits::load_bounded(&*repo.backend, &Handle::new(FileType::Key, id.to_hex()))?;
             KeyFile::parse(&raw)?;
             writeln!(out, "{}", pretty(&raw)?)?;
         }

@@ -31,13 +31,23 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         "list" => {
             let mut rows = Vec::new();
             for f in repo.backend.list(FileType::Key)? {
+                if let Err(e) = cairn_core::format::limits::check_stored(FileType::Key, f.size) {
+                    eprintln!(
+                        "LoadKey() failed: key {}: {e}",
+                        f.name.get(..8).unwrap_or(&f.name)
+                    );
+                    continue;
+                }
                 let raw = repo
                     .backend
                     .load(&Handle::new(FileType::Key, &f.name), 0, 0)?;
                 let kf = match KeyFile::parse(&raw) {
                     Ok(k) => k,
                     Err(e) => {
-                        eprintln!("LoadKey() failed: key {}: {e:#}", &f.name[..8]);
+                        eprintln!(
+                            "LoadKey() failed: key {}: {e:#}",
+                            f.name.get(..8).unwrap_or(&f.name)
+                        );
                         continue;
                     }
                 };

@@ -45,6 +45,13 @@ pub fn check_key_files(backend: &dyn Backend) -> anyhow::Result<Vec<Problem>> {
         .map_err(|e| anyhow::Error::new(e).context("listing keys"))?;
     for f in listing {
         let h = Handle::new(FileType::Key, &f.name);
+        if let Err(e) = crate::format::limits::check_stored(FileType::Key, f.size) {
+            out.push(Problem::KeyFile {
+                name: f.name,
+                reason: format!("not read: {e}"),
+            });
+            continue;
+        }
         let bytes = match backend.load(&h, 0, 0) {
             Ok(b) => b,
             Err(e) => {

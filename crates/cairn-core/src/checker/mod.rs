@@ -66,6 +66,8 @@ pub enum BlobFault {
     },
     /// The plaintext hashes to another id.
     Hash(Id),
+    /// A declared length beyond the ceiling for its type ([`crate::format::limits`]).
+    TooLarge(String),
 }
 
 impl fmt::Display for BlobFault {
@@ -78,6 +80,7 @@ impl fmt::Display for BlobFault {
                 write!(f, "decompressed to {got} bytes, expected {want}")
             }
             BlobFault::Hash(h) => write!(f, "content hashes to {h}, not to its id"),
+            BlobFault::TooLarge(e) => f.write_str(e),
         }
     }
 }

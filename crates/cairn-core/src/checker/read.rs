@@ -65,6 +65,8 @@ fn verify(
     if sealed.len() < OVERHEAD {
         return Err(BlobFault::TooShort(sealed.len() as u32));
     }
+    // Before allocating what the header or index declares.
+    crate::format::limits::check_blob(b).map_err(|e| BlobFault::TooLarge(e.to_string()))?;
     let plain = key.open(sealed).map_err(|_| BlobFault::Decrypt)?;
     if b.uncompressed_length == 0 {
         let h = Id::hash(&plain);
@@ -106,6 +108,8 @@ pub(super) fn load_blob(
     pack: &Id,
     b: &PackedBlob,
 ) -> Result<Vec<u8>, String> {
+    crate::format::limits::check_blob(b)
+        .map_err(|e| format!("pack {}: {} blob {}: {e}", pack.short(), b.ty, b.id))?;
     let h = Handle::new(FileType::Data, pack.to_hex());
     let sealed = load_exact(backend, &h, b.offset as u64, b.length as u64)
         .map_err(|e| format!("pack {}: {e}", pack.short()))?;
@@ -347,6 +351,33 @@ impl Checker<'_> {
                 }
                 if !group.is_empty() && stop - pos > SEGMENT {
                     break;
+                }
+                if let Err(e) = crate::format::limits::check_blob(b) {
+                    if !group.is_empty() {
+                        break;
+                    }
+                    // Too big to hold: reported, and hashed through a segment at a time.
+                    err(Problem::BlobDamaged {
+                        pack: id,
+                        ty: b.ty,
+                        blob: b.id,
+                        offset: b.offset,
+                        fault: BlobFault::TooLarge(e.to_string()),
+                    });
+                    while pos < stop {
+                        let n = (stop - pos).min(SEGMENT);
+                        match load_exact(backend, &h, pos, n) {
+                            Ok(d) => hasher.update(&d),
+                            Err(reason) => {
+                                err(Problem::PackUnreadable { pack: id, reason });
+                                return pos;
+                            }
+                        }
+                        pos += n;
+                    }
+                    end = pos;
+                    i += 1;
+                    continue;
                 }
                 group.push(*b);
                 end = stop;

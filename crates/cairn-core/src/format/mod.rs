@@ -5,6 +5,7 @@ pub mod gojson;
 pub mod gotime;
 pub mod indexfile;
 pub mod keyfile;
+pub mod limits;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;

@@ -1,6 +1,8 @@
 //! Unpacked files (index, snapshots, locks): sealed JSON, zstd-compressed in format v2.
 
 use crate::crypto::Key;
+use crate::format::limits;
+use cairn_backend::FileType;
 
 /// Seals JSON for storage; v2 repositories always get the compressed form (as restic ≥ 0.14).
 pub fn encode(version: u32, key: &Key, json: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -15,23 +17,50 @@ pub fn encode(version: u32, key: &Key, json: &[u8]) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// Opens a stored unpacked file and returns its JSON bytes.
+/// Opens a stored unpacked file and returns its JSON bytes, bounded by the largest ceiling of
+/// any unpacked file ([`limits::MAX_INDEX_FILE`]); [`decode_as`] applies the file's own.
 pub fn decode(version: u32, key: &Key, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let plain = key.open(sealed)?;
-    decode_plain(version, plain)
+    decode_as(FileType::Index, version, key, sealed)
 }
 
+/// Opens a stored unpacked file of `kind` and returns its JSON bytes: its stored size, and
+/// what it decompresses to, must be within the ceiling for `kind` ([`limits::max_unpacked`]).
+pub fn decode_as(
+    kind: FileType,
+    version: u32,
+    key: &Key,
+    sealed: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    limits::check_stored(kind, sealed.len() as u64)?;
+    let plain = key.open(sealed)?;
+    decode_plain_as(kind, version, plain)
+}
+
+/// The decrypted form of [`decode`].
 pub fn decode_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    decode_plain_as(FileType::Index, version, plain)
+}
+
+/// The decrypted form of [`decode_as`].
+pub fn decode_plain_as(kind: FileType, version: u32, plain: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    let limit = limits::max_unpacked(kind);
+    let what = limits::unpacked_name(kind);
+    let raw = |plain: Vec<u8>| {
+        if plain.len() > limit {
+            return Err(anyhow::Error::new(limits::LimitError::Stored {
+                what,
+                stored: plain.len() as u64,
+                limit,
+            }));
+        }
+        Ok(plain)
+    };
     if version < 2 {
-        return Ok(plain);
+        return raw(plain);
     }
     match plain.first() {
-        Some(b'{') | Some(b'[') => Ok(plain),
-        Some(2) => {
-            let out = zstd::stream::decode_all(&plain[1..])
-                .map_err(|e| anyhow::anyhow!("decompressing: {e}"))?;
-            Ok(out)
-        }
+        Some(b'{') | Some(b'[') => raw(plain),
+        Some(2) => limits::decompress_capped(&plain[1..], limit, what),
         Some(v) => anyhow::bail!("unsupported encoding version byte {v:#04x}"),
         None => anyhow::bail!("empty file"),
     }

@@ -243,7 +243,17 @@ fn restore_read(
     let h = cairn_backend::Handle::new(cairn_backend::FileType::Data, r.pack.to_hex());
     // One request for the whole range; if that fails, each blob on its own (which also tries
     // other copies of it).
-    let range = repo.backend.load(&h, r.start, r.len).ok();
+    // A blob declaring a length beyond its ceiling is not read at all: load_blob below
+    // reports it, naming pack and blob.
+    let sane = r
+        .blobs
+        .iter()
+        .all(|u| crate::format::limits::check_blob(&u.loc.blob).is_ok());
+    let range = if sane {
+        repo.backend.load(&h, r.start, r.len).ok()
+    } else {
+        None
+    };
     for u in &r.blobs {
         let live: Vec<&(usize, u64)> = u
             .targets
