@@ -204,10 +204,7 @@ fn verify_pack(
         let mut at = 0;
         while at < size {
             let n = HASH_PIECE.min(size - at);
-            let piece = repo
-                .backend
-                .load(&h, at, n)
-                .map_err(anyhow::Error::new)?;
+            let piece = repo.backend.load(&h, at, n).map_err(anyhow::Error::new)?;
             if piece.len() as u64 != n {
                 anyhow::bail!("short read at byte {at}");
             }

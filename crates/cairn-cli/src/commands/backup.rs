@@ -1,7 +1,7 @@
 use crate::global::{self, GlobalOptions};
-use anyhow::Context;
 use crate::output;
 use crate::signals::INTERRUPTED;
+use anyhow::Context;
 use cairn_core::archiver::select::SelectOptions;
 use cairn_core::archiver::{self, BackupObserver, BackupOptions};
 use cairn_core::format::gotime::GoTime;
