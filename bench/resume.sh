@@ -95,7 +95,8 @@ for f in $AT; do
         >/dev/null 2>"$W/logs/resume-killed-$f.err" &
     pid=$!
     sleep "$delay"
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    note=""
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; else note=" (finished first)"; fi
     wait "$pid" 2>/dev/null || true
     left=$(find "$D/repo/data" -type f ! -name '.*' | wc -l)
     RERUN=$(timed_backup "$D" "rerun-$f")
@@ -103,7 +104,7 @@ for f in $AT; do
     adopted=$(field "$R/rerun-$f.json" packs_adopted)
     mib=$(python3 -c "print('%.0f' % ($(field "$R/rerun-$f.json" data_adopted_packed) / 1048576))")
     resumed=$(field "$R/rerun-$f.json" files_resumed)
-    echo "| $f | $delay | $left | $RERUN | $ratio | $adopted | $mib | $resumed |"
+    echo "| $f$note | $delay | $left | $RERUN | $ratio | $adopted | $mib | $resumed |"
     rmtree "$D"
 done
 rmtree "$R/full"
