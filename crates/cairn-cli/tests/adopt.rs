@@ -89,6 +89,7 @@ fn kill_when_packs(
     env: &[(&str, &str)],
     args: &[&str],
     want: usize,
+    also: &dyn Fn() -> bool,
 ) -> BTreeMap<String, u64> {
     let before = packs(repo).len();
     let mut child = tool.spawn(env, args);
@@ -102,7 +103,7 @@ fn kill_when_packs(
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        if packs(repo).len() >= before + want {
+        if packs(repo).len() >= before + want && also() {
             break;
         }
         assert!(
@@ -119,6 +120,20 @@ fn kill_when_packs(
 
 /// cairn restores the latest snapshot exactly (restic would mangle the corpus's non-UTF-8
 /// symlink targets; its `check --read-data` is the independent verdict).
+/// Lines in the resume logs under a cache directory.
+fn resume_log_lines(cache: &Path) -> usize {
+    let mut n = 0;
+    for repo in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        let dir = repo.path().join("cairn-resume");
+        for f in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            n += std::fs::read(f.path())
+                .map(|b| b.iter().filter(|c| **c == b'\n').count())
+                .unwrap_or(0);
+        }
+    }
+    n
+}
+
 fn restore_equals(c: &Tool, data: &Path, out: &Path) {
     c.run(&["restore", "latest", "--target", out.to_str().unwrap()])
         .ok();
@@ -154,7 +169,8 @@ fn killed_backup_packs_are_adopted_not_uploaded_again() {
     let r = Tool::restic(&repo, PW);
     c.run(&["init"]).ok();
 
-    // No checkpoint: the kill lands before the first, whatever the machine's speed.
+    // No checkpoint: the kill lands before the first, whatever the machine's speed; it comes
+    // once packs are stored ...
     let left = kill_when_packs(
         &c,
         &repo,
@@ -167,6 +183,8 @@ fn killed_backup_packs_are_adopted_not_uploaded_again() {
             data.to_str().unwrap(),
         ],
         4,
+        // ... and once it has logged files whose packs are stored (not indexed).
+        &|| resume_log_lines(&cache) > 0,
     );
     assert!(left.len() >= 4);
     assert!(
@@ -191,6 +209,9 @@ fn killed_backup_packs_are_adopted_not_uploaded_again() {
         Some(left.len() as u64),
         "{sm}"
     );
+    // Files of the killed run whose blobs were in stored packs are not read again, although
+    // no checkpoint ever indexed those packs.
+    assert!(sm["files_resumed"].as_u64().unwrap() > 0, "{sm}");
     assert_eq!(sm["data_adopted_packed"].as_u64(), Some(left_bytes), "{sm}");
     // Every pack of the killed run is still there and now indexed; no blob twice.
     let now = packs(&repo);
@@ -245,7 +266,7 @@ fn killed_copy_packs_are_adopted_not_uploaded_again() {
     cd.run_env(None, &env, &["init", "--copy-chunker-params"])
         .ok();
 
-    let left = kill_when_packs(&cd, &dst, &env, &["--no-cache", "copy", "-q"], 4);
+    let left = kill_when_packs(&cd, &dst, &env, &["--no-cache", "copy", "-q"], 4, &|| true);
     assert!(
         index_entries(&cd).is_empty(),
         "the killed copy wrote an index before it was killed"
