@@ -171,7 +171,10 @@ fn live_writer(repo: &Repository) -> anyhow::Result<Option<String>> {
     let locks = crate::lock::list_locks(repo).context("listing locks")?;
     Ok(locks
         .into_iter()
-        .find(|(_, l)| !(l.hostname == host && l.pid == me) && !l.is_stale(&host))
+        .find(|(_, l)| {
+            let ours = l.hostname == host && l.pid == me;
+            !ours && !l.is_stale(&host)
+        })
         .map(|(id, l)| l.describe(&id)))
 }
 
