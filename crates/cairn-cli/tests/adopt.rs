@@ -355,3 +355,79 @@ fn damaged_orphans_are_reported_and_not_adopted() {
     restic_check_read_data(&c, &r);
     restore_equals(&c, &data, &t.join("out"));
 }
+
+#[test]
+fn orphans_wait_while_another_process_holds_a_lock() {
+    require_restic!();
+    let t = TempDir::new("cairn-adopt-live");
+    let data = t.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut x: u32 = 99;
+    for i in 0..3 {
+        let bytes: Vec<u8> = (0..6_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(data.join(format!("f{i}")), bytes).unwrap();
+    }
+    let repo = t.join("repo");
+    let c = Tool::cairn(&repo, PW);
+    let r = Tool::restic(&repo, PW);
+    c.run(&["init"]).ok();
+    c.run(&["--no-cache", "backup", "-q", data.to_str().unwrap()])
+        .ok();
+    for d in ["index", "snapshots"] {
+        for e in std::fs::read_dir(repo.join(d)).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+    }
+    let orphans = packs(&repo).len();
+    assert!(orphans >= 2);
+
+    // A live writer (restic, waiting for its stdin) holds a lock: its packs could be among
+    // the orphans, so they stay as they are.
+    let mut holder = r.spawn(&[], &["backup", "--stdin", "--stdin-filename", "x"]);
+    let start = Instant::now();
+    while std::fs::read_dir(repo.join("locks")).unwrap().count() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "restic took no lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sm = c
+        .run(&["--no-cache", "backup", "--json", data.to_str().unwrap()])
+        .ok()
+        .summary();
+    assert_eq!(sm["packs_adopted"].as_u64(), Some(0), "{sm}");
+    use std::io::Write;
+    holder
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"stdin data")
+        .unwrap();
+    let out = holder.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Alone again: adopted.
+    let sm = c
+        .run(&["--no-cache", "backup", "--json", data.to_str().unwrap()])
+        .ok()
+        .summary();
+    assert_eq!(sm["packs_adopted"].as_u64(), Some(orphans as u64), "{sm}");
+    // (The run beside the lock stored its blobs again: prune removes those duplicates.)
+    let indexed: BTreeSet<String> = index_entries(&c).into_iter().map(|e| e.0).collect();
+    for p in packs(&repo).keys() {
+        assert!(indexed.contains(p), "pack {p} in no index");
+    }
+    r.run(&["check", "--read-data"]).ok();
+}
