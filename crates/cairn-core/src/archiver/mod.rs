@@ -807,7 +807,7 @@ pub fn backup(
 }
 
 /// How often files whose packs are stored (not yet indexed) go to the resume log.
-const LOG_STORED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const LOG_STORED_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How often a running backup makes a checkpoint (`CAIRN_CHECKPOINT_SECS`, default 10).
 fn checkpoint_interval() -> std::time::Duration {

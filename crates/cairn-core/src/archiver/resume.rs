@@ -6,7 +6,7 @@
 //! same backup (same repository, host and paths) treats the log like a parent snapshot: a
 //! file whose size, mtime, ctime and inode still match and whose blobs the index knows is not
 //! read again. Between checkpoints, a file whose blobs all sit in stored packs is logged
-//! too (every second), before any index names those packs: a re-run adopts such packs
+//! too (4 times a second), before any index names those packs: a re-run adopts such packs
 //! ([`crate::adopt`]), and a file whose blobs it still does not know is simply read again.
 //! So a backup killed before its first checkpoint is not read again in full either. The log
 //! lives outside the repository, so restic never sees a half-finished
