@@ -5,6 +5,7 @@
 //! → compress + encrypt ([`crypto`]) → pack ([`packer`]) → upload (backend) → index → snapshot.
 //! [`restorer`] runs the same path backwards.
 
+pub mod adopt;
 pub mod archiver;
 pub mod checker;
 pub mod chunker;

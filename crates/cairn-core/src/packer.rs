@@ -73,6 +73,9 @@ struct UploadShared {
     stored: std::sync::Condvar,
     packs: AtomicU64,
     index_files: AtomicU64,
+    /// Data blobs in packs stored so far (indexed or not): a killed run's successor adopts
+    /// those packs, so a file whose blobs are all here may go to the resume log already.
+    durable: Mutex<HashSet<Id>>,
 }
 
 impl UploadShared {
@@ -97,6 +100,15 @@ impl UploadShared {
             self.backend.save_staged(&h, p.staged)?;
         }
         self.packs.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut durable = lock(&self.durable);
+            durable.extend(
+                p.blobs
+                    .iter()
+                    .filter(|b| b.ty == BlobType::Data)
+                    .map(|b| b.id),
+            );
+        }
         let full = {
             let mut pending = lock(&self.pending);
             pending.packs.push(IndexPack {
@@ -253,6 +265,7 @@ impl<'a> BlobWriter<'a> {
             stored: std::sync::Condvar::new(),
             packs: AtomicU64::new(0),
             index_files: AtomicU64::new(0),
+            durable: Mutex::new(HashSet::new()),
         });
         // As many uploads at once as the backend takes (`-o *.connections`).
         let uploaders = (0..UPLOADERS.max(connections))
@@ -302,6 +315,14 @@ impl<'a> BlobWriter<'a> {
     /// Is this blob already stored, or being stored by this writer?
     pub fn is_known(&self, ty: BlobType, id: &Id) -> bool {
         self.known.has(ty, id) || lock(&self.seen[slot(ty)]).contains(id)
+    }
+
+    /// Is every one of these data blobs in the index or in a pack this writer has stored
+    /// (so that a re-run has it, adopting the pack if no index names it yet)?
+    pub fn all_stored(&self, ids: &[Id]) -> bool {
+        let durable = lock(&self.shared.durable);
+        ids.iter()
+            .all(|id| durable.contains(id) || self.known.has(BlobType::Data, id))
     }
 
     /// Stores a blob unless it is known. Returns whether it was new.

@@ -239,6 +239,15 @@ impl Repository {
         &self.index
     }
 
+    /// Adds packs to the loaded index (after storing an index file that names them).
+    pub fn add_to_index(&mut self, packs: &[crate::format::indexfile::IndexPack]) {
+        for p in packs {
+            self.index
+                .add_pack(p.id, p.blobs.iter().map(|b| b.to_packed()));
+        }
+        self.index.finish();
+    }
+
     /// Decrypts, decompresses and verifies a blob's stored bytes (see [`open_blob`]).
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         open_blob(&self.key, loc, sealed)

@@ -1,6 +1,7 @@
 use crate::global::{self, GlobalOptions};
 use crate::output;
 use crate::signals::INTERRUPTED;
+use anyhow::Context;
 use cairn_core::archiver::select::SelectOptions;
 use cairn_core::archiver::{self, BackupObserver, BackupOptions};
 use cairn_core::format::gotime::GoTime;
@@ -185,6 +186,43 @@ impl BackupObserver for Observer {
     }
 }
 
+/// Messages about adopting an interrupted run's packs: lines on a terminal; with --json,
+/// warnings as restic's error messages on stderr (the summary counts what was adopted).
+struct AdoptReport {
+    json: bool,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl cairn_core::repair::Report for AdoptReport {
+    fn info(&self, msg: &str) {
+        if !self.quiet && !self.json {
+            println!("{msg}");
+        }
+    }
+    fn warn(&self, msg: &str) {
+        if self.json {
+            let m = serde_json::json!({
+                "message_type": "error",
+                "error": {"message": msg},
+                "during": "adopt",
+                "item": "",
+            });
+            eprintln!("{m}");
+        } else {
+            eprintln!("warning: {msg}");
+        }
+    }
+    fn verbose(&self, msg: &str) {
+        if self.verbose > 0 && !self.quiet && !self.json {
+            println!("{msg}");
+        }
+    }
+    fn cancelled(&self) -> bool {
+        INTERRUPTED.load(Ordering::Relaxed)
+    }
+}
+
 /// Targets from the positional arguments and the --files-from* lists.
 fn targets(a: &Args) -> anyhow::Result<Vec<PathBuf>> {
     use std::os::unix::ffi::OsStrExt;
@@ -309,6 +347,20 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let mut repo = g.open()?;
     let start = Instant::now();
     repo.load_index()?;
+    // Packs a killed earlier run stored but never indexed: index them, so that nothing it
+    // uploaded is uploaded again.
+    let adopted = if a.dry_run {
+        Default::default()
+    } else {
+        let r = AdoptReport {
+            json: g.json,
+            quiet: g.quiet,
+            verbose: g.verbose,
+        };
+        let opts = cairn_core::adopt::AdoptOptions::for_repo(&repo);
+        cairn_core::adopt::adopt_orphan_packs(&mut repo, opts, &r)
+            .context("adopting the packs of an interrupted backup")?
+    };
     let live = !g.quiet && !g.json && std::io::stdout().is_terminal();
     let obs = Observer {
         json: g.json,
@@ -427,6 +479,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "data_added_packed": sm.data_added_packed,
             "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
             "total_duration": elapsed, "dry_run": a.dry_run, "files_resumed": res.files_resumed,
+            "packs_adopted": adopted.packs, "data_adopted_packed": adopted.bytes,
         });
         let mut m = m;
         if let Some(id) = res.snapshot_id {

@@ -207,6 +207,20 @@ impl<'a, 'w> Ctx<'a, 'w> {
         crate::packer::lock(log).append(&done)
     }
 
+    /// Logs the finished files whose blobs are all in stored packs, without waiting for a
+    /// checkpoint to index them (see [`resume`]); the others wait for the next round.
+    fn log_stored(&self, log: &std::sync::Mutex<resume::Log>) -> anyhow::Result<()> {
+        let done = std::mem::take(&mut *crate::packer::lock(&self.stored));
+        if done.is_empty() {
+            return Ok(());
+        }
+        let (ready, wait): (Vec<_>, Vec<_>) = done
+            .into_iter()
+            .partition(|e| self.writer.all_stored(e.blobs()));
+        crate::packer::lock(&self.stored).extend(wait);
+        crate::packer::lock(log).append(&ready)
+    }
+
     fn report(&self, path: &Path, err: anyhow::Error) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         self.observer.error(path, &err);
@@ -694,6 +708,7 @@ pub fn backup(
             s.spawn(move || {
                 let every = checkpoint_interval();
                 let mut last = std::time::Instant::now();
+                let mut last_log = last;
                 while !walk_done.load(Ordering::Relaxed) && !ctx.stopping() {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     if last.elapsed() >= every {
@@ -701,6 +716,12 @@ pub fn backup(
                             ctx.fail(e.context("checkpoint"));
                         }
                         last = std::time::Instant::now();
+                        last_log = last;
+                    } else if last_log.elapsed() >= LOG_STORED_EVERY {
+                        if let Err(e) = ctx.log_stored(log) {
+                            ctx.fail(e.context("resume log"));
+                        }
+                        last_log = std::time::Instant::now();
                     }
                 }
             });
@@ -784,6 +805,9 @@ pub fn backup(
         errors: st.errors.load(Ordering::Relaxed),
     })
 }
+
+/// How often files whose packs are stored (not yet indexed) go to the resume log.
+const LOG_STORED_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How often a running backup makes a checkpoint (`CAIRN_CHECKPOINT_SECS`, default 10).
 fn checkpoint_interval() -> std::time::Duration {

@@ -5,7 +5,11 @@
 //! are those files appended (and fsynced) to a resume log in the local cache. A re-run of the
 //! same backup (same repository, host and paths) treats the log like a parent snapshot: a
 //! file whose size, mtime, ctime and inode still match and whose blobs the index knows is not
-//! read again. The log lives outside the repository, so restic never sees a half-finished
+//! read again. Between checkpoints, a file whose blobs all sit in stored packs is logged
+//! too (4 times a second), before any index names those packs: a re-run adopts such packs
+//! ([`crate::adopt`]), and a file whose blobs it still does not know is simply read again.
+//! So a backup killed before its first checkpoint is not read again in full either. The log
+//! lives outside the repository, so restic never sees a half-finished
 //! snapshot; it is deleted once the snapshot is saved.
 
 use crate::format::gotime;
@@ -41,6 +45,11 @@ impl Entry {
             i: node.inode,
             b: node.content.clone().unwrap_or_default(),
         }
+    }
+
+    /// The file's data blobs.
+    pub fn blobs(&self) -> &[Id] {
+        &self.b
     }
 
     /// A node to compare against, as if it came from a parent snapshot.

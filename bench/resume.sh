@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench/resume.sh: how much a backup killed part-way costs: a full backup's wall time vs.
+# the re-run after a backup killed (SIGKILL) at a fraction of that time, on the same data.
+#
+#   bash bench/resume.sh [--size-mb N] [--seed S] [--at "0.3 0.7 0.9"] [--no-checkpoints]
+#
+# On a make-corpus tree (default 1024 MiB, seed 1) this times a full backup into a fresh local
+# repository, then for each fraction F of --at (default 0.7): a fresh repository, a backup
+# killed after F x the full backup's time, and the re-run, timed. The re-run finds what the
+# killed run stored two ways: files its checkpoints (every 10 s) recorded are not read again
+# (the resume log), and packs it stored after the last checkpoint are adopted (no upload
+# twice). --no-checkpoints disables the checkpoints of the killed run (CAIRN_CHECKPOINT_SECS),
+# the worst case: the kill lands before the first one, only adoption helps.
+# Prints, per fraction: the re-run's time, its ratio to the full backup (target <= 0.4),
+# packs adopted and files resumed. Benchmarks print numbers; they are not tests.
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SIZE_MB=1024
+SEED=1
+AT="0.7"
+NOCKPT=0
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --size-mb) SIZE_MB=$2; shift 2 ;;
+        --seed) SEED=$2; shift 2 ;;
+        --at) AT=$2; shift 2 ;;
+        --no-checkpoints) NOCKPT=1; shift ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+SHARED=${CAIRN_SHARED:-$ROOT/../shared}
+W=${BENCH_DIR:-$ROOT/bench/work}
+CAIRN_SRC=${CAIRN_BIN:-$ROOT/target/release/cairn}
+[[ -x $CAIRN_SRC ]] || cargo build --release -p cairn-cli >&2
+mkdir -p "$W/logs"
+W=$(cd "$W" && pwd -P)
+# Others may rebuild the binary meanwhile: every step measures the same copy.
+cp -f "$CAIRN_SRC" "$W/cairn-resume.bin"
+CAIRN=$W/cairn-resume.bin
+R=$W/resume
+CORPUS=$W/corpus-$SIZE_MB-$SEED
+unset RESTIC_REPOSITORY RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND RESTIC_CACHE_DIR \
+      CAIRN_TEST_KDF CAIRN_CHECKPOINT_SECS
+export RESTIC_PASSWORD=cairn-bench-password
+
+rmtree() { [[ -e $1 ]] && chmod -R u+rwX "$1" 2>/dev/null; rm -rf "$1"; }
+if [[ ! -d $CORPUS ]]; then
+    echo "resume: creating a $SIZE_MB MiB corpus (seed $SEED)" >&2
+    python3 "$SHARED/corpus/make-corpus" create "$CORPUS" --size-mb "$SIZE_MB" --seed "$SEED" >&2
+fi
+rmtree "$R"; mkdir -p "$R"
+# Warm the page cache, so that the first timed run does not pay for cold reads alone.
+find "$CORPUS" -type f -print0 | xargs -0 cat >/dev/null
+
+fresh() { # DIR: a new repository there, with its own cache
+    rmtree "$1"
+    "$CAIRN" -r "$1/repo" init >/dev/null
+}
+timed_backup() { # DIR NAME -> seconds; the summary line goes to $R/NAME.json
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$CAIRN" -r "$1/repo" --cache-dir "$1/cache" backup --json "$CORPUS" \
+        >"$R/$2.out" 2>"$W/logs/resume-$2.err" || { echo "resume: $2 failed" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    grep '"message_type":"summary"' "$R/$2.out" >"$R/$2.json"
+    python3 -c "print('%.2f' % ($t1 - $t0))"
+}
+field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))" "$@"; }
+
+echo "resume: full backup" >&2
+fresh "$R/full"
+FULL=$(timed_backup "$R/full" full)
+echo "resume: full backup took $FULL s" >&2
+
+echo "## Resume after a killed backup — $(date -u '+%F %T') UTC"
+echo
+echo "Corpus $SIZE_MB MiB (seed $SEED), local repository, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg);" \
+     "killed run's checkpoints: $([[ $NOCKPT = 1 ]] && echo off || echo every 10 s)"
+echo
+echo "Full backup: $FULL s"
+echo
+echo "| killed at | killed after s | packs left | re-run s | re-run / full | packs adopted | MiB adopted | files resumed |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+for f in $AT; do
+    D=$R/kill-$f
+    fresh "$D"
+    delay=$(python3 -c "print('%.2f' % ($f * $FULL))")
+    echo "resume: backup killed after $delay s" >&2
+    env_ckpt=()
+    [[ $NOCKPT = 1 ]] && env_ckpt=(CAIRN_CHECKPOINT_SECS=100000)
+    env "${env_ckpt[@]}" "$CAIRN" -r "$D/repo" --cache-dir "$D/cache" backup -q "$CORPUS" \
+        >/dev/null 2>"$W/logs/resume-killed-$f.err" &
+    pid=$!
+    sleep "$delay"
+    note=""
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; else note=" (finished first)"; fi
+    wait "$pid" 2>/dev/null || true
+    left=$(find "$D/repo/data" -type f ! -name '.*' | wc -l)
+    RERUN=$(timed_backup "$D" "rerun-$f")
+    ratio=$(python3 -c "print('%.2f' % ($RERUN / $FULL))")
+    adopted=$(field "$R/rerun-$f.json" packs_adopted)
+    mib=$(python3 -c "print('%.0f' % ($(field "$R/rerun-$f.json" data_adopted_packed) / 1048576))")
+    resumed=$(field "$R/rerun-$f.json" files_resumed)
+    echo "| $f$note | $delay | $left | $RERUN | $ratio | $adopted | $mib | $resumed |"
+    rmtree "$D"
+done
+rmtree "$R/full"
