@@ -95,10 +95,33 @@ struct Frame {
     dir: Option<Node>,
 }
 
+/// Where a walk gets its trees: the repository, or a caller's own loader (`check` reads
+/// every indexed copy of a tree until one parses; `copy` keeps the stored bytes).
+pub trait TreeSource {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree>;
+}
+
+impl TreeSource for Repository {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        Repository::load_tree(self, id)
+    }
+}
+
 /// Walks the tree `root`, whose own path is `root_path` (empty for a snapshot's root, so
 /// that top-level nodes are `/name`).
 pub fn walk(
     repo: &Repository,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
+    walk_from(repo, root, root_path, opts, v)
+}
+
+/// [`walk`] with trees from `src`.
+pub fn walk_from(
+    src: &dyn TreeSource,
     root: Id,
     root_path: &[u8],
     opts: &WalkOptions,
@@ -115,11 +138,13 @@ pub fn walk(
                      v: &mut dyn Visitor|
      -> anyhow::Result<()> {
         if stack.len() >= opts.max_depth {
-            anyhow::bail!(
+            // Through `tree_error`, so that `check` can report it and go on.
+            let e = anyhow::anyhow!(
                 "{}: trees nested deeper than {} levels (damaged or forged repository)",
                 lossy_path(path),
                 opts.max_depth
             );
+            return v.tree_error(path, &id, e);
         }
         visits += 1;
         if opts.refuse_dag_bombs {
@@ -133,7 +158,7 @@ pub fn walk(
                 );
             }
         }
-        match repo.load_tree(&id) {
+        match src.load_tree(&id) {
             Ok(tree) => {
                 v.tree(path, &id, &tree)?;
                 stack.push(Frame {
