@@ -50,8 +50,9 @@ pub trait Visitor {
         Ok(())
     }
 
-    /// A tree could not be loaded or parsed. Returning `Ok` skips that directory and goes
-    /// on (as `check` does); the default ends the walk with the error.
+    /// A tree could not be loaded or parsed, or lies deeper than `max_depth`. Returning `Ok`
+    /// skips that directory and goes on (as `check` does); the default ends the walk with the
+    /// error.
     fn tree_error(&mut self, _path: &[u8], _id: &Id, err: anyhow::Error) -> anyhow::Result<()> {
         Err(err)
     }
