@@ -88,13 +88,28 @@ fn check_names_unsafe_duplicate_and_unsorted_trees() {
 
     // name → what check must say about the tree holding it.
     let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
-        (vec![b"..".to_vec()], r#"node ".." has an unsafe name (name is . or ..)"#),
-        (vec![b".".to_vec()], r#"node "." has an unsafe name (name is . or ..)"#),
+        (
+            vec![b"..".to_vec()],
+            r#"node ".." has an unsafe name (name is . or ..)"#,
+        ),
+        (
+            vec![b".".to_vec()],
+            r#"node "." has an unsafe name (name is . or ..)"#,
+        ),
         (vec![b"".to_vec()], "node with empty name"),
-        (vec![b"a/b".to_vec()], r#"node "a/b" has an unsafe name (name contains '/')"#),
-        (vec![b"/abs".to_vec()], r#"node "/abs" has an unsafe name (name contains '/')"#),
+        (
+            vec![b"a/b".to_vec()],
+            r#"node "a/b" has an unsafe name (name contains '/')"#,
+        ),
+        (
+            vec![b"/abs".to_vec()],
+            r#"node "/abs" has an unsafe name (name contains '/')"#,
+        ),
         (vec![b"x".to_vec(), b"x".to_vec()], r#"duplicate name "x""#),
-        (vec![b"b".to_vec(), b"a".to_vec()], r#"names out of order: "b" before "a""#),
+        (
+            vec![b"b".to_vec(), b"a".to_vec()],
+            r#"names out of order: "b" before "a""#,
+        ),
     ];
     let mut expect = Vec::new();
     for (i, (names, msg)) in cases.iter().enumerate() {
