@@ -284,3 +284,40 @@ fn deep_tree_with_long_names_checks_in_bounded_memory() {
     bounded(&repo, &[], &["check"]).ok();
     bounded(&repo, &[], &["prune"]).ok();
 }
+
+#[test]
+fn rewrite_of_a_dag_bomb_stops_at_the_first_ctrl_c() {
+    // rewrite --exclude walks every path of the bomb (until the walk refuses it, after a
+    // million directories); one SIGINT ends it within a second with exit 130.
+    let t = TempDir::new("cairn-hostile-int");
+    let repo = new_repo(&t, "repo");
+    let mut f = Forger::open(&repo, PW);
+    let root = dag_bomb(&mut f, 40);
+    f.snapshot(root);
+    drop(f);
+    let mut child = Tool::cairn(&repo, PW).spawn(&[], &["rewrite", "--exclude", "/x", "--dry-run"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "rewrite ended too soon"
+    );
+    let sent = std::time::Instant::now();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("rewrite still running 10 s after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(2),
+        "stopped {:?} after SIGINT",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+}

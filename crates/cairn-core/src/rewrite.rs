@@ -11,7 +11,7 @@ use crate::format::pack::BlobType;
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::packer::BlobWriter;
 use crate::repository::Repository;
-use crate::walk::{lossy_path, walk, Visit, Visitor, WalkOptions, MAX_DEPTH};
+use crate::walk::{lossy_path, walk_from, CachedSource, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::Id;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -124,7 +124,9 @@ impl<'r, 'w> TreeRewriter<'r, 'w> {
             frames: vec![Building::new(None, false, root)],
             result: None,
         };
-        walk(repo, root, root_path, &opts, &mut v)?;
+        // Path-dependent rules meet shared trees once per path: keep them at hand.
+        let cached = CachedSource::new(repo);
+        walk_from(&cached, root, root_path, &opts, &mut v)?;
         if let Some(frame) = v.frames.pop() {
             v.finish(frame, root_path)?;
         }

@@ -247,3 +247,47 @@ impl<F: FnMut(&[u8], &Node) -> anyhow::Result<()>> Visitor for EachNode<F> {
         Ok(Visit::Descend)
     }
 }
+
+/// A [`TreeSource`] that keeps the trees it loaded, up to a budget (cleared when full), for
+/// walks that meet the same trees under many paths (a path-dependent `rewrite` of a
+/// DAG-shaped snapshot reloads each shared tree per path otherwise).
+pub struct CachedSource<'a> {
+    inner: &'a dyn TreeSource,
+    cache: std::cell::RefCell<(usize, std::collections::HashMap<Id, Tree>)>,
+}
+
+/// What [`CachedSource`] may hold: nodes plus blob ids of file contents (a few MB at most).
+const CACHE_BUDGET: usize = 1 << 16;
+
+impl<'a> CachedSource<'a> {
+    pub fn new(inner: &'a dyn TreeSource) -> Self {
+        CachedSource {
+            inner,
+            cache: Default::default(),
+        }
+    }
+}
+
+impl TreeSource for CachedSource<'_> {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        if let Some(t) = self.cache.borrow().1.get(id) {
+            return Ok(t.clone());
+        }
+        let tree = self.inner.load_tree(id)?;
+        let weight: usize = 1 + tree
+            .nodes
+            .iter()
+            .map(|n| 1 + n.content.as_ref().map_or(0, |c| c.len()))
+            .sum::<usize>();
+        if weight <= CACHE_BUDGET / 16 {
+            let mut c = self.cache.borrow_mut();
+            if c.0 + weight > CACHE_BUDGET {
+                c.1.clear();
+                c.0 = 0;
+            }
+            c.0 += weight;
+            c.1.insert(*id, tree.clone());
+        }
+        Ok(tree)
+    }
+}
