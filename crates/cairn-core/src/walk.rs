@@ -291,3 +291,78 @@ impl TreeSource for CachedSource<'_> {
         Ok(tree)
     }
 }
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Tree `n` (for n > 0) holds directories `a` and `b`, both tree `n - 1`: a DAG bomb
+    /// generated on the fly; tree 0 is empty. Counts loads.
+    struct Bomb(Cell<u64>);
+
+    fn id(n: u8) -> Id {
+        Id([n; 32])
+    }
+
+    impl TreeSource for Bomb {
+        fn load_tree(&self, t: &Id) -> anyhow::Result<Tree> {
+            self.0.set(self.0.get() + 1);
+            let n = t.0[0];
+            let mut nodes = Vec::new();
+            if n > 0 {
+                for name in [b"a", b"b"] {
+                    let mut d = Node::new(name.to_vec(), NodeType::Dir);
+                    d.subtree = Some(id(n - 1));
+                    nodes.push(d);
+                }
+            }
+            Ok(Tree { nodes })
+        }
+    }
+
+    struct Count {
+        dirs: u64,
+        errors: Vec<String>,
+    }
+
+    impl Visitor for Count {
+        fn node(&mut self, _: &[u8], _: &Node, _: usize) -> anyhow::Result<Visit> {
+            self.dirs += 1;
+            Ok(Visit::Descend)
+        }
+        fn tree_error(&mut self, _: &[u8], _: &Id, err: anyhow::Error) -> anyhow::Result<()> {
+            self.errors.push(format!("{err:#}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn cached_source_loads_each_shared_tree_once() {
+        let bomb = Bomb(Cell::new(0));
+        let cached = CachedSource::new(&bomb);
+        let mut v = Count {
+            dirs: 0,
+            errors: vec![],
+        };
+        walk_from(&cached, id(10), b"", &WalkOptions::default(), &mut v).unwrap();
+        assert_eq!(v.dirs, (1 << 11) - 2);
+        assert_eq!(bomb.0.get(), 11);
+    }
+
+    #[test]
+    fn too_deep_goes_through_tree_error() {
+        let bomb = Bomb(Cell::new(0));
+        let opts = WalkOptions {
+            max_depth: 3,
+            ..Default::default()
+        };
+        let mut v = Count {
+            dirs: 0,
+            errors: vec![],
+        };
+        walk_from(&bomb, id(5), b"", &opts, &mut v).unwrap();
+        assert_eq!(v.errors.len(), 8, "{:?}", v.errors);
+        assert!(v.errors[0].contains("/a/a/a: trees nested deeper than 3 levels"));
+    }
+}
