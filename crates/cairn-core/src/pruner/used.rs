@@ -67,6 +67,7 @@ pub fn mark_used(
     roots: &[Id],
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<(Marks, Vec<Missing>)> {
     let idx = repo.index();
     let marks = Marks::new(idx);
@@ -94,6 +95,7 @@ pub fn mark_used(
                     missing: &missing,
                     trees_done: &trees_done,
                     progress,
+                    cancelled,
                 };
                 if !v.enter(*root, None) {
                     continue;
@@ -119,6 +121,7 @@ struct MarkVisitor<'a> {
     missing: &'a Mutex<Vec<Missing>>,
     trees_done: &'a AtomicU64,
     progress: &'a (dyn Fn(u64) + Sync),
+    cancelled: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl MarkVisitor<'_> {
@@ -139,6 +142,9 @@ impl MarkVisitor<'_> {
 
 impl Visitor for MarkVisitor<'_> {
     fn node(&mut self, _path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        if (self.cancelled)() {
+            return Err(crate::Error::Interrupted.into());
+        }
         // Missing subtrees were recorded in `tree`, with their parent.
         Ok(match node.subtree {
             Some(sub) if node.kind == NodeType::Dir => {
