@@ -9,10 +9,11 @@
 
 use crate::format::pack::BlobType;
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::Tree;
+use crate::format::tree::{Node, NodeType, Tree};
 use crate::packer::{BlobWriter, Compression, WriterStats};
 use crate::repair::{check_cancel, Report};
 use crate::repository::Repository;
+use crate::walk::{walk_from, TreeSource, Visit, Visitor, WalkOptions};
 use crate::Id;
 use anyhow::Context;
 use cairn_backend::FileType;
@@ -82,42 +83,28 @@ impl<'s, 'd> Copier<'s, 'd> {
     /// Copies every tree and data blob reachable from `root` that the destination lacks.
     pub fn copy_tree(&mut self, root: Id, report: &dyn Report) -> anyhow::Result<TreeCopyStats> {
         let mut stats = TreeCopyStats::default();
-        let mut stack = vec![root];
         let mut wanted: Vec<Id> = Vec::new();
-        let mut wanted_set: HashSet<Id> = HashSet::new();
-        while let Some(id) = stack.pop() {
-            check_cancel(report)?;
-            if !self.visited.insert(id) {
-                continue;
-            }
-            let raw = self
-                .src
-                .load_blob(BlobType::Tree, &id)
-                .with_context(|| format!("LoadTree({}) returned error", id.short()))?;
-            let tree = Tree::parse(&raw).with_context(|| {
-                format!("LoadTree({}) returned error: invalid tree", id.short())
-            })?;
-            for node in &tree.nodes {
-                if let Some(sub) = node.subtree {
-                    stack.push(sub);
-                }
-                for b in node.content.iter().flatten() {
-                    if !self.writer.is_known(BlobType::Data, b) && wanted_set.insert(*b) {
-                        wanted.push(*b);
-                    }
-                }
-            }
-            // The stored bytes, verbatim: their hash is the id the parent names.
-            if self
-                .writer
-                .save(BlobType::Tree, id, &raw)
-                .with_context(|| format!("saving tree {id}"))?
-            {
-                stats.trees += 1;
-                stats.bytes += raw.len() as u64;
-            }
+        if self.visited.insert(root) {
+            let src = CopySource {
+                repo: self.src,
+                writer: &self.writer,
+                stats: std::cell::Cell::new((0, 0)),
+            };
+            let mut v = CopyVisitor {
+                visited: &mut self.visited,
+                writer: &self.writer,
+                wanted: &mut wanted,
+                wanted_set: HashSet::new(),
+                report,
+            };
+            // Each distinct tree once: a DAG is no bigger than its trees.
+            let opts = WalkOptions {
+                refuse_dag_bombs: false,
+                ..Default::default()
+            };
+            walk_from(&src, root, b"", &opts, &mut v)?;
+            (stats.trees, stats.bytes) = src.stats.get();
         }
-        drop(wanted_set);
 
         // Read in pack order so that each source pack is read front to back.
         let index = self.src.index();
@@ -198,6 +185,63 @@ impl<'s, 'd> Copier<'s, 'd> {
 
     pub fn finish(self) -> anyhow::Result<WriterStats> {
         self.writer.finish()
+    }
+}
+
+/// Reads trees for [`Copier::copy_tree`]'s walk and stores each in the destination as the
+/// exact bytes the source has: their hash is the id the parent names.
+struct CopySource<'a, 's, 'd> {
+    repo: &'s Repository,
+    writer: &'a BlobWriter<'d>,
+    /// Trees saved and their bytes.
+    stats: std::cell::Cell<(u64, u64)>,
+}
+
+impl TreeSource for CopySource<'_, '_, '_> {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        let raw = self
+            .repo
+            .load_blob(BlobType::Tree, id)
+            .with_context(|| format!("LoadTree({}) returned error", id.short()))?;
+        let tree = Tree::parse(&raw)
+            .with_context(|| format!("LoadTree({}) returned error: invalid tree", id.short()))?;
+        if self
+            .writer
+            .save(BlobType::Tree, *id, &raw)
+            .with_context(|| format!("saving tree {id}"))?
+        {
+            let (n, b) = self.stats.get();
+            self.stats.set((n + 1, b + raw.len() as u64));
+        }
+        Ok(tree)
+    }
+}
+
+/// Collects the data blobs the destination lacks and descends into each tree once per run.
+struct CopyVisitor<'a, 'd> {
+    visited: &'a mut HashSet<Id>,
+    writer: &'a BlobWriter<'d>,
+    wanted: &'a mut Vec<Id>,
+    wanted_set: HashSet<Id>,
+    report: &'a dyn Report,
+}
+
+impl Visitor for CopyVisitor<'_, '_> {
+    fn node(&mut self, _path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        check_cancel(self.report)?;
+        for b in node.content.iter().flatten() {
+            if !self.writer.is_known(BlobType::Data, b) && self.wanted_set.insert(*b) {
+                self.wanted.push(*b);
+            }
+        }
+        Ok(match node.subtree {
+            Some(sub) if node.kind == NodeType::Dir && self.visited.insert(sub) => Visit::Descend,
+            _ => Visit::Skip,
+        })
+    }
+
+    fn tree_error(&mut self, _path: &[u8], _id: &Id, err: anyhow::Error) -> anyhow::Result<()> {
+        Err(err)
     }
 }
 

@@ -50,8 +50,9 @@ pub trait Visitor {
         Ok(())
     }
 
-    /// A tree could not be loaded or parsed. Returning `Ok` skips that directory and goes
-    /// on (as `check` does); the default ends the walk with the error.
+    /// A tree could not be loaded or parsed, or lies deeper than `max_depth`. Returning `Ok`
+    /// skips that directory and goes on (as `check` does); the default ends the walk with the
+    /// error.
     fn tree_error(&mut self, _path: &[u8], _id: &Id, err: anyhow::Error) -> anyhow::Result<()> {
         Err(err)
     }
@@ -95,10 +96,33 @@ struct Frame {
     dir: Option<Node>,
 }
 
+/// Where a walk gets its trees: the repository, or a caller's own loader (`check` reads
+/// every indexed copy of a tree until one parses; `copy` keeps the stored bytes).
+pub trait TreeSource {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree>;
+}
+
+impl TreeSource for Repository {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        Repository::load_tree(self, id)
+    }
+}
+
 /// Walks the tree `root`, whose own path is `root_path` (empty for a snapshot's root, so
 /// that top-level nodes are `/name`).
 pub fn walk(
     repo: &Repository,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
+    walk_from(repo, root, root_path, opts, v)
+}
+
+/// [`walk`] with trees from `src`.
+pub fn walk_from(
+    src: &dyn TreeSource,
     root: Id,
     root_path: &[u8],
     opts: &WalkOptions,
@@ -115,11 +139,13 @@ pub fn walk(
                      v: &mut dyn Visitor|
      -> anyhow::Result<()> {
         if stack.len() >= opts.max_depth {
-            anyhow::bail!(
+            // Through `tree_error`, so that `check` can report it and go on.
+            let e = anyhow::anyhow!(
                 "{}: trees nested deeper than {} levels (damaged or forged repository)",
                 lossy_path(path),
                 opts.max_depth
             );
+            return v.tree_error(path, &id, e);
         }
         visits += 1;
         if opts.refuse_dag_bombs {
@@ -133,7 +159,7 @@ pub fn walk(
                 );
             }
         }
-        match repo.load_tree(&id) {
+        match src.load_tree(&id) {
             Ok(tree) => {
                 v.tree(path, &id, &tree)?;
                 stack.push(Frame {
@@ -219,5 +245,124 @@ impl<F: FnMut(&[u8], &Node) -> anyhow::Result<()>> Visitor for EachNode<F> {
     fn node(&mut self, path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
         (self.0)(path, node)?;
         Ok(Visit::Descend)
+    }
+}
+
+/// A [`TreeSource`] that keeps the trees it loaded, up to a budget (cleared when full), for
+/// walks that meet the same trees under many paths (a path-dependent `rewrite` of a
+/// DAG-shaped snapshot reloads each shared tree per path otherwise).
+pub struct CachedSource<'a> {
+    inner: &'a dyn TreeSource,
+    cache: std::cell::RefCell<(usize, std::collections::HashMap<Id, Tree>)>,
+}
+
+/// What [`CachedSource`] may hold: nodes plus blob ids of file contents (a few MB at most).
+const CACHE_BUDGET: usize = 1 << 16;
+
+impl<'a> CachedSource<'a> {
+    pub fn new(inner: &'a dyn TreeSource) -> Self {
+        CachedSource {
+            inner,
+            cache: Default::default(),
+        }
+    }
+}
+
+impl TreeSource for CachedSource<'_> {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        if let Some(t) = self.cache.borrow().1.get(id) {
+            return Ok(t.clone());
+        }
+        let tree = self.inner.load_tree(id)?;
+        let weight: usize = 1 + tree
+            .nodes
+            .iter()
+            .map(|n| 1 + n.content.as_ref().map_or(0, |c| c.len()))
+            .sum::<usize>();
+        if weight <= CACHE_BUDGET / 16 {
+            let mut c = self.cache.borrow_mut();
+            if c.0 + weight > CACHE_BUDGET {
+                c.1.clear();
+                c.0 = 0;
+            }
+            c.0 += weight;
+            c.1.insert(*id, tree.clone());
+        }
+        Ok(tree)
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Tree `n` (for n > 0) holds directories `a` and `b`, both tree `n - 1`: a DAG bomb
+    /// generated on the fly; tree 0 is empty. Counts loads.
+    struct Bomb(Cell<u64>);
+
+    fn id(n: u8) -> Id {
+        Id([n; 32])
+    }
+
+    impl TreeSource for Bomb {
+        fn load_tree(&self, t: &Id) -> anyhow::Result<Tree> {
+            self.0.set(self.0.get() + 1);
+            let n = t.0[0];
+            let mut nodes = Vec::new();
+            if n > 0 {
+                for name in [b"a", b"b"] {
+                    let mut d = Node::new(name.to_vec(), NodeType::Dir);
+                    d.subtree = Some(id(n - 1));
+                    nodes.push(d);
+                }
+            }
+            Ok(Tree { nodes })
+        }
+    }
+
+    struct Count {
+        dirs: u64,
+        errors: Vec<String>,
+    }
+
+    impl Visitor for Count {
+        fn node(&mut self, _: &[u8], _: &Node, _: usize) -> anyhow::Result<Visit> {
+            self.dirs += 1;
+            Ok(Visit::Descend)
+        }
+        fn tree_error(&mut self, _: &[u8], _: &Id, err: anyhow::Error) -> anyhow::Result<()> {
+            self.errors.push(format!("{err:#}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn cached_source_loads_each_shared_tree_once() {
+        let bomb = Bomb(Cell::new(0));
+        let cached = CachedSource::new(&bomb);
+        let mut v = Count {
+            dirs: 0,
+            errors: vec![],
+        };
+        walk_from(&cached, id(10), b"", &WalkOptions::default(), &mut v).unwrap();
+        assert_eq!(v.dirs, (1 << 11) - 2);
+        assert_eq!(bomb.0.get(), 11);
+    }
+
+    #[test]
+    fn too_deep_goes_through_tree_error() {
+        let bomb = Bomb(Cell::new(0));
+        let opts = WalkOptions {
+            max_depth: 3,
+            ..Default::default()
+        };
+        let mut v = Count {
+            dirs: 0,
+            errors: vec![],
+        };
+        walk_from(&bomb, id(5), b"", &opts, &mut v).unwrap();
+        assert_eq!(v.errors.len(), 8, "{:?}", v.errors);
+        assert!(v.errors[0].contains("/a/a/a: trees nested deeper than 3 levels"));
     }
 }

@@ -73,6 +73,9 @@ impl pruner::PruneObserver for Say<'_> {
     fn warn(&self, msg: &str) {
         eprintln!("{msg}");
     }
+    fn cancelled(&self) -> bool {
+        crate::signals::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Prunes an opened, exclusively locked repository (also used by `forget --prune`).

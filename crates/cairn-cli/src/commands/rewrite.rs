@@ -410,7 +410,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                 files: 0,
                 bytes: 0,
             };
-            let mut rw = TreeRewriter::new(&repo, &writer, false);
+            let mut rw = TreeRewriter::new(&repo, &writer, false)
+                .interruptible(&crate::signals::INTERRUPTED);
             let t = rw
                 .rewrite(&mut rules, b"/", Some(snap.tree))
                 .map_err(|e| rewrite_failed(&s.id, e))?;
@@ -530,7 +531,8 @@ pub fn run_repair_snapshots(a: RepairSnapshotsArgs, g: &GlobalOptions) -> anyhow
         writer = writer.dry_run();
     }
     let mut changed = 0;
-    let mut rw = TreeRewriter::new(&repo, &writer, true);
+    let mut rw =
+        TreeRewriter::new(&repo, &writer, true).interruptible(&crate::signals::INTERRUPTED);
     for s in find_snapshots(&repo, &a.filter, &a.ids, &p)? {
         cairn_core::repair::check_cancel(&p)?;
         let snap = match s.snap {

@@ -1,17 +1,18 @@
 //! Snapshots → trees → blobs: everything a snapshot reaches must be indexed and readable.
 //!
-//! Trees are walked on several threads from a shared stack; each tree is checked once (a mark
-//! bit in the index), however many snapshots or directories share it.
+//! Snapshots are walked with [`crate::walk`] on several threads; each tree is checked once (a
+//! mark bit in the index), however many snapshots or directories share it.
 
 use super::read::load_blob;
 use super::{Checker, Finding, Place, Problem};
 use crate::format::pack::BlobType;
-use crate::format::tree::{NodeType, Tree};
+use crate::format::tree::{name_problem, Node, NodeType, Tree};
+use crate::walk::{lossy_path, walk_from, TreeSource, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::{Error, Id};
 use cairn_backend::FileType;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 /// Counts from a structure check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,15 +21,144 @@ pub struct StructureStats {
     pub trees: u64,
 }
 
-struct Job {
-    tree: Id,
-    at: Place,
+/// Loads trees as `check` does (see [`Checker::load_tree`]).
+struct CheckSource<'c, 'r>(&'c Checker<'r>);
+
+impl TreeSource for CheckSource<'_, '_> {
+    fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        let found = self.0.index.find(BlobType::Tree, id);
+        self.0.load_tree(id, found).map_err(|r| anyhow::anyhow!(r))
+    }
 }
 
-#[derive(Default)]
-struct Queue {
-    jobs: Vec<Job>,
-    busy: usize,
+/// One snapshot's walk: checks each tree once (the first walk to reach it) and every node in
+/// it; every problem names the tree, the snapshot and the path.
+struct CheckVisitor<'a, 'r> {
+    checker: &'a Checker<'r>,
+    snapshot: Id,
+    missing: &'a Mutex<HashSet<Id>>,
+    trees: &'a AtomicU64,
+    report: &'a (dyn Fn(Finding) + Sync),
+}
+
+impl CheckVisitor<'_, '_> {
+    fn place(&self, path: &[u8]) -> Place {
+        Place {
+            snapshot: self.snapshot,
+            path: lossy_path(path),
+        }
+    }
+
+    /// Should the walk read tree `id` (at `path`)? Not when it is missing from the index
+    /// (reported once) or when another walk already checks it.
+    fn enter(&mut self, path: &[u8], id: Id) -> bool {
+        let found = self.checker.index.find(BlobType::Tree, &id);
+        if found.is_empty() {
+            if lock(self.missing).insert(id) {
+                (self.report)(Finding::Error(Problem::TreeMissing {
+                    tree: id,
+                    at: self.place(path),
+                }));
+            }
+            return false;
+        }
+        if self.checker.index.mark(BlobType::Tree, found.start) {
+            return false;
+        }
+        self.trees.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+impl Visitor for CheckVisitor<'_, '_> {
+    fn node(&mut self, path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        // Only directories that are well-formed (see `tree`) and not yet checked.
+        match (&node.kind, node.subtree) {
+            (NodeType::Dir, Some(st)) if !st.is_zero() && self.enter(path, st) => {
+                Ok(Visit::Descend)
+            }
+            _ => Ok(Visit::Skip),
+        }
+    }
+
+    fn tree(&mut self, path: &[u8], id: &Id, tree: &Tree) -> anyhow::Result<()> {
+        let at = || self.place(path);
+        let invalid = |reason: String| {
+            (self.report)(Finding::Error(Problem::NodeInvalid {
+                tree: *id,
+                reason,
+                at: at(),
+            }))
+        };
+        for problem in tree.order_problems() {
+            invalid(problem);
+        }
+        for node in &tree.nodes {
+            let name = node.name_lossy();
+            match &node.kind {
+                NodeType::File => match &node.content {
+                    None => invalid(format!("file {name:?} has nil blob list")),
+                    Some(content) => {
+                        for (i, blob) in content.iter().enumerate() {
+                            if blob.is_zero() {
+                                invalid(format!("file {name:?} blob {i} has null ID"));
+                                continue;
+                            }
+                            let r = self.checker.index.find(BlobType::Data, blob);
+                            if r.is_empty() {
+                                (self.report)(Finding::Error(Problem::BlobMissing {
+                                    tree: *id,
+                                    file: name.clone(),
+                                    blob: *blob,
+                                    at: Place {
+                                        snapshot: self.snapshot,
+                                        path: join(&lossy_path(path), &name),
+                                    },
+                                }));
+                            } else {
+                                self.checker.index.mark(BlobType::Data, r.start);
+                            }
+                        }
+                    }
+                },
+                NodeType::Dir => match node.subtree {
+                    None => invalid(format!("dir node {name:?} has no subtree")),
+                    Some(st) if st.is_zero() => {
+                        invalid(format!("dir node {name:?} subtree id is null"))
+                    }
+                    Some(_) => {}
+                },
+                NodeType::Symlink
+                | NodeType::Socket
+                | NodeType::Chardev
+                | NodeType::Dev
+                | NodeType::Fifo => {}
+                NodeType::Other(t) => invalid(format!("node {name:?} with invalid type {t:?}")),
+            }
+            if node.name.is_empty() {
+                invalid("node with empty name".to_string());
+            } else if let Some(why) = name_problem(&node.name) {
+                // restic accepts these; restoring them would write outside the target.
+                invalid(format!("node {name:?} has an unsafe name ({why})"));
+            }
+        }
+        Ok(())
+    }
+
+    fn tree_error(&mut self, path: &[u8], id: &Id, err: anyhow::Error) -> anyhow::Result<()> {
+        if err
+            .downcast_ref::<Error>()
+            .is_some_and(|e| matches!(e, Error::Interrupted))
+        {
+            return Err(err);
+        }
+        (self.report)(Finding::Error(Problem::TreeUnreadable {
+            tree: *id,
+            at: self.place(path),
+            reason: err.root_cause().to_string(),
+        }));
+        Ok(())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,6 +176,11 @@ fn join(dir: &str, name: &str) -> String {
 impl Checker<'_> {
     /// Loads every snapshot and walks every tree it reaches, reporting problems as they are
     /// found. Marks the blobs reached, for [`Checker::blob_hints`].
+    ///
+    /// Each snapshot is walked by [`walk`] (iterative, depth-limited); threads take
+    /// snapshots in turn, and a tree another walk already checked is skipped (a mark bit in
+    /// the index), so every distinct tree is read once and DAG-shaped snapshots cost no more
+    /// than their distinct trees.
     pub fn check_structure(
         &self,
         report: &(dyn Fn(Finding) + Sync),
@@ -74,55 +209,43 @@ impl Checker<'_> {
         });
         self.check_stop()?;
         let mut roots = roots.into_inner().unwrap_or_else(|e| e.into_inner());
-        // Deterministic order: the first snapshot (by id) to reach a tree names it.
+        // The first snapshot (by id) to reach a tree names it, as far as the threads allow.
         roots.sort();
         let snapshots = ids.len() as u64;
-        let queue = Mutex::new(Queue {
-            jobs: roots
-                .into_iter()
-                .rev()
-                .map(|(snapshot, tree)| Job {
-                    tree,
-                    at: Place {
-                        snapshot,
-                        path: "/".to_string(),
-                    },
-                })
-                .collect(),
-            busy: 0,
-        });
-        let wake = Condvar::new();
         let missing: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
         let trees = AtomicU64::new(0);
+        let next = AtomicUsize::new(0);
+        let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        let workers = self.opts.threads.max(1).min(roots.len().max(1));
         std::thread::scope(|s| {
-            for _ in 0..self.opts.threads.max(1) {
+            for _ in 0..workers {
                 s.spawn(|| loop {
-                    let job = {
-                        let mut q = lock(&queue);
-                        loop {
-                            if self.stopped() {
-                                wake.notify_all();
-                                return;
-                            }
-                            if let Some(j) = q.jobs.pop() {
-                                q.busy += 1;
-                                break j;
-                            }
-                            if q.busy == 0 {
-                                wake.notify_all();
-                                return;
-                            }
-                            q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
-                        }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(snapshot, root)) = roots.get(i) else {
+                        break;
                     };
-                    let children = self.check_tree(&job, &missing, &trees, report);
-                    let mut q = lock(&queue);
-                    q.busy -= 1;
-                    let woke = !children.is_empty() || q.busy == 0;
-                    q.jobs.extend(children.into_iter().rev());
-                    drop(q);
-                    if woke {
-                        wake.notify_all();
+                    if self.stopped() {
+                        break;
+                    }
+                    let mut v = CheckVisitor {
+                        checker: self,
+                        snapshot,
+                        missing: &missing,
+                        trees: &trees,
+                        report,
+                    };
+                    if !v.enter(b"", root) {
+                        continue;
+                    }
+                    let opts = WalkOptions {
+                        interrupted: self.opts.stop,
+                        max_depth: MAX_DEPTH,
+                        refuse_dag_bombs: false,
+                    };
+                    let src = CheckSource(self);
+                    if let Err(e) = walk_from(&src, root, b"", &opts, &mut v) {
+                        lock(&failed).get_or_insert(e);
+                        break;
                     }
                 });
             }
@@ -130,106 +253,13 @@ impl Checker<'_> {
         if self.stopped() {
             return Err(Error::Interrupted.into());
         }
+        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
         Ok(StructureStats {
             snapshots,
             trees: trees.load(Ordering::Relaxed),
         })
-    }
-
-    /// Checks one tree (unless already done) and returns the subtrees to visit.
-    fn check_tree(
-        &self,
-        job: &Job,
-        missing: &Mutex<HashSet<Id>>,
-        trees: &AtomicU64,
-        report: &(dyn Fn(Finding) + Sync),
-    ) -> Vec<Job> {
-        let found = self.index.find(BlobType::Tree, &job.tree);
-        if found.is_empty() {
-            if lock(missing).insert(job.tree) {
-                report(Finding::Error(Problem::TreeMissing {
-                    tree: job.tree,
-                    at: job.at.clone(),
-                }));
-            }
-            return Vec::new();
-        }
-        if self.index.mark(BlobType::Tree, found.start) {
-            return Vec::new();
-        }
-        trees.fetch_add(1, Ordering::Relaxed);
-        let tree = match self.load_tree(&job.tree, found) {
-            Ok(t) => t,
-            Err(reason) => {
-                report(Finding::Error(Problem::TreeUnreadable {
-                    tree: job.tree,
-                    at: job.at.clone(),
-                    reason,
-                }));
-                return Vec::new();
-            }
-        };
-        let mut children = Vec::new();
-        let invalid = |reason: String| {
-            report(Finding::Error(Problem::NodeInvalid {
-                tree: job.tree,
-                reason,
-                at: job.at.clone(),
-            }))
-        };
-        for node in &tree.nodes {
-            let name = node.name_lossy();
-            match &node.kind {
-                NodeType::File => match &node.content {
-                    None => invalid(format!("file {name:?} has nil blob list")),
-                    Some(content) => {
-                        for (i, blob) in content.iter().enumerate() {
-                            if blob.is_zero() {
-                                invalid(format!("file {name:?} blob {i} has null ID"));
-                                continue;
-                            }
-                            let r = self.index.find(BlobType::Data, blob);
-                            if r.is_empty() {
-                                report(Finding::Error(Problem::BlobMissing {
-                                    tree: job.tree,
-                                    file: name.clone(),
-                                    blob: *blob,
-                                    at: Place {
-                                        snapshot: job.at.snapshot,
-                                        path: join(&job.at.path, &name),
-                                    },
-                                }));
-                            } else {
-                                self.index.mark(BlobType::Data, r.start);
-                            }
-                        }
-                    }
-                },
-                NodeType::Dir => match node.subtree {
-                    None => invalid(format!("dir node {name:?} has no subtree")),
-                    Some(st) if st.is_zero() => {
-                        invalid(format!("dir node {name:?} subtree id is null"))
-                    }
-                    Some(st) => children.push(Job {
-                        tree: st,
-                        at: Place {
-                            snapshot: job.at.snapshot,
-                            path: join(&job.at.path, &name),
-                        },
-                    }),
-                },
-                NodeType::Symlink
-                | NodeType::Socket
-                | NodeType::Chardev
-                | NodeType::Dev
-                | NodeType::Fifo => {}
-                NodeType::Other(t) => invalid(format!("node {name:?} with invalid type {t:?}")),
-            }
-            if node.name.is_empty() {
-                invalid("node with empty name".to_string());
-            }
-        }
-        children
     }
 
     /// Loads a tree from the first copy that reads and parses.

@@ -194,6 +194,11 @@ impl Plan {
 pub trait PruneObserver: Sync {
     fn message(&self, _msg: &str) {}
     fn warn(&self, _msg: &str) {}
+    /// Ctrl-C: finding the blobs in use (before anything is changed) then stops with
+    /// [`crate::Error::Interrupted`].
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 fn ty_slot(ty: BlobType) -> usize {
@@ -221,7 +226,7 @@ pub fn plan(
         roots.len()
     ));
     let threads = crate::archiver::default_readers().max(2) * 2;
-    let (marks, missing) = used::mark_used(repo, roots, threads, &|_| {})?;
+    let (marks, missing) = used::mark_used(repo, roots, threads, &|_| {}, &|| obs.cancelled())?;
     if !missing.is_empty() {
         let first = &missing[0];
         anyhow::bail!(

@@ -6,8 +6,10 @@
 //! hash set: a million blobs cost 250 KB here, where a set of ids would cost 50 MB or more.
 
 use crate::format::pack::BlobType;
+use crate::format::tree::{Node, NodeType, Tree};
 use crate::index::MasterIndex;
 use crate::repository::Repository;
+use crate::walk::{walk, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::Id;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -55,14 +57,17 @@ pub struct Missing {
 }
 
 /// Marks every blob reachable from `roots` (a blob's first index entry stands for all its
-/// copies). Trees are read on `threads` threads. Returns the blobs that are referenced but not
-/// in the index; a tree that cannot be read is an error (its contents are unknown, so nothing
-/// may be deleted).
+/// copies). Each root is walked by [`walk`] (iterative, depth-limited); threads take roots in
+/// turn and skip trees already marked, so every distinct tree is read once (DAG-shaped
+/// snapshots cost no more than their distinct trees). Returns the blobs that are referenced
+/// but not in the index; a tree that cannot be read, or trees nested deeper than
+/// [`MAX_DEPTH`], are an error (the contents are unknown, so nothing may be deleted).
 pub fn mark_used(
     repo: &Repository,
     roots: &[Id],
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<(Marks, Vec<Missing>)> {
     let idx = repo.index();
     let marks = Marks::new(idx);
@@ -70,71 +75,36 @@ pub fn mark_used(
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let failed = AtomicBool::new(false);
     let trees_done = AtomicU64::new(0);
-    // Trees queued or being read; the walk is over when it drops to zero.
-    let pending = AtomicUsize::new(0);
-    let (tx, rx) = crossbeam_channel::unbounded::<Option<(Id, Option<Id>)>>();
-    let threads = threads.max(1);
-
-    let enqueue = |id: Id, parent: Option<Id>| {
-        let copies = idx.copies(BlobType::Tree, &id);
-        if copies.is_empty() {
-            lock(&missing).push(Missing {
-                ty: BlobType::Tree,
-                id,
-                parent,
-            });
-            return;
-        }
-        if marks.set(BlobType::Tree, copies.start) {
-            pending.fetch_add(1, Ordering::SeqCst);
-            let _ = tx.send(Some((id, parent)));
-        }
+    let next = AtomicUsize::new(0);
+    let opts = WalkOptions {
+        interrupted: Some(&failed),
+        max_depth: MAX_DEPTH,
+        refuse_dag_bombs: false,
     };
-    for r in roots {
-        enqueue(*r, None);
-    }
-    if pending.load(Ordering::SeqCst) == 0 {
-        return Ok((marks, missing.into_inner().unwrap_or_default()));
-    }
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                while let Ok(Some((id, _parent))) = rx.recv() {
-                    if !failed.load(Ordering::Relaxed) {
-                        match repo.load_tree(&id) {
-                            Ok(tree) => {
-                                for node in &tree.nodes {
-                                    for c in node.content.iter().flatten() {
-                                        let copies = idx.copies(BlobType::Data, c);
-                                        if copies.is_empty() {
-                                            lock(&missing).push(Missing {
-                                                ty: BlobType::Data,
-                                                id: *c,
-                                                parent: Some(id),
-                                            });
-                                        } else {
-                                            marks.set(BlobType::Data, copies.start);
-                                        }
-                                    }
-                                    if let Some(sub) = node.subtree {
-                                        enqueue(sub, Some(id));
-                                    }
-                                }
-                                progress(trees_done.fetch_add(1, Ordering::Relaxed) + 1);
-                            }
-                            Err(e) => {
-                                lock(&failure)
-                                    .get_or_insert(e.context(format!("reading tree {id}")));
-                                failed.store(true, Ordering::SeqCst);
-                            }
-                        }
-                    }
-                    if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        // The last tree is done: release every walker.
-                        for _ in 0..threads {
-                            let _ = tx.send(None);
-                        }
-                    }
+        for _ in 0..threads.max(1).min(roots.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(root) = roots.get(i) else { break };
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut v = MarkVisitor {
+                    idx,
+                    marks: &marks,
+                    missing: &missing,
+                    trees_done: &trees_done,
+                    progress,
+                    cancelled,
+                };
+                if !v.enter(*root, None) {
+                    continue;
+                }
+                if let Err(e) = walk(repo, *root, b"", &opts, &mut v) {
+                    // Another walk's failure stops this one as "interrupted": keep the first.
+                    lock(&failure).get_or_insert(e);
+                    failed.store(true, Ordering::SeqCst);
+                    break;
                 }
             });
         }
@@ -143,6 +113,83 @@ pub fn mark_used(
         return Err(e);
     }
     Ok((marks, missing.into_inner().unwrap_or_default()))
+}
+
+struct MarkVisitor<'a> {
+    idx: &'a MasterIndex,
+    marks: &'a Marks,
+    missing: &'a Mutex<Vec<Missing>>,
+    trees_done: &'a AtomicU64,
+    progress: &'a (dyn Fn(u64) + Sync),
+    cancelled: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl MarkVisitor<'_> {
+    /// Marks tree `id`; true if this walk is the first to reach it and must read it.
+    fn enter(&self, id: Id, parent: Option<Id>) -> bool {
+        let copies = self.idx.copies(BlobType::Tree, &id);
+        if copies.is_empty() {
+            lock(self.missing).push(Missing {
+                ty: BlobType::Tree,
+                id,
+                parent,
+            });
+            return false;
+        }
+        self.marks.set(BlobType::Tree, copies.start)
+    }
+}
+
+impl Visitor for MarkVisitor<'_> {
+    fn node(&mut self, _path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        if (self.cancelled)() {
+            return Err(crate::Error::Interrupted.into());
+        }
+        // Missing subtrees were recorded in `tree`, with their parent.
+        Ok(match node.subtree {
+            Some(sub) if node.kind == NodeType::Dir => {
+                let copies = self.idx.copies(BlobType::Tree, &sub);
+                if !copies.is_empty() && self.marks.set(BlobType::Tree, copies.start) {
+                    Visit::Descend
+                } else {
+                    Visit::Skip
+                }
+            }
+            _ => Visit::Skip,
+        })
+    }
+
+    fn tree(&mut self, _path: &[u8], id: &Id, tree: &Tree) -> anyhow::Result<()> {
+        for node in &tree.nodes {
+            for c in node.content.iter().flatten() {
+                let copies = self.idx.copies(BlobType::Data, c);
+                if copies.is_empty() {
+                    lock(self.missing).push(Missing {
+                        ty: BlobType::Data,
+                        id: *c,
+                        parent: Some(*id),
+                    });
+                } else {
+                    self.marks.set(BlobType::Data, copies.start);
+                }
+            }
+            if let Some(sub) = node.subtree {
+                if self.idx.copies(BlobType::Tree, &sub).is_empty() {
+                    lock(self.missing).push(Missing {
+                        ty: BlobType::Tree,
+                        id: sub,
+                        parent: Some(*id),
+                    });
+                }
+            }
+        }
+        (self.progress)(self.trees_done.fetch_add(1, Ordering::Relaxed) + 1);
+        Ok(())
+    }
+
+    fn tree_error(&mut self, _path: &[u8], id: &Id, err: anyhow::Error) -> anyhow::Result<()> {
+        Err(err.context(format!("reading tree {id}")))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
