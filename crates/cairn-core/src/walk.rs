@@ -104,6 +104,30 @@ pub fn walk(
     opts: &WalkOptions,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
+    walk_impl(repo, root, root_path, opts, false, v)
+}
+
+/// [`walk`], visiting each tree's nodes in name order even where a (damaged or forged) tree
+/// stores them unsorted, as restic's walker does (`find`, `dump`). `Visitor::tree` sees the
+/// sorted tree.
+pub fn walk_sorted(
+    repo: &Repository,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
+    walk_impl(repo, root, root_path, opts, true, v)
+}
+
+fn walk_impl(
+    repo: &Repository,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    sort: bool,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
     let mut path = root_path.to_vec();
     let mut stack: Vec<Frame> = Vec::new();
     let mut distinct: HashSet<Id> = HashSet::new();
@@ -134,7 +158,10 @@ pub fn walk(
             }
         }
         match repo.load_tree(&id) {
-            Ok(tree) => {
+            Ok(mut tree) => {
+                if sort && !tree.nodes.windows(2).all(|w| w[0].name <= w[1].name) {
+                    tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+                }
                 v.tree(path, &id, &tree)?;
                 stack.push(Frame {
                     nodes: tree.nodes.into_iter(),
