@@ -175,18 +175,31 @@ fn deep_chain_of_trees_stops_at_the_depth_limit() {
     );
     // What it listed before stopping is the chain itself, 4096 levels of it.
     let listed = std::fs::read(&out).expect("ls output");
-    let lines = listed.split(|b| *b == b'\n').filter(|l| l.starts_with(b"/d")).count();
+    let lines = listed
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"/d"))
+        .count();
     assert_eq!(lines, 4096, "ls listed {lines} levels");
 
     run_limited(&tmp, &repo, &["find", "-s", &deep, "bottom"], None, limit).expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["find", "--blob", "-s", &deep, "00"], None, limit)
-        .expect(1, depth_msg);
+    run_limited(
+        &tmp,
+        &repo,
+        &["find", "--blob", "-s", &deep, "00"],
+        None,
+        limit,
+    )
+    .expect(1, depth_msg);
     run_limited(&tmp, &repo, &["stats", &deep], None, limit).expect(1, depth_msg);
     run_limited(&tmp, &repo, &["diff", &normal, &deep], None, limit).expect(1, depth_msg);
     run_limited(&tmp, &repo, &["diff", &deep, &normal], None, limit).expect(1, depth_msg);
     let r = run_limited(&tmp, &repo, &["dump", &deep, "/"], None, limit);
     r.expect(2, depth_msg);
-    assert!(r.last_line().starts_with("cannot dump file: "), "{}", r.last_line());
+    assert!(
+        r.last_line().starts_with("cannot dump file: "),
+        "{}",
+        r.last_line()
+    );
     // A deep but legal part of the chain is still readable.
     let d50 = "/d".repeat(50);
     run_limited(&tmp, &repo, &["ls", &deep, &d50], None, limit).expect(0, "");
@@ -213,12 +226,24 @@ fn dag_bomb_is_refused_in_bounded_time_and_memory() {
     ] {
         let r = run_limited(&tmp, &repo, &args, None, limit);
         r.expect(1, refusal);
-        assert!(r.last_line().contains(refusal), "{}: {}", r.desc, r.last_line());
+        assert!(
+            r.last_line().contains(refusal),
+            "{}: {}",
+            r.desc,
+            r.last_line()
+        );
     }
     let r = run_limited(&tmp, &repo, &["dump", &bomb, "/"], None, limit);
     r.expect(2, refusal);
     // raw-data counts each tree once, so the bomb is small to it.
-    run_limited(&tmp, &repo, &["stats", "--mode", "raw-data", &bomb], None, limit).expect(0, "");
+    run_limited(
+        &tmp,
+        &repo,
+        &["stats", "--mode", "raw-data", &bomb],
+        None,
+        limit,
+    )
+    .expect(0, "");
 }
 
 #[test]
@@ -289,7 +314,15 @@ fn forge_unsafe_dump(f: &mut Forger) -> (String, Vec<&'static str>, Vec<&'static
     let link = f.symlink(b"link", b"/tmp/cairn-hostile-outside");
 
     let mut bad = Vec::new();
-    for name in [&b".."[..], b".", b"", b"a/b", b"/etc/x", b"../../up", b"nul\0byte"] {
+    for name in [
+        &b".."[..],
+        b".",
+        b"",
+        b"a/b",
+        b"/etc/x",
+        b"../../up",
+        b"nul\0byte",
+    ] {
         bad.push(f.file(name, b"must not be archived\n"));
     }
     let bad_dir = f.dir(b"..", sub);

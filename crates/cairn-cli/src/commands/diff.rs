@@ -307,6 +307,7 @@ struct Walk {
     /// Directories opened, and the distinct trees among them (DAG-bomb refusal).
     visits: u64,
     distinct: HashSet<Id>,
+    cache: walk::TreeCache,
 }
 
 impl Walk {
@@ -352,8 +353,8 @@ impl Walk {
         id2: &Id,
     ) -> anyhow::Result<Frame> {
         self.count(&[id1, id2]);
-        let t1 = repo.load_tree(id1)?;
-        let t2 = repo.load_tree(id2)?;
+        let t1 = self.cache.load(repo, id1)?;
+        let t2 = self.cache.load(repo, id2)?;
         let (mut m1, mut m2) = (by_name(t1), by_name(t2));
         let mut names: Vec<Vec<u8>> = m1.keys().chain(m2.keys()).cloned().collect();
         names.sort_unstable();
@@ -379,7 +380,7 @@ impl Walk {
         id: &Id,
     ) -> anyhow::Result<Frame> {
         self.count(&[id]);
-        let t = repo.load_tree(id)?;
+        let t = self.cache.load(repo, id)?;
         Ok(Frame::Print {
             modifier,
             nodes: t.nodes.into_iter(),

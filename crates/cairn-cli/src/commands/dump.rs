@@ -50,11 +50,13 @@ const GO_ZERO_TIME: i64 = -62_135_596_800;
 
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_when_latest))]
-#[command(after_help = "Exit codes: 0 the whole archive was written; 2 the dump failed; 3 the \
+#[command(
+    after_help = "Exit codes: 0 the whole archive was written; 2 the dump failed; 3 the \
 archive was written but some entries were left out, each reported: names that could escape the \
 extraction folder (empty, \".\", \"..\", containing \"/\" or NUL), repeated names in a \
 directory, and files whose content does not add up to their size (a forged or damaged \
-repository); 130 interrupted.")]
+repository); 130 interrupted."
+)]
 pub struct Args {
     /// Snapshot id, or "latest"
     snapshot: String,
@@ -385,11 +387,18 @@ fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+thread_local! {
+    /// The data blob read last: files that share content (hard links, copies, and every
+    /// name of a DAG-shaped snapshot) follow one another, and read it once.
+    static LAST_BLOB: std::cell::RefCell<Option<(Id, std::rc::Rc<[u8]>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Reads a file's content blob by blob, holding one blob in memory at a time.
 struct BlobReader<'r> {
     repo: &'r Repository,
     ids: std::vec::IntoIter<Id>,
-    cur: Vec<u8>,
+    cur: std::rc::Rc<[u8]>,
     pos: usize,
 }
 
@@ -398,7 +407,7 @@ impl<'r> BlobReader<'r> {
         BlobReader {
             repo,
             ids: ids.into_iter(),
-            cur: Vec::new(),
+            cur: std::rc::Rc::from(Vec::new()),
             pos: 0,
         }
     }
@@ -410,10 +419,19 @@ impl Read for BlobReader<'_> {
             let Some(id) = self.ids.next() else {
                 return Ok(0);
             };
-            self.cur = self
-                .repo
-                .load_blob(BlobType::Data, &id)
-                .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+            self.cur = LAST_BLOB.with(|last| {
+                let mut last = last.borrow_mut();
+                if let Some((_, b)) = last.as_ref().filter(|(l, _)| *l == id) {
+                    return Ok(b.clone());
+                }
+                let b: std::rc::Rc<[u8]> = self
+                    .repo
+                    .load_blob(BlobType::Data, &id)
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))?
+                    .into();
+                *last = Some((id, b.clone()));
+                Ok::<_, std::io::Error>(b)
+            })?;
             self.pos = 0;
         }
         let n = buf.len().min(self.cur.len() - self.pos);
@@ -454,7 +472,9 @@ impl Read for ExactReader<'_> {
                 ))),
             };
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(std::io::Error::other(format!(
@@ -625,9 +645,7 @@ fn zip_entry<W: Write>(
             .with_context(|| format!("writing {:?} to the zip archive", shown()))?;
         match n.kind {
             NodeType::Symlink => zip.write_all(&n.linktarget),
-            NodeType::File => {
-                std::io::copy(&mut ExactReader::new(repo, n, path), zip).map(|_| ())
-            }
+            NodeType::File => std::io::copy(&mut ExactReader::new(repo, n, path), zip).map(|_| ()),
             // Fifos and character devices directly in the dumped directory: empty entries.
             _ => Ok(()),
         }
