@@ -295,6 +295,8 @@ enum Frame {
     },
 }
 
+// One step lives at a time, on the stack: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Diff(Vec<u8>, Option<Node>, Option<Node>),
     Print(&'static str, Vec<u8>, Node),
