@@ -115,12 +115,14 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 }
 
 fn is_interrupted(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<cairn_core::Error>(),
-            Some(cairn_core::Error::Interrupted)
-        )
-    })
+    // Whatever failed after Ctrl-C (a blob read cut short, say) failed because of it.
+    crate::signals::INTERRUPTED.load(Ordering::Relaxed)
+        || e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<cairn_core::Error>(),
+                Some(cairn_core::Error::Interrupted)
+            )
+        })
 }
 
 /// restic's `printFromTree`: follows the (cleaned) path from the snapshot's root tree; a file
@@ -419,6 +421,10 @@ impl Read for BlobReader<'_> {
             let Some(id) = self.ids.next() else {
                 return Ok(0);
             };
+            // A large file stops at Ctrl-C too, between two blobs.
+            if crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other(cairn_core::Error::Interrupted));
+            }
             self.cur = LAST_BLOB.with(|last| {
                 let mut last = last.borrow_mut();
                 if let Some((_, b)) = last.as_ref().filter(|(l, _)| *l == id) {
