@@ -4,7 +4,6 @@
 //! holds the master key, so everything it writes passes every MAC and hash check: it is what
 //! an attacker who can write to the repository (and knows the password) could plant.
 
-use cairn_backend::FileType;
 use cairn_core::format::gotime;
 use cairn_core::format::pack::BlobType;
 use cairn_core::format::snapshot::Snapshot;
@@ -12,6 +11,7 @@ use cairn_core::format::tree::{Node, NodeType};
 use cairn_core::packer::{BlobWriter, Compression};
 use cairn_core::repository::Repository;
 use cairn_core::Id;
+use cairn_backend::FileType;
 use std::path::Path;
 use std::sync::Arc;
 
