@@ -9,15 +9,20 @@
 //! (a "DAG bomb": one subtree under two names per level names 2^levels paths); and it stops
 //! within one node of an interrupt.
 
+use crate::format::pack::BlobType;
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::repository::Repository;
 use crate::{Error, Id};
-use std::collections::HashSet;
+use anyhow::Context;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Deepest nesting a walk follows. Linux paths reach at most 4096 bytes through path-based
 /// calls, so no real filesystem backed up by a path-based tool is anywhere near this.
 pub const MAX_DEPTH: usize = 4096;
+/// Bytes of tree blobs a walk keeps decoded-from-the-repository copies of, so that a tree
+/// named many times (identical subtrees; a DAG bomb until it is refused) is read once.
+const TREE_CACHE_BYTES: usize = 16 << 20;
 /// A walk that enters more directories than this ...
 pub const DAG_MIN_VISITS: u64 = 100_000;
 /// ... and more than this many times the number of distinct trees it saw, is refused.
@@ -117,7 +122,7 @@ pub fn walk(
     opts: &WalkOptions,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
-    walk_from(repo, root, root_path, opts, v)
+    walk_impl(&CachedSource::new(repo), root, root_path, opts, false, v)
 }
 
 /// [`walk`] with trees from `src`.
@@ -126,6 +131,30 @@ pub fn walk_from(
     root: Id,
     root_path: &[u8],
     opts: &WalkOptions,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
+    walk_impl(src, root, root_path, opts, false, v)
+}
+
+/// [`walk`], visiting each tree's nodes in name order even where a (damaged or forged) tree
+/// stores them unsorted, as restic's walker does (`find`, `dump`). `Visitor::tree` sees the
+/// sorted tree.
+pub fn walk_sorted(
+    repo: &Repository,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    v: &mut dyn Visitor,
+) -> anyhow::Result<()> {
+    walk_impl(&CachedSource::new(repo), root, root_path, opts, true, v)
+}
+
+fn walk_impl(
+    src: &dyn TreeSource,
+    root: Id,
+    root_path: &[u8],
+    opts: &WalkOptions,
+    sort: bool,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
     let mut path = root_path.to_vec();
@@ -160,7 +189,10 @@ pub fn walk_from(
             }
         }
         match src.load_tree(&id) {
-            Ok(tree) => {
+            Ok(mut tree) => {
+                if sort && !tree.nodes.windows(2).all(|w| w[0].name <= w[1].name) {
+                    tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+                }
                 v.tree(path, &id, &tree)?;
                 stack.push(Frame {
                     nodes: tree.nodes.into_iter(),
@@ -206,6 +238,35 @@ pub fn walk_from(
         }
     }
     Ok(())
+}
+
+/// The plaintext of recently loaded tree blobs, at most [`TREE_CACHE_BYTES`] of them
+/// (emptied when full): a repeat costs a parse, not a read and a decryption. Every walk has
+/// one; commands that walk trees their own way (diff's side-by-side walk) may use one too.
+#[derive(Default)]
+pub struct TreeCache {
+    blobs: HashMap<Id, Vec<u8>>,
+    bytes: usize,
+}
+
+impl TreeCache {
+    /// [`Repository::load_tree`], from the cache when the blob is in it.
+    pub fn load(&mut self, repo: &Repository, id: &Id) -> anyhow::Result<Tree> {
+        if let Some(json) = self.blobs.get(id) {
+            return Tree::parse(json).with_context(|| format!("tree {id}: invalid tree"));
+        }
+        let json = repo.load_blob(BlobType::Tree, id)?;
+        let tree = Tree::parse(&json).with_context(|| format!("tree {id}: invalid tree"))?;
+        if json.len() <= TREE_CACHE_BYTES / 8 {
+            if self.bytes + json.len() > TREE_CACHE_BYTES {
+                self.blobs.clear();
+                self.bytes = 0;
+            }
+            self.bytes += json.len();
+            self.blobs.insert(*id, json);
+        }
+        Ok(tree)
+    }
 }
 
 /// Loads the tree of the directory at `subpath` (`a/b/c`, relative to `root`) without

@@ -12,6 +12,7 @@ use cairn_core::format::gojson::{write_json_bytes_as_str, write_json_str};
 use cairn_core::format::pack::BlobType;
 use cairn_core::format::tree::{Node, NodeType, Tree};
 use cairn_core::repository::Repository;
+use cairn_core::walk;
 use cairn_core::Id;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -276,8 +277,118 @@ fn check_interrupted() -> anyhow::Result<()> {
 }
 
 /// A tree's nodes by name; a repeated name keeps the last node, as restic's map does.
-fn by_name(t: &Tree) -> BTreeMap<&[u8], &Node> {
-    t.nodes.iter().map(|n| (n.name.as_slice(), n)).collect()
+fn by_name(t: Tree) -> BTreeMap<Vec<u8>, Node> {
+    t.nodes.into_iter().map(|n| (n.name.clone(), n)).collect()
+}
+
+/// A directory being walked: a pair being compared (its names in order, each with the node
+/// on either side), or a directory on one side only whose nodes are all printed.
+enum Frame {
+    Diff {
+        items: std::vec::IntoIter<(Vec<u8>, Option<Node>, Option<Node>)>,
+        prefix: Vec<u8>,
+    },
+    Print {
+        modifier: &'static str,
+        nodes: std::vec::IntoIter<Node>,
+        prefix: Vec<u8>,
+    },
+}
+
+// One step lives at a time, on the stack: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Diff(Vec<u8>, Option<Node>, Option<Node>),
+    Print(&'static str, Vec<u8>, Node),
+}
+
+/// The explicit stack of a diff, with the walker's limits.
+#[derive(Default)]
+struct Walk {
+    stack: Vec<Frame>,
+    /// Directories opened, and the distinct trees among them (DAG-bomb refusal).
+    visits: u64,
+    distinct: HashSet<Id>,
+    cache: walk::TreeCache,
+}
+
+impl Walk {
+    fn count(&mut self, ids: &[&Id]) {
+        self.visits += 1;
+        for id in ids {
+            self.distinct.insert(**id);
+        }
+    }
+
+    /// Pushes a directory's frame (if it could be read), within the depth and DAG limits.
+    fn enter(&mut self, path: &[u8], frame: Option<Frame>) -> anyhow::Result<()> {
+        let Some(frame) = frame else {
+            return Ok(());
+        };
+        if self.stack.len() >= walk::MAX_DEPTH {
+            anyhow::bail!(
+                "{}: trees nested deeper than {} levels (damaged or forged repository)",
+                walk::lossy_path(path),
+                walk::MAX_DEPTH
+            );
+        }
+        if self.visits > walk::DAG_MIN_VISITS
+            && self.visits > walk::DAG_MAX_REPEAT * self.distinct.len() as u64
+        {
+            anyhow::bail!(
+                "{}: the snapshots name {} directories but hold only {} distinct trees; \
+                 refusing to expand them further (forged repository?)",
+                walk::lossy_path(path),
+                self.visits,
+                self.distinct.len()
+            );
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn diff_frame(
+        &mut self,
+        repo: &Repository,
+        prefix: &[u8],
+        id1: &Id,
+        id2: &Id,
+    ) -> anyhow::Result<Frame> {
+        self.count(&[id1, id2]);
+        let t1 = self.cache.load(repo, id1)?;
+        let t2 = self.cache.load(repo, id2)?;
+        let (mut m1, mut m2) = (by_name(t1), by_name(t2));
+        let mut names: Vec<Vec<u8>> = m1.keys().chain(m2.keys()).cloned().collect();
+        names.sort_unstable();
+        names.dedup();
+        let items: Vec<_> = names
+            .into_iter()
+            .map(|name| {
+                let (n1, n2) = (m1.remove(&name), m2.remove(&name));
+                (name, n1, n2)
+            })
+            .collect();
+        Ok(Frame::Diff {
+            items: items.into_iter(),
+            prefix: prefix.to_vec(),
+        })
+    }
+
+    fn print_frame(
+        &mut self,
+        repo: &Repository,
+        modifier: &'static str,
+        prefix: &[u8],
+        id: &Id,
+    ) -> anyhow::Result<Frame> {
+        self.count(&[id]);
+        let t = self.cache.load(repo, id)?;
+        Ok(Frame::Print {
+            modifier,
+            nodes: t.nodes.into_iter(),
+            prefix: prefix.to_vec(),
+        })
+    }
 }
 
 fn subtree_of(n: &Node) -> anyhow::Result<Id> {
@@ -306,127 +417,171 @@ impl<W: Write> Comparer<'_, W> {
         Ok(())
     }
 
+    /// Compares the trees `id1` and `id2` at `prefix` side by side, depth first in name
+    /// order, with an explicit stack of directory pairs (no recursion: a forged chain of
+    /// nested trees cannot overflow the stack). The depth is limited to the walker's
+    /// [`walk::MAX_DEPTH`], a snapshot that names far more directories than it holds trees
+    /// is refused as the walker refuses it, and Ctrl-C ends the walk at the next node.
     fn diff_tree(&mut self, prefix: &[u8], id1: &Id, id2: &Id) -> anyhow::Result<()> {
-        let t1 = self.repo.load_tree(id1)?;
-        let t2 = self.repo.load_tree(id2)?;
-        let (m1, m2) = (by_name(&t1), by_name(&t2));
-        let mut names: Vec<&[u8]> = m1.keys().chain(m2.keys()).copied().collect();
-        names.sort_unstable();
-        names.dedup();
-        for name in names {
+        let mut walk = Walk::default();
+        // The top trees must load; below, trees that cannot be read are warned about.
+        let first = walk.diff_frame(self.repo, prefix, id1, id2)?;
+        walk.stack.push(first);
+        loop {
+            let Some(top) = walk.stack.last_mut() else {
+                return Ok(());
+            };
+            let step = match top {
+                Frame::Diff { items, prefix } => items
+                    .next()
+                    .map(|(name, n1, n2)| Step::Diff(go_path_join(prefix, &name), n1, n2)),
+                Frame::Print {
+                    modifier,
+                    nodes,
+                    prefix,
+                } => nodes
+                    .next()
+                    .map(|n| Step::Print(modifier, go_path_join(prefix, &n.name), n)),
+            };
+            let Some(step) = step else {
+                walk.stack.pop();
+                continue;
+            };
             check_interrupted()?;
-            let (n1, n2) = (m1.get(name).copied(), m2.get(name).copied());
-            if let Some(n) = n1 {
-                add_blobs(&mut self.before, n);
+            match step {
+                Step::Diff(path, n1, n2) => self.diff_node(&mut walk, path, n1, n2)?,
+                Step::Print(modifier, path, n) => self.print_node(&mut walk, modifier, path, n)?,
             }
-            if let Some(n) = n2 {
-                add_blobs(&mut self.after, n);
+        }
+    }
+
+    /// One name of a compared pair of directories.
+    fn diff_node(
+        &mut self,
+        walk: &mut Walk,
+        mut path: Vec<u8>,
+        n1: Option<Node>,
+        n2: Option<Node>,
+    ) -> anyhow::Result<()> {
+        if let Some(n) = &n1 {
+            add_blobs(&mut self.before, n);
+        }
+        if let Some(n) = &n2 {
+            add_blobs(&mut self.after, n);
+        }
+        match (n1, n2) {
+            (Some(n1), Some(n2)) => {
+                let mut m = String::new();
+                if n1.kind != n2.kind {
+                    m.push('T');
+                }
+                if n2.kind == NodeType::Dir {
+                    path.push(b'/');
+                }
+                if n1.kind == NodeType::File
+                    && n2.kind == NodeType::File
+                    && n1.content != n2.content
+                {
+                    m.push('M');
+                    self.changed_files += 1;
+                } else if self.metadata && !node_equal(&n1, &n2) {
+                    m.push('U');
+                }
+                if !m.is_empty() {
+                    self.change(&path, &m)?;
+                }
+                if n1.kind == NodeType::Dir && n2.kind == NodeType::Dir {
+                    let res = subtree_of(&n1).and_then(|s1| {
+                        let s2 = subtree_of(&n2)?;
+                        if s1 == s2 {
+                            self.common_roots.push(s1);
+                            Ok(None)
+                        } else {
+                            walk.diff_frame(self.repo, &path, &s1, &s2).map(Some)
+                        }
+                    });
+                    walk.enter(&path, self.nested(res)?)?;
+                }
             }
-            let mut path = go_path_join(prefix, name);
-            match (n1, n2) {
-                (Some(n1), Some(n2)) => {
-                    let mut m = String::new();
-                    if n1.kind != n2.kind {
-                        m.push('T');
-                    }
-                    if n2.kind == NodeType::Dir {
-                        path.push(b'/');
-                    }
-                    if n1.kind == NodeType::File
-                        && n2.kind == NodeType::File
-                        && n1.content != n2.content
-                    {
-                        m.push('M');
-                        self.changed_files += 1;
-                    } else if self.metadata && !node_equal(n1, n2) {
-                        m.push('U');
-                    }
-                    if !m.is_empty() {
-                        self.change(&path, &m)?;
-                    }
-                    if n1.kind == NodeType::Dir && n2.kind == NodeType::Dir {
-                        let res = subtree_of(n1).and_then(|s1| {
-                            let s2 = subtree_of(n2)?;
-                            if s1 == s2 {
-                                self.common_roots.push(s1);
-                                Ok(())
-                            } else {
-                                self.diff_tree(&path, &s1, &s2)
-                            }
-                        });
-                        self.nested(res)?;
-                    }
-                }
-                (Some(n1), None) => {
-                    if n1.kind == NodeType::Dir {
-                        path.push(b'/');
-                    }
-                    self.change(&path, "-")?;
-                    self.removed.add(n1);
-                    if n1.kind == NodeType::Dir {
-                        let res = subtree_of(n1).and_then(|s| self.print_dir("-", &path, &s));
-                        self.nested(res)?;
-                    }
-                }
-                (None, Some(n2)) => {
-                    if n2.kind == NodeType::Dir {
-                        path.push(b'/');
-                    }
-                    self.change(&path, "+")?;
-                    self.added.add(n2);
-                    if n2.kind == NodeType::Dir {
-                        let res = subtree_of(n2).and_then(|s| self.print_dir("+", &path, &s));
-                        self.nested(res)?;
-                    }
-                }
-                (None, None) => {}
-            }
+            (Some(n1), None) => self.one_side(walk, "-", path, n1)?,
+            (None, Some(n2)) => self.one_side(walk, "+", path, n2)?,
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// A node on one side only: printed, and everything below it if it is a directory.
+    fn one_side(
+        &mut self,
+        walk: &mut Walk,
+        modifier: &'static str,
+        mut path: Vec<u8>,
+        n: Node,
+    ) -> anyhow::Result<()> {
+        if n.kind == NodeType::Dir {
+            path.push(b'/');
+        }
+        self.change(&path, modifier)?;
+        if modifier == "+" {
+            self.added.add(&n);
+        } else {
+            self.removed.add(&n);
+        }
+        if n.kind == NodeType::Dir {
+            let res = subtree_of(&n)
+                .and_then(|s| walk.print_frame(self.repo, modifier, &path, &s).map(Some));
+            walk.enter(&path, self.nested(res)?)?;
+        }
+        Ok(())
+    }
+
+    /// A node below an added ("+") or removed ("-") directory.
+    fn print_node(
+        &mut self,
+        walk: &mut Walk,
+        modifier: &'static str,
+        mut path: Vec<u8>,
+        n: Node,
+    ) -> anyhow::Result<()> {
+        if n.kind == NodeType::Dir {
+            path.push(b'/');
+        }
+        self.change(&path, modifier)?;
+        let (stats, blobs) = if modifier == "+" {
+            (&mut self.added, &mut self.after)
+        } else {
+            (&mut self.removed, &mut self.before)
+        };
+        stats.add(&n);
+        add_blobs(blobs, &n);
+        if n.kind == NodeType::Dir {
+            let res = subtree_of(&n)
+                .and_then(|s| walk.print_frame(self.repo, modifier, &path, &s).map(Some));
+            walk.enter(&path, self.nested(res)?)?;
         }
         Ok(())
     }
 
     /// restic only warns about trees below the top that cannot be read, and goes on —
     /// but an interruption or a failing stdout ends the command.
-    fn nested(&self, res: anyhow::Result<()>) -> anyhow::Result<()> {
-        if let Err(e) = res {
-            let fatal = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some()
-                    || matches!(
-                        c.downcast_ref::<cairn_core::Error>(),
-                        Some(cairn_core::Error::Interrupted)
-                    )
-            });
-            if fatal {
-                return Err(e);
-            }
-            warn(&e);
-        }
-        Ok(())
-    }
-
-    /// Everything below an added ("+") or removed ("-") directory.
-    fn print_dir(&mut self, modifier: &str, prefix: &[u8], id: &Id) -> anyhow::Result<()> {
-        let t = self.repo.load_tree(id)?;
-        for n in &t.nodes {
-            check_interrupted()?;
-            let mut path = go_path_join(prefix, &n.name);
-            if n.kind == NodeType::Dir {
-                path.push(b'/');
-            }
-            self.change(&path, modifier)?;
-            let (stats, blobs) = if modifier == "+" {
-                (&mut self.added, &mut self.after)
-            } else {
-                (&mut self.removed, &mut self.before)
-            };
-            stats.add(n);
-            add_blobs(blobs, n);
-            if n.kind == NodeType::Dir {
-                let res = subtree_of(n).and_then(|s| self.print_dir(modifier, &path, &s));
-                self.nested(res)?;
+    fn nested<T>(&self, res: anyhow::Result<Option<T>>) -> anyhow::Result<Option<T>> {
+        match res {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let fatal = e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>().is_some()
+                        || matches!(
+                            c.downcast_ref::<cairn_core::Error>(),
+                            Some(cairn_core::Error::Interrupted)
+                        )
+                });
+                if fatal {
+                    return Err(e);
+                }
+                warn(&e);
+                Ok(None)
             }
         }
-        Ok(())
     }
 
     /// Counts the added and removed blobs: referenced on one side only, and not inside a

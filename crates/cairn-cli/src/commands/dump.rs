@@ -7,6 +7,16 @@
 //! symlinks are, as restic's walker sends no other nodes (so a fifo or device deeper down is
 //! left out, and one at the top becomes an empty entry of its type).
 //!
+//! The snapshot is untrusted: no entry whose name is empty, `.`, `..` or contains `/` or NUL
+//! (so no absolute name, nothing with a `..` component) reaches the archive, nor a second
+//! entry of the same name in one directory (which could turn a symlink into a path
+//! component), nor a file whose content blobs do not add up to its declared size (its bytes
+//! would be read as further members). Each is reported with its path and the snapshot, left
+//! out, and the dump exits with 3. Content is written through a reader that yields exactly
+//! the header's size, so blobs that hold other amounts than the index says end the dump
+//! (exit 2) rather than write past a member's end. Trees are walked by the core walker
+//! (depth limit, DAG-bomb refusal, Ctrl-C → 130).
+//!
 //! Zip archives are streamed (stdout need not be seekable) with the `zip` crate and hold what
 //! Go's `archive/zip` writes for restic: stored (uncompressed) entries, the full Unix mode plus
 //! the MS-DOS directory/read-only bits as external attributes, the MS-DOS time in the node's own
@@ -23,11 +33,14 @@ use crate::global::GlobalOptions;
 use anyhow::Context;
 use cairn_core::format::gotime::{self, GoTime};
 use cairn_core::format::pack::BlobType;
-use cairn_core::format::tree::{mode, Node, NodeType};
+use cairn_core::format::tree::{mode, name_problem, Node, NodeType, Tree};
 use cairn_core::repository::Repository;
+use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use cairn_core::Id;
 use chrono::{Datelike, Timelike};
+use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
 
 /// restic exits with 2 when the snapshot was found but dumping from it failed.
 const EXIT_DUMP_FAILED: i32 = 2;
@@ -37,6 +50,13 @@ const GO_ZERO_TIME: i64 = -62_135_596_800;
 
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_when_latest))]
+#[command(
+    after_help = "Exit codes: 0 the whole archive was written; 2 the dump failed; 3 the \
+archive was written but some entries were left out, each reported: names that could escape the \
+extraction folder (empty, \".\", \"..\", containing \"/\" or NUL), repeated names in a \
+directory, and files whose content does not add up to their size (a forged or damaged \
+repository); 130 interrupted."
+)]
 pub struct Args {
     /// Snapshot id, or "latest"
     snapshot: String,
@@ -63,18 +83,46 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         other => anyhow::bail!("unknown archive format {other:?}"),
     };
     let repo = g.open_with_index()?;
-    let (_, snap) = a.filter.find(&repo, &a.snapshot)?;
+    let (snap_id, snap) = a.filter.find(&repo, &a.snapshot)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let result = dump(&repo, snap.tree, &a.path, format, &mut out)
-        .and_then(|()| out.flush().context("writing to stdout"));
+    let mut left_out = 0u64;
+    let result = dump(
+        &repo,
+        snap.tree,
+        &a.path,
+        format,
+        &mut out,
+        &mut Checks::new(&snap_id, &mut left_out),
+    )
+    .and_then(|()| out.flush().context("writing to stdout"));
     match result {
+        Ok(()) if left_out > 0 => {
+            eprintln!(
+                "{left_out} entries of snapshot {} were left out of the archive (see above)",
+                snap_id.short()
+            );
+            Ok(crate::exit::INCOMPLETE)
+        }
         Ok(()) => Ok(crate::exit::OK),
+        // Ctrl-C ends the command with 130, as everywhere.
+        Err(e) if is_interrupted(&e) => Err(e),
         Err(e) => {
             eprintln!("cannot dump file: {e:#}");
             Ok(EXIT_DUMP_FAILED)
         }
     }
+}
+
+fn is_interrupted(e: &anyhow::Error) -> bool {
+    // Whatever failed after Ctrl-C (a blob read cut short, say) failed because of it.
+    crate::signals::INTERRUPTED.load(Ordering::Relaxed)
+        || e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<cairn_core::Error>(),
+                Some(cairn_core::Error::Interrupted)
+            )
+        })
 }
 
 /// restic's `printFromTree`: follows the (cleaned) path from the snapshot's root tree; a file
@@ -85,6 +133,7 @@ fn dump<W: Write>(
     path: &str,
     format: Format,
     out: &mut W,
+    checks: &mut Checks,
 ) -> anyhow::Result<()> {
     let cleaned = go_clean(path);
     let comps: Vec<&str> = if cleaned == "/" {
@@ -93,7 +142,7 @@ fn dump<W: Write>(
         cleaned.split('/').filter(|c| !c.is_empty()).collect()
     };
     if comps.is_empty() {
-        return archive(repo, &repo.load_tree(&root)?.nodes, "", format, out);
+        return archive(repo, &repo.load_tree(&root)?.nodes, "", format, out, checks);
     }
     let mut tree = repo.load_tree(&root)?;
     let mut item = String::new();
@@ -120,7 +169,7 @@ fn dump<W: Write>(
                     .load_tree(&sub)
                     .with_context(|| format!("cannot load subtree for {item:?}"))?;
                 if last {
-                    return archive(repo, &t.nodes, &item[1..], format, out);
+                    return archive(repo, &t.nodes, &item[1..], format, out, checks);
                 }
                 tree = t;
             }
@@ -148,6 +197,7 @@ fn archive<W: Write>(
     prefix: &str,
     format: Format,
     out: &mut W,
+    checks: &mut Checks,
 ) -> anyhow::Result<()> {
     // SAFETY: isatty only inspects the file descriptor.
     if unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1 {
@@ -157,14 +207,14 @@ fn archive<W: Write>(
         Format::Tar => {
             let mut tar = tar::Builder::new(out);
             tar.follow_symlinks(false);
-            send_tree(repo, nodes, prefix.as_bytes(), &mut |p, n| {
+            send_tree(repo, nodes, prefix.as_bytes(), checks, &mut |p, n| {
                 tar_entry(repo, &mut tar, p, n)
             })?;
             tar.finish().context("writing the tar archive")?;
         }
         Format::Zip => {
             let mut zip = zip::ZipWriter::new_stream(out);
-            send_tree(repo, nodes, prefix.as_bytes(), &mut |p, n| {
+            send_tree(repo, nodes, prefix.as_bytes(), checks, &mut |p, n| {
                 zip_entry(repo, &mut zip, p, n)
             })?;
             zip.finish().context("writing the zip archive")?;
@@ -173,47 +223,160 @@ fn archive<W: Write>(
     Ok(())
 }
 
-/// restic's `sendTrees`/`sendNodes`: each of `nodes` (of any type), and below the directories
-/// among them every file, directory and symlink, depth first in name order.
+/// What keeps a forged or damaged snapshot's entries out of an archive: each is reported
+/// (naming the path and the snapshot) and left out, and the dump ends with exit code 3.
+struct Checks<'a> {
+    snapshot: String,
+    left_out: &'a mut u64,
+    /// Directories entered and distinct trees seen over the whole dump (a DAG bomb's
+    /// top-level directories are walked one by one, each within the walker's own limit).
+    visits: u64,
+    distinct: HashSet<Id>,
+}
+
+impl<'a> Checks<'a> {
+    fn new(snapshot: &Id, left_out: &'a mut u64) -> Self {
+        Checks {
+            snapshot: snapshot.short(),
+            left_out,
+            visits: 0,
+            distinct: HashSet::new(),
+        }
+    }
+
+    fn leave_out(&mut self, path: &[u8], why: &str) {
+        *self.left_out += 1;
+        eprintln!(
+            "error: {:?} in snapshot {}: {why}; not written to the archive",
+            String::from_utf8_lossy(path),
+            self.snapshot
+        );
+    }
+
+    /// Whether a node may become an archive member; if not, it is reported. `prev` is the
+    /// name of the previous member in the same directory (names come in order, so a repeat
+    /// follows its first occurrence).
+    fn admit(&mut self, repo: &Repository, path: &[u8], n: &Node, prev: Option<&[u8]>) -> bool {
+        if let Some(why) = name_problem(&n.name) {
+            self.leave_out(path, &format!("unsafe name ({why})"));
+            return false;
+        }
+        if prev == Some(n.name.as_slice()) {
+            self.leave_out(path, "duplicate name in its directory");
+            return false;
+        }
+        if n.kind == NodeType::File {
+            // The member's header carries the node's size; the content must have exactly
+            // that many bytes, or its bytes would be read as further members.
+            let stored: Option<u64> = n
+                .content
+                .iter()
+                .flatten()
+                .map(|id| repo.index().plain_size(BlobType::Data, id))
+                .sum();
+            if let Some(stored) = stored.filter(|s| *s != n.size) {
+                self.leave_out(
+                    path,
+                    &format!(
+                        "its content has {stored} bytes but the file's size says {}",
+                        n.size
+                    ),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    fn entered(&mut self, path: &[u8], tree: &Id) -> anyhow::Result<()> {
+        self.visits += 1;
+        self.distinct.insert(*tree);
+        if self.visits > walk::DAG_MIN_VISITS
+            && self.visits > walk::DAG_MAX_REPEAT * self.distinct.len() as u64
+        {
+            anyhow::bail!(
+                "{}: the snapshot names {} directories but holds only {} distinct trees; \
+                 refusing to expand it further (forged repository?)",
+                walk::lossy_path(path),
+                self.visits,
+                self.distinct.len()
+            );
+        }
+        Ok(())
+    }
+}
+
+type Emit<'e> = dyn FnMut(&[u8], &Node) -> anyhow::Result<()> + 'e;
+
+/// restic's `sendTrees`/`sendNodes`: each of `nodes` (of any type, in the order stored), and
+/// below the directories among them every file, directory and symlink, depth first in name
+/// order.
 fn send_tree(
     repo: &Repository,
     nodes: &[Node],
     prefix: &[u8],
-    emit: &mut dyn FnMut(&[u8], &Node) -> anyhow::Result<()>,
+    checks: &mut Checks,
+    emit: &mut Emit,
 ) -> anyhow::Result<()> {
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    let opts = WalkOptions::interruptible(&crate::signals::INTERRUPTED);
     for n in nodes {
+        if crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
+            return Err(cairn_core::Error::Interrupted.into());
+        }
         let p = join(prefix, &n.name);
+        let prev = (!seen.insert(&n.name)).then_some(n.name.as_slice());
+        if !checks.admit(repo, &p, n, prev) {
+            continue;
+        }
         emit(&p, n)?;
         if n.kind == NodeType::Dir {
-            walk(repo, n, &p, emit)?;
+            let shown = String::from_utf8_lossy(&p);
+            let id = subtree(n, &shown)?;
+            let mut v = Sender {
+                repo,
+                checks,
+                emit,
+                last: Vec::new(),
+            };
+            walk::walk_sorted(repo, id, &p, &opts, &mut v)?;
         }
     }
     Ok(())
 }
 
-fn walk(
-    repo: &Repository,
-    dir: &Node,
-    path: &[u8],
-    emit: &mut dyn FnMut(&[u8], &Node) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let shown = String::from_utf8_lossy(path);
-    let id = subtree(dir, &shown)?;
-    let mut t = repo
-        .load_tree(&id)
-        .with_context(|| format!("loading the tree of {shown:?}"))?;
-    t.nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    for n in &t.nodes {
+/// The walk below one directory of the dumped one.
+struct Sender<'s, 'c, 'e> {
+    repo: &'s Repository,
+    checks: &'s mut Checks<'c>,
+    emit: &'s mut Emit<'e>,
+    /// Per directory being walked, the name of its last member.
+    last: Vec<Option<Vec<u8>>>,
+}
+
+impl Visitor for Sender<'_, '_, '_> {
+    fn node(&mut self, path: &[u8], n: &Node, _depth: usize) -> anyhow::Result<Visit> {
         if !matches!(n.kind, NodeType::File | NodeType::Dir | NodeType::Symlink) {
-            continue;
+            return Ok(Visit::Skip);
         }
-        let p = join(path, &n.name);
-        emit(&p, n)?;
-        if n.kind == NodeType::Dir {
-            walk(repo, n, &p, emit)?;
+        let prev = self.last.last_mut().and_then(|l| l.replace(n.name.clone()));
+        if !self.checks.admit(self.repo, path, n, prev.as_deref()) {
+            return Ok(Visit::Skip);
         }
+        (self.emit)(path, n)?;
+        Ok(Visit::Descend)
     }
-    Ok(())
+
+    fn tree(&mut self, path: &[u8], id: &Id, _tree: &Tree) -> anyhow::Result<()> {
+        self.checks.entered(path, id)?;
+        self.last.push(None);
+        Ok(())
+    }
+
+    fn leave(&mut self, _path: &[u8], _node: &Node, _depth: usize) -> anyhow::Result<()> {
+        self.last.pop();
+        Ok(())
+    }
 }
 
 fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
@@ -226,11 +389,18 @@ fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+thread_local! {
+    /// The data blob read last: files that share content (hard links, copies, and every
+    /// name of a DAG-shaped snapshot) follow one another, and read it once.
+    static LAST_BLOB: std::cell::RefCell<Option<(Id, std::rc::Rc<[u8]>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Reads a file's content blob by blob, holding one blob in memory at a time.
 struct BlobReader<'r> {
     repo: &'r Repository,
     ids: std::vec::IntoIter<Id>,
-    cur: Vec<u8>,
+    cur: std::rc::Rc<[u8]>,
     pos: usize,
 }
 
@@ -239,7 +409,7 @@ impl<'r> BlobReader<'r> {
         BlobReader {
             repo,
             ids: ids.into_iter(),
-            cur: Vec::new(),
+            cur: std::rc::Rc::from(Vec::new()),
             pos: 0,
         }
     }
@@ -251,15 +421,74 @@ impl Read for BlobReader<'_> {
             let Some(id) = self.ids.next() else {
                 return Ok(0);
             };
-            self.cur = self
-                .repo
-                .load_blob(BlobType::Data, &id)
-                .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+            // A large file stops at Ctrl-C too, between two blobs.
+            if crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other(cairn_core::Error::Interrupted));
+            }
+            self.cur = LAST_BLOB.with(|last| {
+                let mut last = last.borrow_mut();
+                if let Some((_, b)) = last.as_ref().filter(|(l, _)| *l == id) {
+                    return Ok(b.clone());
+                }
+                let b: std::rc::Rc<[u8]> = self
+                    .repo
+                    .load_blob(BlobType::Data, &id)
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))?
+                    .into();
+                *last = Some((id, b.clone()));
+                Ok::<_, std::io::Error>(b)
+            })?;
             self.pos = 0;
         }
         let n = buf.len().min(self.cur.len() - self.pos);
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A file's content for an archive member whose header says `size` bytes: exactly that
+/// many, or an error naming the file (should the blobs hold more or fewer bytes than the
+/// index said) — never bytes past the member's end.
+struct ExactReader<'r> {
+    inner: BlobReader<'r>,
+    left: u64,
+    path: String,
+}
+
+impl<'r> ExactReader<'r> {
+    fn new(repo: &'r Repository, n: &Node, path: &[u8]) -> Self {
+        ExactReader {
+            inner: BlobReader::new(repo, n.content.clone().unwrap_or_default()),
+            left: n.size,
+            path: String::from_utf8_lossy(path).into_owned(),
+        }
+    }
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "{:?}: content is longer than the file's size",
+                    self.path
+                ))),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::other(format!(
+                "{:?}: content is shorter than the file's size",
+                self.path
+            )));
+        }
+        self.left -= n as u64;
         Ok(n)
     }
 }
@@ -307,11 +536,7 @@ fn tar_entry<W: Write>(
         NodeType::File => {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(n.size);
-            tar.append_data(
-                &mut h,
-                p,
-                BlobReader::new(repo, n.content.clone().unwrap_or_default()),
-            )
+            tar.append_data(&mut h, p, ExactReader::new(repo, n, path))
         }
         // Other nodes (only those directly in the dumped directory get here) become empty
         // regular files, as Go's tar writer makes of restic's headers without a type.
@@ -421,23 +646,14 @@ fn zip_entry<W: Write>(
         t & 0o040000 != 0
     };
     if !dir_like {
-        let size: u64 = n
-            .content
-            .iter()
-            .flatten()
-            .map(|id| repo.index().plain_size(BlobType::Data, id).unwrap_or(0))
-            .sum();
-        let opts = opts.large_file(size.max(n.size) >= u64::from(u32::MAX));
+        let opts = opts.large_file(n.size >= u64::from(u32::MAX));
         zip.start_file_with_options(opts.name(&name))
             .with_context(|| format!("writing {:?} to the zip archive", shown()))?;
-        if n.kind == NodeType::Symlink {
-            zip.write_all(&n.linktarget)
-        } else {
-            std::io::copy(
-                &mut BlobReader::new(repo, n.content.clone().unwrap_or_default()),
-                zip,
-            )
-            .map(|_| ())
+        match n.kind {
+            NodeType::Symlink => zip.write_all(&n.linktarget),
+            NodeType::File => std::io::copy(&mut ExactReader::new(repo, n, path), zip).map(|_| ()),
+            // Fifos and character devices directly in the dumped directory: empty entries.
+            _ => Ok(()),
         }
         .with_context(|| format!("writing {:?} to the zip archive", shown()))?;
         return Ok(());

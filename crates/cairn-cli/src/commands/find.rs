@@ -26,11 +26,11 @@ use cairn_core::format::pack::{self, BlobType, PackedBlob};
 use cairn_core::format::snapshot::Snapshot;
 use cairn_core::format::tree::{mode, Node, NodeType, Tree};
 use cairn_core::repository::Repository;
+use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use cairn_core::Id;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_without_ids))]
@@ -421,20 +421,10 @@ fn node_json(out: &mut Vec<u8>, path: &[u8], n: &Node) {
     out.push(b'}');
 }
 
-fn check_interrupted() -> anyhow::Result<()> {
-    if crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
-        return Err(cairn_core::Error::Interrupted.into());
-    }
-    Ok(())
-}
-
-/// The nodes of a tree in name order (restic's walker sorts them before visiting).
-fn sorted_nodes(t: &Tree) -> Vec<&Node> {
-    let mut v: Vec<&Node> = t.nodes.iter().collect();
-    if !v.windows(2).all(|w| w[0].name <= w[1].name) {
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    v
+/// Every walk stops at Ctrl-C; nodes are visited in name order (`walk_sorted`), as restic's
+/// walker sorts them.
+fn walk_options() -> WalkOptions<'static> {
+    WalkOptions::interruptible(&crate::signals::INTERRUPTED)
 }
 
 fn check_node(n: &Node, path: &[u8]) -> anyhow::Result<()> {
@@ -505,11 +495,17 @@ impl PatternFinder<'_> {
         if let Some(ev) = self.memo.get(&path_key(root, b"/")).cloned() {
             return replay(&ev, out);
         }
-        match self.repo.load_tree(root) {
-            Ok(t) => {
-                self.walk(root, &t, b"/", out)?;
-            }
-            Err(_) => out.load_error(root)?,
+        let repo = self.repo;
+        let mut v = PatternVisitor {
+            f: self,
+            out,
+            root: *root,
+            frames: Vec::new(),
+            pending: None,
+        };
+        walk::walk_sorted(repo, *root, b"", &walk_options(), &mut v)?;
+        if let Some(f) = v.frames.pop() {
+            v.f.memo.insert(path_key(&f.id, &f.path), Rc::new(f.events));
         }
         Ok(())
     }
@@ -543,83 +539,130 @@ impl PatternFinder<'_> {
         }
         true
     }
+}
 
-    fn walk<W: Write>(
-        &mut self,
-        tree_id: &Id,
-        tree: &Tree,
-        prefix: &[u8],
-        out: &mut Output<W>,
-    ) -> anyhow::Result<Rc<Vec<Event>>> {
-        let mut events = Vec::new();
-        for n in sorted_nodes(tree) {
-            check_interrupted()?;
-            let path = go_path_join(prefix, &n.name);
-            check_node(n, &path)?;
-            let lowered;
-            let norm: &[u8] = if self.ignore_case {
-                lowered = go_to_lower(&path);
-                &lowered
-            } else {
-                &path
-            };
-            let found = self.matches(norm)?;
-            if n.kind != NodeType::Dir {
-                if found && self.in_time_range(n) {
-                    out.pattern(&path, n)?;
-                    events.push(Event::Match {
-                        path,
-                        node: printable(n),
-                    });
-                }
-                continue;
+/// A directory being searched: its tree, its path and what searching it printed so far.
+struct PatternFrame {
+    id: Id,
+    path: Vec<u8>,
+    events: Vec<Event>,
+}
+
+/// One snapshot's search, driven by the core walker (names in order, as restic's walker
+/// visits them). Directories whose (tree, path) was searched before are replayed from the
+/// memo instead of being entered.
+struct PatternVisitor<'f, 'r, 'o, W: Write> {
+    f: &'f mut PatternFinder<'r>,
+    out: &'o mut Output<W>,
+    root: Id,
+    frames: Vec<PatternFrame>,
+    /// The directory being entered: its path, and its node if it matched (printed once its
+    /// tree could be loaded, as restic prints it).
+    pending: Option<(Vec<u8>, Option<Box<Node>>)>,
+}
+
+impl<W: Write> Visitor for PatternVisitor<'_, '_, '_, W> {
+    fn node(&mut self, _: &[u8], n: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        let Some(top) = self.frames.last_mut() else {
+            anyhow::bail!("find: node outside of a tree");
+        };
+        let path = go_path_join(&top.path, &n.name);
+        check_node(n, &path)?;
+        let lowered;
+        let norm: &[u8] = if self.f.ignore_case {
+            lowered = go_to_lower(&path);
+            &lowered
+        } else {
+            &path
+        };
+        let found = self.f.matches(norm)?;
+        if n.kind != NodeType::Dir {
+            if found && self.f.in_time_range(n) {
+                self.out.pattern(&path, n)?;
+                top.events.push(Event::Match {
+                    path,
+                    node: printable(n),
+                });
             }
-            let matched = found && self.in_time_range(n);
-            if !matched && !self.child_may_match(norm)? {
-                continue;
-            }
-            let sub = n.subtree.expect("checked");
-            let key = path_key(&sub, &path);
-            if let Some(ev) = self.memo.get(&key).cloned() {
-                if matched {
-                    out.pattern(&path, n)?;
-                    events.push(Event::Match {
-                        path,
-                        node: printable(n),
-                    });
-                }
-                if !ev.is_empty() {
-                    replay(&ev, out)?;
-                    events.push(Event::Sub(ev));
-                }
-                continue;
-            }
-            let subtree = match self.repo.load_tree(&sub) {
-                Ok(t) => t,
-                Err(_) => {
-                    // restic reports the tree holding the node, and skips the node.
-                    out.load_error(tree_id)?;
-                    events.push(Event::LoadError { parent: *tree_id });
-                    continue;
-                }
-            };
+            return Ok(Visit::Skip);
+        }
+        let matched = found && self.f.in_time_range(n);
+        if !matched && !self.f.child_may_match(norm)? {
+            return Ok(Visit::Skip);
+        }
+        let Some(sub) = n.subtree else {
+            anyhow::bail!("find: directory without subtree");
+        };
+        if let Some(ev) = self.f.memo.get(&path_key(&sub, &path)).cloned() {
             if matched {
-                out.pattern(&path, n)?;
-            }
-            let ev = self.walk(&sub, &subtree, &path, out)?;
-            if matched {
-                events.push(Event::Match {
+                self.out.pattern(&path, n)?;
+                top.events.push(Event::Match {
                     path,
                     node: printable(n),
                 });
             }
             if !ev.is_empty() {
-                events.push(Event::Sub(ev));
+                replay(&ev, self.out)?;
+                top.events.push(Event::Sub(ev));
+            }
+            return Ok(Visit::Skip);
+        }
+        self.pending = Some((path, matched.then(|| printable(n))));
+        Ok(Visit::Descend)
+    }
+
+    fn tree(&mut self, _: &[u8], id: &Id, _: &Tree) -> anyhow::Result<()> {
+        let Some(parent) = self.frames.last_mut() else {
+            self.frames.push(PatternFrame {
+                id: *id,
+                path: b"/".to_vec(),
+                events: Vec::new(),
+            });
+            return Ok(());
+        };
+        let Some((path, matched)) = self.pending.take() else {
+            anyhow::bail!("find: tree without directory");
+        };
+        if let Some(node) = matched {
+            self.out.pattern(&path, &node)?;
+            parent.events.push(Event::Match {
+                path: path.clone(),
+                node,
+            });
+        }
+        self.frames.push(PatternFrame {
+            id: *id,
+            path,
+            events: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn tree_error(&mut self, _: &[u8], _: &Id, _: anyhow::Error) -> anyhow::Result<()> {
+        // restic reports the tree holding the node, and skips the node.
+        self.pending = None;
+        match self.frames.last_mut() {
+            None => self.out.load_error(&self.root),
+            Some(top) => {
+                self.out.load_error(&top.id)?;
+                top.events.push(Event::LoadError { parent: top.id });
+                Ok(())
             }
         }
-        let ev = Rc::new(events);
-        self.memo.insert(path_key(tree_id, prefix), ev.clone());
-        Ok(ev)
+    }
+
+    fn leave(&mut self, _: &[u8], _: &Node, _depth: usize) -> anyhow::Result<()> {
+        let Some(f) = self.frames.pop() else {
+            return Ok(());
+        };
+        let ev = Rc::new(f.events);
+        self.f.memo.insert(path_key(&f.id, &f.path), ev.clone());
+        if let Some(parent) = self.frames.last_mut() {
+            if !ev.is_empty() {
+                parent.events.push(Event::Sub(ev));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -722,18 +765,22 @@ enum Flow {
 
 impl IdFinder<'_> {
     fn search_snapshot<W: Write>(&mut self, root: &Id, out: &mut Output<W>) -> anyhow::Result<()> {
-        let t = match self.repo.load_tree(root) {
-            Ok(t) => t,
-            Err(_) => return out.load_error(root),
+        let repo = self.repo;
+        let mut v = IdVisitor {
+            f: self,
+            out,
+            root: *root,
+            frames: Vec::new(),
+            pending: None,
+            stop: false,
         };
-        if let Flow::Stop = self.check_tree(root, b"/", out)? {
-            return Ok(());
-        }
-        if self.barren.contains(root) {
-            return Ok(());
-        }
-        if let Flow::Continue { hit: false } = self.walk(root, &t, b"/", out)? {
-            self.barren.insert(*root);
+        walk::walk_sorted(repo, *root, b"", &walk_options(), &mut v)?;
+        if !v.stop {
+            if let Some(f) = v.frames.pop() {
+                if !f.hit {
+                    v.f.barren.insert(f.id);
+                }
+            }
         }
         Ok(())
     }
@@ -757,64 +804,124 @@ impl IdFinder<'_> {
         }
         Ok(Flow::Continue { hit: true })
     }
+}
 
-    fn walk<W: Write>(
-        &mut self,
-        tree_id: &Id,
-        tree: &Tree,
-        prefix: &[u8],
-        out: &mut Output<W>,
-    ) -> anyhow::Result<Flow> {
-        let mut hit = false;
-        for n in sorted_nodes(tree) {
-            check_interrupted()?;
-            let path = go_path_join(prefix, &n.name);
-            check_node(n, &path)?;
-            match n.kind {
-                NodeType::Dir => {
-                    let sub = n.subtree.expect("checked");
-                    let barren = self.barren.contains(&sub);
-                    let subtree = if barren {
-                        None
-                    } else {
-                        match self.repo.load_tree(&sub) {
-                            Ok(t) => Some(t),
-                            Err(_) => {
-                                out.load_error(tree_id)?;
-                                hit = true;
-                                continue;
-                            }
-                        }
-                    };
-                    match self.check_tree(&sub, &path, out)? {
-                        Flow::Stop => return Ok(Flow::Stop),
-                        Flow::Continue { hit: h } => hit |= h,
+/// A directory being searched for ids: its tree, its path, and whether anything was found
+/// in it.
+struct IdFrame {
+    id: Id,
+    path: Vec<u8>,
+    hit: bool,
+}
+
+/// One snapshot's search for ids, driven by the core walker. Trees known to be barren are
+/// checked themselves but not entered.
+struct IdVisitor<'f, 'r, 'o, W: Write> {
+    f: &'f mut IdFinder<'r>,
+    out: &'o mut Output<W>,
+    root: Id,
+    frames: Vec<IdFrame>,
+    /// Path of the directory being entered.
+    pending: Option<Vec<u8>>,
+    /// Everything asked for was found (or the root is barren): end the walk.
+    stop: bool,
+}
+
+impl<W: Write> Visitor for IdVisitor<'_, '_, '_, W> {
+    fn node(&mut self, _: &[u8], n: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        if self.stop {
+            return Ok(Visit::Stop);
+        }
+        let Some(top) = self.frames.last_mut() else {
+            anyhow::bail!("find: node outside of a tree");
+        };
+        let path = go_path_join(&top.path, &n.name);
+        check_node(n, &path)?;
+        match n.kind {
+            NodeType::Dir => {
+                let Some(sub) = n.subtree else {
+                    anyhow::bail!("find: directory without subtree");
+                };
+                if !self.f.barren.contains(&sub) {
+                    self.pending = Some(path);
+                    return Ok(Visit::Descend);
+                }
+                match self.f.check_tree(&sub, &path, self.out)? {
+                    Flow::Stop => {
+                        self.stop = true;
+                        return Ok(Visit::Stop);
                     }
-                    if let Some(t) = subtree {
-                        match self.walk(&sub, &t, &path, out)? {
-                            Flow::Stop => return Ok(Flow::Stop),
-                            Flow::Continue { hit: false } => {
-                                self.barren.insert(sub);
-                            }
-                            Flow::Continue { hit: true } => hit = true,
-                        }
+                    Flow::Continue { hit } => top.hit |= hit,
+                }
+            }
+            NodeType::File => {
+                let Some(blobs) = self.f.ids.blobs.as_mut() else {
+                    return Ok(Visit::Skip);
+                };
+                for id in n.content.iter().flatten() {
+                    if blobs.check(id) {
+                        self.out.object("blob", id, &path, Some(&top.id))?;
+                        top.hit = true;
                     }
                 }
-                NodeType::File => {
-                    let Some(blobs) = self.ids.blobs.as_mut() else {
-                        continue;
-                    };
-                    for id in n.content.iter().flatten() {
-                        if blobs.check(id) {
-                            out.object("blob", id, &path, Some(tree_id))?;
-                            hit = true;
-                        }
-                    }
+            }
+            _ => {}
+        }
+        Ok(Visit::Skip)
+    }
+
+    fn tree(&mut self, _: &[u8], id: &Id, _: &Tree) -> anyhow::Result<()> {
+        let path = match self.frames.last() {
+            None => b"/".to_vec(),
+            Some(_) => self
+                .pending
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("find: tree without directory"))?,
+        };
+        match self.f.check_tree(id, &path, self.out)? {
+            Flow::Stop => self.stop = true,
+            Flow::Continue { hit } => {
+                if let Some(parent) = self.frames.last_mut() {
+                    parent.hit |= hit;
+                } else if self.f.barren.contains(id) {
+                    // A root known to hold nothing is not searched again.
+                    self.stop = true;
                 }
-                _ => {}
             }
         }
-        Ok(Flow::Continue { hit })
+        self.frames.push(IdFrame {
+            id: *id,
+            path,
+            hit: false,
+        });
+        Ok(())
+    }
+
+    fn tree_error(&mut self, _: &[u8], _: &Id, _: anyhow::Error) -> anyhow::Result<()> {
+        self.pending = None;
+        match self.frames.last_mut() {
+            None => self.out.load_error(&self.root),
+            Some(top) => {
+                self.out.load_error(&top.id)?;
+                top.hit = true;
+                Ok(())
+            }
+        }
+    }
+
+    fn leave(&mut self, _: &[u8], _: &Node, _depth: usize) -> anyhow::Result<()> {
+        let Some(f) = self.frames.pop() else {
+            return Ok(());
+        };
+        if self.stop {
+            return Ok(());
+        }
+        if !f.hit {
+            self.f.barren.insert(f.id);
+        } else if let Some(parent) = self.frames.last_mut() {
+            parent.hit = true;
+        }
+        Ok(())
     }
 }
 

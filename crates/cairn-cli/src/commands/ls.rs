@@ -3,8 +3,7 @@ use crate::global::GlobalOptions;
 use crate::output;
 use cairn_core::format::gotime;
 use cairn_core::format::tree::{Node, NodeType};
-use cairn_core::repository::Repository;
-use cairn_core::Id;
+use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use std::io::Write;
 
 #[derive(clap::Args)]
@@ -58,20 +57,24 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .map(|d| d.trim_end_matches('/').as_bytes().to_vec())
         .collect();
     let mut ctx = Ls {
-        repo: &repo,
         long: a.long,
         json: g.json,
         dirs,
         recursive: a.recursive || a.dirs.is_empty(),
         out: &mut out,
     };
-    ctx.walk(snap.tree, b"")?;
+    walk::walk(
+        &repo,
+        snap.tree,
+        b"",
+        &WalkOptions::interruptible(&crate::signals::INTERRUPTED),
+        &mut ctx,
+    )?;
     out.flush()?;
     Ok(crate::exit::OK)
 }
 
 struct Ls<'a, W: Write> {
-    repo: &'a Repository,
     long: bool,
     json: bool,
     dirs: Vec<Vec<u8>>,
@@ -99,25 +102,6 @@ impl<W: Write> Ls<'_, W> {
             }
         }
         (show, descend)
-    }
-
-    fn walk(&mut self, tree: Id, prefix: &[u8]) -> anyhow::Result<()> {
-        let t = self.repo.load_tree(&tree)?;
-        for n in &t.nodes {
-            let mut path = prefix.to_vec();
-            path.push(b'/');
-            path.extend_from_slice(&n.name);
-            let (show, descend) = self.filter(&path);
-            if show {
-                self.print(n, &path)?;
-            }
-            if descend && n.kind == NodeType::Dir {
-                if let Some(sub) = n.subtree {
-                    self.walk(sub, &path)?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn print(&mut self, n: &Node, path: &[u8]) -> anyhow::Result<()> {
@@ -163,5 +147,19 @@ impl<W: Write> Ls<'_, W> {
             self.out.write_all(b"\n")?;
         }
         Ok(())
+    }
+}
+
+/// Nodes in tree order, as `ls` always listed them; directories outside the filter are not
+/// read at all.
+impl<W: Write> Visitor for Ls<'_, W> {
+    fn node(&mut self, path: &[u8], n: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        let (show, descend) = self.filter(path);
+        if show {
+            self.print(n, path)?;
+        }
+        // A directory without a subtree is listed but not entered, as before.
+        let enter = descend && !(n.kind == NodeType::Dir && n.subtree.is_none());
+        Ok(if enter { Visit::Descend } else { Visit::Skip })
     }
 }

@@ -2,8 +2,9 @@ use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use crate::output;
 use cairn_core::format::pack::BlobType;
-use cairn_core::format::tree::NodeType;
+use cairn_core::format::tree::{Node, NodeType};
 use cairn_core::repository::Repository;
+use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use cairn_core::Id;
 use std::collections::HashSet;
 
@@ -80,9 +81,26 @@ fn walk(repo: &Repository, tree: Id, mode: &str, c: &mut Counts) -> anyhow::Resu
         }
         c.size += stored_size(repo, BlobType::Tree, &tree);
     }
-    let t = repo.load_tree(&tree)?;
-    for n in &t.nodes {
-        match mode {
+    let mut v = Counter { repo, mode, c };
+    walk::walk(
+        repo,
+        tree,
+        b"",
+        &WalkOptions::interruptible(&crate::signals::INTERRUPTED),
+        &mut v,
+    )
+}
+
+struct Counter<'a> {
+    repo: &'a Repository,
+    mode: &'a str,
+    c: &'a mut Counts,
+}
+
+impl Visitor for Counter<'_> {
+    fn node(&mut self, _path: &[u8], n: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        let (repo, c) = (self.repo, &mut *self.c);
+        match self.mode {
             "restore-size" => {
                 // Every name counts as a file, but a hard-linked file's size counts once per
                 // snapshot (as restic counts).
@@ -126,11 +144,18 @@ fn walk(repo: &Repository, tree: Id, mode: &str, c: &mut Counts) -> anyhow::Resu
             }
             _ => {}
         }
-        if let (NodeType::Dir, Some(sub)) = (&n.kind, n.subtree) {
-            walk(repo, sub, mode, c)?;
+        let Some(sub) = n.subtree.filter(|_| n.kind == NodeType::Dir) else {
+            return Ok(Visit::Skip);
+        };
+        // raw-data counts each tree once, and what is below it with it.
+        if self.mode == "raw-data" {
+            if !c.seen_trees.insert(sub) {
+                return Ok(Visit::Skip);
+            }
+            c.size += stored_size(repo, BlobType::Tree, &sub);
         }
+        Ok(Visit::Descend)
     }
-    Ok(())
 }
 
 fn stored_size(repo: &Repository, ty: BlobType, id: &Id) -> u64 {

@@ -12,11 +12,11 @@ use crate::repository::Repository;
 use crate::Id;
 use anyhow::Context;
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::os::fd::AsRawFd;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Neighbouring blobs closer than this are read in one request (the gap is read and dropped).
 const MAX_GAP: u64 = 256 * 1024;
@@ -108,7 +108,8 @@ pub(super) fn write_contents(
     }
     // Each file is created (at its full size, so that zero runs stay holes) by the first
     // reader that has a blob for it; readers with blobs for the same file wait for that.
-    let created: Vec<OnceLock<Result<(), String>>> = files.iter().map(|_| OnceLock::new()).collect();
+    let created: Vec<OnceLock<Result<(), String>>> =
+        files.iter().map(|_| OnceLock::new()).collect();
     let remaining: Vec<AtomicU32> = counts.into_iter().map(AtomicU32::new).collect();
     let finished: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
     let progress = Progress {
@@ -130,7 +131,9 @@ pub(super) fn write_contents(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(r) = reads.get(i) else { break };
-                    restore_read(repo, dirs, files, r, &failed, &fail, &bytes, &mut open, &progress);
+                    restore_read(
+                        repo, dirs, files, r, &failed, &fail, &bytes, &mut open, &progress,
+                    );
                 }
             });
         }
@@ -315,7 +318,10 @@ fn restore_read(
                     Ok(()) => progress.finished[i].store(true, Ordering::Relaxed),
                     Err(e) => fail(
                         i,
-                        e.context(format!("metadata of {}", dirs.display_place(place).display())),
+                        e.context(format!(
+                            "metadata of {}",
+                            dirs.display_place(place).display()
+                        )),
                     ),
                 }
             }
