@@ -349,7 +349,7 @@ fn deep_chains_restore_past_path_max_or_stop_with_a_clear_error() {
     let mut f = Forger::open(&s.repo, PW);
     let leaf = f.file(b"leaf", b"bottom");
     // 3,000 levels: paths of 6,000 bytes, beyond PATH_MAX; restored one component at a time.
-    let ok = hostile::deep_chain(&mut f, 3000, &[leaf.clone()]);
+    let ok = hostile::deep_chain(&mut f, 3000, std::slice::from_ref(&leaf));
     let ok = f.snapshot(ok);
     // 20,000 levels: beyond the walker's depth limit (restic's restore overflows its stack
     // on a few thousand).
