@@ -345,8 +345,12 @@ fn sessions_that_die_mid_operation_are_reported_and_replaced() {
         failed.len(),
         failed.first().map(|e| e.to_string())
     );
-    // Whatever was stored is whole.
-    for f in be.list(FileType::Data).unwrap() {
+    // Whatever was stored is whole. Sessions keep dying every second, so the listing (like
+    // each load below) may need a second session.
+    let listed = (0..3)
+        .find_map(|_| be.list(FileType::Data).ok())
+        .expect("a listing within three sessions");
+    for f in listed {
         let data = be.load(&Handle::new(FileType::Data, f.name.clone()), 0, 0);
         let data = match data {
             Ok(d) => d,

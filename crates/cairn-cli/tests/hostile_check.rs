@@ -19,35 +19,14 @@ mod common;
 
 use cairn_core::Id;
 use cairn_testsupport::hostile::{dag_bomb, deep_chain, Forger};
-use common::{run_cmd, Run, TempDir, Tool};
-use std::ffi::OsStr;
+use common::{Run, TempDir, Tool};
 use std::path::Path;
 
 const PW: &str = "hostile";
-const LIMIT_AS: &str = "--as=1073741824";
-const TIMEOUT_SECS: &str = "300";
 
 /// Runs `cairn -r REPO ARGS...` under a time and memory limit.
 fn bounded(repo: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let bin = common::cairn_bin();
-    let mut all: Vec<&OsStr> = vec![
-        OsStr::new(TIMEOUT_SECS),
-        OsStr::new("prlimit"),
-        OsStr::new(LIMIT_AS),
-        OsStr::new("--"),
-        bin.as_os_str(),
-        OsStr::new("-r"),
-        repo.as_os_str(),
-    ];
-    all.extend(args.iter().map(OsStr::new));
-    let mut e: Vec<(&str, &OsStr)> = vec![
-        ("RESTIC_PASSWORD", OsStr::new(PW)),
-        ("CAIRN_TEST_KDF", OsStr::new("fast")),
-        // Address space, not memory, is limited: keep glibc from reserving 64 MiB per thread.
-        ("MALLOC_ARENA_MAX", OsStr::new("2")),
-    ];
-    e.extend(env.iter().map(|(k, v)| (*k, OsStr::new(v))));
-    run_cmd(OsStr::new("timeout"), &all, &e, None)
+    common::cairn_limited(repo, PW, env, &[], args, 1 << 30, 300)
 }
 
 fn all_output(r: &Run) -> String {

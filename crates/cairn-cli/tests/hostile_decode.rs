@@ -10,7 +10,6 @@ use cairn_backend::FileType;
 use cairn_core::format::pack::BlobType;
 use cairn_testsupport::hostile::{node, zstd_rle_bomb, Forger};
 use common::*;
-use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 /// What the bombs expand to.
@@ -20,32 +19,10 @@ const MEM_LIMIT: u64 = 1 << 30;
 /// Longest any one command may take.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs cairn on `repo` under [`MEM_LIMIT`] (RLIMIT_AS, with `prlimit`) and a timeout.
+/// Runs cairn on `repo` under [`MEM_LIMIT`] and a timeout.
 fn limited(repo: &std::path::Path, args: &[&str]) -> Run {
-    let as_limit = format!("--as={MEM_LIMIT}");
-    let bin = cairn_bin();
-    let mut all: Vec<&OsStr> = vec![
-        OsStr::new("-s"),
-        OsStr::new("KILL"),
-        OsStr::new("120"),
-        OsStr::new("prlimit"),
-        OsStr::new(&as_limit),
-        OsStr::new("--"),
-        bin.as_os_str(),
-        OsStr::new("-r"),
-        repo.as_os_str(),
-    ];
-    all.extend(args.iter().map(OsStr::new));
     let start = Instant::now();
-    let r = run_cmd(
-        OsStr::new("timeout"),
-        &all,
-        &[
-            ("RESTIC_PASSWORD", OsStr::new("pw")),
-            ("CAIRN_TEST_KDF", OsStr::new("fast")),
-        ],
-        None,
-    );
+    let r = cairn_limited(repo, "pw", &[], &[], args, MEM_LIMIT, 120);
     assert!(
         start.elapsed() < TIME_LIMIT,
         "{} took {:?}",

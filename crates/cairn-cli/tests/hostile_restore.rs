@@ -9,10 +9,8 @@ use cairn_core::format::tree::NodeType;
 use cairn_testsupport::hostile::{self, Forger};
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const PW: &str = "hostile-test";
 
@@ -87,74 +85,14 @@ fn cairn_bounded(repo: &Path, args: &[&str], secs: u64) -> Run {
 }
 
 fn cairn_bounded_as(repo: &Path, args: &[&str], secs: u64, uid: Option<u32>) -> Run {
-    let mut c = Command::new(cairn_bin());
-    c.arg("-r").arg(repo).arg("--no-cache").args(args);
-    c.env("RESTIC_PASSWORD", PW)
-        .env("MALLOC_ARENA_MAX", "2")
-        .env_remove("RESTIC_REPOSITORY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: 2 << 30,
-                rlim_max: 2 << 30,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(u) = uid {
-                if libc::setgid(u) != 0 || libc::setuid(u) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let desc = format!("cairn {}", args.join(" "));
-    let start = Instant::now();
-    let mut child = c.spawn().expect("start cairn");
-    let out_pipe = child.stdout.take().unwrap();
-    let err_pipe = child.stderr.take().unwrap();
-    let read = |mut p: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = p.read_to_end(&mut v);
-            v
-        })
+    let mut all = vec!["--no-cache"];
+    all.extend_from_slice(args);
+    let user = uid.map(|u| [format!("--reuid={u}"), format!("--regid={u}")]);
+    let wrap: Vec<&str> = match &user {
+        Some([u, g]) => vec!["setpriv", u, g, "--clear-groups"],
+        None => vec![],
     };
-    let (o, e) = (read(Box::new(out_pipe)), read(Box::new(err_pipe)));
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{desc} did not finish within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let run = Run {
-        desc: desc.clone(),
-        code: status.code(),
-        stdout: o.join().unwrap(),
-        stderr: e.join().unwrap(),
-    };
-    eprintln!(
-        "[{:6.2}s] {desc} -> {:?}\n{}",
-        start.elapsed().as_secs_f64(),
-        run.code,
-        run.stderr_str()
-    );
-    assert!(
-        run.code.is_some(),
-        "{desc} was killed by a signal (crash or out of memory): {}",
-        run.stderr_str()
-    );
-    run
+    cairn_limited(repo, PW, &[], &wrap, &all, 2 << 30, secs)
 }
 
 fn restore(s: &Setup, snap: &str, extra: &[&str]) -> Run {

@@ -1050,3 +1050,36 @@ pub use cairn_testsupport::garage::Garage;
 pub use cairn_testsupport::rclone::RcloneRest;
 #[allow(unused_imports)]
 pub use cairn_testsupport::sshd::Sshd;
+
+/// Runs `cairn -r REPO ARGS...` as a test of hostile input must: with its address space
+/// limited to `mem` bytes (RLIMIT_AS through `prlimit`; `MALLOC_ARENA_MAX=2` so that glibc's
+/// per-thread arenas fit) and killed after `secs` seconds (`timeout` then exits 137). `wrap`
+/// goes in front of cairn inside the limits (e.g. `setpriv --reuid=…` to run as another user).
+pub fn cairn_limited(
+    repo: &Path,
+    password: &str,
+    env: &[(&str, &str)],
+    wrap: &[&str],
+    args: &[&str],
+    mem: u64,
+    secs: u64,
+) -> Run {
+    let bin = cairn_bin();
+    let (secs, as_limit) = (secs.to_string(), format!("--as={mem}"));
+    let mut all: Vec<&OsStr> = ["-s", "KILL", &secs, "prlimit", &as_limit, "--"]
+        .into_iter()
+        .map(OsStr::new)
+        .collect();
+    all.extend(wrap.iter().map(OsStr::new));
+    all.extend([bin.as_os_str(), OsStr::new("-r"), repo.as_os_str()]);
+    all.extend(args.iter().map(OsStr::new));
+    let mut e: Vec<(&str, &OsStr)> = vec![
+        ("RESTIC_PASSWORD", OsStr::new(password)),
+        ("CAIRN_TEST_KDF", OsStr::new("fast")),
+        ("MALLOC_ARENA_MAX", OsStr::new("2")),
+    ];
+    e.extend(env.iter().map(|(k, v)| (*k, OsStr::new(v))));
+    let r = run_cmd(OsStr::new("timeout"), &all, &e, None);
+    assert_ne!(r.code, Some(137), "{} was killed after {secs} s", r.desc);
+    r
+}
