@@ -24,9 +24,18 @@ pub const MAX_DEPTH: usize = 4096;
 /// named many times (identical subtrees; a DAG bomb until it is refused) is read once.
 const TREE_CACHE_BYTES: usize = 16 << 20;
 /// A walk that enters more directories than this ...
-pub const DAG_MIN_VISITS: u64 = 100_000;
+pub const DAG_MIN_VISITS: u64 = 1_000_000;
 /// ... and more than this many times the number of distinct trees it saw, is refused.
 pub const DAG_MAX_REPEAT: u64 = 64;
+
+/// Trees nested deeper than the walk's limit (given to [`Visitor::tree_error`]; visitors that
+/// skip unreadable trees should still end the walk with this one).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: trees nested deeper than {max} levels (damaged or forged repository)")]
+pub struct TooDeep {
+    pub path: String,
+    pub max: usize,
+}
 
 /// What to do after a directory node was visited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,11 +178,10 @@ fn walk_impl(
      -> anyhow::Result<()> {
         if stack.len() >= opts.max_depth {
             // Through `tree_error`, so that `check` can report it and go on.
-            let e = anyhow::anyhow!(
-                "{}: trees nested deeper than {} levels (damaged or forged repository)",
-                lossy_path(path),
-                opts.max_depth
-            );
+            let e = anyhow::Error::new(TooDeep {
+                path: lossy_path(path),
+                max: opts.max_depth,
+            });
             return v.tree_error(path, &id, e);
         }
         visits += 1;

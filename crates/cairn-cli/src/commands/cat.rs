@@ -63,7 +63,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         "pack" => {
             let repo = g.open()?;
             let id = repo.find_id(FileType::Data, &need_id()?)?;
-            let raw = repo.backend.load(&Handle::new(FileType::Data, id.to_hex()), 0, 0)?;
+            let h = Handle::new(FileType::Data, id.to_hex());
+            let raw = cairn_core::format::limits::load_pack_bounded(repo.backend.as_ref(), &h)?;
             if Id::hash(&raw) != id {
                 eprintln!("Warning: hash of data does not match ID, want {id}, got {}", Id::hash(&raw));
             }

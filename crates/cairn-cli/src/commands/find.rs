@@ -638,7 +638,10 @@ impl<W: Write> Visitor for PatternVisitor<'_, '_, '_, W> {
         Ok(())
     }
 
-    fn tree_error(&mut self, _: &[u8], _: &Id, _: anyhow::Error) -> anyhow::Result<()> {
+    fn tree_error(&mut self, _: &[u8], _: &Id, e: anyhow::Error) -> anyhow::Result<()> {
+        if e.is::<walk::TooDeep>() {
+            return Err(e);
+        }
         // restic reports the tree holding the node, and skips the node.
         self.pending = None;
         match self.frames.last_mut() {
@@ -897,7 +900,10 @@ impl<W: Write> Visitor for IdVisitor<'_, '_, '_, W> {
         Ok(())
     }
 
-    fn tree_error(&mut self, _: &[u8], _: &Id, _: anyhow::Error) -> anyhow::Result<()> {
+    fn tree_error(&mut self, _: &[u8], _: &Id, e: anyhow::Error) -> anyhow::Result<()> {
+        if e.is::<walk::TooDeep>() {
+            return Err(e);
+        }
         self.pending = None;
         match self.frames.last_mut() {
             None => self.out.load_error(&self.root),

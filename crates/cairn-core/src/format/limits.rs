@@ -181,6 +181,35 @@ pub fn load_bounded(
     Ok(raw)
 }
 
+/// The largest pack file read whole (prune's repacking, `repair packs`, `cat pack`). restic
+/// writes packs of 4–128 MiB (`--pack-size`), plus one blob that did not fit; a gigabyte
+/// leaves room for any of them and for trees of very large directories.
+pub const MAX_PACK_FILE: u64 = 1024 * MIB as u64;
+
+/// Loads a whole pack file, refusing one larger than [`MAX_PACK_FILE`] before reading it
+/// (its size asked of the store first) and after (in case the store's answer lied).
+pub fn load_pack_bounded(
+    backend: &dyn cairn_backend::Backend,
+    h: &cairn_backend::Handle,
+) -> anyhow::Result<Vec<u8>> {
+    let refuse = |n: u64| {
+        anyhow::anyhow!(
+            "{h}: the pack file is {n} bytes, more than the {} a pack may have",
+            size(MAX_PACK_FILE as usize)
+        )
+    };
+    if let Ok(n) = backend.stat(h) {
+        if n > MAX_PACK_FILE {
+            return Err(refuse(n));
+        }
+    }
+    let raw = backend.load(h, 0, 0).map_err(anyhow::Error::new)?;
+    if raw.len() as u64 > MAX_PACK_FILE {
+        return Err(refuse(raw.len() as u64));
+    }
+    Ok(raw)
+}
+
 thread_local! {
     /// One zstd decompression context per thread: creating one per blob is measurable.
     static UNZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
@@ -360,5 +389,21 @@ mod tests {
         assert_eq!(out.len(), 100);
         assert!(out.capacity() < 1 << 20);
         assert!(decompress_exact(&z, 99).is_err());
+    }
+
+    #[test]
+    fn a_pack_file_beyond_the_ceiling_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = cairn_backend::local::LocalBackend::new(dir.path());
+        let name = "ab".to_string() + &"0".repeat(62);
+        let h = cairn_backend::Handle::new(FileType::Data, name.clone());
+        std::fs::create_dir_all(dir.path().join("data/ab")).unwrap();
+        // Sparse: nothing is written, but a whole-file read would allocate 2 GiB.
+        let f = std::fs::File::create(dir.path().join("data/ab").join(&name)).unwrap();
+        f.set_len(2 * MAX_PACK_FILE).unwrap();
+        let e = load_pack_bounded(&be, &h).unwrap_err().to_string();
+        assert!(e.contains("more than the 1024 MiB a pack may have"), "{e}");
+        f.set_len(10).unwrap();
+        assert_eq!(load_pack_bounded(&be, &h).unwrap().len(), 10);
     }
 }

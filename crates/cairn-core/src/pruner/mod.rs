@@ -580,10 +580,7 @@ pub fn execute(
         let res = crate::repository::parallel_map(&jobs, 2, |(slot, blobs)| {
             let pack = plan.packs[*slot as usize].id;
             let h = Handle::new(FileType::Data, pack.to_hex());
-            let raw = repo
-                .backend
-                .load(&h, 0, 0)
-                .map_err(anyhow::Error::new)
+            let raw = crate::format::limits::load_pack_bounded(repo.backend.as_ref(), &h)
                 .with_context(|| format!("reading pack {}", pack.short()))?;
             for (ty, b) in blobs {
                 let start = b.offset as usize;
