@@ -121,6 +121,25 @@ fn kill_when_packs(
 /// cairn restores the latest snapshot exactly (restic would mangle the corpus's non-UTF-8
 /// symlink targets; its `check --read-data` is the independent verdict).
 /// Lines in the resume logs under a cache directory.
+/// The packs named by the resume logs under a cache directory.
+fn resume_log_packs(cache: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for repo in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        let dir = repo.path().join("cairn-resume");
+        for f in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            for line in text.lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    if let Some(k) = v["k"].as_str() {
+                        out.insert(k.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn resume_log_lines(cache: &Path) -> usize {
     let mut n = 0;
     for repo in std::fs::read_dir(cache).into_iter().flatten().flatten() {
@@ -192,6 +211,16 @@ fn killed_backup_packs_are_adopted_not_uploaded_again() {
         "the killed run wrote an index: the test did not kill it before a checkpoint"
     );
     let left_bytes: u64 = left.values().sum();
+    // The resume log names packs the killed run stored (adoption trusts their headers without
+    // reading their blobs again): each is one the run really left behind.
+    let witnessed = resume_log_packs(&cache);
+    assert!(!witnessed.is_empty(), "the resume log names no pack");
+    for p in &witnessed {
+        assert!(
+            left.contains_key(p),
+            "the resume log names pack {p}, not in data/"
+        );
+    }
 
     let run = c
         .run(&[
@@ -318,7 +347,7 @@ fn damaged_orphans_are_reported_and_not_adopted() {
         std::fs::write(&p, b).unwrap();
     };
     // Truncated (the header length no longer matches), a flipped bit in a blob (the header
-    // is intact; only the hash of the whole pack shows it), a flipped bit in the header.
+    // is intact; only that blob's authentication tag shows it), a flipped bit in the header.
     damage(names[0], &|b| b.truncate(b.len() - 100));
     damage(names[1], &|b| b[10] ^= 0x20);
     damage(names[2], &|b| {

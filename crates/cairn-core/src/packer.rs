@@ -76,6 +76,8 @@ struct UploadShared {
     /// Data blobs in packs stored so far (indexed or not): a killed run's successor adopts
     /// those packs, so a file whose blobs are all here may go to the resume log already.
     durable: Mutex<HashSet<Id>>,
+    /// Packs stored since the resume log last asked (see [`BlobWriter::take_stored_packs`]).
+    stored_packs: Mutex<Vec<Id>>,
 }
 
 impl UploadShared {
@@ -109,6 +111,7 @@ impl UploadShared {
                     .map(|b| b.id),
             );
         }
+        lock(&self.stored_packs).push(id);
         let full = {
             let mut pending = lock(&self.pending);
             pending.packs.push(IndexPack {
@@ -266,6 +269,7 @@ impl<'a> BlobWriter<'a> {
             packs: AtomicU64::new(0),
             index_files: AtomicU64::new(0),
             durable: Mutex::new(HashSet::new()),
+            stored_packs: Mutex::new(Vec::new()),
         });
         // As many uploads at once as the backend takes (`-o *.connections`).
         let uploaders = (0..UPLOADERS.max(connections))
@@ -323,6 +327,11 @@ impl<'a> BlobWriter<'a> {
         let durable = lock(&self.shared.durable);
         ids.iter()
             .all(|id| durable.contains(id) || self.known.has(BlobType::Data, id))
+    }
+
+    /// The packs stored (durably) since the last call.
+    pub fn take_stored_packs(&self) -> Vec<Id> {
+        std::mem::take(&mut *lock(&self.shared.stored_packs))
     }
 
     /// Stores a blob unless it is known. Returns whether it was new.

@@ -357,8 +357,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             quiet: g.quiet,
             verbose: g.verbose,
         };
-        let opts = cairn_core::adopt::AdoptOptions::for_repo(&repo);
-        cairn_core::adopt::adopt_orphan_packs(&mut repo, opts, &r)
+        let mut opts = cairn_core::adopt::AdoptOptions::for_repo(&repo);
+        if let Some(dir) = g.cache_dir() {
+            opts.witnessed = archiver::resume::witnessed_packs(&dir, &repo.config.id);
+        }
+        cairn_core::adopt::adopt_orphan_packs(&mut repo, &opts, &r)
             .context("adopting the packs of an interrupted backup")?
     };
     let live = !g.quiet && !g.json && std::io::stdout().is_terminal();

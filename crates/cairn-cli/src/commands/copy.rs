@@ -180,7 +180,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     // Packs a killed earlier copy (or backup) stored but never indexed: index them, so that
     // nothing it uploaded is uploaded again.
     let opts = cairn_core::adopt::AdoptOptions::for_repo(&dst);
-    cairn_core::adopt::adopt_orphan_packs(&mut dst, opts, &p)
+    cairn_core::adopt::adopt_orphan_packs(&mut dst, &opts, &p)
         .context("adopting the packs of an interrupted run")?;
 
     // Snapshots already in the destination, by the id of the snapshot they were copied from

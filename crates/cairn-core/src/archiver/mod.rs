@@ -204,21 +204,22 @@ impl<'a, 'w> Ctx<'a, 'w> {
             return Ok(());
         }
         self.writer.checkpoint()?;
-        crate::packer::lock(log).append(&done)
+        let packs = self.writer.take_stored_packs();
+        crate::packer::lock(log).append(&done, &packs)
     }
 
     /// Logs the finished files whose blobs are all in stored packs, without waiting for a
     /// checkpoint to index them (see [`resume`]); the others wait for the next round.
     fn log_stored(&self, log: &std::sync::Mutex<resume::Log>) -> anyhow::Result<()> {
+        // Taken before the files: a file counts as ready only if its packs are among these
+        // or were logged before.
+        let packs = self.writer.take_stored_packs();
         let done = std::mem::take(&mut *crate::packer::lock(&self.stored));
-        if done.is_empty() {
-            return Ok(());
-        }
         let (ready, wait): (Vec<_>, Vec<_>) = done
             .into_iter()
             .partition(|e| self.writer.all_stored(e.blobs()));
         crate::packer::lock(&self.stored).extend(wait);
-        crate::packer::lock(log).append(&ready)
+        crate::packer::lock(log).append(&ready, &packs)
     }
 
     fn report(&self, path: &Path, err: anyhow::Error) {
@@ -756,8 +757,9 @@ pub fn backup(
         Err(e) => {
             // Keep what was stored: the packs and an index for them make a re-run cheaper,
             // and the files they complete go to the resume log so a re-run skips them.
+            let packs = writer.take_stored_packs();
             if writer.finish().is_ok() && resume_enabled {
-                let _ = crate::packer::lock(&log).append(&stored);
+                let _ = crate::packer::lock(&log).append(&stored, &packs);
             }
             return Err(e);
         }

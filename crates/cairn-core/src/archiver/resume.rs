@@ -11,6 +11,10 @@
 //! So a backup killed before its first checkpoint is not read again in full either. The log
 //! lives outside the repository, so restic never sees a half-finished
 //! snapshot; it is deleted once the snapshot is saved.
+//!
+//! The log also names every pack the run stored (durably, before the line is written): those
+//! are packs this machine saw complete, so adoption trusts their authenticated headers
+//! without reading every blob again ([`witnessed_packs`]).
 
 use crate::format::gotime;
 use crate::format::tree::{Node, NodeType};
@@ -18,7 +22,7 @@ use crate::Id;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -64,6 +68,12 @@ impl Entry {
     }
 }
 
+/// A line naming a pack the logging run stored durably.
+#[derive(Serialize, Deserialize)]
+struct PackLine {
+    k: Id,
+}
+
 /// Where the log of a backup of `paths` from `host` into repository `repo_id` lives.
 pub fn log_path(cache_dir: &Path, repo_id: &str, host: &str, paths: &[String]) -> PathBuf {
     let mut key = host.as_bytes().to_vec();
@@ -83,6 +93,7 @@ pub fn load(path: &Path) -> HashMap<Vec<u8>, Entry> {
     };
     for line in std::io::BufReader::new(f).lines() {
         let Ok(line) = line else { break };
+        // Pack lines (and anything torn) do not parse as entries.
         let Ok(e) = serde_json::from_str::<Entry>(&line) else {
             continue;
         };
@@ -90,6 +101,27 @@ pub fn load(path: &Path) -> HashMap<Vec<u8>, Entry> {
         map.insert(p, e);
     }
     map
+}
+
+/// The packs that interrupted backups on this machine stored durably in repository
+/// `repo_id`, from every resume log in its cache directory.
+pub fn witnessed_packs(cache_dir: &Path, repo_id: &str) -> HashSet<Id> {
+    let mut packs = HashSet::new();
+    let Ok(logs) = std::fs::read_dir(cache_dir.join(repo_id).join("cairn-resume")) else {
+        return packs;
+    };
+    for log in logs.flatten() {
+        let Ok(f) = std::fs::File::open(log.path()) else {
+            continue;
+        };
+        for line in std::io::BufReader::new(f).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(p) = serde_json::from_str::<PackLine>(&line) {
+                packs.insert(p.k);
+            }
+        }
+    }
+    packs
 }
 
 /// Appends checkpointed entries durably.
@@ -103,8 +135,9 @@ impl Log {
         Log { path, file: None }
     }
 
-    pub fn append(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
-        if entries.is_empty() {
+    /// Appends finished files and the packs stored since the last call, then syncs.
+    pub fn append(&mut self, entries: &[Entry], packs: &[Id]) -> anyhow::Result<()> {
+        if entries.is_empty() && packs.is_empty() {
             return Ok(());
         }
         if self.file.is_none() {
@@ -120,6 +153,10 @@ impl Log {
         }
         let f = self.file.as_mut().expect("opened above");
         let mut buf = Vec::new();
+        for k in packs {
+            serde_json::to_writer(&mut buf, &PackLine { k: *k })?;
+            buf.push(b'\n');
+        }
         for e in entries {
             serde_json::to_writer(&mut buf, e)?;
             buf.push(b'\n');
@@ -150,7 +187,8 @@ mod tests {
         node.content = Some(vec![Id::hash(b"x")]);
         let e = Entry::from_node(Path::new("/a/f\u{e9}"), &node);
         let mut log = Log::new(path.clone());
-        log.append(std::slice::from_ref(&e)).unwrap();
+        let pack = Id::hash(b"pack");
+        log.append(std::slice::from_ref(&e), &[pack]).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -162,6 +200,8 @@ mod tests {
         let back = map.get("/a/f\u{e9}".as_bytes()).unwrap();
         assert_eq!(back, &e);
         assert_eq!(back.to_node().mtime, node.mtime);
+        let witnessed = witnessed_packs(d.path(), "repo");
+        assert_eq!(witnessed, HashSet::from([pack]));
         log.remove();
         assert!(!path.exists());
     }
