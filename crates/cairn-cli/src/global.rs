@@ -4,7 +4,7 @@ use anyhow::Context;
 use cairn_core::format::keyfile::KdfParams;
 use cairn_core::lock::RepoLock;
 use cairn_core::packer::Compression;
-use cairn_core::repository::Repository;
+use cairn_core::repository::{IndexedRepository, Repository};
 use clap::Args;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -198,10 +198,8 @@ impl GlobalOptions {
         Ok(Some(lock))
     }
 
-    pub fn open_with_index(&self) -> anyhow::Result<Repository> {
-        let mut repo = self.open()?;
-        repo.load_index()?;
-        Ok(repo)
+    pub fn open_with_index(&self) -> anyhow::Result<IndexedRepository> {
+        self.open()?.load_index()
     }
 }
 

@@ -12,7 +12,7 @@ mod common;
 
 use cairn_backend::{FileType, LocalBackend};
 use cairn_core::format::indexfile::IndexFile;
-use cairn_core::repository::Repository;
+use cairn_core::repository::{IndexedRepository, Repository};
 use cairn_core::Id;
 use common::{extract_fixture, Run, TempDir, Tool};
 use std::collections::BTreeSet;
@@ -489,7 +489,7 @@ struct Damage {
     repo: PathBuf,
     cairn: Tool,
     restic: Tool,
-    core: Repository,
+    core: IndexedRepository,
     index_id: Id,
     index: IndexFile,
     snapshot: Id,
@@ -523,10 +523,11 @@ impl Damage {
         if common::restic_available() {
             restic.run(&["check", "--read-data"]).ok();
         }
-        let mut core =
-            Repository::open(Arc::new(LocalBackend::new(&repo)), PW.as_bytes(), None).unwrap();
         // Loaded before any damage, for reading trees.
-        core.load_index().unwrap();
+        let core = Repository::open(Arc::new(LocalBackend::new(&repo)), PW.as_bytes(), None)
+            .unwrap()
+            .load_index()
+            .unwrap();
         let ids = core.list_ids(FileType::Index).unwrap();
         assert_eq!(ids.len(), 1, "one index file expected");
         let index = core.load_index_file(&ids[0]).unwrap();
@@ -988,7 +989,7 @@ fn damage_second_key_file() {
     assert_eq!(keys.len(), 2);
     let other = keys
         .iter()
-        .find(|k| k.file_name().unwrap().to_str() != Some(d.core.key_id.as_str()))
+        .find(|k| k.file_name().unwrap().to_str() != Some(d.core.key_id()))
         .unwrap();
     flip(other, 10, 0x01);
     let r = d.cairn_check(&[]);

@@ -36,8 +36,8 @@ fn main() -> anyhow::Result<()> {
     let mut known = cairn_core::index::MasterIndex::new();
     known.finish();
     let writer = BlobWriter::new(
-        repo.backend.clone(),
-        repo.key.clone(),
+        repo.backend().clone(),
+        repo.key().clone(),
         repo.version(),
         Compression::Auto,
         &known,

@@ -36,7 +36,7 @@ use crate::crypto::OVERHEAD;
 use crate::format::indexfile::{IndexBlob, IndexPack};
 use crate::format::pack::PackedBlob;
 use crate::repair::{check_cancel, read_pack_header, save_index_files, Report};
-use crate::repository::{parallel_map, Repository};
+use crate::repository::{parallel_map, IndexedRepository, Repository};
 use crate::Id;
 use anyhow::Context;
 use cairn_backend::{FileType, Handle};
@@ -63,7 +63,7 @@ impl AdoptOptions {
     /// Check blobs on a local repository, trust authenticated headers on a remote one.
     pub fn for_repo(repo: &Repository) -> AdoptOptions {
         AdoptOptions {
-            verify_blobs: !cairn_backend::is_remote(&repo.backend.location()),
+            verify_blobs: !cairn_backend::is_remote(&repo.backend().location()),
             witnessed: HashSet::new(),
         }
     }
@@ -92,15 +92,14 @@ pub struct AdoptStats {
 /// Loads the index if needed and adds the adopted packs to it. Call with the repository
 /// locked (shared), before anything is written.
 pub fn adopt_orphan_packs(
-    repo: &mut Repository,
+    repo: &mut IndexedRepository,
     opts: &AdoptOptions,
     report: &dyn Report,
 ) -> anyhow::Result<AdoptStats> {
-    repo.load_index()?;
     let mut stats = AdoptStats::default();
     let known: HashSet<Id> = repo.index().pack_ids().iter().copied().collect();
     let listed = repo
-        .backend
+        .backend()
         .list(FileType::Data)
         .map_err(anyhow::Error::new)
         .context("listing packs")?;
@@ -128,7 +127,7 @@ pub fn adopt_orphan_packs(
         return Ok(stats);
     }
 
-    let threads = repo.backend.connections().clamp(2, 8);
+    let threads = repo.backend().connections().clamp(2, 8);
     let checked = parallel_map(&orphans, threads, |(id, size)| {
         check_cancel(report)?;
         Ok(verify_pack(repo, id, *size, opts))
@@ -232,7 +231,7 @@ fn verify_blob_tags(repo: &Repository, id: &Id, blobs: &[PackedBlob]) -> anyhow:
             j += 1;
         }
         let piece = repo
-            .backend
+            .backend()
             .load(&h, start, end - start)
             .map_err(anyhow::Error::new)?;
         if piece.len() as u64 != end - start {
@@ -241,7 +240,7 @@ fn verify_blob_tags(repo: &Repository, id: &Id, blobs: &[PackedBlob]) -> anyhow:
         for b in &sorted[i..j] {
             let at = (b.offset as u64 - start) as usize;
             let sealed = &piece[at..at + b.length as usize];
-            if !repo.key.verify(sealed) {
+            if !repo.key().verify(sealed) {
                 anyhow::bail!("blob {} at byte {} fails authentication", b.id, b.offset);
             }
         }

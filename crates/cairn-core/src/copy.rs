@@ -12,7 +12,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::packer::{BlobWriter, Compression, WriterStats};
 use crate::repair::{check_cancel, Report};
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::walk::{walk_from, TreeSource, Visit, Visitor, WalkOptions};
 use crate::Id;
 use anyhow::Context;
@@ -53,7 +53,7 @@ pub struct TreeCopyStats {
 /// Copies blobs from `src` into `dst` through one writer; call [`Copier::checkpoint`] before
 /// saving a snapshot that needs them, and [`Copier::finish`] at the end.
 pub struct Copier<'s, 'd> {
-    src: &'s Repository,
+    src: &'s IndexedRepository,
     writer: BlobWriter<'d>,
     /// Trees already walked in this run (shared by all snapshots).
     visited: HashSet<Id>,
@@ -62,12 +62,16 @@ pub struct Copier<'s, 'd> {
 
 impl<'s, 'd> Copier<'s, 'd> {
     /// Both repositories must have their index loaded.
-    pub fn new(src: &'s Repository, dst: &'d Repository, compression: Compression) -> Self {
+    pub fn new(
+        src: &'s IndexedRepository,
+        dst: &'d IndexedRepository,
+        compression: Compression,
+    ) -> Self {
         Copier {
             src,
             writer: BlobWriter::new(
-                dst.backend.clone(),
-                dst.key.clone(),
+                dst.backend().clone(),
+                dst.key().clone(),
                 dst.version(),
                 compression,
                 dst.index(),
@@ -191,7 +195,7 @@ impl<'s, 'd> Copier<'s, 'd> {
 /// Reads trees for [`Copier::copy_tree`]'s walk and stores each in the destination as the
 /// exact bytes the source has: their hash is the id the parent names.
 struct CopySource<'a, 's, 'd> {
-    repo: &'s Repository,
+    repo: &'s IndexedRepository,
     writer: &'a BlobWriter<'d>,
     /// Trees saved and their bytes.
     stats: std::cell::Cell<(u64, u64)>,
@@ -247,7 +251,11 @@ impl Visitor for CopyVisitor<'_, '_> {
 
 /// Saves a copied snapshot in the destination: no parent (it means nothing there), and
 /// `original` kept or set to the source snapshot's id, which makes it a persistent id.
-pub fn save_copied_snapshot(dst: &Repository, src_id: Id, snap: &Snapshot) -> anyhow::Result<Id> {
+pub fn save_copied_snapshot(
+    dst: &IndexedRepository,
+    src_id: Id,
+    snap: &Snapshot,
+) -> anyhow::Result<Id> {
     let mut s = snap.clone();
     s.parent = None;
     if s.original.is_none() {

@@ -28,3 +28,4 @@ pub mod walk;
 
 pub use error::Error;
 pub use id::Id;
+pub use repository::{IndexedRepository, Repository};

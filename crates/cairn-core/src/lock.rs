@@ -239,8 +239,8 @@ impl RepoLock {
         observer: &dyn LockObserver,
     ) -> anyhow::Result<RepoLock> {
         let store = Store {
-            backend: repo.backend.clone(),
-            key: repo.key.clone(),
+            backend: repo.backend().clone(),
+            key: repo.key().clone(),
             version: repo.version(),
         };
         let deadline = std::time::Instant::now() + retry;
@@ -437,8 +437,8 @@ pub fn remove_locks(
     observer: &dyn LockObserver,
 ) -> anyhow::Result<usize> {
     let store = Store {
-        backend: repo.backend.clone(),
-        key: repo.key.clone(),
+        backend: repo.backend().clone(),
+        key: repo.key().clone(),
         version: repo.version(),
     };
     let host = hostname();
@@ -465,8 +465,8 @@ pub fn remove_locks(
 /// Every lock in the repository that can be read (for `list locks` / `cat lock`).
 pub fn list_locks(repo: &Repository) -> anyhow::Result<Vec<(Id, LockInfo)>> {
     let store = Store {
-        backend: repo.backend.clone(),
-        key: repo.key.clone(),
+        backend: repo.backend().clone(),
+        key: repo.key().clone(),
         version: repo.version(),
     };
     Ok(store

@@ -60,13 +60,13 @@ pub fn read_pack_header(repo: &Repository, id: &Id, size: u64) -> anyhow::Result
     let mut want = pack::HEADER_PROBE.min(size);
     loop {
         let tail = repo
-            .backend
+            .backend()
             .load(&h, size - want, want)
             .map_err(anyhow::Error::new)?;
         if (tail.len() as u64) < want {
             anyhow::bail!("pack {id}: short read ({} of {want} bytes)", tail.len());
         }
-        match pack::parse_header_from_tail(&repo.key, &tail, size)
+        match pack::parse_header_from_tail(repo.key(), &tail, size)
             .with_context(|| format!("pack {id}"))?
         {
             Ok(blobs) => return Ok(blobs),
@@ -126,7 +126,7 @@ pub fn save_index_files(
 pub fn remove_files(repo: &Repository, kind: FileType, ids: &[Id]) -> anyhow::Result<()> {
     for id in ids {
         let h = Handle::new(kind, id.to_hex());
-        repo.backend
+        repo.backend()
             .remove(&h)
             .map_err(anyhow::Error::new)
             .with_context(|| format!("removing {h}"))?;
@@ -207,7 +207,7 @@ pub fn repair_index(
 
     report.info("getting pack files to read...");
     let listed = repo
-        .backend
+        .backend()
         .list(FileType::Data)
         .map_err(anyhow::Error::new)
         .context("listing packs")?;
@@ -346,7 +346,7 @@ pub fn repair_packs(
     }
     known.finish();
     let sizes: HashMap<Id, u64> = repo
-        .backend
+        .backend()
         .list(FileType::Data)
         .map_err(anyhow::Error::new)
         .context("listing packs")?
@@ -356,8 +356,8 @@ pub fn repair_packs(
 
     report.info("salvaging intact data from specified pack files");
     let writer = BlobWriter::new(
-        repo.backend.clone(),
-        repo.key.clone(),
+        repo.backend().clone(),
+        repo.key().clone(),
         repo.version(),
         compression,
         &known,
@@ -406,7 +406,7 @@ pub fn repair_packs(
     report.info("removing salvaged pack files");
     for id in &damaged {
         let h = Handle::new(FileType::Data, id.to_hex());
-        match repo.backend.remove(&h) {
+        match repo.backend().remove(&h) {
             Ok(()) => stats.packs_removed += 1,
             // prune removes them later.
             Err(e) => report.warn(&format!("failed to delete pack file {id}: {e}")),
@@ -435,7 +435,7 @@ fn salvage(
         let plain = crate::format::limits::check_blob(&loc.blob)
             .map_err(|e| anyhow::anyhow!("pack {}: {} blob {}: {e}", pack.short(), b.ty, b.id))
             .and_then(|()| {
-                repo.backend
+                repo.backend()
                     .load(&h, b.offset as u64, b.length as u64)
                     .map_err(anyhow::Error::new)
             })

@@ -1,4 +1,7 @@
-//! An opened repository: backend + master key + config, with the index loaded on demand.
+//! A repository in two states: [`Repository`] is opened (backend, master key, config: enough
+//! for snapshots, keys, locks and index files), [`IndexedRepository`] has its index loaded as
+//! well (enough for blobs and trees). Loading the index is a distinct step, so code that reads
+//! blobs cannot run against an index that was never loaded: it does not compile.
 
 use crate::chunker::Polynomial;
 use crate::crypto::Key;
@@ -15,15 +18,28 @@ use anyhow::Context;
 use cairn_backend::{Backend, BackendError, FileType, Handle};
 use std::sync::Arc;
 
+/// An opened repository: its backend, master key and config.
 pub struct Repository {
-    pub backend: Arc<dyn Backend>,
-    pub key: Key,
+    backend: Arc<dyn Backend>,
+    key: Key,
     /// Name of the key file the password opened.
-    pub key_id: String,
-    pub config: Config,
-    pub polynomial: Polynomial,
+    key_id: String,
+    config: Config,
+    polynomial: Polynomial,
+}
+
+/// An opened repository with its index loaded: what reading blobs and trees needs. Everything
+/// a [`Repository`] offers is available through `Deref`.
+pub struct IndexedRepository {
+    repo: Repository,
     index: MasterIndex,
-    index_loaded: bool,
+}
+
+impl std::ops::Deref for IndexedRepository {
+    type Target = Repository;
+    fn deref(&self) -> &Repository {
+        &self.repo
+    }
 }
 
 /// Options for creating a repository.
@@ -79,8 +95,6 @@ impl Repository {
             key_id,
             config,
             polynomial: pol,
-            index: MasterIndex::new(),
-            index_loaded: false,
         })
     }
 
@@ -135,8 +149,6 @@ impl Repository {
             key_id,
             config,
             polynomial,
-            index: MasterIndex::new(),
-            index_loaded: false,
         })
     }
 
@@ -151,6 +163,30 @@ impl Repository {
 
     pub fn version(&self) -> u32 {
         self.config.version
+    }
+
+    /// Where the repository's files are stored (with the local cache, when one is used).
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The master key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Name of the key file the password opened.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The chunker polynomial of the config.
+    pub fn polynomial(&self) -> Polynomial {
+        self.polynomial
     }
 
     /// Loads an unpacked file, checking that its content matches its name.
@@ -189,10 +225,12 @@ impl Repository {
     }
 
     /// Reads every index file (in parallel) into the in-memory index.
-    pub fn load_index(&mut self) -> anyhow::Result<()> {
-        if self.index_loaded {
-            return Ok(());
-        }
+    pub fn load_index(self) -> anyhow::Result<IndexedRepository> {
+        let index = self.read_index()?;
+        Ok(IndexedRepository { repo: self, index })
+    }
+
+    fn read_index(&self) -> anyhow::Result<MasterIndex> {
         let ids = self.list_ids(FileType::Index)?;
         // Each file goes into the index as soon as it is parsed and is dropped right away, so
         // peak memory is the index plus a few files, not every file parsed at once.
@@ -224,85 +262,12 @@ impl Repository {
             idx = load(&superseded)?.0;
         }
         idx.finish();
-        self.index = idx;
-        self.index_loaded = true;
-        Ok(())
-    }
-
-    /// Forgets the loaded index and reads every index file again.
-    pub fn reload_index(&mut self) -> anyhow::Result<()> {
-        self.index_loaded = false;
-        self.load_index()
-    }
-
-    pub fn index(&self) -> &MasterIndex {
-        &self.index
-    }
-
-    /// Adds packs to the loaded index (after storing an index file that names them).
-    pub fn add_to_index(&mut self, packs: &[crate::format::indexfile::IndexPack]) {
-        for p in packs {
-            self.index
-                .add_pack(p.id, p.blobs.iter().map(|b| b.to_packed()));
-        }
-        self.index.finish();
+        Ok(idx)
     }
 
     /// Decrypts, decompresses and verifies a blob's stored bytes (see [`open_blob`]).
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         open_blob(&self.key, loc, sealed)
-    }
-
-    /// Loads one blob, trying every copy the index knows of.
-    pub fn load_blob(&self, ty: BlobType, id: &Id) -> anyhow::Result<Vec<u8>> {
-        let locs = self.index.lookup_all(ty, id);
-        if locs.is_empty() {
-            return Err(Error::BlobNotFound(*id).into());
-        }
-        let mut last = None;
-        for loc in locs {
-            // Declared lengths beyond the ceiling are refused before anything is read.
-            if let Err(e) = limits::check_blob(&loc.blob) {
-                last = Some(anyhow::anyhow!(
-                    "pack {}: {} blob {}: {e}",
-                    loc.pack.short(),
-                    loc.blob.ty,
-                    loc.blob.id
-                ));
-                continue;
-            }
-            let h = Handle::new(FileType::Data, loc.pack.to_hex());
-            let (off, len) = (loc.blob.offset as u64, loc.blob.length as u64);
-            let read = |cacheable: bool| {
-                let sealed = if cacheable {
-                    self.backend.load_cacheable(&h, off, len)
-                } else {
-                    self.backend.load(&h, off, len)
-                };
-                sealed
-                    .map_err(backend_err)
-                    .and_then(|sealed| self.open_blob(&loc, &sealed))
-            };
-            // Trees come through the local cache when there is one; a damaged cached copy
-            // is dropped and the blob read from the repository itself.
-            let res = match read(ty == BlobType::Tree) {
-                Err(_) if ty == BlobType::Tree => {
-                    self.backend.evict(&h);
-                    read(false)
-                }
-                r => r,
-            };
-            match res {
-                Ok(p) => return Ok(p),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("at least one location"))
-    }
-
-    pub fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
-        let json = self.load_blob(BlobType::Tree, id)?;
-        Tree::parse(&json).with_context(|| format!("tree {id}: invalid tree"))
     }
 
     pub fn load_snapshot(&self, id: &Id) -> anyhow::Result<Snapshot> {
@@ -358,6 +323,84 @@ impl Repository {
             .save(&Handle::new(FileType::Key, &id), &bytes)
             .map_err(backend_err)?;
         Ok(id)
+    }
+}
+
+impl IndexedRepository {
+    pub fn index(&self) -> &MasterIndex {
+        &self.index
+    }
+
+    /// Forgets the loaded index and reads every index file again.
+    pub fn reload_index(&mut self) -> anyhow::Result<()> {
+        self.index = self.repo.read_index()?;
+        Ok(())
+    }
+
+    /// Adds packs to the loaded index (after storing an index file that names them).
+    pub fn add_to_index(&mut self, packs: &[crate::format::indexfile::IndexPack]) {
+        for p in packs {
+            self.index
+                .add_pack(p.id, p.blobs.iter().map(|b| b.to_packed()));
+        }
+        self.index.finish();
+    }
+
+    /// Gives the index up, keeping the opened repository.
+    pub fn into_repository(self) -> Repository {
+        self.repo
+    }
+
+    /// Loads one blob, trying every copy the index knows of.
+    pub fn load_blob(&self, ty: BlobType, id: &Id) -> anyhow::Result<Vec<u8>> {
+        let locs = self.index.lookup_all(ty, id);
+        if locs.is_empty() {
+            return Err(Error::BlobNotFound(*id).into());
+        }
+        let mut last = None;
+        for loc in locs {
+            // Declared lengths beyond the ceiling are refused before anything is read.
+            if let Err(e) = limits::check_blob(&loc.blob) {
+                last = Some(anyhow::anyhow!(
+                    "pack {}: {} blob {}: {e}",
+                    loc.pack.short(),
+                    loc.blob.ty,
+                    loc.blob.id
+                ));
+                continue;
+            }
+            let h = Handle::new(FileType::Data, loc.pack.to_hex());
+            let (off, len) = (loc.blob.offset as u64, loc.blob.length as u64);
+            let read = |cacheable: bool| {
+                let sealed = if cacheable {
+                    self.backend.load_cacheable(&h, off, len)
+                } else {
+                    self.backend.load(&h, off, len)
+                };
+                sealed
+                    .map_err(backend_err)
+                    .and_then(|sealed| self.open_blob(&loc, &sealed))
+            };
+            // Trees come through the local cache when there is one; a damaged cached copy
+            // is dropped and the blob read from the repository itself.
+            let res = match read(ty == BlobType::Tree) {
+                Err(_) if ty == BlobType::Tree => {
+                    self.backend.evict(&h);
+                    read(false)
+                }
+                r => r,
+            };
+            match res {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one location"))
+    }
+
+    pub fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+        let json = self.load_blob(BlobType::Tree, id)?;
+        Tree::parse(&json).with_context(|| format!("tree {id}: invalid tree"))
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::format::pack::BlobType;
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::packer::BlobWriter;
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::walk::{lossy_path, walk_from, CachedSource, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::Id;
 use anyhow::Context;
@@ -54,7 +54,7 @@ pub trait RewriteRules {
 }
 
 pub struct TreeRewriter<'r, 'w> {
-    repo: &'r Repository,
+    repo: &'r IndexedRepository,
     writer: &'w BlobWriter<'r>,
     /// Accept trees whose serialization changes on a round trip (repair), or refuse them.
     allow_unstable: bool,
@@ -65,7 +65,7 @@ pub struct TreeRewriter<'r, 'w> {
 
 impl<'r, 'w> TreeRewriter<'r, 'w> {
     pub fn new(
-        repo: &'r Repository,
+        repo: &'r IndexedRepository,
         writer: &'w BlobWriter<'r>,
         allow_unstable: bool,
     ) -> TreeRewriter<'r, 'w> {

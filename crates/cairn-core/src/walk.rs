@@ -11,7 +11,7 @@
 
 use crate::format::pack::BlobType;
 use crate::format::tree::{Node, NodeType, Tree};
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::{Error, Id};
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
@@ -116,16 +116,16 @@ pub trait TreeSource {
     fn load_tree(&self, id: &Id) -> anyhow::Result<Tree>;
 }
 
-impl TreeSource for Repository {
+impl TreeSource for IndexedRepository {
     fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
-        Repository::load_tree(self, id)
+        IndexedRepository::load_tree(self, id)
     }
 }
 
 /// Walks the tree `root`, whose own path is `root_path` (empty for a snapshot's root, so
 /// that top-level nodes are `/name`).
 pub fn walk(
-    repo: &Repository,
+    repo: &IndexedRepository,
     root: Id,
     root_path: &[u8],
     opts: &WalkOptions,
@@ -149,7 +149,7 @@ pub fn walk_from(
 /// stores them unsorted, as restic's walker does (`find`, `dump`). `Visitor::tree` sees the
 /// sorted tree.
 pub fn walk_sorted(
-    repo: &Repository,
+    repo: &IndexedRepository,
     root: Id,
     root_path: &[u8],
     opts: &WalkOptions,
@@ -258,8 +258,8 @@ pub struct TreeCache {
 }
 
 impl TreeCache {
-    /// [`Repository::load_tree`], from the cache when the blob is in it.
-    pub fn load(&mut self, repo: &Repository, id: &Id) -> anyhow::Result<Tree> {
+    /// [`IndexedRepository::load_tree`], from the cache when the blob is in it.
+    pub fn load(&mut self, repo: &IndexedRepository, id: &Id) -> anyhow::Result<Tree> {
         if let Some(json) = self.blobs.get(id) {
             return Tree::parse(json).with_context(|| format!("tree {id}: invalid tree"));
         }
@@ -279,7 +279,7 @@ impl TreeCache {
 
 /// Loads the tree of the directory at `subpath` (`a/b/c`, relative to `root`) without
 /// following anything but directories. Errors name the missing or non-directory component.
-pub fn subtree_at(repo: &Repository, root: Id, subpath: &str) -> anyhow::Result<Id> {
+pub fn subtree_at(repo: &IndexedRepository, root: Id, subpath: &str) -> anyhow::Result<Id> {
     let mut tree = root;
     let mut so_far = String::new();
     for comp in subpath.split('/').filter(|c| !c.is_empty()) {

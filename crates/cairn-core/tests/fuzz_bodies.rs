@@ -275,7 +275,7 @@ impl Seeds {
         // A format-v2 repository (compressed files and blobs) written here.
         let dir = tmp.join("v2");
         let be: Arc<dyn Backend> = Arc::from(cairn_backend::open(&dir.to_string_lossy()).unwrap());
-        let mut repo = Repository::init(
+        let repo = Repository::init(
             be,
             b"pw",
             InitOptions {
@@ -290,11 +290,12 @@ impl Seeds {
                 hostname: "fuzz".into(),
             },
         )
+        .unwrap()
+        .load_index()
         .unwrap();
-        repo.load_index().unwrap();
         let w = BlobWriter::new(
-            repo.backend.clone(),
-            repo.key.clone(),
+            repo.backend().clone(),
+            repo.key().clone(),
             repo.version(),
             Compression::Auto,
             repo.index(),
@@ -356,8 +357,8 @@ impl Seeds {
     /// Every file of `repo`, decrypted: unpacked files (as stored after decryption, and
     /// decoded), keys and config, pack headers, and every blob (stored plaintext and decoded).
     fn add_repo(&mut self, repo: &Repository) {
-        let be = &repo.backend;
-        let key: &Key = &repo.key;
+        let be = &repo.backend();
+        let key: &Key = repo.key();
         for f in be.list(FileType::Key).unwrap() {
             self.general
                 .push(be.load(&Handle::new(FileType::Key, &f.name), 0, 0).unwrap());

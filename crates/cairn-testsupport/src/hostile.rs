@@ -10,13 +10,13 @@ use cairn_core::format::pack::BlobType;
 use cairn_core::format::snapshot::Snapshot;
 use cairn_core::format::tree::{Node, NodeType};
 use cairn_core::packer::{BlobWriter, Compression};
-use cairn_core::repository::Repository;
+use cairn_core::repository::{IndexedRepository, Repository};
 use cairn_core::Id;
 use std::path::Path;
 use std::sync::Arc;
 
 pub struct Forger {
-    pub repo: Repository,
+    pub repo: IndexedRepository,
     /// Blobs waiting to be packed: (type, plaintext). Written by [`Forger::flush`].
     pending: Vec<(BlobType, Vec<u8>)>,
 }
@@ -41,9 +41,10 @@ impl Forger {
     /// Opens an existing local repository with its password.
     pub fn open(repo: &Path, password: &str) -> Forger {
         let be = cairn_backend::open(&repo.to_string_lossy()).expect("open backend");
-        let mut repo =
-            Repository::open(Arc::from(be), password.as_bytes(), None).expect("open repository");
-        repo.load_index().expect("load index");
+        let repo = Repository::open(Arc::from(be), password.as_bytes(), None)
+            .expect("open repository")
+            .load_index()
+            .expect("load index");
         Forger {
             repo,
             pending: Vec::new(),
@@ -111,8 +112,8 @@ impl Forger {
         }
         let index = self.repo.index();
         let w = BlobWriter::new(
-            self.repo.backend.clone(),
-            self.repo.key.clone(),
+            self.repo.backend().clone(),
+            self.repo.key().clone(),
             self.repo.version(),
             Compression::Auto,
             index,
@@ -151,10 +152,10 @@ impl Forger {
     /// Seals `plain` (the decrypted content, any bytes at all) and stores it as an unpacked
     /// file of `kind`, named by its hash as restic names them. Returns the id.
     pub fn raw_unpacked(&mut self, kind: FileType, plain: &[u8]) -> Id {
-        let sealed = self.repo.key.seal(plain);
+        let sealed = self.repo.key().seal(plain);
         let id = Id::hash(&sealed);
         self.repo
-            .backend
+            .backend()
             .save(&cairn_backend::Handle::new(kind, id.to_hex()), &sealed)
             .expect("save raw file");
         id
@@ -240,7 +241,7 @@ impl Forger {
         use cairn_core::format::pack::{self, PackedBlob};
         let z = zstd::bulk::compress(plain, 3).expect("compress");
         let mut data = Vec::new();
-        self.repo.key.seal_into(&z, &mut data);
+        self.repo.key().seal_into(&z, &mut data);
         let b = PackedBlob {
             ty,
             id: Id::hash(plain),
@@ -248,10 +249,10 @@ impl Forger {
             length: data.len() as u32,
             uncompressed_length: declared,
         };
-        pack::finish(&mut data, &self.repo.key, &[b]);
+        pack::finish(&mut data, self.repo.key(), &[b]);
         let pack_id = Id::hash(&data);
         self.repo
-            .backend
+            .backend()
             .save(
                 &cairn_backend::Handle::new(FileType::Data, pack_id.to_hex()),
                 &data,

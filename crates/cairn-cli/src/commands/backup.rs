@@ -344,9 +344,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     };
     let time = a.time.as_deref().map(parse_time).transpose()?;
     let compression = g.compression()?;
-    let mut repo = g.open()?;
     let start = Instant::now();
-    repo.load_index()?;
+    let mut repo = g.open()?.load_index()?;
     // Packs a killed earlier run stored but never indexed: index them, so that nothing it
     // uploaded is uploaded again.
     let adopted = if a.dry_run {
@@ -359,7 +358,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         };
         let mut opts = cairn_core::adopt::AdoptOptions::for_repo(&repo);
         if let Some(dir) = g.cache_dir() {
-            opts.witnessed = archiver::resume::witnessed_packs(&dir, &repo.config.id);
+            opts.witnessed = archiver::resume::witnessed_packs(&dir, &repo.config().id);
         }
         cairn_core::adopt::adopt_orphan_packs(&mut repo, &opts, &r)
             .context("adopting the packs of an interrupted backup")?
@@ -419,7 +418,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             abs.sort();
             Some(archiver::resume::log_path(
                 &dir,
-                &repo.config.id,
+                &repo.config().id,
                 &hostname,
                 &abs,
             ))
@@ -589,7 +588,7 @@ fn find_parent(
 /// `--stdin`, or `--stdin-from-command`: the command's output is the file, and a command that
 /// fails fails the backup (no snapshot).
 fn backup_stream(
-    repo: &cairn_core::repository::Repository,
+    repo: &cairn_core::repository::IndexedRepository,
     opts: &BackupOptions,
     a: &Args,
 ) -> anyhow::Result<archiver::BackupResult> {

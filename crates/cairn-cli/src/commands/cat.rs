@@ -29,19 +29,19 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     match a.kind.as_str() {
         "config" => {
             let repo = g.open()?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&repo.config)?)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&repo.config())?)?;
         }
         "masterkey" => {
             let repo = g.open()?;
-            writeln!(out, "{}", pretty(&repo.key.to_json())?)?;
+            writeln!(out, "{}", pretty(&repo.key().to_json())?)?;
         }
         "key" => {
             let repo = g.open()?;
             let id = match &a.id {
                 Some(p) => repo.find_id(FileType::Key, p)?,
-                None => Id::from_hex(&repo.key_id)?,
+                None => Id::from_hex(repo.key_id())?,
             };
-            let raw = cairn_core::format::limits::load_bounded(&*repo.backend, &Handle::new(FileType::Key, id.to_hex()))?;
+            let raw = cairn_core::format::limits::load_bounded(&**repo.backend(), &Handle::new(FileType::Key, id.to_hex()))?;
             KeyFile::parse(&raw)?;
             writeln!(out, "{}", pretty(&raw)?)?;
         }
@@ -64,7 +64,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             let repo = g.open()?;
             let id = repo.find_id(FileType::Data, &need_id()?)?;
             let h = Handle::new(FileType::Data, id.to_hex());
-            let raw = cairn_core::format::limits::load_pack_bounded(repo.backend.as_ref(), &h)?;
+            let raw = cairn_core::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)?;
             if Id::hash(&raw) != id {
                 eprintln!("Warning: hash of data does not match ID, want {id}, got {}", Id::hash(&raw));
             }

@@ -163,8 +163,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "Please specify a source repository location (--from-repo or --from-repository-file)"
         );
     }
-    let mut src = a.from.open("source")?;
-    let mut dst = g.open_unlocked()?;
+    let src = a.from.open("source")?;
+    let dst = g.open_unlocked()?;
     // The source is only read (no lock with --no-lock); the destination is always locked,
     // shared, as a backup locks it.
     let _src_lock = g.lock(&src, LockMode::Shared)?;
@@ -173,9 +173,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let _dst_lock = locking.lock(&dst, LockMode::Shared)?;
 
     let p = Printer::new(g);
-    src.load_index()
+    let src = src
+        .load_index()
         .context("loading the source repository's index")?;
-    dst.load_index()
+    let mut dst = dst
+        .load_index()
         .context("loading the destination repository's index")?;
     // Packs a killed earlier copy (or backup) stored but never indexed: index them, so that
     // nothing it uploaded is uploaded again.

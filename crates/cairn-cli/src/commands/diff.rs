@@ -11,7 +11,7 @@ use crate::global::GlobalOptions;
 use cairn_core::format::gojson::{write_json_bytes_as_str, write_json_str};
 use cairn_core::format::pack::BlobType;
 use cairn_core::format::tree::{Node, NodeType, Tree};
-use cairn_core::repository::Repository;
+use cairn_core::repository::IndexedRepository;
 use cairn_core::walk;
 use cairn_core::Id;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -116,7 +116,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 }
 
 /// A snapshot argument → (snapshot id, the tree to compare).
-fn resolve(repo: &Repository, spec: &str) -> anyhow::Result<(Id, Id)> {
+fn resolve(repo: &IndexedRepository, spec: &str) -> anyhow::Result<(Id, Id)> {
     let (snap, sub) = match spec.split_once(':') {
         Some((s, p)) => (s, Some(p)),
         None => (spec, None),
@@ -250,7 +250,7 @@ fn same_xattrs(a: &Node, b: &Node) -> bool {
 }
 
 struct Comparer<'a, W: Write> {
-    repo: &'a Repository,
+    repo: &'a IndexedRepository,
     metadata: bool,
     json: bool,
     quiet: bool,
@@ -349,7 +349,7 @@ impl Walk {
 
     fn diff_frame(
         &mut self,
-        repo: &Repository,
+        repo: &IndexedRepository,
         prefix: &[u8],
         id1: &Id,
         id2: &Id,
@@ -376,7 +376,7 @@ impl Walk {
 
     fn print_frame(
         &mut self,
-        repo: &Repository,
+        repo: &IndexedRepository,
         modifier: &'static str,
         prefix: &[u8],
         id: &Id,

@@ -34,7 +34,7 @@ use anyhow::Context;
 use cairn_core::format::gotime::{self, GoTime};
 use cairn_core::format::pack::BlobType;
 use cairn_core::format::tree::{mode, name_problem, Node, NodeType, Tree};
-use cairn_core::repository::Repository;
+use cairn_core::repository::IndexedRepository;
 use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use cairn_core::Id;
 use chrono::{Datelike, Timelike};
@@ -128,7 +128,7 @@ fn is_interrupted(e: &anyhow::Error) -> bool {
 /// restic's `printFromTree`: follows the (cleaned) path from the snapshot's root tree; a file
 /// at its end is written as it is, a directory (or "/") as an archive.
 fn dump<W: Write>(
-    repo: &Repository,
+    repo: &IndexedRepository,
     root: Id,
     path: &str,
     format: Format,
@@ -192,7 +192,7 @@ fn subtree(n: &Node, path: &str) -> anyhow::Result<Id> {
 /// The archive of a directory's `nodes`, entries named `prefix/…` (`prefix` has no leading
 /// slash and is empty for the snapshot's root).
 fn archive<W: Write>(
-    repo: &Repository,
+    repo: &IndexedRepository,
     nodes: &[Node],
     prefix: &str,
     format: Format,
@@ -256,7 +256,13 @@ impl<'a> Checks<'a> {
     /// Whether a node may become an archive member; if not, it is reported. `prev` is the
     /// name of the previous member in the same directory (names come in order, so a repeat
     /// follows its first occurrence).
-    fn admit(&mut self, repo: &Repository, path: &[u8], n: &Node, prev: Option<&[u8]>) -> bool {
+    fn admit(
+        &mut self,
+        repo: &IndexedRepository,
+        path: &[u8],
+        n: &Node,
+        prev: Option<&[u8]>,
+    ) -> bool {
         if let Some(why) = name_problem(&n.name) {
             self.leave_out(path, &format!("unsafe name ({why})"));
             return false;
@@ -312,7 +318,7 @@ type Emit<'e> = dyn FnMut(&[u8], &Node) -> anyhow::Result<()> + 'e;
 /// below the directories among them every file, directory and symlink, depth first in name
 /// order.
 fn send_tree(
-    repo: &Repository,
+    repo: &IndexedRepository,
     nodes: &[Node],
     prefix: &[u8],
     checks: &mut Checks,
@@ -347,7 +353,7 @@ fn send_tree(
 
 /// The walk below one directory of the dumped one.
 struct Sender<'s, 'c, 'e> {
-    repo: &'s Repository,
+    repo: &'s IndexedRepository,
     checks: &'s mut Checks<'c>,
     emit: &'s mut Emit<'e>,
     /// Per directory being walked, the name of its last member.
@@ -398,14 +404,14 @@ thread_local! {
 
 /// Reads a file's content blob by blob, holding one blob in memory at a time.
 struct BlobReader<'r> {
-    repo: &'r Repository,
+    repo: &'r IndexedRepository,
     ids: std::vec::IntoIter<Id>,
     cur: std::rc::Rc<[u8]>,
     pos: usize,
 }
 
 impl<'r> BlobReader<'r> {
-    fn new(repo: &'r Repository, ids: Vec<Id>) -> Self {
+    fn new(repo: &'r IndexedRepository, ids: Vec<Id>) -> Self {
         BlobReader {
             repo,
             ids: ids.into_iter(),
@@ -457,7 +463,7 @@ struct ExactReader<'r> {
 }
 
 impl<'r> ExactReader<'r> {
-    fn new(repo: &'r Repository, n: &Node, path: &[u8]) -> Self {
+    fn new(repo: &'r IndexedRepository, n: &Node, path: &[u8]) -> Self {
         ExactReader {
             inner: BlobReader::new(repo, n.content.clone().unwrap_or_default()),
             left: n.size,
@@ -497,7 +503,7 @@ impl Read for ExactReader<'_> {
 // tar
 
 fn tar_entry<W: Write>(
-    repo: &Repository,
+    repo: &IndexedRepository,
     tar: &mut tar::Builder<W>,
     path: &[u8],
     n: &Node,
@@ -605,7 +611,7 @@ fn msdos_time(t: &GoTime) -> (u16, u16) {
 }
 
 fn zip_entry<W: Write>(
-    repo: &Repository,
+    repo: &IndexedRepository,
     zip: &mut zip::ZipWriter<zip::write::StreamWriter<W>>,
     path: &[u8],
     n: &Node,

@@ -25,7 +25,7 @@ use cairn_core::format::indexfile::IndexFile;
 use cairn_core::format::pack::{self, BlobType, PackedBlob};
 use cairn_core::format::snapshot::Snapshot;
 use cairn_core::format::tree::{mode, Node, NodeType, Tree};
-use cairn_core::repository::Repository;
+use cairn_core::repository::IndexedRepository;
 use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use cairn_core::Id;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -162,7 +162,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 // ---------------------------------------------------------------------------------------------
 // Which snapshots to search
 
-fn select_snapshots(repo: &Repository, a: &Args) -> anyhow::Result<Vec<(Id, Snapshot)>> {
+fn select_snapshots(repo: &IndexedRepository, a: &Args) -> anyhow::Result<Vec<(Id, Snapshot)>> {
     let mut snaps = a.filter.select(repo, &a.snapshots)?;
     // restic >= 0.16 prints snapshots oldest first; 0.14's order was unspecified.
     snaps.sort_by_key(|s| s.1.time);
@@ -170,7 +170,10 @@ fn select_snapshots(repo: &Repository, a: &Args) -> anyhow::Result<Vec<(Id, Snap
 }
 
 /// A snapshot by id or unique prefix, with restic's error messages.
-pub(crate) fn find_snapshot(repo: &Repository, spec: &str) -> anyhow::Result<(Id, Snapshot)> {
+pub(crate) fn find_snapshot(
+    repo: &IndexedRepository,
+    spec: &str,
+) -> anyhow::Result<(Id, Snapshot)> {
     let id = repo.find_id(FileType::Snapshot, spec).map_err(|e| {
         if e.to_string().contains("ambiguous") {
             anyhow::anyhow!("multiple IDs with prefix {spec:?} found")
@@ -453,7 +456,7 @@ enum Event {
 }
 
 struct PatternFinder<'a> {
-    repo: &'a Repository,
+    repo: &'a IndexedRepository,
     patterns: Vec<Option<Pattern>>,
     ignore_case: bool,
     oldest: Option<GoTime>,
@@ -753,7 +756,7 @@ struct IdSearch {
 }
 
 struct IdFinder<'a> {
-    repo: &'a Repository,
+    repo: &'a IndexedRepository,
     ids: &'a mut IdSearch,
     /// Trees known to hold nothing searched for. Matching only ever narrows (a prefix is
     /// replaced by one full id), so a tree without hits stays without hits.
@@ -933,7 +936,7 @@ impl<W: Write> Visitor for IdVisitor<'_, '_, '_, W> {
 
 /// The data and tree blobs of the packs named by `pats` (ids or prefixes), read from the
 /// packs' headers, or from the index for packs missing from the repository.
-fn packs_to_blobs(repo: &Repository, pats: &[String]) -> anyhow::Result<(Vec<Id>, Vec<Id>)> {
+fn packs_to_blobs(repo: &IndexedRepository, pats: &[String]) -> anyhow::Result<(Vec<Id>, Vec<Id>)> {
     let pats: Vec<String> = pats.iter().map(|p| p.to_ascii_lowercase()).collect();
     let mut found = vec![false; pats.len()];
     let mut data = Vec::new();
@@ -955,7 +958,7 @@ fn packs_to_blobs(repo: &Repository, pats: &[String]) -> anyhow::Result<(Vec<Id>
     };
     let all: Vec<usize> = (0..pats.len()).collect();
     let mut in_backend = HashSet::new();
-    for f in repo.backend.list(FileType::Data)? {
+    for f in repo.backend().list(FileType::Data)? {
         let h = hits(&f.name, &all);
         if !h.is_empty() {
             add(&mut read_pack_header(repo, &f.name, f.size)?.into_iter());
@@ -1007,12 +1010,16 @@ fn packs_to_blobs(repo: &Repository, pats: &[String]) -> anyhow::Result<(Vec<Id>
     Ok((data, trees))
 }
 
-fn read_pack_header(repo: &Repository, name: &str, size: u64) -> anyhow::Result<Vec<PackedBlob>> {
+fn read_pack_header(
+    repo: &IndexedRepository,
+    name: &str,
+    size: u64,
+) -> anyhow::Result<Vec<PackedBlob>> {
     let h = Handle::new(FileType::Data, name);
     let mut want = pack::HEADER_PROBE.min(size);
     loop {
-        let tail = repo.backend.load(&h, size - want, want)?;
-        match pack::parse_header_from_tail(&repo.key, &tail, size)
+        let tail = repo.backend().load(&h, size - want, want)?;
+        match pack::parse_header_from_tail(repo.key(), &tail, size)
             .map_err(|e| anyhow::anyhow!("pack {name}: {e:#}"))?
         {
             Ok(blobs) => return Ok(blobs),
@@ -1023,7 +1030,7 @@ fn read_pack_header(repo: &Repository, name: &str, size: u64) -> anyhow::Result<
 }
 
 /// `--show-pack-id`: where each blob and tree searched for is stored.
-fn show_packs<W: Write>(repo: &Repository, ids: &IdSearch, w: &mut W) -> anyhow::Result<()> {
+fn show_packs<W: Write>(repo: &IndexedRepository, ids: &IdSearch, w: &mut W) -> anyhow::Result<()> {
     let kinds = [
         (BlobType::Data, ids.blobs.as_ref()),
         (BlobType::Tree, ids.trees.as_ref()),

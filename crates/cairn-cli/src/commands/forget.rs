@@ -187,7 +187,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         );
     }
     // As restic: exclusive, except a dry run with --no-lock, which takes no lock at all.
-    let mut repo = if a.dry_run && g.no_lock {
+    let repo = if a.dry_run && g.no_lock {
         g.open_unlocked()?
     } else {
         g.open_exclusive()?
@@ -266,7 +266,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                 remove.len()
             );
         }
-        super::prune::prune(&mut repo, &prune_opts, false, g)?;
+        super::prune::prune(repo, &prune_opts, false, g)?;
     }
     Ok(crate::exit::OK)
 }
@@ -279,7 +279,7 @@ fn explicit(
     filter: &snapshot_ref::Filter,
 ) -> anyhow::Result<Vec<(Id, Snapshot)>> {
     let names: Vec<String> = repo
-        .backend
+        .backend()
         .list(FileType::Snapshot)
         .map_err(anyhow::Error::new)
         .context("listing snapshots")?
@@ -439,7 +439,7 @@ fn delete(repo: &Repository, ids: &BTreeSet<Id>, g: &GlobalOptions) -> anyhow::R
         let h = Handle::new(FileType::Snapshot, id.to_hex());
         // restic names a file by the first ten characters of its name in these messages.
         let name: String = h.name.chars().take(10).collect();
-        if let Err(e) = repo.backend.remove(&h) {
+        if let Err(e) = repo.backend().remove(&h) {
             if !g.json {
                 eprintln!("unable to remove <snapshot/{name}> from the repository");
             }

@@ -32,7 +32,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     // The other repository is opened first, as restic does (its password is asked first).
     let polynomial = if a.copy_chunker_params {
-        Some(a.from.open("secondary")?.polynomial)
+        Some(a.from.open("secondary")?.polynomial())
     } else if a.from.is_set() {
         anyhow::bail!(
             "Secondary repository must only be specified when copying the chunker parameters"
@@ -56,12 +56,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     if g.json {
         println!(
             "{}",
-            serde_json::json!({"message_type": "initialized", "id": repo.config.id, "repository": loc})
+            serde_json::json!({"message_type": "initialized", "id": repo.config().id, "repository": loc})
         );
     } else if !g.quiet {
         println!(
             "created restic repository {} at {}",
-            &repo.config.id[..10],
+            &repo.config().id[..10],
             loc
         );
         println!();

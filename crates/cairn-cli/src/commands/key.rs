@@ -30,7 +30,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     match a.action.as_str() {
         "list" => {
             let mut rows = Vec::new();
-            for f in repo.backend.list(FileType::Key)? {
+            for f in repo.backend().list(FileType::Key)? {
                 if let Err(e) = cairn_core::format::limits::check_stored(FileType::Key, f.size) {
                     eprintln!(
                         "LoadKey() failed: key {}: {e}",
@@ -39,7 +39,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                     continue;
                 }
                 let raw = repo
-                    .backend
+                    .backend()
                     .load(&Handle::new(FileType::Key, &f.name), 0, 0)?;
                 let kf = match KeyFile::parse(&raw) {
                     Ok(k) => k,
@@ -55,7 +55,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
                 rows.push((
-                    f.name == repo.key_id,
+                    f.name == repo.key_id(),
                     f.name[..8].to_string(),
                     kf.username,
                     kf.hostname,
@@ -98,10 +98,10 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                 a.id.clone()
                     .ok_or_else(|| anyhow::anyhow!("key remove needs a key ID"))?;
             let id = repo.find_id(FileType::Key, &prefix)?.to_hex();
-            if id == repo.key_id {
+            if id == repo.key_id() {
                 anyhow::bail!("refusing to remove key currently used to access repository");
             }
-            repo.backend.remove(&Handle::new(FileType::Key, &id))?;
+            repo.backend().remove(&Handle::new(FileType::Key, &id))?;
             if !g.quiet {
                 println!("removed key {id}");
             }
@@ -112,8 +112,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             let host = a.host.clone().unwrap_or_else(global::hostname);
             // The new key is durable before the old one goes, so a crash never locks you out.
             repo.add_key(&pw, global::kdf_params(), &user, &host)?;
-            repo.backend
-                .remove(&Handle::new(FileType::Key, &repo.key_id))?;
+            repo.backend()
+                .remove(&Handle::new(FileType::Key, repo.key_id()))?;
             if !g.quiet {
                 println!("saved new key");
             }

@@ -102,7 +102,7 @@ fn check(repo: &Repository, g: &GlobalOptions) -> anyhow::Result<()> {
     if errors.load(Ordering::Relaxed) {
         anyhow::bail!("LoadIndex returned errors");
     }
-    for k in checker::check_key_files(&*repo.backend)? {
+    for k in checker::check_key_files(&**repo.backend())? {
         show(Finding::Error(k));
     }
     say("check all packs");
@@ -124,7 +124,7 @@ fn check(repo: &Repository, g: &GlobalOptions) -> anyhow::Result<()> {
 fn upgrade_repo_v2(repo: &Repository) -> anyhow::Result<()> {
     let h = Handle::config();
     let old = repo
-        .backend
+        .backend()
         .load(&h, 0, 0)
         .map_err(anyhow::Error::new)
         .context("load config file failed")?;
@@ -138,14 +138,14 @@ fn upgrade_repo_v2(repo: &Repository) -> anyhow::Result<()> {
     std::fs::write(&backup, &old)
         .with_context(|| format!("write config file backup to {} failed", dir.display()))?;
 
-    let mut cfg = repo.config.clone();
+    let mut cfg = repo.config().clone();
     cfg.version = 2;
     // The config file is never compressed, in either version.
-    let sealed = repo.key.seal(&serde_json::to_vec(&cfg)?);
-    if let Err(e) = repo.backend.save(&h, &sealed) {
+    let sealed = repo.key().seal(&serde_json::to_vec(&cfg)?);
+    if let Err(e) = repo.backend().save(&h, &sealed) {
         let upload = anyhow::Error::new(e);
-        let _ = repo.backend.remove(&h);
-        return Err(match repo.backend.save(&h, &old) {
+        let _ = repo.backend().remove(&h);
+        return Err(match repo.backend().save(&h, &old) {
             Ok(()) => upload.context(format!(
                 "error uploading config, re-uploaded old config was successful, there is a backup of the config file in {}",
                 backup.display()

@@ -55,8 +55,8 @@ pub struct Args {
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     // Validate options before touching the repository.
     let opts = a.tuning.options(g)?;
-    let mut repo = g.open_exclusive()?;
-    prune(&mut repo, &opts, a.dry_run, g)?;
+    let repo = g.open_exclusive()?;
+    prune(repo, &opts, a.dry_run, g)?;
     Ok(crate::exit::OK)
 }
 
@@ -80,7 +80,7 @@ impl pruner::PruneObserver for Say<'_> {
 
 /// Prunes an opened, exclusively locked repository (also used by `forget --prune`).
 pub fn prune(
-    repo: &mut Repository,
+    repo: Repository,
     opts: &PruneOptions,
     dry_run: bool,
     g: &GlobalOptions,
@@ -88,7 +88,7 @@ pub fn prune(
     let say = Say { g };
     use pruner::PruneObserver;
     say.message("loading indexes...");
-    repo.load_index()?;
+    let repo = &repo.load_index()?;
     say.message("loading all snapshots...");
     let roots: Vec<cairn_core::Id> = repo
         .list_snapshots()?

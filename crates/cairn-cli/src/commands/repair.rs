@@ -113,7 +113,8 @@ fn run_packs(a: PacksArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
     p.info("saving backup copies of pack files to current folder");
     for id in &ids {
         let h = cairn_backend::Handle::new(cairn_backend::FileType::Data, id.to_hex());
-        let data = match cairn_core::format::limits::load_pack_bounded(repo.backend.as_ref(), &h) {
+        let data = match cairn_core::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)
+        {
             Ok(d) => d,
             Err(e) => {
                 p.warn(&format!(

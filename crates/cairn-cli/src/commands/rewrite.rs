@@ -13,7 +13,7 @@ use cairn_core::format::snapshot::Snapshot;
 use cairn_core::format::tree::{Node, NodeType, Tree};
 use cairn_core::packer::BlobWriter;
 use cairn_core::repair::Report;
-use cairn_core::repository::Repository;
+use cairn_core::repository::IndexedRepository;
 use cairn_core::rewrite::{NodeAction, RewriteRules, TreeRewriter};
 use cairn_core::Id;
 use std::collections::HashSet;
@@ -115,13 +115,13 @@ pub struct Selected {
 /// snapshots in the order given, each once (`latest` = the newest passing the filters; an id
 /// that names no snapshot is warned about and skipped).
 pub fn find_snapshots(
-    repo: &Repository,
+    repo: &IndexedRepository,
     filter: &snapshot_ref::Filter,
     ids: &[String],
     report: &dyn Report,
 ) -> anyhow::Result<Vec<Selected>> {
     let names: Vec<String> = repo
-        .backend
+        .backend()
         .list(FileType::Snapshot)
         .map_err(anyhow::Error::new)?
         .into_iter()
@@ -216,7 +216,7 @@ struct Replace<'a> {
 /// snapshot whose tree is gone entirely is removed; otherwise the new snapshot is stored
 /// (after the trees it names are durable) and, with `--forget`, the old one removed.
 fn replace_snapshot(
-    repo: &Repository,
+    repo: &IndexedRepository,
     writer: &BlobWriter,
     id: Id,
     mut snap: Snapshot,
@@ -281,9 +281,9 @@ fn replace_snapshot(
     Ok(true)
 }
 
-fn remove_snapshot(repo: &Repository, id: &Id) -> anyhow::Result<()> {
+fn remove_snapshot(repo: &IndexedRepository, id: &Id) -> anyhow::Result<()> {
     let h = Handle::new(FileType::Snapshot, id.to_hex());
-    repo.backend
+    repo.backend()
         .remove(&h)
         .map_err(|e| anyhow::Error::new(e).context(format!("removing snapshot {}", id.short())))
 }
@@ -364,12 +364,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         iexcludes,
         ..Default::default()
     })?;
-    let mut repo = if a.forget && !a.dry_run {
+    let repo = if a.forget && !a.dry_run {
         g.open_exclusive()?
     } else {
         g.open()?
-    };
-    repo.load_index()?;
+    }
+    .load_index()?;
     let p = Printer::new(g);
     let how = Replace {
         dry_run: a.dry_run,
@@ -380,8 +380,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         p: &p,
     };
     let mut writer = BlobWriter::new(
-        repo.backend.clone(),
-        repo.key.clone(),
+        repo.backend().clone(),
+        repo.key().clone(),
         repo.version(),
         g.compression()?,
         repo.index(),
@@ -438,7 +438,7 @@ fn rewrite_failed(id: &Id, e: anyhow::Error) -> anyhow::Error {
 /// trees that cannot be loaded become empty directories, nodes of invalid type go; a
 /// snapshot whose root tree cannot be loaded is removed.
 struct RepairRules<'a> {
-    repo: &'a Repository,
+    repo: &'a IndexedRepository,
     p: &'a Printer,
 }
 
@@ -505,12 +505,12 @@ impl RewriteRules for RepairRules<'_> {
 }
 
 pub fn run_repair_snapshots(a: RepairSnapshotsArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
-    let mut repo = if a.dry_run {
+    let repo = if a.dry_run {
         g.open()?
     } else {
         g.open_exclusive()?
-    };
-    repo.load_index()?;
+    }
+    .load_index()?;
     let p = Printer::new(g);
     let how = Replace {
         dry_run: a.dry_run,
@@ -521,8 +521,8 @@ pub fn run_repair_snapshots(a: RepairSnapshotsArgs, g: &GlobalOptions) -> anyhow
         p: &p,
     };
     let mut writer = BlobWriter::new(
-        repo.backend.clone(),
-        repo.key.clone(),
+        repo.backend().clone(),
+        repo.key().clone(),
         repo.version(),
         g.compression()?,
         repo.index(),

@@ -227,7 +227,7 @@ fn has_tags(s: &Snapshot, list: &[&str]) -> bool {
 /// The names of all snapshot files.
 fn snapshot_names(repo: &Repository) -> anyhow::Result<Vec<String>> {
     Ok(repo
-        .backend
+        .backend()
         .list(FileType::Snapshot)
         .map_err(anyhow::Error::new)
         .context("listing snapshots")?

@@ -3,7 +3,7 @@ use crate::global::GlobalOptions;
 use crate::output;
 use cairn_core::format::pack::BlobType;
 use cairn_core::format::tree::{Node, NodeType};
-use cairn_core::repository::Repository;
+use cairn_core::repository::IndexedRepository;
 use cairn_core::walk::{self, Visit, Visitor, WalkOptions};
 use cairn_core::Id;
 use std::collections::HashSet;
@@ -74,7 +74,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 }
 
 /// Counts one snapshot's tree the way restic's `stats` does for each mode.
-fn walk(repo: &Repository, tree: Id, mode: &str, c: &mut Counts) -> anyhow::Result<()> {
+fn walk(repo: &IndexedRepository, tree: Id, mode: &str, c: &mut Counts) -> anyhow::Result<()> {
     if mode == "raw-data" {
         if !c.seen_trees.insert(tree) {
             return Ok(());
@@ -92,7 +92,7 @@ fn walk(repo: &Repository, tree: Id, mode: &str, c: &mut Counts) -> anyhow::Resu
 }
 
 struct Counter<'a> {
-    repo: &'a Repository,
+    repo: &'a IndexedRepository,
     mode: &'a str,
     c: &'a mut Counts,
 }
@@ -158,7 +158,7 @@ impl Visitor for Counter<'_> {
     }
 }
 
-fn stored_size(repo: &Repository, ty: BlobType, id: &Id) -> u64 {
+fn stored_size(repo: &IndexedRepository, ty: BlobType, id: &Id) -> u64 {
     repo.index()
         .lookup(ty, id)
         .map(|l| l.blob.length as u64)

@@ -70,7 +70,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         let saved = repo
             .save_unpacked(FileType::Snapshot, &snap.to_json())
             .and_then(|_| {
-                repo.backend
+                repo.backend()
                     .remove(&Handle::new(FileType::Snapshot, id.to_hex()))
                     .map_err(anyhow::Error::new)
             });

@@ -21,7 +21,7 @@ use crate::format::pack::BlobType;
 use crate::format::snapshot::{Snapshot, SnapshotSummary};
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::packer::{BlobWriter, Compression, WriterStats};
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::{Error, Id};
 use anyhow::Context;
 use assembly::{Dir, DirDone, FinishDir, Slot};
@@ -117,7 +117,7 @@ struct FileJob<'c> {
 }
 
 struct Ctx<'a, 'w> {
-    repo: &'w Repository,
+    repo: &'w IndexedRepository,
     writer: &'w BlobWriter<'a>,
     ignore_ctime: bool,
     ignore_inode: bool,
@@ -609,7 +609,7 @@ fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
 }
 
 pub fn backup(
-    repo: &Repository,
+    repo: &IndexedRepository,
     opts: &BackupOptions,
     observer: &dyn BackupObserver,
     interrupted: &AtomicBool,
@@ -618,12 +618,12 @@ pub fn backup(
     let targets = build_targets(&opts.paths)?;
     // Leftovers of a killed earlier run; failing to remove them must not stop a backup.
     if !opts.dry_run {
-        let _ = repo.backend.clean_stale_staging();
+        let _ = repo.backend().clean_stale_staging();
     }
-    let tables = ChunkerTables::new(repo.polynomial);
+    let tables = ChunkerTables::new(repo.polynomial());
     let writer = BlobWriter::new(
-        repo.backend.clone(),
-        repo.key.clone(),
+        repo.backend().clone(),
+        repo.key().clone(),
         repo.version(),
         opts.compression,
         repo.index(),
@@ -823,7 +823,7 @@ fn checkpoint_interval() -> std::time::Duration {
 
 /// Writes the snapshot, last, after every pack and index it depends on is durable.
 fn write_snapshot(
-    repo: &Repository,
+    repo: &IndexedRepository,
     opts: &BackupOptions,
     tree: Id,
     paths: Vec<String>,
@@ -857,7 +857,7 @@ fn write_snapshot(
 
 /// Backs up a stream (`--stdin`) as one file named `filename` at the snapshot's root.
 pub fn backup_stdin(
-    repo: &Repository,
+    repo: &IndexedRepository,
     opts: &BackupOptions,
     filename: &str,
     input: impl std::io::Read,
@@ -867,10 +867,10 @@ pub fn backup_stdin(
         anyhow::bail!("invalid --stdin-filename {filename:?}: want a plain file name");
     }
     let start = chrono::Local::now().fixed_offset();
-    let tables = ChunkerTables::new(repo.polynomial);
+    let tables = ChunkerTables::new(repo.polynomial());
     let writer = BlobWriter::new(
-        repo.backend.clone(),
-        repo.key.clone(),
+        repo.backend().clone(),
+        repo.key().clone(),
         repo.version(),
         opts.compression,
         repo.index(),

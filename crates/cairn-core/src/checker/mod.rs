@@ -500,7 +500,7 @@ impl<'r> Checker<'r> {
         }
         let listing = self
             .repo
-            .backend
+            .backend()
             .list(FileType::Data)
             .map_err(anyhow::Error::new)
             .map_err(|e| e.context("listing packs"))?;

@@ -278,8 +278,8 @@ impl Checker<'_> {
     ) -> u64 {
         let meta = &self.index.packs[no];
         let id = meta.id;
-        let backend = &*self.repo.backend;
-        let key = &self.repo.key;
+        let backend = &**self.repo.backend();
+        let key = &self.repo.key();
         let err = |p: Problem| report(Finding::Error(p));
         let h = Handle::new(FileType::Data, id.to_hex());
         // A pack whose size is known to be wrong (reported already): its header and hash

@@ -275,7 +275,7 @@ impl Checker<'_> {
                 }
             }
             let b = e.to_packed(BlobType::Tree);
-            match load_blob(&*self.repo.backend, &self.repo.key, &pack, &b) {
+            match load_blob(&**self.repo.backend(), self.repo.key(), &pack, &b) {
                 Ok(json) => match Tree::parse(&json) {
                     Ok(t) => return Ok(t),
                     Err(err) => reasons.push(format!("invalid tree: {err:#}")),

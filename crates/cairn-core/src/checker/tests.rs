@@ -50,11 +50,11 @@ fn save_pack(repo: &Repository, blobs: &[(BlobType, Vec<u8>, bool)]) -> (Id, Vec
     let mut bytes = Vec::new();
     let packed: Vec<PackedBlob> = blobs
         .iter()
-        .map(|(ty, p, c)| seal_blob(&repo.key, *ty, p, *c, &mut bytes))
+        .map(|(ty, p, c)| seal_blob(repo.key(), *ty, p, *c, &mut bytes))
         .collect();
-    pack::finish(&mut bytes, &repo.key, &packed);
+    pack::finish(&mut bytes, repo.key(), &packed);
     let id = Id::hash(&bytes);
-    repo.backend
+    repo.backend()
         .save(&Handle::new(FileType::Data, id.to_hex()), &bytes)
         .unwrap();
     (id, packed)
@@ -178,7 +178,7 @@ fn rewrite(path: &std::path::Path, edit: impl FnOnce(&mut Vec<u8>)) {
 /// Replaces the fixture's index file by `idx`.
 fn replace_index(f: &Fixture, idx: &IndexFile) {
     f.repo
-        .backend
+        .backend()
         .remove(&Handle::new(FileType::Index, f.index_id.to_hex()))
         .unwrap();
     f.repo
@@ -598,14 +598,14 @@ fn subsets_select_by_first_byte_or_at_random() {
 fn a_v1_style_uncompressed_blob_with_a_wrong_id_is_a_hash_fault() {
     let f = fixture();
     // A pack whose header claims an id the content does not have.
-    let key = &f.repo.key;
+    let key = &f.repo.key();
     let mut bytes = Vec::new();
     let mut b = seal_blob(key, BlobType::Data, b"content", false, &mut bytes);
     b.id = Id::hash(b"other content");
     pack::finish(&mut bytes, key, &[b]);
     let id = Id::hash(&bytes);
     f.repo
-        .backend
+        .backend()
         .save(&Handle::new(FileType::Data, id.to_hex()), &bytes)
         .unwrap();
     f.repo

@@ -21,7 +21,7 @@ use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
 use crate::format::pack::{BlobType, PackedBlob};
 use crate::index::BlobLocation;
 use crate::packer::{BlobWriter, Compression, PACK_SIZE};
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::Id;
 use anyhow::Context;
 use cairn_backend::{FileType, Handle};
@@ -211,7 +211,7 @@ fn ty_slot(ty: BlobType) -> usize {
 /// Decides what to do. `roots` are the tree ids of every snapshot that remains. The
 /// repository's index must be loaded (and the repository locked exclusively).
 pub fn plan(
-    repo: &Repository,
+    repo: &IndexedRepository,
     roots: &[Id],
     opts: &PruneOptions,
     obs: &dyn PruneObserver,
@@ -370,7 +370,7 @@ pub fn plan(
     obs.message("searching used packs...");
     obs.message("collecting packs for deletion and repacking");
     let on_disk = repo
-        .backend
+        .backend()
         .list(FileType::Data)
         .map_err(anyhow::Error::new)
         .context("listing packs")?;
@@ -536,14 +536,14 @@ pub fn plan(
 
 /// Carries out a plan. See the module documentation for the order of the steps.
 pub fn execute(
-    repo: &Repository,
+    repo: &IndexedRepository,
     plan: Plan,
     opts: &PruneOptions,
     obs: &dyn PruneObserver,
 ) -> anyhow::Result<()> {
     let idx = repo.index();
     // Half-written files of killed processes on this host; failing to remove them is harmless.
-    let _ = repo.backend.clean_stale_staging();
+    let _ = repo.backend().clean_stale_staging();
     if !plan.unreferenced.is_empty() {
         obs.message("deleting unreferenced packs");
         delete_files(repo, FileType::Data, &plan.unreferenced)?;
@@ -570,8 +570,8 @@ pub fn execute(
         let mut nothing_known = crate::index::MasterIndex::new();
         nothing_known.finish();
         let writer = BlobWriter::new(
-            repo.backend.clone(),
-            repo.key.clone(),
+            repo.backend().clone(),
+            repo.key().clone(),
             repo.version(),
             opts.compression,
             &nothing_known,
@@ -580,7 +580,7 @@ pub fn execute(
         let res = crate::repository::parallel_map(&jobs, 2, |(slot, blobs)| {
             let pack = plan.packs[*slot as usize].id;
             let h = Handle::new(FileType::Data, pack.to_hex());
-            let raw = crate::format::limits::load_pack_bounded(repo.backend.as_ref(), &h)
+            let raw = crate::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)
                 .with_context(|| format!("reading pack {}", pack.short()))?;
             for (ty, b) in blobs {
                 let start = b.offset as usize;
@@ -618,7 +618,7 @@ pub fn execute(
 
 /// Index files for every pack that stays, at most 50,000 blobs each (as restic).
 fn write_index(
-    repo: &Repository,
+    repo: &IndexedRepository,
     plan: &Plan,
     dropped: &dyn Fn(Action) -> bool,
 ) -> anyhow::Result<()> {
@@ -663,9 +663,9 @@ fn write_index(
     Ok(())
 }
 
-fn delete_files(repo: &Repository, kind: FileType, ids: &[Id]) -> anyhow::Result<()> {
+fn delete_files(repo: &IndexedRepository, kind: FileType, ids: &[Id]) -> anyhow::Result<()> {
     crate::repository::parallel_map(ids, 4, |id| {
-        repo.backend
+        repo.backend()
             .remove(&Handle::new(kind, id.to_hex()))
             .map_err(anyhow::Error::new)
             .with_context(|| format!("removing {}/{}", kind.dir(), id))

@@ -8,7 +8,7 @@
 use crate::format::pack::BlobType;
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::index::MasterIndex;
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::walk::{walk, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::Id;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -63,7 +63,7 @@ pub struct Missing {
 /// but not in the index; a tree that cannot be read, or trees nested deeper than
 /// [`MAX_DEPTH`], are an error (the contents are unknown, so nothing may be deleted).
 pub fn mark_used(
-    repo: &Repository,
+    repo: &IndexedRepository,
     roots: &[Id],
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),

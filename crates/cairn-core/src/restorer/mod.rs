@@ -7,7 +7,7 @@ mod packs;
 use crate::archiver::filter::Excludes;
 use crate::format::pack::BlobType;
 use crate::format::tree::{name_problem, Node, NodeType, Tree};
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::walk::{self, Visit, Visitor, WalkOptions};
 use crate::{Error, Id};
 use anyhow::Context;
@@ -266,7 +266,7 @@ impl Visitor for Planner<'_> {
 }
 
 pub fn restore(
-    repo: &Repository,
+    repo: &IndexedRepository,
     root_tree: Id,
     opts: &RestoreOptions,
     observer: &dyn RestoreObserver,
@@ -453,7 +453,12 @@ pub fn restore(
 }
 
 /// Writes one file's content; zero blocks are skipped to leave holes.
-fn restore_file(repo: &Repository, dirs: &Dirs, place: &Place, node: &Node) -> anyhow::Result<u64> {
+fn restore_file(
+    repo: &IndexedRepository,
+    dirs: &Dirs,
+    place: &Place,
+    node: &Node,
+) -> anyhow::Result<u64> {
     let path = dirs.display_place(place);
     let f = dirs
         .create_file(place)
@@ -491,7 +496,12 @@ fn is_zero(b: &[u8]) -> bool {
     pre.iter().all(|x| *x == 0) && mid.iter().all(|x| *x == 0) && post.iter().all(|x| *x == 0)
 }
 
-fn verify_file(repo: &Repository, dirs: &Dirs, place: &Place, node: &Node) -> anyhow::Result<()> {
+fn verify_file(
+    repo: &IndexedRepository,
+    dirs: &Dirs,
+    place: &Place,
+    node: &Node,
+) -> anyhow::Result<()> {
     let path = dirs.display_place(place);
     let f = dirs
         .open_file(place, false)

@@ -8,7 +8,7 @@ use super::fsops::{Dirs, Place};
 use super::FileTask;
 use crate::format::pack::BlobType;
 use crate::index::BlobLocation;
-use crate::repository::Repository;
+use crate::repository::IndexedRepository;
 use crate::Id;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -60,7 +60,7 @@ pub(super) struct Written {
 /// Writes the content of every file; a file whose last blob is written gets its metadata at
 /// once, through the descriptor it was written with (errors go to `report`).
 pub(super) fn write_contents(
-    repo: &Repository,
+    repo: &IndexedRepository,
     dirs: &Dirs,
     files: &[FileTask],
     dir_ok: &[bool],
@@ -233,7 +233,7 @@ impl OpenFiles {
 
 #[allow(clippy::too_many_arguments)]
 fn restore_read(
-    repo: &Repository,
+    repo: &IndexedRepository,
     dirs: &Dirs,
     files: &[FileTask],
     r: &Read,
@@ -253,7 +253,7 @@ fn restore_read(
         .iter()
         .all(|u| crate::format::limits::check_blob(&u.loc.blob).is_ok());
     let range = if sane {
-        repo.backend.load(&h, r.start, r.len).ok()
+        repo.backend().load(&h, r.start, r.len).ok()
     } else {
         None
     };
