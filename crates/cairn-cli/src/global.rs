@@ -85,10 +85,7 @@ impl GlobalOptions {
     }
 
     pub fn backend(&self) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
-        let loc = self.repository()?;
-        let opts = cairn_backend::Options::parse(&self.options).map_err(anyhow::Error::msg)?;
-        let b = cairn_backend::open_with(&loc, &opts).map_err(anyhow::Error::msg)?;
-        Ok(Arc::from(b))
+        open_backend(&self.repository()?, &self.options)
     }
 
     /// The password from (in restic's order) a file, a command, the environment, or a prompt.
@@ -201,6 +198,16 @@ impl GlobalOptions {
     pub fn open_with_index(&self) -> anyhow::Result<IndexedRepository> {
         self.open()?.load_index()
     }
+}
+
+/// Opens the storage at a location with `-o` options (the one place the CLI names a backend).
+pub fn open_backend(
+    location: &str,
+    options: &[String],
+) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
+    let opts = cairn_backend::Options::parse(options).map_err(anyhow::Error::msg)?;
+    let b = cairn_backend::open_with(location, &opts).map_err(anyhow::Error::msg)?;
+    Ok(Arc::from(b))
 }
 
 /// Locks this process holds; released by [`release_locks`] before it exits (exit() runs no

@@ -17,7 +17,9 @@ pub mod format;
 pub mod fuzzing;
 pub mod id;
 pub mod index;
+pub mod keys;
 pub mod lock;
+pub mod migrate;
 pub mod packer;
 pub mod pruner;
 pub mod repair;
@@ -26,6 +28,7 @@ pub mod restorer;
 pub mod rewrite;
 pub mod walk;
 
+pub use cairn_backend::FileType;
 pub use error::Error;
 pub use id::Id;
 pub use repository::{IndexedRepository, Repository};

@@ -184,6 +184,34 @@ impl Repository {
         &self.config
     }
 
+    /// How many requests the backend serves at once (restic's `-o *.connections`).
+    pub fn connections(&self) -> usize {
+        self.backend.connections()
+    }
+
+    /// A file's stored bytes, as they are (encrypted), within the ceiling for its type
+    /// (packs: [`limits::MAX_PACK_FILE`]).
+    pub fn load_raw(&self, kind: FileType, id: &Id) -> anyhow::Result<Vec<u8>> {
+        let h = Handle::new(kind, id.to_hex());
+        if kind == FileType::Data {
+            limits::load_pack_bounded(&*self.backend, &h)
+        } else {
+            limits::load_bounded(&*self.backend, &h)
+        }
+    }
+
+    /// Stores a changed snapshot in place of the one it was loaded from: the new file first,
+    /// then the old one goes, so a crash in between leaves both, never neither. Returns the
+    /// new snapshot's id.
+    pub fn replace_snapshot(&self, old: &Id, snap: &Snapshot) -> anyhow::Result<Id> {
+        let id = self.save_unpacked(FileType::Snapshot, &snap.to_json())?;
+        self.backend
+            .remove(&Handle::new(FileType::Snapshot, old.to_hex()))
+            .map_err(backend_err)
+            .with_context(|| format!("removing snapshot {}", old.short()))?;
+        Ok(id)
+    }
+
     /// The chunker polynomial of the config.
     pub fn polynomial(&self) -> Polynomial {
         self.polynomial

@@ -552,7 +552,7 @@ fn find_parent(
     }
     if let Some(spec) = &a.parent {
         let id = repo
-            .find_id(cairn_backend::FileType::Snapshot, spec)
+            .find_id(cairn_core::FileType::Snapshot, spec)
             .map_err(|e| anyhow::anyhow!("invalid --parent {spec:?}: {e}"))?;
         return Ok(Some((id, repo.load_snapshot(&id)?)));
     }

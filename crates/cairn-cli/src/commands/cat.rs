@@ -1,9 +1,9 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
-use cairn_backend::{FileType, Handle};
 use cairn_core::format::keyfile::KeyFile;
 use cairn_core::format::pack::BlobType;
 use cairn_core::format::tree::NodeType;
+use cairn_core::FileType;
 use cairn_core::Id;
 use std::io::Write;
 
@@ -41,7 +41,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                 Some(p) => repo.find_id(FileType::Key, p)?,
                 None => Id::from_hex(repo.key_id())?,
             };
-            let raw = cairn_core::format::limits::load_bounded(&**repo.backend(), &Handle::new(FileType::Key, id.to_hex()))?;
+            let raw = repo.load_raw(FileType::Key, &id)?;
             KeyFile::parse(&raw)?;
             writeln!(out, "{}", pretty(&raw)?)?;
         }
@@ -63,8 +63,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         "pack" => {
             let repo = g.open()?;
             let id = repo.find_id(FileType::Data, &need_id()?)?;
-            let h = Handle::new(FileType::Data, id.to_hex());
-            let raw = cairn_core::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)?;
+            let raw = repo.load_raw(FileType::Data, &id)?;
             if Id::hash(&raw) != id {
                 eprintln!("Warning: hash of data does not match ID, want {id}, got {}", Id::hash(&raw));
             }

@@ -175,7 +175,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         anyhow::bail!("LoadIndex returned errors");
     }
     // Problems with key files other than the one that opened the repository.
-    for k in checker::check_key_files(&**repo.backend())? {
+    for k in chk.check_key_files()? {
         p.error(&k);
     }
 

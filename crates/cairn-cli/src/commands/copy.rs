@@ -125,8 +125,7 @@ impl FromRepo {
     /// Opens the other repository (`what` names it in the password prompt), without a lock.
     pub fn open(&self, what: &str) -> anyhow::Result<Repository> {
         let loc = self.location()?;
-        let backend: std::sync::Arc<dyn cairn_backend::Backend> =
-            std::sync::Arc::from(cairn_backend::open(&loc).map_err(|e| anyhow::anyhow!(e))?);
+        let backend = global::open_backend(&loc, &[])?;
         if !backend.exists().map_err(anyhow::Error::new)? {
             return Err(cairn_core::Error::RepoNotFound(backend.location()).into());
         }

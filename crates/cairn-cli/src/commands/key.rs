@@ -1,7 +1,5 @@
 use crate::global::{self, GlobalOptions};
-use cairn_backend::{FileType, Handle};
 use cairn_core::format::gotime;
-use cairn_core::format::keyfile::KeyFile;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -30,35 +28,25 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     match a.action.as_str() {
         "list" => {
             let mut rows = Vec::new();
-            for f in repo.backend().list(FileType::Key)? {
-                if let Err(e) = cairn_core::format::limits::check_stored(FileType::Key, f.size) {
-                    eprintln!(
-                        "LoadKey() failed: key {}: {e}",
-                        f.name.get(..8).unwrap_or(&f.name)
-                    );
-                    continue;
-                }
-                let raw = repo
-                    .backend()
-                    .load(&Handle::new(FileType::Key, &f.name), 0, 0)?;
-                let kf = match KeyFile::parse(&raw) {
+            for k in cairn_core::keys::list_keys(&repo)? {
+                let k = match k {
                     Ok(k) => k,
-                    Err(e) => {
+                    Err((id, e)) => {
                         eprintln!(
                             "LoadKey() failed: key {}: {e:#}",
-                            f.name.get(..8).unwrap_or(&f.name)
+                            id.get(..8).unwrap_or(&id)
                         );
                         continue;
                     }
                 };
-                let created = gotime::parse_rfc3339(&kf.created)
+                let created = gotime::parse_rfc3339(&k.created)
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
                 rows.push((
-                    f.name == repo.key_id(),
-                    f.name[..8].to_string(),
-                    kf.username,
-                    kf.hostname,
+                    k.current,
+                    k.id.get(..8).unwrap_or(&k.id).to_string(),
+                    k.username,
+                    k.hostname,
                     created,
                 ));
             }
@@ -97,11 +85,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             let prefix =
                 a.id.clone()
                     .ok_or_else(|| anyhow::anyhow!("key remove needs a key ID"))?;
-            let id = repo.find_id(FileType::Key, &prefix)?.to_hex();
-            if id == repo.key_id() {
-                anyhow::bail!("refusing to remove key currently used to access repository");
-            }
-            repo.backend().remove(&Handle::new(FileType::Key, &id))?;
+            let id = cairn_core::keys::remove_key(&repo, &prefix)?;
             if !g.quiet {
                 println!("removed key {id}");
             }
@@ -110,10 +94,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             let pw = global::new_password(g, a.new_password_file.as_ref(), "the new key")?;
             let user = a.user.clone().unwrap_or_else(global::username);
             let host = a.host.clone().unwrap_or_else(global::hostname);
-            // The new key is durable before the old one goes, so a crash never locks you out.
-            repo.add_key(&pw, global::kdf_params(), &user, &host)?;
-            repo.backend()
-                .remove(&Handle::new(FileType::Key, repo.key_id()))?;
+            cairn_core::keys::change_password(&repo, &pw, global::kdf_params(), &user, &host)?;
             if !g.quiet {
                 println!("saved new key");
             }

@@ -1,7 +1,7 @@
 //! `list`: the ids of one kind of repository file, or every blob.
 
 use crate::global::GlobalOptions;
-use cairn_backend::FileType;
+use cairn_core::FileType;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -3,9 +3,7 @@
 //! checks the repository first and then replaces the config file.
 
 use crate::global::GlobalOptions;
-use anyhow::Context;
-use cairn_backend::Handle;
-use cairn_core::checker::{self, Checker, Finding, Hint, Options};
+use cairn_core::checker::{Checker, Finding, Hint, Options};
 use cairn_core::repository::Repository;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -58,7 +56,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         println!("checking repository integrity...");
         check(&repo, g)?;
         println!("applying migration {name}...");
-        match upgrade_repo_v2(&repo) {
+        match cairn_core::migrate::upgrade_repo_v2(&repo) {
             Ok(()) => println!("migration {name}: success"),
             Err(e) => {
                 eprintln!("migration {name} failed: {e:#}");
@@ -102,7 +100,7 @@ fn check(repo: &Repository, g: &GlobalOptions) -> anyhow::Result<()> {
     if errors.load(Ordering::Relaxed) {
         anyhow::bail!("LoadIndex returned errors");
     }
-    for k in checker::check_key_files(&**repo.backend())? {
+    for k in chk.check_key_files()? {
         show(Finding::Error(k));
     }
     say("check all packs");
@@ -115,48 +113,5 @@ fn check(repo: &Repository, g: &GlobalOptions) -> anyhow::Result<()> {
         anyhow::bail!("repository contains errors");
     }
     say("no errors were found");
-    Ok(())
-}
-
-/// Replaces the config with one of version 2 (same id and chunker polynomial). A copy of the
-/// old file goes to a temporary folder first; if storing the new one fails, the old one is put
-/// back (restic's `UpgradeRepoV2.Apply`).
-fn upgrade_repo_v2(repo: &Repository) -> anyhow::Result<()> {
-    let h = Handle::config();
-    let old = repo
-        .backend()
-        .load(&h, 0, 0)
-        .map_err(anyhow::Error::new)
-        .context("load config file failed")?;
-    let dir = std::env::temp_dir().join(format!(
-        "cairn-migrate-upgrade-repo-v2-{}",
-        cairn_core::Id::random().short()
-    ));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("create temp dir {} failed", dir.display()))?;
-    let backup = dir.join("config");
-    std::fs::write(&backup, &old)
-        .with_context(|| format!("write config file backup to {} failed", dir.display()))?;
-
-    let mut cfg = repo.config().clone();
-    cfg.version = 2;
-    // The config file is never compressed, in either version.
-    let sealed = repo.key().seal(&serde_json::to_vec(&cfg)?);
-    if let Err(e) = repo.backend().save(&h, &sealed) {
-        let upload = anyhow::Error::new(e);
-        let _ = repo.backend().remove(&h);
-        return Err(match repo.backend().save(&h, &old) {
-            Ok(()) => upload.context(format!(
-                "error uploading config, re-uploaded old config was successful, there is a backup of the config file in {}",
-                backup.display()
-            )),
-            Err(e2) => upload.context(format!(
-                "error uploading config, re-uploading old config failed as well ({e2}), but there is a backup of the config file in {}",
-                backup.display()
-            )),
-        });
-    }
-    let _ = std::fs::remove_file(&backup);
-    let _ = std::fs::remove_dir(&dir);
     Ok(())
 }

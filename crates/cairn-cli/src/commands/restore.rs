@@ -79,7 +79,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .max(2)
         * 2;
     // Over a network a reader mostly waits on round trips: keep every connection busy.
-    let threads = threads.max(2 * repo.backend().connections());
+    let threads = threads.max(2 * repo.connections());
     let opts = RestoreOptions {
         target: a.target.clone(),
         includes: a.includes,

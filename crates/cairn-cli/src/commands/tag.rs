@@ -1,6 +1,5 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
-use cairn_backend::{FileType, Handle};
 
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_without_ids))]
@@ -66,16 +65,9 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         }
         // The changed snapshot remembers the one it replaces, as restic does.
         snap.original.get_or_insert(id);
-        // New file first, then the old one goes: a crash in between leaves both, never none.
-        let saved = repo
-            .save_unpacked(FileType::Snapshot, &snap.to_json())
-            .and_then(|_| {
-                repo.backend()
-                    .remove(&Handle::new(FileType::Snapshot, id.to_hex()))
-                    .map_err(anyhow::Error::new)
-            });
+        let saved = repo.replace_snapshot(&id, &snap);
         match saved {
-            Ok(()) => changed += 1,
+            Ok(_) => changed += 1,
             // restic warns and goes on with the other snapshots.
             Err(e) => eprintln!(
                 "unable to modify the tags for snapshot ID {:?}, ignoring: {e:#}",

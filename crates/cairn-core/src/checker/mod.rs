@@ -367,6 +367,11 @@ pub struct Checker<'r> {
 }
 
 impl<'r> Checker<'r> {
+    /// Checks every file in `keys/` (see [`check_key_files`]).
+    pub fn check_key_files(&self) -> anyhow::Result<Vec<Problem>> {
+        check_key_files(&**self.repo.backend())
+    }
+
     fn stopped(&self) -> bool {
         self.opts.stop.is_some_and(|s| s.load(Ordering::Relaxed))
     }
