@@ -236,7 +236,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Why a snapshot is kept: restic's match texts ("last snapshot", "daily snapshot",
-/// "has tags [a]", "within 1y", "weekly within 2m", ...) and the counters after it.
+/// "has tags `[a]`", "within 1y", "weekly within 2m", ...) and the counters after it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeepReason {
     pub matches: Vec<String>,

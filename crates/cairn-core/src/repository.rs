@@ -42,13 +42,26 @@ impl std::ops::Deref for IndexedRepository {
     }
 }
 
-/// Options for creating a repository.
+/// Options for creating a repository (default: version 2, restic's key derivation
+/// parameters, a random chunker polynomial, no user or host name).
 pub struct InitOptions {
     pub version: u32,
     pub kdf: KdfParams,
     pub polynomial: Option<Polynomial>,
     pub username: String,
     pub hostname: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> InitOptions {
+        InitOptions {
+            version: 2,
+            kdf: KdfParams::default(),
+            polynomial: None,
+            username: String::new(),
+            hostname: String::new(),
+        }
+    }
 }
 
 fn backend_err(e: BackendError) -> anyhow::Error {

@@ -87,7 +87,7 @@ impl<'r, 'w> TreeRewriter<'r, 'w> {
     /// Rewrites the tree `id` found at `path`; returns the new id, or `None` when the tree
     /// is to be removed.
     ///
-    /// The trees are read by [`walk`] (iterative, depth-limited) and built bottom-up on an
+    /// The trees are read by [`crate::walk`] (iterative, depth-limited) and built bottom-up on an
     /// explicit stack: a directory's new tree is stored when the walk leaves it.
     pub fn rewrite(
         &mut self,

@@ -248,7 +248,7 @@ fn walk_impl(
     Ok(())
 }
 
-/// The plaintext of recently loaded tree blobs, at most [`TREE_CACHE_BYTES`] of them
+/// The plaintext of recently loaded tree blobs, at most `TREE_CACHE_BYTES` of them
 /// (emptied when full): a repeat costs a parse, not a read and a decryption. Every walk has
 /// one; commands that walk trees their own way (diff's side-by-side walk) may use one too.
 #[derive(Default)]

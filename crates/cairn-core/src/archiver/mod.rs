@@ -5,7 +5,7 @@
 //! with the parent snapshot; changed regular files go to a pool of reader threads that chunk
 //! and hash them and hand new blobs to blob workers, which compress and encrypt them for the
 //! [`BlobWriter`]'s packs and uploads. Tree blobs are built bottom-up as entries arrive
-//! ([`assembly`]), on whichever thread completes a directory. Bounded queues keep memory flat
+//! (`assembly.rs`), on whichever thread completes a directory. Bounded queues keep memory flat
 //! however large the tree is.
 
 mod assembly;
@@ -38,6 +38,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use work_stack::WorkStack;
 
+#[derive(Default)]
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
     pub select: SelectOptions,

@@ -177,7 +177,7 @@ impl Checker<'_> {
     /// Loads every snapshot and walks every tree it reaches, reporting problems as they are
     /// found. Marks the blobs reached, for [`Checker::blob_hints`].
     ///
-    /// Each snapshot is walked by [`walk`] (iterative, depth-limited); threads take
+    /// Each snapshot is walked by [`crate::walk`] (iterative, depth-limited); threads take
     /// snapshots in turn, and a tree another walk already checked is skipped (a mark bit in
     /// the index), so every distinct tree is read once and DAG-shaped snapshots cost no more
     /// than their distinct trees.

@@ -307,7 +307,7 @@ pub fn chunk_lengths(tables: &ChunkerTables, data: &[u8]) -> Vec<usize> {
     tables.chunk_lengths_masked(data, SPLIT_MASK)
 }
 
-/// Streams a reader and yields chunks as owned Vec<u8> (each chunk buffer freshly
+/// Streams a reader and yields chunks as owned `Vec<u8>` (each chunk buffer freshly
 /// allocated with exact capacity).
 ///
 /// Reads go into one internal buffer (at most `2 × MAX_SIZE`, grown on demand), in
