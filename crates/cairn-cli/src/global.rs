@@ -86,8 +86,8 @@ impl GlobalOptions {
 
     pub fn backend(&self) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
         let loc = self.repository()?;
-        let opts = cairn_backend::Options::parse(&self.options).map_err(anyhow::Error::msg)?;
-        let b = cairn_backend::open_with(&loc, &opts).map_err(anyhow::Error::msg)?;
+        let opts = cairn_backend::Options::parse(&self.options)?;
+        let b = cairn_backend::open_with(&loc, &opts)?;
         Ok(Arc::from(b))
     }
 
