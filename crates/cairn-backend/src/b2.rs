@@ -399,6 +399,7 @@ mod tests {
             Ok(_) => panic!("accepted"),
             Err(e) => e,
         };
-        assert!(err.contains("too short"), "{err}");
+        assert!(matches!(err, OpenError::BadLocation { .. }), "{err}");
+        assert!(err.to_string().contains("too short"), "{err}");
     }
 }

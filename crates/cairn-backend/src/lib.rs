@@ -39,8 +39,10 @@
 //! let opts = Options::parse(&["local.connections=4"])?;
 //! let be = open_with(&dir.path().to_string_lossy(), &opts)?;
 //! be.create()?;
-//! be.save(&Handle::new(FileType::Key, "k1"), b"key file")?;
-//! assert_eq!(be.list(FileType::Key)?.len(), 1);
+//! // Files are named by their SHA-256 (listings skip other names).
+//! let name = "5e".repeat(32);
+//! be.save(&Handle::new(FileType::Key, name.as_str()), b"key file")?;
+//! assert_eq!(be.list(FileType::Key)?[0].name, name);
 //!
 //! // A typo in an option is refused rather than ignored.
 //! let typo = Options::parse(&["s3.regoin=eu-west-1"])?;

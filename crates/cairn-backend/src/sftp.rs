@@ -1422,6 +1422,10 @@ mod tests {
     fn unknown_layouts_are_refused() {
         let o = Options::parse(&["sftp.layout=s3legacy"]).unwrap();
         let err = SftpBackend::open("host:/p", &o).err().unwrap();
-        assert!(err.contains("sftp.layout"), "{err}");
+        assert!(
+            matches!(&err, OpenError::BadOption { key, .. } if key == "sftp.layout"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sftp.layout"), "{err}");
     }
 }
