@@ -1,18 +1,46 @@
 //! Wrappers around a backend that change a few of its methods and pass the rest through.
-//!
-//! A wrapper implements [`Decorator`]: it names the backend it wraps and overrides only the
-//! methods it changes; every other method goes to the wrapped backend. A blanket impl makes
-//! every decorator a [`Backend`]. Forwarding lives here once, so a wrapper cannot forget a
-//! method and leave it to the trait's default (which would, say, make `exists` bypass a
-//! retry's first-contact budget, or `evict` do nothing behind a cache).
-//!
-//! Both traits have the same method names, so a decorator calling one of its own methods
-//! names the trait (`Backend::save(self, ..)`), and code that uses decorators imports only
-//! [`Backend`].
 
 use crate::{Backend, FileInfo, FileType, Handle, Result, Staged};
 
-/// A backend that wraps another. See the [module docs](self).
+/// A backend that wraps another, changing a few of its methods.
+///
+/// A wrapper names the backend it wraps ([`Decorator::inner`]) and overrides only the methods
+/// it changes; every other method goes to the wrapped backend, and a blanket impl makes every
+/// decorator a [`Backend`]. Forwarding lives here once, so a wrapper cannot forget a method
+/// and leave it to the trait's default (which would, say, make `exists` bypass a retry's
+/// first-contact budget, or `evict` do nothing behind a cache).
+///
+/// Both traits have the same method names, so a decorator calling one of its own methods
+/// names the trait (`Backend::save(self, ..)`), and code that uses decorators imports only
+/// [`Backend`].
+///
+/// ```
+/// use cairn_backend::{Backend, Handle, LocalBackend, Result};
+///
+/// /// Refuses every removal, passes everything else through.
+/// struct NoRemove(LocalBackend);
+///
+/// impl cairn_backend::Decorator for NoRemove {
+///     type Inner = LocalBackend;
+///     fn inner(&self) -> &LocalBackend {
+///         &self.0
+///     }
+///     fn remove(&self, h: &Handle) -> Result<()> {
+///         Err(cairn_backend::BackendError::Io {
+///             handle: h.to_string(),
+///             err: std::io::ErrorKind::PermissionDenied.into(),
+///         })
+///     }
+/// }
+///
+/// let dir = tempfile::tempdir()?;
+/// let be: Box<dyn Backend> = Box::new(NoRemove(LocalBackend::new(dir.path())));
+/// be.create()?;
+/// be.save(&Handle::config(), b"config")?;
+/// assert!(be.remove(&Handle::config()).is_err());
+/// assert!(be.exists()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Decorator: Send + Sync {
     type Inner: Backend + ?Sized;
 
