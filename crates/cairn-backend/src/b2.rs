@@ -66,7 +66,7 @@ pub fn parse_location(spec: &str) -> Result<B2Location, String> {
         ));
     }
     let mut prefix = match prefix {
-        Some(p) if !p.is_empty() => crate::s3::clean_path(p),
+        Some(p) if !p.is_empty() => crate::location::clean_path(p),
         _ => String::new(),
     };
     if let Some(p) = prefix.strip_prefix('/') {

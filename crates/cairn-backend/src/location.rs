@@ -6,7 +6,10 @@ use crate::{b2, local::LocalBackend, rclone, rest, retry, s3, sftp, Backend, Opt
 /// the option) for programs, and a one-line message for people: the message is the whole
 /// sentence and already names the location or option, so a caller adding its own context
 /// does not repeat it.
+// Non-exhaustive: a scheme cairn learns later may bring a way to fail that callers should
+// not have to have matched already.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// A scheme restic has and cairn does not (`swift:`, `azure:`, `gs:`).
     #[error(
@@ -111,6 +114,33 @@ fn local_checked(path: &str, opts: &Options) -> Result<Box<dyn Backend>, OpenErr
     opts.get_usize("local.connections")?;
     opts.check_all_read()?;
     Ok(Box::new(LocalBackend::new(path)))
+}
+
+/// Go's `path.Clean`, which restic applies to the paths in sftp, s3 and b2 locations:
+/// repeated slashes and `.` dropped, `..` resolved lexically, a trailing slash dropped, `.`
+/// for nothing.
+pub(crate) fn clean_path(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
 }
 
 #[cfg(test)]

@@ -193,7 +193,8 @@ impl crate::Decorator for RcloneBackend {
     fn location(&self) -> String {
         self.location.clone()
     }
-    // rclone's stores behind the server may list with a delay (object stores do).
+    // Unlike rest-server's directory, the store behind rclone (an object store, a cloud
+    // drive) may not list a file the moment it is written.
     fn lists_after_write(&self) -> bool {
         false
     }

@@ -36,6 +36,7 @@
 //! other 4xx answers `InvalidInput`/`Unsupported` (permanent), and 5xx answers, timeouts and
 //! dropped connections a plain I/O error (retried).
 
+use crate::location::clean_path;
 use crate::{Backend, BackendError, FileInfo, FileType, Handle, OpenError, Options, Result};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -161,34 +162,6 @@ fn finish(
         // `path.Join(".", "config")` is `config`: a prefix of "." is the root.
         prefix: if prefix == "." { String::new() } else { prefix },
     })
-}
-
-/// Go's `path.Clean`: collapses repeated slashes, `.` and `..`, and drops a trailing slash.
-pub fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            x => out.push(x),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }
 
 /// Credentials for S3 requests.

@@ -24,6 +24,7 @@
 //! A session whose ssh has exited is reported with ssh's own last words on stderr, in one line,
 //! and the next operation (the retry decorator's next attempt) starts a new ssh.
 
+use crate::location::clean_path;
 use crate::{Backend, BackendError, FileInfo, FileType, Handle, OpenError, Options, Result};
 use futures_util::StreamExt;
 use openssh_sftp_client::error::SftpErrorKind;
@@ -158,31 +159,6 @@ fn percent_decode(s: &str, whole: &str) -> std::result::Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| format!("invalid location {whole:?}: not UTF-8"))
-}
-
-/// Go's `path.Clean`: no empty or `.` components, `..` resolved lexically, "." for nothing.
-pub fn clean_path(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }
 
 /// Splits a command line as a shell would for simple quoting: whitespace separates words,
