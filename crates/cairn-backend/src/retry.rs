@@ -457,6 +457,23 @@ mod tests {
     }
 
     #[test]
+    fn loads_and_saves_of_cacheable_files_are_retried_too() {
+        // Without a cache in front (--no-cache), packs of trees come through these.
+        let mut f = Flaky::new(2);
+        f.damage = true;
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let h = named(&data);
+        f.files.lock().unwrap().insert(h.to_string(), data.clone());
+        let b = RetryBackend::new(f, quick());
+        assert_eq!(b.load_cacheable(&h, 0, 0).unwrap(), data);
+        let b = RetryBackend::new(Flaky::new(2), quick());
+        let h = named(b"tree pack");
+        b.save_cacheable(&h, Staged::Memory(b"tree pack".to_vec()))
+            .unwrap();
+        assert_eq!(b.inner.files.lock().unwrap()[&h.to_string()], b"tree pack");
+    }
+
+    #[test]
     fn permanent_errors_are_not_retried() {
         let b = RetryBackend::new(Flaky::new(0), quick());
         let h = Handle::new(FileType::Index, "ab".repeat(32));
