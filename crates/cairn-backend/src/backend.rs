@@ -115,6 +115,78 @@ pub type Result<T> = std::result::Result<T, BackendError>;
 /// A method added here needs its line in [`Decorator`](crate::Decorator) too; otherwise
 /// wrappers would silently answer it with this trait's default instead of asking the store
 /// they wrap.
+///
+/// A store implements the seven required methods; the others have defaults that suit a store
+/// without local files or a cache. This one keeps files in memory (as a test double might):
+///
+/// ```
+/// use cairn_backend::{Backend, BackendError, FileInfo, FileType, Handle, Result};
+/// use std::collections::BTreeMap;
+/// use std::sync::Mutex;
+///
+/// #[derive(Default)]
+/// struct Memory(Mutex<BTreeMap<(FileType, String), Vec<u8>>>);
+///
+/// impl Memory {
+///     fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<(FileType, String), Vec<u8>>> {
+///         self.0.lock().unwrap_or_else(|e| e.into_inner())
+///     }
+/// }
+///
+/// impl Backend for Memory {
+///     fn location(&self) -> String {
+///         "memory".into()
+///     }
+///     fn create(&self) -> Result<()> {
+///         Ok(())
+///     }
+///     fn save(&self, h: &Handle, data: &[u8]) -> Result<()> {
+///         let key = (h.kind, h.name.clone());
+///         if self.files().contains_key(&key) {
+///             return Err(BackendError::AlreadyExists(h.to_string()));
+///         }
+///         self.files().insert(key, data.to_vec());
+///         Ok(())
+///     }
+///     fn load(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+///         let files = self.files();
+///         let data = files
+///             .get(&(h.kind, h.name.clone()))
+///             .ok_or_else(|| BackendError::NotFound(h.to_string()))?;
+///         let start = (offset as usize).min(data.len());
+///         let end = match length {
+///             0 => data.len(),
+///             n => (start + n as usize).min(data.len()),
+///         };
+///         Ok(data[start..end].to_vec())
+///     }
+///     fn stat(&self, h: &Handle) -> Result<u64> {
+///         let files = self.files();
+///         let data = files
+///             .get(&(h.kind, h.name.clone()))
+///             .ok_or_else(|| BackendError::NotFound(h.to_string()))?;
+///         Ok(data.len() as u64)
+///     }
+///     fn list(&self, kind: FileType) -> Result<Vec<FileInfo>> {
+///         let files = self.files();
+///         let listed = files.iter().filter(|((k, _), _)| *k == kind);
+///         Ok(listed
+///             .map(|((_, name), d)| FileInfo { name: name.clone(), size: d.len() as u64 })
+///             .collect())
+///     }
+///     fn remove(&self, h: &Handle) -> Result<()> {
+///         self.files().remove(&(h.kind, h.name.clone()));
+///         Ok(())
+///     }
+/// }
+///
+/// let be = Memory::default();
+/// assert!(!be.exists()?);
+/// be.save(&Handle::config(), b"config")?;
+/// assert!(be.exists()?);
+/// assert_eq!(be.load(&Handle::config(), 2, 3)?, b"nfi");
+/// # Ok::<(), BackendError>(())
+/// ```
 pub trait Backend: Send + Sync {
     /// A human-readable location, for messages.
     fn location(&self) -> String;
