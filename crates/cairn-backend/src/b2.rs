@@ -28,7 +28,7 @@
 //! writeFiles, deleteFiles): B2 refuses with 403, which is reported with a hint.
 
 use crate::s3::{BucketLookup, S3Backend, S3Credentials, S3Settings};
-use crate::{Backend, Options};
+use crate::{Backend, OpenError, Options};
 use std::time::Duration;
 
 const AUTHORIZE_URL: &str = "https://api.backblazeb2.com/b2api/v3/b2_authorize_account";
@@ -66,7 +66,7 @@ pub fn parse_location(spec: &str) -> Result<B2Location, String> {
         ));
     }
     let mut prefix = match prefix {
-        Some(p) if !p.is_empty() => crate::s3::clean_path(p),
+        Some(p) if !p.is_empty() => crate::location::clean_path(p),
         _ => String::new(),
     };
     if let Some(p) = prefix.strip_prefix('/') {
@@ -164,13 +164,16 @@ pub fn region_from_s3_url(url: &str) -> Option<String> {
     (!region.is_empty() && !region.contains('.')).then(|| region.to_string())
 }
 
-/// Signs in with the native API and returns what it says.
+/// Signs in with the native API and returns what it says. `location` (`b2:...`) is for the
+/// error.
 pub fn authorize(
+    location: &str,
     url: &str,
     key_id: &str,
     key: &str,
     timeout: Option<Duration>,
-) -> Result<Authorization, String> {
+) -> Result<Authorization, OpenError> {
+    let unreachable = |why: String| OpenError::connect(location, why);
     use base64::Engine;
     let mut b = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(30));
     if let Some(t) = timeout {
@@ -189,8 +192,8 @@ pub fn authorize(
             Ok(resp) => {
                 let body = resp
                     .into_string()
-                    .map_err(|e| format!("b2_authorize_account: {e}"))?;
-                return parse_authorization(&body);
+                    .map_err(|e| unreachable(format!("b2_authorize_account: {e}")))?;
+                return parse_authorization(&body).map_err(unreachable);
             }
             Err(ureq::Error::Status(code, resp)) => {
                 let body = resp.into_string().unwrap_or_default();
@@ -201,37 +204,42 @@ pub fn authorize(
                     _ => String::new(),
                 };
                 if code == 401 || code == 403 {
-                    return Err(format!(
-                        "b2: $B2_ACCOUNT_ID / $B2_ACCOUNT_KEY were refused by \
+                    return Err(OpenError::credentials(
+                        location,
+                        format!(
+                            "b2: $B2_ACCOUNT_ID / $B2_ACCOUNT_KEY were refused by \
                          b2_authorize_account ({code} {said})"
+                        ),
                     ));
                 }
                 if code < 500 && code != 429 {
-                    return Err(format!(
+                    return Err(unreachable(format!(
                         "b2_authorize_account: server answered {code} {said}"
-                    ));
+                    )));
                 }
                 format!("server answered {code} {said}")
             }
             Err(ureq::Error::Transport(t)) => t.to_string(),
         };
         if attempt >= 3 {
-            return Err(format!(
+            return Err(unreachable(format!(
                 "b2_authorize_account at {url}: {transient} (after {attempt} attempts)"
-            ));
+            )));
         }
         std::thread::sleep(Duration::from_secs(attempt));
     }
 }
 
 /// Opens `b2:<spec>`: signs in, then returns the S3 backend for the account's endpoint.
-pub fn open(spec: &str, opts: &Options) -> std::result::Result<Box<dyn Backend>, String> {
-    let loc = parse_location(spec)?;
+pub fn open(spec: &str, opts: &Options) -> std::result::Result<Box<dyn Backend>, OpenError> {
+    let location = format!("b2:{spec}");
+    let loc = parse_location(spec).map_err(|e| OpenError::bad_location(&location, e))?;
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let key_id = var("B2_ACCOUNT_ID")
-        .ok_or("unable to open B2 backend: Account ID ($B2_ACCOUNT_ID) is empty")?;
-    let key =
-        var("B2_ACCOUNT_KEY").ok_or("unable to open B2 backend: Key ($B2_ACCOUNT_KEY) is empty")?;
+    let missing =
+        |why: &str| OpenError::credentials(&location, format!("unable to open B2 backend: {why}"));
+    let key_id =
+        var("B2_ACCOUNT_ID").ok_or_else(|| missing("Account ID ($B2_ACCOUNT_ID) is empty"))?;
+    let key = var("B2_ACCOUNT_KEY").ok_or_else(|| missing("Key ($B2_ACCOUNT_KEY) is empty"))?;
     let url = var("CAIRN_B2_AUTHORIZE_URL").unwrap_or_else(|| AUTHORIZE_URL.to_string());
     Ok(Box::new(open_with(spec, &loc, opts, &url, &key_id, &key)?))
 }
@@ -244,13 +252,19 @@ pub fn open_with(
     authorize_url: &str,
     key_id: &str,
     key: &str,
-) -> std::result::Result<S3Backend, String> {
+) -> std::result::Result<S3Backend, OpenError> {
+    let location = format!("b2:{spec}");
     let connections = opts.get_usize("b2.connections")?.unwrap_or(5);
     let timeout = crate::s3::parse_timeout(opts, "b2.timeout")?;
-    let auth = authorize(authorize_url, key_id, key, timeout)?;
-    check_allowed(&auth, loc)?;
-    let endpoint = url::Url::parse(&auth.s3_api_url)
-        .map_err(|e| format!("b2: invalid s3ApiUrl {:?}: {e}", auth.s3_api_url))?;
+    let auth = authorize(&location, authorize_url, key_id, key, timeout)?;
+    // A key limited to other buckets or names cannot serve this location.
+    check_allowed(&auth, loc).map_err(|e| OpenError::credentials(&location, e))?;
+    let endpoint = url::Url::parse(&auth.s3_api_url).map_err(|e| {
+        OpenError::connect(
+            &location,
+            format!("b2: invalid s3ApiUrl {:?}: {e}", auth.s3_api_url),
+        )
+    })?;
     let mut hint = "check the key's capabilities (listFiles, readFiles, writeFiles, \
                     deleteFiles) and bucket restriction"
         .to_string();
@@ -274,7 +288,7 @@ pub fn open_with(
         connections,
         timeout,
         storage_class: None,
-        label: format!("b2:{spec}"),
+        label: location,
         denied_hint: Some(hint),
     }))
 }
@@ -385,6 +399,7 @@ mod tests {
             Ok(_) => panic!("accepted"),
             Err(e) => e,
         };
-        assert!(err.contains("too short"), "{err}");
+        assert!(matches!(err, OpenError::BadLocation { .. }), "{err}");
+        assert!(err.to_string().contains("too short"), "{err}");
     }
 }

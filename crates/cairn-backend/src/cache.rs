@@ -198,15 +198,10 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     res
 }
 
-impl Backend for CacheBackend {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn exists(&self) -> Result<bool> {
-        self.inner.exists()
-    }
-    fn create(&self) -> Result<()> {
-        self.inner.create()
+impl crate::Decorator for CacheBackend {
+    type Inner = dyn Backend;
+    fn inner(&self) -> &(dyn Backend + 'static) {
+        &*self.inner
     }
     fn save(&self, h: &Handle, data: &[u8]) -> Result<()> {
         self.inner.save(h, data)?;
@@ -244,9 +239,6 @@ impl Backend for CacheBackend {
             let _ = std::fs::remove_file(p);
         }
     }
-    fn stat(&self, h: &Handle) -> Result<u64> {
-        self.inner.stat(h)
-    }
     fn list(&self, kind: FileType) -> Result<Vec<FileInfo>> {
         let files = self.inner.list(kind)?;
         self.forget_missing(kind, &files);
@@ -254,23 +246,8 @@ impl Backend for CacheBackend {
     }
     fn remove(&self, h: &Handle) -> Result<()> {
         self.inner.remove(h)?;
-        self.evict(h);
+        Backend::evict(self, h);
         Ok(())
-    }
-    fn stage(&self, kind: FileType) -> Result<Staged> {
-        self.inner.stage(kind)
-    }
-    fn clean_stale_staging(&self) -> Result<usize> {
-        self.inner.clean_stale_staging()
-    }
-    fn lists_after_write(&self) -> bool {
-        self.inner.lists_after_write()
-    }
-    fn connections(&self) -> usize {
-        self.inner.connections()
-    }
-    fn save_staged(&self, h: &Handle, staged: Staged) -> Result<()> {
-        self.inner.save_staged(h, staged)
     }
 }
 

@@ -3,6 +3,7 @@
 //! backend reads is an error rather than silently ignored: a typo in `-o` should not quietly
 //! send a backup somewhere else or with other settings.
 
+use crate::OpenError;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -24,19 +25,25 @@ impl Clone for Options {
 
 impl Options {
     /// Parses `key=value` strings; keys are case-insensitive, as in restic.
-    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Options, String> {
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Options, OpenError> {
         let mut values = BTreeMap::new();
         for item in items {
             let item = item.as_ref();
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| format!("invalid option {item:?}: want key=value"))?;
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                OpenError::bad_option(item, format!("invalid option {item:?}: want key=value"))
+            })?;
             let k = k.trim().to_ascii_lowercase();
             if k.is_empty() {
-                return Err(format!("invalid option {item:?}: empty key"));
+                return Err(OpenError::bad_option(
+                    item,
+                    format!("invalid option {item:?}: empty key"),
+                ));
             }
             if values.insert(k.clone(), v.to_string()).is_some() {
-                return Err(format!("option {k:?} given more than once"));
+                return Err(OpenError::bad_option(
+                    &k,
+                    format!("option {k:?} given more than once"),
+                ));
             }
         }
         Ok(Options {
@@ -55,7 +62,7 @@ impl Options {
     }
 
     /// A numeric option such as `s3.connections`.
-    pub fn get_usize(&self, key: &str) -> Result<Option<usize>, String> {
+    pub fn get_usize(&self, key: &str) -> Result<Option<usize>, OpenError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v
@@ -64,18 +71,21 @@ impl Options {
                 .ok()
                 .filter(|n| *n > 0)
                 .map(Some)
-                .ok_or_else(|| format!("invalid option {key}={v:?}: want a positive number")),
+                .ok_or_else(|| {
+                    OpenError::bad_option(
+                        key,
+                        format!("invalid option {key}={v:?}: want a positive number"),
+                    )
+                }),
         }
     }
 
     /// Fails on keys no backend asked for.
-    pub fn check_all_read(&self) -> Result<(), String> {
+    pub fn check_all_read(&self) -> Result<(), OpenError> {
         let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         for k in self.values.keys() {
             if !read.iter().any(|r| r == k) {
-                return Err(format!(
-                    "option {k:?} is not known for this repository location"
-                ));
+                return Err(OpenError::UnknownOption { key: k.clone() });
             }
         }
         Ok(())

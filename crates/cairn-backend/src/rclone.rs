@@ -12,7 +12,7 @@
 //! start, default 1m).
 
 use crate::rest::RestBackend;
-use crate::{Backend, FileInfo, FileType, Handle, Options, Result};
+use crate::{OpenError, Options};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -29,16 +29,24 @@ const DEFAULT_ARGS: &str = "serve restic --stdio --b2-hard-delete";
 
 impl RcloneBackend {
     /// `spec` is the location after `rclone:` (`remote:path`).
-    pub fn open(spec: &str, opts: &Options) -> std::result::Result<RcloneBackend, String> {
+    pub fn open(spec: &str, opts: &Options) -> std::result::Result<RcloneBackend, OpenError> {
+        let location = format!("rclone:{spec}");
         if spec.is_empty() {
-            return Err("invalid rclone location: want rclone:remote:path".into());
+            return Err(OpenError::bad_location(
+                location,
+                "invalid rclone location: want rclone:remote:path",
+            ));
         }
         let program = opts.get("rclone.program").unwrap_or("rclone").to_string();
         let args = opts.get("rclone.args").unwrap_or(DEFAULT_ARGS).to_string();
         let connections = opts.get_usize("rclone.connections")?.unwrap_or(5);
         let timeout = match opts.get("rclone.timeout") {
-            Some(v) => crate::retry::parse_duration(v)
-                .ok_or_else(|| format!("invalid option rclone.timeout={v:?}"))?,
+            Some(v) => crate::retry::parse_duration(v).ok_or_else(|| {
+                OpenError::bad_option(
+                    "rclone.timeout",
+                    format!("invalid option rclone.timeout={v:?}"),
+                )
+            })?,
             None => Duration::from_secs(60),
         };
         let password = random_token();
@@ -49,22 +57,22 @@ impl RcloneBackend {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         die_with_parent(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("rclone: cannot start {program:?}: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            OpenError::connect(&location, format!("rclone: cannot start {program:?}: {e}"))
+        })?;
         let url = match wait_for_url(&mut child, timeout) {
             Ok(url) => url,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(e);
+                return Err(OpenError::connect(location, e));
             }
         };
         let with_auth = url.replacen("://", &format!("://cairn:{password}@"), 1);
         let rest = RestBackend::with_url_credentials(&with_auth)?.with_connections(connections);
         Ok(RcloneBackend {
             rest,
-            location: format!("rclone:{spec}"),
+            location,
             child: Mutex::new(child),
         })
     }
@@ -176,33 +184,19 @@ impl Drop for RcloneBackend {
     }
 }
 
-impl Backend for RcloneBackend {
+/// The REST backend does the work; this one owns the server and names the location.
+impl crate::Decorator for RcloneBackend {
+    type Inner = RestBackend;
+    fn inner(&self) -> &RestBackend {
+        &self.rest
+    }
     fn location(&self) -> String {
         self.location.clone()
     }
-    fn create(&self) -> Result<()> {
-        self.rest.create()
-    }
-    fn save(&self, h: &Handle, data: &[u8]) -> Result<()> {
-        self.rest.save(h, data)
-    }
-    fn load(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
-        self.rest.load(h, offset, length)
-    }
-    fn stat(&self, h: &Handle) -> Result<u64> {
-        self.rest.stat(h)
-    }
-    fn list(&self, kind: FileType) -> Result<Vec<FileInfo>> {
-        self.rest.list(kind)
-    }
-    fn remove(&self, h: &Handle) -> Result<()> {
-        self.rest.remove(h)
-    }
+    // Unlike rest-server's directory, the store behind rclone (an object store, a cloud
+    // drive) may not list a file the moment it is written.
     fn lists_after_write(&self) -> bool {
         false
-    }
-    fn connections(&self) -> usize {
-        self.rest.connections()
     }
 }
 

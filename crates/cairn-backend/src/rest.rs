@@ -2,7 +2,7 @@
 //! rest-server and `rclone serve restic`: one URL per file, `GET` with `Range` for partial
 //! reads, `POST` to store, `HEAD` for sizes, JSON listings (protocol v2, with sizes).
 
-use crate::{Backend, BackendError, FileInfo, FileType, Handle, Result};
+use crate::{Backend, BackendError, FileInfo, FileType, Handle, OpenError, Result};
 use std::io::Read;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ impl RestBackend {
     }
 
     /// `url` is the part after `rest:`; reads `rest.connections`.
-    pub fn open(url: &str, opts: &crate::Options) -> std::result::Result<RestBackend, String> {
+    pub fn open(url: &str, opts: &crate::Options) -> std::result::Result<RestBackend, OpenError> {
         let mut b = RestBackend::new(url)?;
         if let Some(n) = opts.get_usize("rest.connections")? {
             b.connections = n;
@@ -47,7 +47,12 @@ impl RestBackend {
         if let Some(v) = opts.get("rest.timeout") {
             let t = crate::retry::parse_duration(v)
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("invalid option rest.timeout={v:?}: want e.g. 60s"))?;
+                .ok_or_else(|| {
+                    OpenError::bad_option(
+                        "rest.timeout",
+                        format!("invalid option rest.timeout={v:?}: want e.g. 60s"),
+                    )
+                })?;
             b.agent = agent(t);
         }
         Ok(b)
@@ -55,24 +60,28 @@ impl RestBackend {
 
     /// `url` is the part after `rest:`. Credentials come from the URL, or from
     /// `RESTIC_REST_USERNAME` / `RESTIC_REST_PASSWORD` (which win, as in restic).
-    pub fn new(url: &str) -> std::result::Result<RestBackend, String> {
+    pub fn new(url: &str) -> std::result::Result<RestBackend, OpenError> {
         RestBackend::build(url, true)
     }
 
     /// Credentials from the URL only, whatever the environment says (for servers cairn
     /// starts itself).
-    pub fn with_url_credentials(url: &str) -> std::result::Result<RestBackend, String> {
+    pub fn with_url_credentials(url: &str) -> std::result::Result<RestBackend, OpenError> {
         RestBackend::build(url, false)
     }
 
-    fn build(url: &str, env: bool) -> std::result::Result<RestBackend, String> {
+    fn build(url: &str, env: bool) -> std::result::Result<RestBackend, OpenError> {
+        let bad = |why: &str| {
+            OpenError::bad_location(
+                format!("rest:{url}"),
+                format!("invalid REST URL {url:?}: {why}"),
+            )
+        };
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("invalid REST URL {url:?}: want http(s)://host:port/path/"))?;
+            .ok_or_else(|| bad("want http(s)://host:port/path/"))?;
         if scheme != "http" && scheme != "https" {
-            return Err(format!(
-                "invalid REST URL {url:?}: scheme must be http or https"
-            ));
+            return Err(bad("scheme must be http or https"));
         }
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -83,7 +92,7 @@ impl RestBackend {
             None => (None, authority),
         };
         if host.is_empty() {
-            return Err(format!("invalid REST URL {url:?}: no host"));
+            return Err(bad("no host"));
         }
         let mut user = None;
         let mut pass = None;

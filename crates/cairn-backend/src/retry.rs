@@ -11,7 +11,9 @@
 //! - a whole-file `load` of a file named by its SHA-256 (everything but the config) is hashed
 //!   and retried on mismatch, so a body cut short by the network is never taken for the file.
 
-use crate::{Backend, BackendError, FileInfo, FileType, Handle, Options, Result, Staged};
+use crate::{
+    Backend, BackendError, FileInfo, FileType, Handle, OpenError, Options, Result, Staged,
+};
 use sha2::{Digest, Sha256};
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -41,11 +43,14 @@ impl Default for Policy {
 impl Policy {
     /// The default policy, with `-o retry.max-elapsed=DURATION` (cairn's own option: how long
     /// to keep retrying one operation, e.g. `30s`, `5m`, `0` for no retries).
-    pub fn from_options(opts: &Options) -> std::result::Result<Policy, String> {
+    pub fn from_options(opts: &Options) -> std::result::Result<Policy, OpenError> {
         let mut p = Policy::default();
         if let Some(v) = opts.get("retry.max-elapsed") {
             p.max_elapsed = parse_duration(v).ok_or_else(|| {
-                format!("invalid option retry.max-elapsed={v:?}: want e.g. 30s or 5m")
+                OpenError::bad_option(
+                    "retry.max-elapsed",
+                    format!("invalid option retry.max-elapsed={v:?}: want e.g. 30s or 5m"),
+                )
             })?;
         }
         Ok(p)
@@ -209,9 +214,30 @@ fn hash_mismatch(h: &Handle, got: usize) -> BackendError {
     }
 }
 
-impl<B: Backend> Backend for RetryBackend<B> {
-    fn location(&self) -> String {
-        self.inner.location()
+impl<B: Backend> RetryBackend<B> {
+    /// A load, retried; a whole content-addressed file is also checked against its name.
+    fn load_checked(
+        &self,
+        h: &Handle,
+        offset: u64,
+        length: u64,
+        load: impl Fn() -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let whole = offset == 0 && length == 0 && content_addressed(h);
+        self.retry(&format!("loading {h}"), |_| {
+            let data = load()?;
+            if whole && hex::encode(Sha256::digest(&data)) != h.name {
+                return Err(hash_mismatch(h, data.len()));
+            }
+            Ok(data)
+        })
+    }
+}
+
+impl<B: Backend> crate::Decorator for RetryBackend<B> {
+    type Inner = B;
+    fn inner(&self) -> &B {
+        &self.inner
     }
     fn exists(&self) -> Result<bool> {
         // The first contact: a server that cannot be reached at all is more likely a wrong
@@ -241,13 +267,11 @@ impl<B: Backend> Backend for RetryBackend<B> {
         })
     }
     fn load(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
-        let whole = offset == 0 && length == 0 && content_addressed(h);
-        self.retry(&format!("loading {h}"), |_| {
-            let data = self.inner.load(h, offset, length)?;
-            if whole && hex::encode(Sha256::digest(&data)) != h.name {
-                return Err(hash_mismatch(h, data.len()));
-            }
-            Ok(data)
+        self.load_checked(h, offset, length, || self.inner.load(h, offset, length))
+    }
+    fn load_cacheable(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        self.load_checked(h, offset, length, || {
+            self.inner.load_cacheable(h, offset, length)
         })
     }
     fn stat(&self, h: &Handle) -> Result<u64> {
@@ -261,23 +285,16 @@ impl<B: Backend> Backend for RetryBackend<B> {
     fn remove(&self, h: &Handle) -> Result<()> {
         self.retry(&format!("removing {h}"), |_| self.inner.remove(h))
     }
-    fn stage(&self, kind: FileType) -> Result<Staged> {
-        self.inner.stage(kind)
-    }
-    fn clean_stale_staging(&self) -> Result<usize> {
-        self.inner.clean_stale_staging()
-    }
-    fn lists_after_write(&self) -> bool {
-        self.inner.lists_after_write()
-    }
-    fn connections(&self) -> usize {
-        self.inner.connections()
-    }
+    // A staged file is saved from its bytes so that each attempt can send it again (the
+    // store's own save_staged may consume it).
     fn save_staged(&self, h: &Handle, staged: Staged) -> Result<()> {
         match staged {
-            Staged::Memory(ref v) => self.save(h, v),
-            ref file => self.save(h, &file.bytes()?),
+            Staged::Memory(ref v) => Backend::save(self, h, v),
+            ref file => Backend::save(self, h, &file.bytes()?),
         }
+    }
+    fn save_cacheable(&self, h: &Handle, staged: Staged) -> Result<()> {
+        Backend::save_staged(self, h, staged)
     }
 }
 
@@ -437,6 +454,23 @@ mod tests {
             err.contains("do not match") && err.contains("gave up"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn loads_and_saves_of_cacheable_files_are_retried_too() {
+        // Without a cache in front (--no-cache), packs of trees come through these.
+        let mut f = Flaky::new(2);
+        f.damage = true;
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let h = named(&data);
+        f.files.lock().unwrap().insert(h.to_string(), data.clone());
+        let b = RetryBackend::new(f, quick());
+        assert_eq!(b.load_cacheable(&h, 0, 0).unwrap(), data);
+        let b = RetryBackend::new(Flaky::new(2), quick());
+        let h = named(b"tree pack");
+        b.save_cacheable(&h, Staged::Memory(b"tree pack".to_vec()))
+            .unwrap();
+        assert_eq!(b.inner.files.lock().unwrap()[&h.to_string()], b"tree pack");
     }
 
     #[test]

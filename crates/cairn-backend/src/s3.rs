@@ -36,7 +36,8 @@
 //! other 4xx answers `InvalidInput`/`Unsupported` (permanent), and 5xx answers, timeouts and
 //! dropped connections a plain I/O error (retried).
 
-use crate::{Backend, BackendError, FileInfo, FileType, Handle, Options, Result};
+use crate::location::clean_path;
+use crate::{Backend, BackendError, FileInfo, FileType, Handle, OpenError, Options, Result};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::borrow::Cow;
@@ -62,13 +63,17 @@ pub enum BucketLookup {
 }
 
 impl BucketLookup {
-    fn parse(v: &str) -> std::result::Result<BucketLookup, String> {
+    fn parse(v: &str) -> std::result::Result<BucketLookup, OpenError> {
         match v.to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(BucketLookup::Auto),
             "dns" => Ok(BucketLookup::Dns),
             "path" => Ok(BucketLookup::Path),
-            _ => Err(format!(
-                "invalid option s3.bucket-lookup={v:?}: must be \"auto\", \"path\" or \"dns\""
+            _ => Err(OpenError::bad_option(
+                "s3.bucket-lookup",
+                format!(
+                    "invalid option s3.bucket-lookup={v:?}: must be \"auto\", \"path\" or \
+                     \"dns\""
+                ),
             )),
         }
     }
@@ -159,34 +164,6 @@ fn finish(
     })
 }
 
-/// Go's `path.Clean`: collapses repeated slashes, `.` and `..`, and drops a trailing slash.
-pub fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            x => out.push(x),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
 /// Credentials for S3 requests.
 #[derive(Clone)]
 pub struct S3Credentials {
@@ -205,7 +182,9 @@ impl std::fmt::Debug for S3Credentials {
 
 impl S3Credentials {
     /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    /// The error is the whole message, for [`OpenError::Credentials`].
     pub fn from_env() -> std::result::Result<S3Credentials, String> {
+        let missing = |why: &str| format!("unable to open S3 backend: {why}");
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let key_id = var("AWS_ACCESS_KEY_ID");
         let secret = var("AWS_SECRET_ACCESS_KEY");
@@ -215,16 +194,12 @@ impl S3Credentials {
                 secret,
                 session_token: var("AWS_SESSION_TOKEN"),
             }),
-            (None, None) => Err("unable to open S3 backend: no credentials: set \
-                 $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (and $AWS_SESSION_TOKEN for \
-                 temporary credentials)"
-                .into()),
-            (None, Some(_)) => {
-                Err("unable to open S3 backend: Key ID ($AWS_ACCESS_KEY_ID) is empty".into())
-            }
-            (Some(_), None) => {
-                Err("unable to open S3 backend: Secret ($AWS_SECRET_ACCESS_KEY) is empty".into())
-            }
+            (None, None) => Err(missing(
+                "no credentials: set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (and \
+                 $AWS_SESSION_TOKEN for temporary credentials)",
+            )),
+            (None, Some(_)) => Err(missing("Key ID ($AWS_ACCESS_KEY_ID) is empty")),
+            (Some(_), None) => Err(missing("Secret ($AWS_SECRET_ACCESS_KEY) is empty")),
         }
     }
 }
@@ -259,11 +234,16 @@ impl S3Settings {
         opts: &Options,
         credentials: S3Credentials,
         env_region: bool,
-    ) -> std::result::Result<S3Settings, String> {
-        let loc = parse_location(spec)?;
+    ) -> std::result::Result<S3Settings, OpenError> {
+        let label = format!("s3:{spec}");
+        let loc = parse_location(spec).map_err(|e| OpenError::bad_location(&label, e))?;
         let scheme = if loc.use_http { "http" } else { "https" };
-        let endpoint = Url::parse(&format!("{scheme}://{}/", loc.endpoint))
-            .map_err(|e| format!("invalid S3 location \"s3:{spec}\": endpoint: {e}"))?;
+        let endpoint = Url::parse(&format!("{scheme}://{}/", loc.endpoint)).map_err(|e| {
+            OpenError::bad_location(
+                &label,
+                format!("invalid S3 location {label:?}: endpoint: {e}"),
+            )
+        })?;
         let mut region = None;
         if env_region {
             region = std::env::var("AWS_DEFAULT_REGION")
@@ -288,9 +268,13 @@ impl S3Settings {
         match opts.get("s3.layout") {
             None | Some("") | Some("default") => {}
             Some(l) => {
-                return Err(format!(
-                "invalid option s3.layout={l:?}: cairn supports only restic's \"default\" layout"
-            ))
+                return Err(OpenError::bad_option(
+                    "s3.layout",
+                    format!(
+                        "invalid option s3.layout={l:?}: cairn supports only restic's \
+                         \"default\" layout"
+                    ),
+                ))
             }
         }
         Ok(S3Settings {
@@ -303,7 +287,7 @@ impl S3Settings {
             connections,
             timeout,
             storage_class,
-            label: format!("s3:{spec}"),
+            label,
             denied_hint: None,
         })
     }
@@ -313,13 +297,16 @@ impl S3Settings {
 pub(crate) fn parse_timeout(
     opts: &Options,
     key: &str,
-) -> std::result::Result<Option<Duration>, String> {
+) -> std::result::Result<Option<Duration>, OpenError> {
     match opts.get(key) {
         None => Ok(Some(DEFAULT_TIMEOUT)),
         Some(v) => match crate::retry::parse_duration(v) {
             Some(d) if d.is_zero() => Ok(None),
             Some(d) => Ok(Some(d)),
-            None => Err(format!("invalid option {key}={v:?}: want e.g. 30s or 5m")),
+            None => Err(OpenError::bad_option(
+                key,
+                format!("invalid option {key}={v:?}: want e.g. 30s or 5m"),
+            )),
         },
     }
 }
@@ -350,10 +337,11 @@ enum Failure {
 
 impl S3Backend {
     /// `spec` is the part after `s3:`; credentials and region come from the environment.
-    pub fn open(spec: &str, opts: &Options) -> std::result::Result<S3Backend, String> {
+    pub fn open(spec: &str, opts: &Options) -> std::result::Result<S3Backend, OpenError> {
+        let label = format!("s3:{spec}");
         // Parse the location first, so that a bad location is reported as such.
-        parse_location(spec)?;
-        let creds = S3Credentials::from_env()?;
+        parse_location(spec).map_err(|e| OpenError::bad_location(&label, e))?;
+        let creds = S3Credentials::from_env().map_err(|e| OpenError::credentials(label, e))?;
         Ok(S3Backend::new(S3Settings::from_location(
             spec, opts, creds, true,
         )?))
@@ -365,7 +353,7 @@ impl S3Backend {
         spec: &str,
         opts: &Options,
         credentials: S3Credentials,
-    ) -> std::result::Result<S3Backend, String> {
+    ) -> std::result::Result<S3Backend, OpenError> {
         Ok(S3Backend::new(S3Settings::from_location(
             spec,
             opts,
@@ -1172,7 +1160,7 @@ mod tests {
         }
     }
 
-    fn settings(spec: &str, opts: &[&str]) -> std::result::Result<S3Settings, String> {
+    fn settings(spec: &str, opts: &[&str]) -> std::result::Result<S3Settings, OpenError> {
         let o = Options::parse(opts).unwrap();
         let creds = S3Credentials {
             key_id: "id".into(),

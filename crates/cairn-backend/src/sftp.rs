@@ -24,7 +24,8 @@
 //! A session whose ssh has exited is reported with ssh's own last words on stderr, in one line,
 //! and the next operation (the retry decorator's next attempt) starts a new ssh.
 
-use crate::{Backend, BackendError, FileInfo, FileType, Handle, Options, Result};
+use crate::location::clean_path;
+use crate::{Backend, BackendError, FileInfo, FileType, Handle, OpenError, Options, Result};
 use futures_util::StreamExt;
 use openssh_sftp_client::error::SftpErrorKind;
 use openssh_sftp_client::metadata::Permissions;
@@ -160,31 +161,6 @@ fn percent_decode(s: &str, whole: &str) -> std::result::Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("invalid location {whole:?}: not UTF-8"))
 }
 
-/// Go's `path.Clean`: no empty or `.` components, `..` resolved lexically, "." for nothing.
-pub fn clean_path(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
 /// Splits a command line as a shell would for simple quoting: whitespace separates words,
 /// '...' is literal, "..." allows \" \\ \$ \`, a backslash outside quotes escapes the next
 /// character, and quoted and unquoted pieces of one word join.
@@ -262,12 +238,17 @@ pub fn ssh_command(
     loc: &SftpLocation,
     command: Option<&str>,
     args: Option<&str>,
-) -> std::result::Result<Vec<String>, String> {
+) -> std::result::Result<Vec<String>, OpenError> {
     if let Some(c) = command.filter(|c| !c.trim().is_empty()) {
         if args.is_some_and(|a| !a.trim().is_empty()) {
-            return Err("cannot specify both sftp.command and sftp.args options".into());
+            return Err(OpenError::bad_option(
+                "sftp.args",
+                "cannot specify both sftp.command and sftp.args options",
+            ));
         }
-        return split_command(c).map_err(|e| format!("invalid option sftp.command: {e}"));
+        return split_command(c).map_err(|e| {
+            OpenError::bad_option("sftp.command", format!("invalid option sftp.command: {e}"))
+        });
     }
     let mut argv = vec!["ssh".to_string()];
     if let Some(p) = &loc.port {
@@ -277,7 +258,9 @@ pub fn ssh_command(
         argv.extend(["-l".to_string(), u.clone()]);
     }
     if let Some(a) = args.filter(|a| !a.trim().is_empty()) {
-        argv.extend(split_command(a).map_err(|e| format!("invalid option sftp.args: {e}"))?);
+        argv.extend(split_command(a).map_err(|e| {
+            OpenError::bad_option("sftp.args", format!("invalid option sftp.args: {e}"))
+        })?);
     }
     argv.extend([loc.host.clone(), "-s".into(), "sftp".into()]);
     Ok(argv)
@@ -297,15 +280,20 @@ impl SftpBackend {
     /// `spec` is the location after `sftp:`. Reads `sftp.command`, `sftp.args`,
     /// `sftp.connections` and `sftp.layout`, and starts the session (so that a wrong host or a
     /// refused key is reported at once).
-    pub fn open(spec: &str, opts: &Options) -> std::result::Result<SftpBackend, String> {
-        let loc = parse_location(spec)?;
+    pub fn open(spec: &str, opts: &Options) -> std::result::Result<SftpBackend, OpenError> {
+        let location = format!("sftp:{spec}");
+        let loc = parse_location(spec).map_err(|e| OpenError::bad_location(&location, e))?;
         let argv = ssh_command(&loc, opts.get("sftp.command"), opts.get("sftp.args"))?;
         let connections = opts.get_usize("sftp.connections")?.unwrap_or(5);
         match opts.get("sftp.layout") {
             None | Some("" | "default" | "auto") => {}
             Some(other) => {
-                return Err(format!(
-                    "invalid option sftp.layout={other:?}: cairn knows only restic's default layout"
+                return Err(OpenError::bad_option(
+                    "sftp.layout",
+                    format!(
+                        "invalid option sftp.layout={other:?}: cairn knows only restic's \
+                         default layout"
+                    ),
                 ))
             }
         }
@@ -315,18 +303,20 @@ impl SftpBackend {
             .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
-            .map_err(|e| format!("sftp: cannot start a runtime: {e}"))?;
+            .map_err(|e| {
+                OpenError::connect(&location, format!("sftp: cannot start a runtime: {e}"))
+            })?;
         let be = SftpBackend {
-            location: format!("sftp:{spec}"),
+            location,
             root: loc.path,
             argv,
             connections,
             conn: Mutex::new(None),
             rt,
         };
-        let conn = be
-            .connect()
-            .map_err(|(_, msg)| format!("{}: {msg}", be.location))?;
+        let conn = be.connect().map_err(|(_, msg)| {
+            OpenError::connect(&be.location, format!("{}: {msg}", be.location))
+        })?;
         *be.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(conn));
         Ok(be)
     }
@@ -1408,6 +1398,10 @@ mod tests {
     fn unknown_layouts_are_refused() {
         let o = Options::parse(&["sftp.layout=s3legacy"]).unwrap();
         let err = SftpBackend::open("host:/p", &o).err().unwrap();
-        assert!(err.contains("sftp.layout"), "{err}");
+        assert!(
+            matches!(&err, OpenError::BadOption { key, .. } if key == "sftp.layout"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sftp.layout"), "{err}");
     }
 }

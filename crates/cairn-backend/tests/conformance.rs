@@ -71,7 +71,7 @@ fn rclone_backend_reports_a_bad_remote_in_one_line() {
     }
     let err = match cairn_backend::open("rclone:no-such-remote-xyz:path") {
         Ok(_) => panic!("an unknown rclone remote was accepted"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     assert!(err.contains("rclone"), "{err}");
     assert!(!err.contains('\n'), "{err}");
@@ -80,7 +80,7 @@ fn rclone_backend_reports_a_bad_remote_in_one_line() {
         &cairn_backend::Options::parse(&["rclone.program=/nonexistent/rclone"]).unwrap(),
     ) {
         Ok(_) => panic!("a missing rclone program was accepted"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     assert!(err.contains("cannot start"), "{err}");
 }
@@ -91,7 +91,7 @@ fn unknown_options_are_refused() {
     let opts = cairn_backend::Options::parse(&["s3.regoin=x"]).unwrap();
     let err = match cairn_backend::open_with(dir.path().to_str().unwrap(), &opts) {
         Ok(_) => panic!("a misspelt option was accepted"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     assert!(err.contains("s3.regoin"), "{err}");
 }

@@ -220,17 +220,24 @@ fn credentials_and_region_from_the_environment() {
     let o = Options::parse(&["s3.conections=3"]).unwrap();
     let err = cairn_backend::open_with(&g.location("from-env"), &o)
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(err.contains("s3.conections"), "{err}");
     let o = Options::parse(&["s3.connections=3", "s3.timeout=10s"]).unwrap();
     let be = cairn_backend::open_with(&g.location("from-env"), &o).unwrap();
     assert_eq!(be.connections(), 3);
     // Missing credentials: one line naming the variables.
     std::env::remove_var("AWS_SECRET_ACCESS_KEY");
-    let err = cairn_backend::open(&g.location("x")).err().unwrap();
+    let err = cairn_backend::open(&g.location("x"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
     std::env::remove_var("AWS_ACCESS_KEY_ID");
-    let err = cairn_backend::open(&g.location("x")).err().unwrap();
+    let err = cairn_backend::open(&g.location("x"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("AWS_ACCESS_KEY_ID") && err.contains("AWS_SECRET_ACCESS_KEY"),
         "{err}"
@@ -365,7 +372,8 @@ fn b2_backend_conforms_through_garages_s3_api() {
     // A refused key, and a key restricted to another bucket, are one-line errors.
     let err = cairn_backend::b2::open_with(&spec, &loc, &o, &fake.url(), "wrong", "key")
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("B2_ACCOUNT_ID") && err.contains("401"),
         "{err}"
@@ -380,7 +388,8 @@ fn b2_backend_conforms_through_garages_s3_api() {
         g.secret_access_key(),
     )
     .err()
-    .unwrap();
+    .unwrap()
+    .to_string();
     assert!(
         err.contains(g.bucket()) && err.contains("other-bucket"),
         "{err}"
@@ -408,7 +417,7 @@ fn b2_location_through_open_with_the_environment() {
     be.save(&Handle::config(), b"b2").unwrap();
     assert!(be.exists().unwrap());
     std::env::remove_var("B2_ACCOUNT_KEY");
-    let err = cairn_backend::open(&loc).err().unwrap();
+    let err = cairn_backend::open(&loc).err().unwrap().to_string();
     assert!(err.contains("B2_ACCOUNT_KEY"), "{err}");
     std::env::remove_var("B2_ACCOUNT_ID");
     std::env::remove_var("CAIRN_B2_AUTHORIZE_URL");

@@ -22,7 +22,7 @@ fn open_err(location: &str, opts: &[String]) -> String {
     let o = Options::parse(opts).expect("options");
     match cairn_backend::open_with(location, &o) {
         Ok(_) => panic!("{location} opened"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 

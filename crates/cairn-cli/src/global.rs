@@ -205,8 +205,8 @@ pub fn open_backend(
     location: &str,
     options: &[String],
 ) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
-    let opts = cairn_backend::Options::parse(options).map_err(anyhow::Error::msg)?;
-    let b = cairn_backend::open_with(location, &opts).map_err(anyhow::Error::msg)?;
+    let opts = cairn_backend::Options::parse(options)?;
+    let b = cairn_backend::open_with(location, &opts)?;
     Ok(Arc::from(b))
 }
 
