@@ -83,23 +83,14 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn classify(e: &anyhow::Error) -> i32 {
-    for cause in e.chain() {
-        if cause
-            .downcast_ref::<cairn_core::lock::LockError>()
-            .is_some()
-        {
-            return exit::LOCK_FAILED;
-        }
-        if let Some(ce) = cause.downcast_ref::<cairn_core::Error>() {
-            return match ce {
-                cairn_core::Error::RepoNotFound(_) => exit::NO_REPOSITORY,
-                cairn_core::Error::WrongPassword => exit::WRONG_PASSWORD,
-                cairn_core::Error::Interrupted => exit::INTERRUPTED,
-                _ => exit::FATAL,
-            };
-        }
+    use cairn_core::error::ErrorKind;
+    match ErrorKind::of(e) {
+        ErrorKind::NoRepository => exit::NO_REPOSITORY,
+        ErrorKind::WrongPassword => exit::WRONG_PASSWORD,
+        ErrorKind::Locked => exit::LOCK_FAILED,
+        ErrorKind::Interrupted => exit::INTERRUPTED,
+        ErrorKind::Other => exit::FATAL,
     }
-    exit::FATAL
 }
 
 #[cfg(test)]

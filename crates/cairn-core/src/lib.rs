@@ -112,6 +112,6 @@ pub mod rewrite;
 pub mod walk;
 
 pub use cairn_backend::FileType;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use id::Id;
 pub use repository::{IndexedRepository, Repository};

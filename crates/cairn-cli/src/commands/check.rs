@@ -122,12 +122,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         Ok(r) => r,
         Err(e) => {
             // A damaged key file looks like a wrong password; say which file it is.
-            if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<cairn_core::Error>(),
-                    Some(cairn_core::Error::WrongPassword)
-                )
-            }) {
+            if cairn_core::ErrorKind::of(&e) == cairn_core::ErrorKind::WrongPassword {
                 if let Ok(backend) = g.backend() {
                     if let Ok(found) = checker::check_key_files(&*backend) {
                         for k in found {

@@ -117,12 +117,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 fn is_interrupted(e: &anyhow::Error) -> bool {
     // Whatever failed after Ctrl-C (a blob read cut short, say) failed because of it.
     crate::signals::INTERRUPTED.load(Ordering::Relaxed)
-        || e.chain().any(|c| {
-            matches!(
-                c.downcast_ref::<cairn_core::Error>(),
-                Some(cairn_core::Error::Interrupted)
-            )
-        })
+        || cairn_core::ErrorKind::of(e) == cairn_core::ErrorKind::Interrupted
 }
 
 /// restic's `printFromTree`: follows the (cleaned) path from the snapshot's root tree; a file
