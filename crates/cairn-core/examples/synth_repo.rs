@@ -35,13 +35,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     let mut known = cairn_core::index::MasterIndex::new();
     known.finish();
-    let writer = BlobWriter::new(
-        repo.backend().clone(),
-        repo.key().clone(),
-        repo.version(),
-        Compression::Auto,
-        &known,
-    );
+    let writer = BlobWriter::for_repo(&repo, Compression::Auto, &known);
     let time: GoTime = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00+00:00")?;
     let mut dirs_all = Vec::new();
     let mut dirs_most = Vec::new();

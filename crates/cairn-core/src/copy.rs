@@ -69,13 +69,7 @@ impl<'s, 'd> Copier<'s, 'd> {
     ) -> Self {
         Copier {
             src,
-            writer: BlobWriter::new(
-                dst.backend().clone(),
-                dst.key().clone(),
-                dst.version(),
-                compression,
-                dst.index(),
-            ),
+            writer: dst.blob_writer(compression),
             visited: HashSet::new(),
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())

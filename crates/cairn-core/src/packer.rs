@@ -246,6 +246,22 @@ fn slot(ty: BlobType) -> usize {
 }
 
 impl<'a> BlobWriter<'a> {
+    /// A writer into `repo`'s storage with its key and format version, deduplicating against
+    /// `known`.
+    pub fn for_repo(
+        repo: &crate::repository::Repository,
+        compression: Compression,
+        known: &'a MasterIndex,
+    ) -> BlobWriter<'a> {
+        BlobWriter::new(
+            repo.backend().clone(),
+            repo.key().clone(),
+            repo.version(),
+            compression,
+            known,
+        )
+    }
+
     pub fn new(
         backend: Arc<dyn Backend>,
         key: Key,

@@ -355,13 +355,7 @@ pub fn repair_packs(
         .collect();
 
     report.info("salvaging intact data from specified pack files");
-    let writer = BlobWriter::new(
-        repo.backend().clone(),
-        repo.key().clone(),
-        repo.version(),
-        compression,
-        &known,
-    );
+    let writer = BlobWriter::for_repo(repo, compression, &known);
     for id in &damaged {
         check_cancel(report)?;
         let mut index_blobs = in_index.remove(id).unwrap_or_default();

@@ -387,6 +387,14 @@ impl IndexedRepository {
         self.index.finish();
     }
 
+    /// A writer of new blobs that skips every blob this index knows.
+    pub fn blob_writer(
+        &self,
+        compression: crate::packer::Compression,
+    ) -> crate::packer::BlobWriter<'_> {
+        crate::packer::BlobWriter::for_repo(self, compression, &self.index)
+    }
+
     /// Gives the index up, keeping the opened repository.
     pub fn into_repository(self) -> Repository {
         self.repo

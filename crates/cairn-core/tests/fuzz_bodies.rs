@@ -17,7 +17,7 @@ use cairn_core::format::keyfile::KdfParams;
 use cairn_core::format::pack::{self, BlobType};
 use cairn_core::format::{limits, unpacked};
 use cairn_core::index::BlobLocation;
-use cairn_core::packer::{BlobWriter, Compression};
+use cairn_core::packer::Compression;
 use cairn_core::repository::{InitOptions, Repository};
 use cairn_core::{fuzzing, Id};
 use std::path::{Path, PathBuf};
@@ -293,13 +293,7 @@ impl Seeds {
         .unwrap()
         .load_index()
         .unwrap();
-        let w = BlobWriter::new(
-            repo.backend().clone(),
-            repo.key().clone(),
-            repo.version(),
-            Compression::Auto,
-            repo.index(),
-        );
+        let w = repo.blob_writer(Compression::Auto);
         let text = b"all work and no play makes jack a dull boy\n".repeat(200);
         w.save(BlobType::Data, Id::hash(&text), &text).unwrap();
         let small = b"tiny".to_vec();

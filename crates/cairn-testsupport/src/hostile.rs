@@ -111,13 +111,7 @@ impl Forger {
             return;
         }
         let index = self.repo.index();
-        let w = BlobWriter::new(
-            self.repo.backend().clone(),
-            self.repo.key().clone(),
-            self.repo.version(),
-            Compression::Auto,
-            index,
-        );
+        let w = BlobWriter::for_repo(&self.repo, Compression::Auto, index);
         for (ty, plain) in &pending {
             w.save(*ty, Id::hash(plain), plain).expect("save blob");
         }

@@ -622,13 +622,7 @@ pub fn backup(
         let _ = repo.backend().clean_stale_staging();
     }
     let tables = ChunkerTables::new(repo.polynomial());
-    let writer = BlobWriter::new(
-        repo.backend().clone(),
-        repo.key().clone(),
-        repo.version(),
-        opts.compression,
-        repo.index(),
-    );
+    let writer = repo.blob_writer(opts.compression);
     let writer = if opts.dry_run {
         writer.dry_run()
     } else {
@@ -869,13 +863,7 @@ pub fn backup_stdin(
     }
     let start = chrono::Local::now().fixed_offset();
     let tables = ChunkerTables::new(repo.polynomial());
-    let writer = BlobWriter::new(
-        repo.backend().clone(),
-        repo.key().clone(),
-        repo.version(),
-        opts.compression,
-        repo.index(),
-    );
+    let writer = repo.blob_writer(opts.compression);
     let writer = if opts.dry_run {
         writer.dry_run()
     } else {

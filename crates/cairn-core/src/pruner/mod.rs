@@ -569,13 +569,7 @@ pub fn execute(
         // index still lists it.
         let mut nothing_known = crate::index::MasterIndex::new();
         nothing_known.finish();
-        let writer = BlobWriter::new(
-            repo.backend().clone(),
-            repo.key().clone(),
-            repo.version(),
-            opts.compression,
-            &nothing_known,
-        );
+        let writer = BlobWriter::for_repo(repo, opts.compression, &nothing_known);
         let jobs: Vec<(u32, Vec<(BlobType, PackedBlob)>)> = by_pack.into_iter().collect();
         let res = crate::repository::parallel_map(&jobs, 2, |(slot, blobs)| {
             let pack = plan.packs[*slot as usize].id;
