@@ -51,7 +51,7 @@ impl Id {
 }
 
 /// Value of each hex digit (either case); 0xff for anything else.
-static HEX: [u8; 256] = {
+pub(crate) static HEX: [u8; 256] = {
     let mut t = [0xffu8; 256];
     let mut i = 0;
     while i < 10 {

@@ -38,18 +38,19 @@ pub struct MasterIndex {
 /// of every blob of every unchanged file are what a no-change backup spends its time on).
 /// Costs 4 bytes per 4 entries: 1/48 of the entries' memory.
 #[derive(Default)]
-struct Fanout {
+pub(crate) struct Fanout {
     bits: u32,
     starts: Vec<u32>,
 }
 
 impl Fanout {
-    fn build(entries: &[Entry]) -> Fanout {
+    /// The table for `entries`, sorted by the id `id_of` gives.
+    pub(crate) fn build<T>(entries: &[T], id_of: impl Fn(&T) -> &Id) -> Fanout {
         let bits = (entries.len() / 4).max(1).ilog2().min(24);
         let mut starts = Vec::with_capacity((1 << bits) + 1);
         let mut i = 0;
         for prefix in 0..(1u64 << bits) {
-            while i < entries.len() && Fanout::prefix_of(bits, &entries[i].id) < prefix {
+            while i < entries.len() && Fanout::prefix_of(bits, id_of(&entries[i])) < prefix {
                 i += 1;
             }
             starts.push(i as u32);
@@ -68,7 +69,13 @@ impl Fanout {
         lead >> (64 - bits)
     }
 
-    fn range(&self, id: &Id) -> std::ops::Range<usize> {
+    /// Bytes it holds.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.starts.capacity() * 4
+    }
+
+    /// Where entries with `id` can be in the sorted array.
+    pub(crate) fn range(&self, id: &Id) -> std::ops::Range<usize> {
         let p = Fanout::prefix_of(self.bits, id) as usize;
         match (self.starts.get(p), self.starts.get(p + 1)) {
             (Some(&a), Some(&b)) => a as usize..b as usize,
@@ -114,8 +121,8 @@ impl MasterIndex {
         self.tree.sort_unstable_by_key(|e| e.id);
         self.data.shrink_to_fit();
         self.tree.shrink_to_fit();
-        self.data_fanout = Fanout::build(&self.data);
-        self.tree_fanout = Fanout::build(&self.tree);
+        self.data_fanout = Fanout::build(&self.data, |e| &e.id);
+        self.tree_fanout = Fanout::build(&self.tree, |e| &e.id);
         self.sorted = true;
     }
 

@@ -7,6 +7,8 @@
 
 use crate::format::indexfile::IndexFile;
 use crate::format::pack::{BlobType, PackedBlob};
+use crate::id::HEX;
+use crate::index::Fanout;
 use crate::Id;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,24 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// several times faster than a general hex decoder).
 #[derive(Clone, Copy)]
 pub(crate) struct HexId(pub Id);
-
-const fn hex_table() -> [u8; 256] {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-}
-
-static HEX: [u8; 256] = hex_table();
 
 /// Parses 64 hex digits.
 pub(crate) fn parse_hex_id(s: &[u8]) -> Option<Id> {
@@ -190,46 +174,6 @@ pub(crate) struct PackMeta {
     /// The most entries one index file lists for this pack. When several files list the pack
     /// and the merged entries outnumber this, the files disagree about its contents.
     pub max_listed: u32,
-}
-
-/// Where each leading-bits prefix of the ids starts in a sorted array.
-#[derive(Default)]
-struct Fanout {
-    bits: u32,
-    starts: Vec<u32>,
-}
-
-impl Fanout {
-    fn build(entries: &[Entry]) -> Fanout {
-        let bits = (entries.len() / 4).max(1).ilog2().min(22);
-        let mut starts = Vec::with_capacity((1usize << bits) + 1);
-        let mut i = 0usize;
-        for prefix in 0..(1u64 << bits) {
-            while i < entries.len() && Fanout::prefix(bits, &entries[i].id) < prefix {
-                i += 1;
-            }
-            starts.push(i as u32);
-        }
-        starts.push(entries.len() as u32);
-        Fanout { bits, starts }
-    }
-
-    fn prefix(bits: u32, id: &Id) -> u64 {
-        if bits == 0 {
-            return 0;
-        }
-        let mut lead = [0u8; 8];
-        lead.copy_from_slice(&id.0[..8]);
-        u64::from_be_bytes(lead) >> (64 - bits)
-    }
-
-    fn range(&self, id: &Id) -> std::ops::Range<usize> {
-        let p = Fanout::prefix(self.bits, id) as usize;
-        match (self.starts.get(p), self.starts.get(p + 1)) {
-            (Some(&a), Some(&b)) => a as usize..b as usize,
-            _ => 0..0,
-        }
-    }
 }
 
 /// A fixed-size set of bits that threads can set concurrently.
@@ -392,7 +336,10 @@ impl IndexBuilder {
         for w in pack_start.windows(2) {
             by_pack[w[0] as usize..w[1] as usize].sort_unstable_by_key(|&r| key(r));
         }
-        let fanout = [Fanout::build(&arrays[0]), Fanout::build(&arrays[1])];
+        let fanout = [
+            Fanout::build(&arrays[0], |e| &e.id),
+            Fanout::build(&arrays[1], |e| &e.id),
+        ];
         let marks = [Bits::new(arrays[0].len()), Bits::new(arrays[1].len())];
         CheckIndex {
             files,
@@ -503,7 +450,8 @@ impl CheckIndex {
         (self.arrays[0].capacity() + self.arrays[1].capacity()) * std::mem::size_of::<Entry>()
             + self.by_pack.capacity() * 4
             + self.pack_start.capacity() * 4
-            + (self.fanout[0].starts.capacity() + self.fanout[1].starts.capacity()) * 4
+            + self.fanout[0].memory_bytes()
+            + self.fanout[1].memory_bytes()
             + (self.marks[0].0.capacity() + self.marks[1].0.capacity()) * 8
             + self.packs.capacity() * std::mem::size_of::<PackMeta>()
     }

@@ -135,6 +135,24 @@ fn io_reason(e: BackendError) -> String {
     }
 }
 
+/// Hashes a pack's bytes from `*pos` up to `stop`, a segment at a time, advancing `*pos`; on a
+/// read error, where it stopped and why.
+fn hash_span(
+    backend: &dyn Backend,
+    h: &Handle,
+    hasher: &mut Sha256,
+    pos: &mut u64,
+    stop: u64,
+) -> Result<(), (u64, String)> {
+    while *pos < stop {
+        let n = (stop - *pos).min(SEGMENT);
+        let d = load_exact(backend, h, *pos, n).map_err(|reason| (*pos, reason))?;
+        hasher.update(&d);
+        *pos += n;
+    }
+    Ok(())
+}
+
 /// Loads exactly `length` bytes (a backend that returns fewer is treated as a read error).
 fn load_exact(
     backend: &dyn Backend,
@@ -364,16 +382,9 @@ impl Checker<'_> {
                         offset: b.offset,
                         fault: BlobFault::TooLarge(e.to_string()),
                     });
-                    while pos < stop {
-                        let n = (stop - pos).min(SEGMENT);
-                        match load_exact(backend, &h, pos, n) {
-                            Ok(d) => hasher.update(&d),
-                            Err(reason) => {
-                                err(Problem::PackUnreadable { pack: id, reason });
-                                return pos;
-                            }
-                        }
-                        pos += n;
+                    if let Err((at, reason)) = hash_span(backend, &h, &mut hasher, &mut pos, stop) {
+                        err(Problem::PackUnreadable { pack: id, reason });
+                        return at;
                     }
                     end = pos;
                     i += 1;
@@ -418,16 +429,9 @@ impl Checker<'_> {
             });
         }
         // The rest: the header (and anything the blobs did not cover).
-        while pos < size {
-            let n = (size - pos).min(SEGMENT);
-            match load_exact(backend, &h, pos, n) {
-                Ok(d) => hasher.update(&d),
-                Err(reason) => {
-                    err(Problem::PackUnreadable { pack: id, reason });
-                    return pos;
-                }
-            }
-            pos += n;
+        if let Err((at, reason)) = hash_span(backend, &h, &mut hasher, &mut pos, size) {
+            err(Problem::PackUnreadable { pack: id, reason });
+            return at;
         }
         let actual = Id(hasher.finalize().into());
         if actual != id && !size_known_bad {
