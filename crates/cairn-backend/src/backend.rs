@@ -247,3 +247,50 @@ pub trait Backend: Send + Sync {
         }
     }
 }
+
+/// `list(Config)` for stores that have no listing of single files: the config, if `stat`
+/// finds it.
+pub(crate) fn list_config(stat: Result<u64>) -> Result<Vec<FileInfo>> {
+    match stat {
+        Ok(size) => Ok(vec![FileInfo {
+            name: "config".into(),
+            size,
+        }]),
+        Err(BackendError::NotFound(_)) => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `offset`/`length` part of a body a server answered a ranged GET with (`partial`: it
+/// honoured the Range header; one that ignores it sends the whole file). `length` 0 means to
+/// the end; fewer bytes than asked for are an error naming the file.
+pub(crate) fn read_ranged(
+    body: &mut dyn std::io::Read,
+    partial: bool,
+    h: &Handle,
+    offset: u64,
+    length: u64,
+) -> Result<Vec<u8>> {
+    let io = |err| BackendError::Io {
+        handle: h.to_string(),
+        err,
+    };
+    let mut out = Vec::with_capacity(length.min(256 << 20) as usize);
+    body.read_to_end(&mut out).map_err(io)?;
+    if !partial && (offset > 0 || length > 0) {
+        let start = (offset as usize).min(out.len());
+        let end = if length > 0 {
+            (start + length as usize).min(out.len())
+        } else {
+            out.len()
+        };
+        out = out[start..end].to_vec();
+    }
+    if length > 0 && out.len() as u64 != length {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("short read: got {} of {length} bytes", out.len()),
+        )));
+    }
+    Ok(out)
+}

@@ -145,6 +145,28 @@ pub(crate) fn clean_path(p: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn paths_clean_as_go_does() {
+        for (p, want) in [
+            ("", "."),
+            (".", "."),
+            ("/", "/"),
+            ("a/b", "a/b"),
+            ("a//b/", "a/b"),
+            ("./a", "a"),
+            ("a/b/../c", "a/c"),
+            ("a/./b/../c", "a/c"),
+            ("../../x", "../../x"),
+            ("/../x", "/x"),
+            ("/../a", "/a"),
+            ("a/../..", ".."),
+            ("//a//b/", "/a/b"),
+            ("./a/./b", "a/b"),
+        ] {
+            assert_eq!(super::clean_path(p), want, "{p:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -3,7 +3,6 @@
 //! reads, `POST` to store, `HEAD` for sizes, JSON listings (protocol v2, with sizes).
 
 use crate::{Backend, BackendError, FileInfo, FileType, Handle, OpenError, Result};
-use std::io::Read;
 use std::time::Duration;
 
 const V2: &str = "application/vnd.x.restic.rest.v2";
@@ -220,30 +219,7 @@ impl Backend for RestBackend {
         }
         let resp = req.call().map_err(|e| self.fail(h, e))?;
         let partial = resp.status() == 206;
-        let mut out = Vec::with_capacity(length as usize);
-        resp.into_reader()
-            .read_to_end(&mut out)
-            .map_err(|e| BackendError::Io {
-                handle: h.to_string(),
-                err: e,
-            })?;
-        // A server that ignores Range sends the whole file.
-        if !partial && (offset > 0 || length > 0) {
-            let start = (offset as usize).min(out.len());
-            let end = if length > 0 {
-                (start + length as usize).min(out.len())
-            } else {
-                out.len()
-            };
-            out = out[start..end].to_vec();
-        }
-        if length > 0 && out.len() as u64 != length {
-            return Err(self.io_err(
-                &h.to_string(),
-                format!("short read: got {} of {length} bytes", out.len()),
-            ));
-        }
-        Ok(out)
+        crate::backend::read_ranged(&mut resp.into_reader(), partial, h, offset, length)
     }
 
     fn stat(&self, h: &Handle) -> Result<u64> {
@@ -258,14 +234,7 @@ impl Backend for RestBackend {
 
     fn list(&self, kind: FileType) -> Result<Vec<FileInfo>> {
         if kind == FileType::Config {
-            return Ok(match self.stat(&Handle::config()) {
-                Ok(size) => vec![FileInfo {
-                    name: "config".into(),
-                    size,
-                }],
-                Err(BackendError::NotFound(_)) => vec![],
-                Err(e) => return Err(e),
-            });
+            return crate::backend::list_config(self.stat(&Handle::config()));
         }
         let url = format!("{}{}/", self.base, kind.dir());
         let what = format!("{}/", kind.dir());
