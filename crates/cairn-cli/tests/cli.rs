@@ -1,35 +1,14 @@
 //! End-to-end tests of the `cairn` binary: round trips, bad input and its exit codes, damage.
 
+mod common;
+
+use common::{cairn, flip, ok, restored, CAIRN};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    c.env_remove("RESTIC_REPOSITORY")
-        .env_remove("RESTIC_PASSWORD_FILE")
-        .env_remove("RESTIC_PASSWORD_COMMAND");
-    c
-}
-
 fn run(c: &mut Command) -> Output {
     c.output().expect("run cairn")
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "command failed: {:?}\nstdout: {}\nstderr: {}",
-        c,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn code(out: &Output) -> i32 {
@@ -100,7 +79,7 @@ fn backup_and_restore_round_trip() {
         .arg("--target")
         .arg(&target)
         .arg("--verify"));
-    let restored = target.join(src.strip_prefix("/").unwrap());
+    let restored = restored(&target, &src);
     for name in ["a.txt", "sub/empty-file", "sub/big.bin", "hardlink"] {
         assert_eq!(
             std::fs::read(src.join(name)).unwrap(),
@@ -225,14 +204,10 @@ fn first_file(dir: &Path) -> PathBuf {
     snapshot_dir(dir).into_iter().next().expect("a file").0
 }
 
+/// Flips a bit `from_end` bytes before the end of a file.
 fn flip_byte(path: &Path, from_end: u64) {
-    let mut perm = std::fs::metadata(path).unwrap().permissions();
-    perm.set_mode(0o600);
-    std::fs::set_permissions(path, perm).unwrap();
-    let mut data = std::fs::read(path).unwrap();
-    let i = data.len() - from_end as usize;
-    data[i] ^= 0x40;
-    std::fs::write(path, data).unwrap();
+    let len = std::fs::metadata(path).unwrap().len();
+    flip(path, len - from_end, 0x40);
 }
 
 #[test]
@@ -375,13 +350,13 @@ fn password_sources() {
     // Repository from a file and from the environment.
     let repofile = t.path().join("repofile");
     std::fs::write(&repofile, format!("{}\n", repo.display())).unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    let mut c = Command::new(CAIRN);
     c.env("RESTIC_PASSWORD", "test-pw")
         .arg("--repository-file")
         .arg(&repofile)
         .arg("snapshots");
     ok(&mut c);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    let mut c = Command::new(CAIRN);
     c.env("RESTIC_PASSWORD", "test-pw")
         .env("RESTIC_REPOSITORY", &repo)
         .arg("snapshots");
@@ -489,11 +464,7 @@ fn password_prompt_on_a_terminal() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     init(&repo);
-    let cmd = format!(
-        "{} -r {} snapshots",
-        env!("CARGO_BIN_EXE_cairn"),
-        repo.display()
-    );
+    let cmd = format!("{} -r {} snapshots", CAIRN, repo.display());
     let mut child = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env_remove("RESTIC_PASSWORD")

@@ -4,80 +4,28 @@
 
 mod common;
 
+use common::{busy_tree, cairn, ok, restic_check, restored, snapshots};
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn restic_check(repo: &Path, cache: &Path) {
+/// `restic check` after a killed cairn.
+fn restic_check_after_kill(repo: &Path) {
     // A killed cairn leaves its (shared) lock behind. The next cairn command would clear it by
     // itself (same host, process gone), but restic 0.14's check locks exclusively and refuses
     // until `unlock` has removed it, as after a killed restic.
     ok(cairn(repo).arg("unlock"));
-    let out = Command::new("restic")
-        .arg("-r")
-        .arg(repo)
-        .arg("--cache-dir")
-        .arg(cache)
-        .arg("check")
-        .env("RESTIC_PASSWORD", "test-pw")
-        .output()
-        .expect("run restic");
-    assert!(
-        out.status.success(),
-        "restic check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restic_check(repo);
 }
 
 /// A tree big enough that a backup takes a while: many small files and some large ones.
 fn make_tree(root: &Path, seed: u32) {
-    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    for d in 0..20 {
-        let dir = root.join(format!("d{d:02}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..40 {
-            let len = (next() % 20_000) as usize;
-            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            std::fs::write(dir.join(format!("f{f:03}")), data).unwrap();
-        }
-    }
-    for b in 0..4 {
-        let data: Vec<u8> = (0..6_000_000).map(|_| next() as u8).collect();
-        std::fs::write(root.join(format!("big{b}")), data).unwrap();
-    }
+    busy_tree(root, seed, 20, 4, 6_000_000);
 }
 
 fn snapshot_ids(repo: &Path) -> Vec<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(cairn(repo).args(["snapshots", "--json"]))).unwrap();
-    v.as_array()
-        .unwrap()
+    snapshots(repo)
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect()
@@ -118,7 +66,6 @@ fn sigkill_during_backup_at_many_points() {
     require_restic!();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
-    let cache = t.path().join("cache");
     let src = t.path().join("src");
     make_tree(&src, 1);
     ok(cairn(&repo).arg("init"));
@@ -154,7 +101,7 @@ fn sigkill_during_backup_at_many_points() {
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        restic_check(&repo, &cache);
+        restic_check_after_kill(&repo);
         let now = snapshot_ids(&repo);
         assert!(
             before.iter().all(|id| now.contains(id)),
@@ -169,7 +116,7 @@ fn sigkill_during_backup_at_many_points() {
     );
     // The repository takes a complete backup afterwards, and it restores exactly.
     ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
-    restic_check(&repo, &cache);
+    restic_check_after_kill(&repo);
     let leftovers = std::fs::read_dir(repo.join("tmp"))
         .map(|rd| rd.count())
         .unwrap_or(0);
@@ -200,7 +147,7 @@ fn sigkill_during_backup_at_many_points() {
         .arg(&out)
         .arg("--path")
         .arg(src.to_str().unwrap()));
-    same_files(&src, &out.join(src.strip_prefix("/").unwrap()));
+    same_files(&src, &restored(&out, &src));
     let out1 = t.path().join("out1");
     ok(cairn(&repo)
         .arg("restore")
@@ -208,7 +155,7 @@ fn sigkill_during_backup_at_many_points() {
         .arg("--target")
         .arg(&out1));
     assert_eq!(
-        std::fs::read(out1.join(first.strip_prefix("/").unwrap()).join("keep.txt")).unwrap(),
+        std::fs::read(restored(&out1, &first).join("keep.txt")).unwrap(),
         b"keep me"
     );
 }
@@ -247,7 +194,7 @@ fn ctrl_c_stops_cleanly_with_130() {
         snapshot_ids(&repo).is_empty(),
         "an interrupted backup must not leave a snapshot"
     );
-    restic_check(&repo, &t.path().join("cache"));
+    restic_check_after_kill(&repo);
     ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
     assert_eq!(snapshot_ids(&repo).len(), 1);
 }
@@ -323,7 +270,7 @@ fn killed_backup_resumes_without_rereading() {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(snapshot_ids(&repo).is_empty());
-        restic_check(&repo, &t.path().join("rcache"));
+        restic_check_after_kill(&repo);
         let out = ok(resumable(&repo)
             .arg("backup")
             .arg(&src)
@@ -345,14 +292,14 @@ fn killed_backup_resumes_without_rereading() {
         if resumed == 0 {
             continue;
         }
-        restic_check(&repo, &t.path().join("rcache"));
+        restic_check_after_kill(&repo);
         let target = t.path().join(format!("out-{fraction}"));
         ok(cairn(&repo)
             .arg("restore")
             .arg("latest")
             .arg("--target")
             .arg(&target));
-        same_files(&src, &target.join(src.strip_prefix("/").unwrap()));
+        same_files(&src, &restored(&target, &src));
         // The log is gone once the snapshot exists: a third run uses the snapshot as parent.
         let logs: usize = std::fs::read_dir(&cache)
             .unwrap()

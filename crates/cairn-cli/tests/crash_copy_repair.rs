@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{compare_dirs, CompareOptions, TempDir, Tool};
+use common::{busy_tree, compare_dirs, restored, CompareOptions, TempDir, Tool};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,26 +13,7 @@ const PW: &str = "crash-pw";
 
 /// Many small files and a few large ones, so that a copy takes a noticeable time.
 fn make_tree(root: &Path, seed: u32) {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    for d in 0..10 {
-        let dir = root.join(format!("d{d:02}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..40 {
-            let len = (next() % 20_000) as usize;
-            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            std::fs::write(dir.join(format!("f{f:03}")), data).unwrap();
-        }
-    }
-    for b in 0..6 {
-        let data: Vec<u8> = (0..8_000_000).map(|_| next() as u8).collect();
-        std::fs::write(root.join(format!("big{b}")), data).unwrap();
-    }
+    busy_tree(root, seed, 10, 6, 8_000_000);
 }
 
 /// A small pseudo-random generator for kill times; the seed is printed for reruns.
@@ -199,17 +180,13 @@ fn sigkill_during_copy_loses_nothing() {
         out.to_str().unwrap(),
     ])
     .ok();
-    let diffs = compare_dirs(
-        &data,
-        &out.join(data.strip_prefix("/").unwrap()),
-        CompareOptions::default(),
-    );
+    let diffs = compare_dirs(&data, &restored(&out, &data), CompareOptions::default());
     assert!(diffs.is_empty(), "{diffs:?}");
     let out1 = t.join("out1");
     rd.run(&["restore", &before[0].0, "--target", out1.to_str().unwrap()])
         .ok();
     assert_eq!(
-        std::fs::read(out1.join(keep.strip_prefix("/").unwrap()).join("keep.txt")).unwrap(),
+        std::fs::read(restored(&out1, &keep).join("keep.txt")).unwrap(),
         b"keep me"
     );
 }
@@ -292,20 +269,7 @@ fn sigkill_during_repair_index_loses_nothing() {
         .into_iter()
         .find(|s| s["paths"][0] == any.to_str().unwrap())
         .expect("the snapshot of s05");
-    let out = t.join("out");
-    r.run(&[
-        "restore",
-        snap["id"].as_str().unwrap(),
-        "--target",
-        out.to_str().unwrap(),
-    ])
-    .ok();
-    let diffs = compare_dirs(
-        &any,
-        &out.join(any.strip_prefix("/").unwrap()),
-        CompareOptions::default(),
-    );
-    assert!(diffs.is_empty(), "{diffs:?}");
+    r.assert_restores(snap["id"].as_str().unwrap(), &any, &t.join("out"));
 }
 
 /// `rewrite --forget` killed at any moment: every old snapshot is either still there or

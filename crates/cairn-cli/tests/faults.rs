@@ -7,20 +7,16 @@
 mod common;
 
 use cairn_testsupport::proxy::{Fault, FaultProxy};
-use common::{compare_dirs, make_corpus, CompareOptions, RcloneRest, TempDir, Tool};
+use common::{
+    compare_dirs, make_corpus, only_symlinks_differ, restored, CompareOptions, RcloneRest, TempDir,
+    Tool,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn restored(target: &Path, src: &Path) -> std::path::PathBuf {
-    target.join(src.strip_prefix("/").unwrap())
-}
-
 fn assert_same(src: &Path, target: &Path, what: &str) {
     let d = compare_dirs(src, &restored(target, src), CompareOptions::default());
-    assert!(
-        d.iter().all(|x| format!("{x:?}").contains("symlink")),
-        "{what}: restore differs: {d:?}"
-    );
+    assert!(only_symlinks_differ(&d), "{what}: restore differs: {d:?}");
 }
 
 /// Every fault the proxy knows; stalls outlast the client's idle timeout (`rest.timeout=2s`).
