@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{cairn, flip, ok, restored, CAIRN};
+use common::{cairn, flip, ok, restored, Watched, CAIRN};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -449,6 +449,36 @@ fn cat_objects() {
     assert_eq!(code(&run(cairn(&repo).args(["cat", "bogus"]))), 1);
 }
 
+/// Waits until the cairn working on `repo` is blocked in read(2) (on its terminal, with echo
+/// off); where /proc does not tell, gives it half a second.
+fn wait_for_tty_read(repo: &Path) {
+    let repo = repo.display().to_string();
+    let start = std::time::Instant::now();
+    while start.elapsed() < common::PATIENCE {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if !cmdline.starts_with(CAIRN) || !cmdline.contains(&repo) {
+                continue;
+            }
+            match std::fs::read_to_string(format!("/proc/{pid}/syscall")) {
+                Ok(s) if s.split_whitespace().next() == Some(&libc::SYS_read.to_string()) => return,
+                Ok(_) => {}
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "cairn did not read its terminal within {:?}",
+        common::PATIENCE
+    );
+}
+
 /// Without any password source, the password is asked on the terminal (without echo).
 #[test]
 fn password_prompt_on_a_terminal() {
@@ -474,8 +504,11 @@ fn password_prompt_on_a_terminal() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Give the prompt time to appear before typing.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Typed only once cairn reads the terminal: echo is off by then, while a password typed
+    // earlier (a busy machine may take any time to get there) would be echoed.
+    let stdout = Watched::stdout_of(&mut child);
+    stdout.wait_for("enter password for repository");
+    wait_for_tty_read(&repo);
     use std::io::Write;
     child
         .stdin
@@ -483,9 +516,9 @@ fn password_prompt_on_a_terminal() {
         .unwrap()
         .write_all(b"test-pw\n")
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let out = child.wait().unwrap();
+    let text = stdout.all();
+    assert!(out.success(), "{text}");
     assert!(text.contains("enter password for repository"), "{text}");
     assert!(
         !text.contains("test-pw"),

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{busy_tree, cairn, ok, restic_check, restored, snapshots};
+use common::{busy_tree, cairn, cpu_of_run, kill_at_cpu, ok, restic_check, restored, snapshots};
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `restic check` after a killed cairn.
 fn restic_check_after_kill(repo: &Path) {
@@ -78,11 +78,18 @@ fn sigkill_during_backup_at_many_points() {
     // Measure how long a full backup takes, then kill others at fractions of that.
     let probe = t.path().join("probe-repo");
     ok(cairn(&probe).arg("init"));
-    let start = Instant::now();
-    ok(cairn(&probe).arg("backup").arg(&src).arg("-q"));
-    let full = start.elapsed();
+    let full = cpu_of_run(
+        cairn(&probe)
+            .arg("backup")
+            .arg(&src)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut killed_midway = 0;
-    // 24 kills: evenly spread over a full backup's duration, each jittered a little so that
+    // 24 kills: evenly spread over a full backup's CPU time, each jittered a little so that
     // runs differ in where exactly they land.
     for i in 0..24u32 {
         let jitter = rand_fraction(i) * 0.03;
@@ -95,11 +102,9 @@ fn sigkill_during_backup_at_many_points() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
+        if kill_at_cpu(&mut child, delay) {
             killed_midway += 1;
         }
-        child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         restic_check_after_kill(&repo);
         let now = snapshot_ids(&repo);
@@ -175,8 +180,9 @@ fn ctrl_c_stops_cleanly_with_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    let finished_early = child.try_wait().unwrap().is_some();
+    // Into the backup: 150 ms of CPU, not of wall time, which on a busy machine may end
+    // before cairn has even set up its Ctrl-C handler.
+    let finished_early = !common::wait_for_cpu(&mut child, Duration::from_millis(150));
     // SAFETY: sending a signal to our own child process.
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
@@ -247,9 +253,16 @@ fn killed_backup_resumes_without_rereading() {
     ok(cairn(&repo).arg("init"));
     let probe = t.path().join("probe");
     ok(cairn(&probe).arg("init"));
-    let start = Instant::now();
-    ok(resumable(&probe).arg("backup").arg(&src).arg("-q"));
-    let full = start.elapsed();
+    let full = cpu_of_run(
+        resumable(&probe)
+            .arg("backup")
+            .arg(&src)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let total_files = 20 * 40 + 4 + 12;
     // Kill late enough that several checkpoints happened.
     let mut resumed = 0;
@@ -263,11 +276,10 @@ fn killed_backup_resumes_without_rereading() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(full.mul_f64(fraction));
-        if child.try_wait().unwrap().is_some() {
+        if !kill_at_cpu(&mut child, full.mul_f64(fraction)) {
+            child.wait().unwrap();
             continue; // finished before the kill: try a later fraction
         }
-        child.kill().unwrap();
         child.wait().unwrap();
         assert!(snapshot_ids(&repo).is_empty());
         restic_check_after_kill(&repo);

@@ -9,7 +9,7 @@ mod common;
 use cairn_testsupport::proxy::{Fault, FaultProxy};
 use common::{
     compare_dirs, make_corpus, only_symlinks_differ, restored, CompareOptions, RcloneRest, TempDir,
-    Tool,
+    Tool, Watched, PATIENCE,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -140,10 +140,7 @@ fn a_server_restarted_mid_backup_is_waited_for() {
     // Stop the server once the new backup has stored its first pack.
     let start = Instant::now();
     while count_files(&server.dir().join("repo/data")) == packs_before {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "backup stored nothing"
-        );
+        assert!(start.elapsed() < PATIENCE, "backup stored nothing");
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -200,10 +197,7 @@ fn a_server_that_stays_down_stops_the_backup_with_one_error_and_loses_nothing() 
     );
     let start = Instant::now();
     while count_files(&server.dir().join("repo/data")) == packs_before {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "backup stored nothing"
-        );
+        assert!(start.elapsed() < PATIENCE, "backup stored nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
     server.stop();
@@ -304,18 +298,17 @@ fn ctrl_c_during_retries_ends_the_command_promptly() {
         .port();
     let loc = format!("rest:http://127.0.0.1:{port}/repo/");
     let cairn = Tool::cairn(Path::new(&loc), "pw");
-    let child = cairn.spawn(&[], &["snapshots"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = cairn.spawn(&[], &["snapshots"]);
+    // Signalled once it is retrying, however long a busy machine takes to get there.
+    let stderr = Watched::stderr_of(&mut child);
+    stderr.wait_for("retrying");
     let t = Instant::now();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}: {err}",
-        t.elapsed()
-    );
+    let elapsed = t.elapsed();
+    let err = stderr.all();
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}: {err}");
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("retrying"), "{err}");
 }

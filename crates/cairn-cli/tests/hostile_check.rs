@@ -269,7 +269,11 @@ fn rewrite_of_a_dag_bomb_stops_at_the_first_ctrl_c() {
     f.snapshot(root);
     drop(f);
     let mut child = Tool::cairn(&repo, PW).spawn(&[], &["rewrite", "--exclude", "/x", "--dry-run"]);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Into the walk: 1.5 s of CPU, which on a busy machine may take much longer than 1.5 s.
+    assert!(
+        common::wait_for_cpu(&mut child, std::time::Duration::from_millis(1500)),
+        "rewrite ended too soon"
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "rewrite ended too soon"

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TempDir, Tool};
+use common::{TempDir, Tool, Watched, PATIENCE};
 use std::io::Write;
 use std::path::Path;
 use std::process::Child;
@@ -40,7 +40,7 @@ fn wait_for_locks(repo: &Path, n: usize, holders: &mut [&mut Child]) {
             }
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < PATIENCE,
             "expected {n} lock files, have {:?}",
             lock_files(repo)
         );
@@ -118,18 +118,17 @@ fn an_exclusive_restic_lock_stops_cairn_until_released() {
     assert_eq!(lock_files(&cairn.repo).len(), 1, "cairn left a lock behind");
 
     // With --retry-lock, cairn waits for the lock and then backs up.
-    let waiter = cairn.spawn(&[], &["backup", "--retry-lock", "20s", src]);
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut waiter = cairn.spawn(&[], &["backup", "--retry-lock", "20s", src]);
+    // Released only once cairn says it waits, however long a busy machine takes to get there.
+    let stderr = Watched::stderr_of(&mut waiter);
+    stderr.wait_for("waiting up to");
     // restic gives up on an unreadable new password and removes its lock.
     drop(holder.stdin.take());
     let _ = holder.wait();
     let out = waiter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting up to"));
+    let err = stderr.all();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting up to"), "{err}");
     assert_eq!(cairn.snapshot_ids().len(), 1);
     assert_eq!(lock_files(&cairn.repo), Vec::<String>::new());
 }
@@ -295,7 +294,7 @@ fn a_held_lock_is_refreshed_and_restic_can_read_it() {
 
     let start = Instant::now();
     let mut seen = first.clone();
-    while start.elapsed() < Duration::from_secs(10) && seen.len() < 3 {
+    while start.elapsed() < PATIENCE && seen.len() < 3 {
         for l in lock_files(&cairn.repo) {
             if !seen.contains(&l) {
                 seen.push(l);

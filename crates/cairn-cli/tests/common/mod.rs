@@ -1232,17 +1232,6 @@ impl Drop for Mount {
     }
 }
 
-/// Waits (polling) until `cond` holds, failing the test with `what` after `limit`. A busy
-/// machine can make anything slow, so tests wait for what they need rather than sleeping a
-/// fixed time.
-pub fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "{what}: not so after {limit:?}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// A tree that takes a while to back up or copy: `dirs` directories of 40 small files each,
 /// and `bigs` files of `big_len` bytes, all incompressible and fixed by `seed`.
 pub fn busy_tree(root: &Path, seed: u32, dirs: u32, bigs: u32, big_len: usize) {
@@ -1343,4 +1332,143 @@ pub fn detailed_listing(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for a running child, however busy the machine
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for something that a busy machine only slows down.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// CPU time (user and system) the process `pid` has used, or `None` once it has exited.
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid … utime stime: fields 14 and 15, 12 and 13 after the comm.
+    let rest = stat.rsplit_once(") ")?.1;
+    if rest.starts_with('Z') {
+        return None;
+    }
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(std::time::Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// Waits until `child` has used `cpu` of CPU time; false if it exited first. CPU time, not
+/// wall time, says how far a program has got: on a busy machine a fixed sleep may end before
+/// it has even started.
+pub fn wait_for_cpu(child: &mut std::process::Child, cpu: std::time::Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return false;
+        }
+        match cpu_time(child.id()) {
+            Some(t) if t >= cpu => return true,
+            Some(_) => {}
+            None => return false,
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "pid {} used less than {cpu:?} of CPU in {PATIENCE:?}",
+            child.id()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A child's stderr or stdout, drained by a thread as it comes, so that a test can wait for a message
+/// instead of guessing how long the child needs to get there.
+pub struct Watched {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watched {
+    /// Takes over `child`'s stderr (which must be piped).
+    pub fn stderr_of(child: &mut std::process::Child) -> Watched {
+        Watched::new(child.stderr.take().expect("stderr is piped"))
+    }
+
+    /// Takes over `child`'s stdout (which must be piped).
+    pub fn stdout_of(child: &mut std::process::Child) -> Watched {
+        Watched::new(child.stdout.take().expect("stdout is piped"))
+    }
+
+    fn new(mut pipe: impl Read + Send + 'static) -> Watched {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let b = buf.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                b.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Watched {
+            buf,
+            reader: Some(reader),
+        }
+    }
+
+    /// What arrived so far.
+    pub fn so_far(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until `needle` has arrived, failing the test after [`PATIENCE`].
+    pub fn wait_for(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.so_far().contains(needle) {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{needle:?} did not come within {PATIENCE:?}; so far:\n{}",
+                self.so_far()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// All of it, once the child has closed the pipe (has exited).
+    pub fn all(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            r.join().expect("stderr reader");
+        }
+        self.so_far()
+    }
+}
+
+/// Waits for `child` to end, sampling the CPU time it uses; panics unless it exits 0.
+/// Kill schedules are fractions of this rather than of wall time, which varies with the load
+/// of the machine from one run to the next.
+pub fn cpu_of_run(child: std::process::Child) -> std::time::Duration {
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait"));
+    let mut used = std::time::Duration::ZERO;
+    while !waiter.is_finished() {
+        if let Some(t) = cpu_time(pid) {
+            used = used.max(t);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = waiter.join().expect("waiter");
+    assert!(
+        out.status.success(),
+        "pid {pid} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    used
+}
+
+/// SIGKILLs `child` once it has used `cpu` of CPU time (see [`cpu_of_run`]); returns whether
+/// it was still running then. Its exit status is left to the caller.
+pub fn kill_at_cpu(child: &mut std::process::Child, cpu: std::time::Duration) -> bool {
+    let running = wait_for_cpu(child, cpu);
+    let _ = child.kill();
+    running
 }
