@@ -218,32 +218,25 @@ fn damaged_files_are_named() {
     let src = t.path().join("src");
     make_tree(&src);
     ok(cairn(&repo).arg("backup").arg(&src));
-    // Damage the snapshot file: listing must name it.
-    let snap = first_file(&repo.join("snapshots"));
-    let saved = std::fs::read(&snap).unwrap();
-    flip_byte(&snap, 20);
-    let out = run(cairn(&repo).arg("snapshots"));
-    assert_ne!(code(&out), 0);
-    let name = snap.file_name().unwrap().to_string_lossy().to_string();
-    assert!(
-        stderr(&out).contains(&name),
-        "error names the snapshot file: {}",
-        stderr(&out)
-    );
-    std::fs::write(&snap, saved).unwrap();
-    // Damage the index.
-    let idx = first_file(&repo.join("index"));
-    let saved = std::fs::read(&idx).unwrap();
-    flip_byte(&idx, 20);
-    let out = run(cairn(&repo).arg("ls").arg("latest"));
-    assert_ne!(code(&out), 0);
-    let name = idx.file_name().unwrap().to_string_lossy().to_string();
-    assert!(
-        stderr(&out).contains(&name),
-        "error names the index file: {}",
-        stderr(&out)
-    );
-    std::fs::write(&idx, saved).unwrap();
+    // A damaged snapshot file, then a damaged index file (each repaired afterwards): the
+    // command that reads it fails and names it.
+    for (dir, args) in [
+        ("snapshots", &["snapshots"][..]),
+        ("index", &["ls", "latest"]),
+    ] {
+        let file = first_file(&repo.join(dir));
+        let saved = std::fs::read(&file).unwrap();
+        flip_byte(&file, 20);
+        let out = run(cairn(&repo).args(args));
+        assert_ne!(code(&out), 0, "{dir}");
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            stderr(&out).contains(&name),
+            "error names the {dir} file: {}",
+            stderr(&out)
+        );
+        std::fs::write(&file, saved).unwrap();
+    }
     // Damage the first blob of the biggest pack (file data): restore names pack and blob.
     let mut packs: Vec<PathBuf> = snapshot_dir(&repo.join("data"))
         .into_iter()
@@ -251,12 +244,7 @@ fn damaged_files_are_named() {
         .collect();
     packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
     let pack = packs.last().unwrap().clone();
-    let mut perm = std::fs::metadata(&pack).unwrap().permissions();
-    perm.set_mode(0o600);
-    std::fs::set_permissions(&pack, perm).unwrap();
-    let mut data = std::fs::read(&pack).unwrap();
-    data[40] ^= 1;
-    std::fs::write(&pack, data).unwrap();
+    flip(&pack, 40, 1);
     let out = run(cairn(&repo)
         .arg("restore")
         .arg("latest")
