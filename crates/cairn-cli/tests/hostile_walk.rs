@@ -174,18 +174,15 @@ fn deep_chain_of_trees_stops_at_the_depth_limit() {
         .count();
     assert_eq!(lines, 4096, "ls listed {lines} levels");
 
-    run_limited(&tmp, &repo, &["find", "-s", &deep, "bottom"], None, limit).expect(1, depth_msg);
-    run_limited(
-        &tmp,
-        &repo,
-        &["find", "--blob", "-s", &deep, "00"],
-        None,
-        limit,
-    )
-    .expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["stats", &deep], None, limit).expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["diff", &normal, &deep], None, limit).expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["diff", &deep, &normal], None, limit).expect(1, depth_msg);
+    for args in [
+        vec!["find", "-s", &deep, "bottom"],
+        vec!["find", "--blob", "-s", &deep, "00"],
+        vec!["stats", &deep],
+        vec!["diff", &normal, &deep],
+        vec!["diff", &deep, &normal],
+    ] {
+        run_limited(&tmp, &repo, &args, None, limit).expect(1, depth_msg);
+    }
     let r = run_limited(&tmp, &repo, &["dump", &deep, "/"], None, limit);
     r.expect(2, depth_msg);
     assert!(
