@@ -322,16 +322,21 @@ fn sessions_that_die_mid_operation_are_reported_and_replaced() {
     let Some(server) = Sshd::start() else {
         return;
     };
-    // Each session lives one second: ssh is killed under whatever request is in flight.
-    let command = format!(
-        "sftp.command=sh -c 'timeout 1 ssh -F {} {} -s sftp; exit 7'",
-        server.config_path().display(),
-        server.alias()
-    );
+    // Each session lives one second from its start, then the server ends it under whatever
+    // request is in flight, and the ssh command exits with status 7.
+    let Some(short_lived) = server
+        .short_lived_command()
+        .or_else(|| cairn_testsupport::missing("OpenSSH's sftp-server"))
+    else {
+        return;
+    };
+    let command = format!("sftp.command=sh -c '{short_lived}; exit 7'");
     let opts = Options::parse(&[command]).unwrap();
     let loc = server.location("dying");
-    let be = cairn_backend::sftp::SftpBackend::open(&loc["sftp:".len()..], &opts).unwrap();
-    be.create().unwrap();
+    let be = until_ok("open", || {
+        cairn_backend::sftp::SftpBackend::open(&loc["sftp:".len()..], &opts)
+    });
+    until_ok("create", || be.create());
     // Save for 2.5 s, and on a machine so busy that no session lived long enough to store
     // anything in that time, until one did.
     let start = Instant::now();
@@ -385,7 +390,7 @@ fn sessions_that_die_mid_operation_are_reported_and_replaced() {
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// `op`'s first success, trying again while it fails, for up to [`PATIENCE`].
-fn until_ok<T>(what: &str, mut op: impl FnMut() -> Result<T, BackendError>) -> T {
+fn until_ok<T, E: std::fmt::Display>(what: &str, mut op: impl FnMut() -> Result<T, E>) -> T {
     let start = Instant::now();
     loop {
         match op() {
