@@ -7,6 +7,7 @@ mod suite;
 
 use cairn_backend::{Backend, BackendError, FileType, Handle, Options};
 use cairn_testsupport::sshd::Sshd;
+use cairn_testsupport::PATIENCE;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -385,9 +386,6 @@ fn sessions_that_die_mid_operation_are_reported_and_replaced() {
         assert_eq!(suite::sha256_hex(&data), f.name);
     }
 }
-
-/// How long a test waits for something that a busy machine only slows down.
-const PATIENCE: Duration = Duration::from_secs(120);
 
 /// `op`'s first success, trying again while it fails, for up to [`PATIENCE`].
 fn until_ok<T, E: std::fmt::Display>(what: &str, mut op: impl FnMut() -> Result<T, E>) -> T {

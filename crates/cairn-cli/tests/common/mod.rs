@@ -38,16 +38,7 @@ pub fn fixtures_dir() -> PathBuf {
     shared_dir().join("fixtures/restic")
 }
 
-fn tool_works(prog: &str, arg: &str) -> bool {
-    Command::new(prog)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+use cairn_testsupport::tool_works;
 
 /// Is `restic` on PATH and runnable? Checked once per test process.
 pub fn restic_available() -> bool {
@@ -71,11 +62,7 @@ pub fn getfattr_available() -> bool {
 }
 
 /// Prints a framed message to the process's stderr, past the test harness's capture.
-pub fn loud(msg: &str) {
-    use std::io::Write;
-    let bar = "*".repeat(78);
-    let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {msg}\n{bar}");
-}
+pub use cairn_testsupport::loud;
 
 /// Returns from the calling test (after a loud message) when restic is not installed, or
 /// fails it when `CAIRN_REQUIRE_RESTIC=1` says restic must be there (as in CI).
@@ -1339,7 +1326,7 @@ pub fn detailed_listing(dir: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 /// How long a test waits for something that a busy machine only slows down.
-pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+pub use cairn_testsupport::PATIENCE;
 
 /// CPU time (user and system) the process `pid` has used, or `None` once it has exited.
 pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
