@@ -407,10 +407,7 @@ fn orphans_wait_while_another_process_holds_a_lock() {
     let mut holder = r.spawn(&[], &["backup", "--stdin", "--stdin-filename", "x"]);
     let start = Instant::now();
     while std::fs::read_dir(repo.join("locks")).unwrap().count() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "restic took no lock"
-        );
+        assert!(start.elapsed() < common::PATIENCE, "restic took no lock");
         std::thread::sleep(Duration::from_millis(50));
     }
     let sm = c
