@@ -61,6 +61,30 @@ fn kill(mut c: Child) {
     let _ = c.wait();
 }
 
+/// Copies the repository `repo` to `dest` (which must not exist) until a copy holds a lock
+/// file, and returns the lock files of that copy. A copy taken as a lock was being replaced
+/// may miss it, or fail on it.
+fn copy_with_locks(repo: &Path, dest: &Path) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let _ = std::fs::remove_dir_all(dest);
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(repo)
+            .arg(dest)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if copied && !lock_files(dest).is_empty() {
+            return lock_files(dest);
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no copy of {repo:?} with a lock"
+        );
+    }
+}
+
 fn setup() -> (TempDir, Tool) {
     let t = TempDir::new("locks");
     let src = t.join("src");
@@ -278,16 +302,20 @@ fn unlock_removes_stale_locks_and_remove_all_removes_every_lock() {
 #[test]
 fn a_held_lock_is_refreshed_and_restic_can_read_it() {
     require_restic!();
-    let (_t, cairn) = setup();
-    let restic = Tool::restic(&cairn.repo, "pw");
+    let (t, cairn) = setup();
     let mut held = cairn.spawn(
         &[("CAIRN_LOCK_REFRESH_SECS", "0.3")],
         &["backup", "--stdin", "--stdin-filename", "z"],
     );
     wait_for_locks(&cairn.repo, 1, &mut [&mut held]);
-    let first = lock_files(&cairn.repo);
-    // restic decodes cairn's lock file.
-    let cat = restic.run(&["cat", "lock", &first[0]]).ok().json();
+    // restic decodes cairn's lock file, in a copy of the repository: the lock is replaced
+    // every 0.3 s, sooner than a busy machine may start restic.
+    let frozen = t.join("frozen");
+    let first = copy_with_locks(&cairn.repo, &frozen);
+    let cat = Tool::restic(&frozen, "pw")
+        .run(&["cat", "lock", &first[0]])
+        .ok()
+        .json();
     assert_eq!(cat["exclusive"], false);
     assert_eq!(cat["pid"].as_u64(), Some(held.id() as u64));
     let t0 = cat["time"].as_str().unwrap().to_string();
@@ -305,10 +333,13 @@ fn a_held_lock_is_refreshed_and_restic_can_read_it() {
     assert!(seen.len() >= 3, "lock not refreshed: {seen:?}");
     let now = lock_files(&cairn.repo);
     assert!(!now.is_empty() && now.len() <= 2, "{now:?}");
-    let newest = restic.run(&["cat", "lock", &now[0]]);
-    if newest.code == Some(0) {
-        assert!(newest.json()["time"].as_str().unwrap() > t0.as_str());
-    }
+    let frozen = t.join("frozen-later");
+    let newest = copy_with_locks(&cairn.repo, &frozen);
+    let newest = Tool::restic(&frozen, "pw")
+        .run(&["cat", "lock", &newest[0]])
+        .ok()
+        .json();
+    assert!(newest["time"].as_str().unwrap() > t0.as_str(), "{newest}");
     let out = finish_stdin(held, b"z\n");
     assert!(
         out.status.success(),
