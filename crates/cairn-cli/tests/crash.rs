@@ -5,7 +5,6 @@
 mod common;
 
 use common::{busy_tree, cairn, cpu_of_run, kill_at_cpu, ok, restic_check, restored, snapshots};
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -75,7 +74,7 @@ fn sigkill_during_backup_at_many_points() {
     std::fs::write(first.join("keep.txt"), b"keep me").unwrap();
     ok(cairn(&repo).arg("backup").arg(&first));
     let before = snapshot_ids(&repo);
-    // Measure how long a full backup takes, then kill others at fractions of that.
+    // Measure the CPU time a full backup takes, then kill others at fractions of that.
     let probe = t.path().join("probe-repo");
     ok(cairn(&probe).arg("init"));
     let full = cpu_of_run(

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{ok_bytes, restored, tool, CAIRN};
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{ok, tool, Mount, CAIRN};
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -5,7 +5,6 @@
 mod common;
 
 use common::{cairn, ok, restic_check, restored, snapshots, Mount};
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
