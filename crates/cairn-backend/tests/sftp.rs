@@ -7,8 +7,9 @@ mod suite;
 
 use cairn_backend::{Backend, BackendError, FileType, Handle, Options};
 use cairn_testsupport::sshd::Sshd;
+use cairn_testsupport::PATIENCE;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn open(location: &str, opts: &[String]) -> Box<dyn Backend> {
     let o = Options::parse(opts).expect("options");
@@ -270,6 +271,16 @@ fn ssh_children(mark: &str) -> Vec<i32> {
     out
 }
 
+/// Has the process exited (a zombie or gone)?
+fn dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .split_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
 #[test]
 fn a_session_whose_ssh_died_is_replaced() {
     let Some(server) = Sshd::start() else {
@@ -287,7 +298,16 @@ fn a_session_whose_ssh_died_is_replaced() {
     assert_eq!(pids.len(), 1, "{pids:?}");
     // SAFETY: killing the ssh this test's backend started.
     unsafe { libc::kill(pids[0], libc::SIGKILL) };
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Dead, not merely signalled: then the next request cannot reach it.
+    let start = Instant::now();
+    while !dead(pids[0]) {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "ssh {} outlived SIGKILL",
+            pids[0]
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // The retry decorator's next attempt runs over a new ssh.
     assert_eq!(be.load(&h, 0, 0).unwrap(), b"before");
     let now = ssh_children(&mark);
@@ -303,20 +323,29 @@ fn sessions_that_die_mid_operation_are_reported_and_replaced() {
     let Some(server) = Sshd::start() else {
         return;
     };
-    // Each session lives one second: ssh is killed under whatever request is in flight.
-    let command = format!(
-        "sftp.command=sh -c 'timeout 1 ssh -F {} {} -s sftp; exit 7'",
-        server.config_path().display(),
-        server.alias()
-    );
+    // Each session lives one second from its start, then the server ends it under whatever
+    // request is in flight, and the ssh command exits with status 7.
+    let Some(short_lived) = server
+        .short_lived_command()
+        .or_else(|| cairn_testsupport::missing("OpenSSH's sftp-server"))
+    else {
+        return;
+    };
+    let command = format!("sftp.command=sh -c '{short_lived}; exit 7'");
     let opts = Options::parse(&[command]).unwrap();
     let loc = server.location("dying");
-    let be = cairn_backend::sftp::SftpBackend::open(&loc["sftp:".len()..], &opts).unwrap();
-    be.create().unwrap();
+    let be = until_ok("open", || {
+        cairn_backend::sftp::SftpBackend::open(&loc["sftp:".len()..], &opts)
+    });
+    until_ok("create", || be.create());
+    // Save for 2.5 s, and on a machine so busy that no session lived long enough to store
+    // anything in that time, until one did.
     let start = Instant::now();
     let (mut stored, mut failed) = (0, Vec::new());
     let mut i = 0u32;
-    while start.elapsed().as_secs_f64() < 2.5 {
+    while start.elapsed() < Duration::from_millis(2500)
+        || (stored == 0 && start.elapsed() < PATIENCE)
+    {
         i += 1;
         let data: Vec<u8> = (0..400_000u32)
             .map(|j| (i.wrapping_mul(j) >> 3) as u8)
@@ -345,20 +374,27 @@ fn sessions_that_die_mid_operation_are_reported_and_replaced() {
         failed.len(),
         failed.first().map(|e| e.to_string())
     );
-    // Whatever was stored is whole. Sessions keep dying every second, so the listing (like
-    // each load below) may need a second session.
-    let listed = (0..3)
-        .find_map(|_| be.list(FileType::Data).ok())
-        .expect("a listing within three sessions");
+    // Whatever was stored is whole. Sessions keep dying every second, so the listing and each
+    // load may be cut short any number of times on a busy machine: each is tried again, over
+    // a new session, until one lives long enough.
+    let listed = until_ok("list the stored packs", || be.list(FileType::Data));
+    // A save cut short after its rename may have stored its pack too.
+    assert!(listed.len() >= stored, "{stored} stored: {listed:?}");
     for f in listed {
-        let data = be.load(&Handle::new(FileType::Data, f.name.clone()), 0, 0);
-        let data = match data {
-            Ok(d) => d,
-            // A session may die under this load too; the next one works.
-            Err(_) => be
-                .load(&Handle::new(FileType::Data, f.name.clone()), 0, 0)
-                .unwrap(),
-        };
+        let h = Handle::new(FileType::Data, f.name.clone());
+        let data = until_ok(&format!("load {}", f.name), || be.load(&h, 0, 0));
         assert_eq!(suite::sha256_hex(&data), f.name);
+    }
+}
+
+/// `op`'s first success, trying again while it fails, for up to [`PATIENCE`].
+fn until_ok<T, E: std::fmt::Display>(what: &str, mut op: impl FnMut() -> Result<T, E>) -> T {
+    let start = Instant::now();
+    loop {
+        match op() {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() < PATIENCE => eprintln!("{what}: {e}; again"),
+            Err(e) => panic!("{what}: still failing after {PATIENCE:?}: {e}"),
+        }
     }
 }

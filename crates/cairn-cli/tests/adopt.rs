@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{compare_dirs, make_corpus, CompareOptions, TempDir, Tool};
+use common::{make_corpus, TempDir, Tool};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -153,21 +153,6 @@ fn resume_log_lines(cache: &Path) -> usize {
     n
 }
 
-fn restore_equals(c: &Tool, data: &Path, out: &Path) {
-    c.run(&["restore", "latest", "--target", out.to_str().unwrap()])
-        .ok();
-    let diffs = compare_dirs(
-        data,
-        &out.join(data.strip_prefix("/").unwrap()),
-        CompareOptions::default(),
-    );
-    assert!(
-        diffs.is_empty(),
-        "restore differs: {:?}",
-        &diffs[..diffs.len().min(5)]
-    );
-}
-
 /// restic accepts the repository, reading every pack (the killed process's lock removed first,
 /// as a user would after a crash: restic's check locks exclusively).
 fn restic_check_read_data(c: &Tool, r: &Tool) {
@@ -271,7 +256,7 @@ fn killed_backup_packs_are_adopted_not_uploaded_again() {
     assert_eq!(again["packs_adopted"].as_u64(), Some(0), "{again}");
 
     restic_check_read_data(&c, &r);
-    restore_equals(&c, &data, &t.join("out"));
+    c.assert_restores("latest", &data, &t.join("out"));
 }
 
 #[test]
@@ -312,7 +297,7 @@ fn killed_copy_packs_are_adopted_not_uploaded_again() {
     }
     assert_no_duplicates_all_indexed(&cd, &dst);
     restic_check_read_data(&cd, &rd);
-    restore_equals(&cd, &data, &t.join("out"));
+    cd.assert_restores("latest", &data, &t.join("out"));
 }
 
 #[test]
@@ -382,7 +367,7 @@ fn damaged_orphans_are_reported_and_not_adopted() {
     }
     std::fs::remove_file(path(&junk)).unwrap();
     restic_check_read_data(&c, &r);
-    restore_equals(&c, &data, &t.join("out"));
+    c.assert_restores("latest", &data, &t.join("out"));
 }
 
 #[test]
@@ -422,10 +407,7 @@ fn orphans_wait_while_another_process_holds_a_lock() {
     let mut holder = r.spawn(&[], &["backup", "--stdin", "--stdin-filename", "x"]);
     let start = Instant::now();
     while std::fs::read_dir(repo.join("locks")).unwrap().count() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "restic took no lock"
-        );
+        assert!(start.elapsed() < common::PATIENCE, "restic took no lock");
         std::thread::sleep(Duration::from_millis(50));
     }
     let sm = c

@@ -7,30 +7,27 @@
 //! run in the same non-UTC time zone (when the zone database has one), so local times in the
 //! output are compared too.
 
+mod common;
+
+use common::{noise, CAIRN};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// Is restic there? Without it (and without `CAIRN_REQUIRE_RESTIC=1`) the tests skip.
 fn have_restic() -> bool {
-    let found = Command::new("restic")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let found = common::restic_available();
     if !found {
         assert!(
             std::env::var("CAIRN_REQUIRE_RESTIC").is_err(),
             "restic is required (CAIRN_REQUIRE_RESTIC is set)"
         );
-        eprintln!("SKIP: restic not installed");
+        common::loud("SKIP: restic not installed");
     }
     found
 }
-
-const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
 struct Fixture {
     root: PathBuf,
@@ -58,20 +55,10 @@ fn fixture() -> Option<&'static Fixture> {
 }
 
 fn tool(bin: &str, f: &Fixture) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("-r")
-        .arg(&f.repo)
-        .current_dir(&f.root)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast")
-        .env_remove("RESTIC_REPOSITORY")
-        .env_remove("RESTIC_PASSWORD_FILE")
-        .env_remove("RESTIC_PASSWORD_COMMAND");
+    let mut c = common::tool(bin, &f.repo);
+    c.current_dir(&f.root);
     if Path::new("/usr/share/zoneinfo/Asia/Kolkata").exists() {
         c.env("TZ", "Asia/Kolkata");
-    }
-    if bin == "restic" {
-        c.arg("--no-cache");
     }
     c
 }
@@ -100,19 +87,6 @@ fn write(p: &Path, data: &[u8]) {
     std::fs::write(p, data).unwrap();
 }
 
-/// Deterministic bytes that do not compress or repeat, so that the chunker cuts them.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn build_fixture() -> Fixture {
     let root = tempfile::Builder::new()
         .prefix("cairn-browse")
@@ -139,7 +113,7 @@ fn build_fixture() -> Fixture {
     std::fs::create_dir_all(s.join("twin2")).unwrap();
     // Hard links: twin1 and twin2 hold identical trees (same inode, same metadata).
     std::fs::hard_link(s.join("twin1/x"), s.join("twin2/x")).unwrap();
-    let big = noise(3 << 20, 7);
+    let big = noise(7, 3 << 20);
     w("big.bin", &big);
     std::os::unix::fs::symlink("keep.txt", s.join("link")).unwrap();
 
@@ -171,7 +145,7 @@ fn build_fixture() -> Fixture {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let mut big2 = big;
-    big2.extend(noise(300_000, 11));
+    big2.extend(noise(11, 300_000));
     w("big.bin", &big2);
     run_ok("restic", &f, &["backup", "src"]);
 

@@ -14,7 +14,7 @@ use cairn_backend::{FileType, LocalBackend};
 use cairn_core::format::indexfile::IndexFile;
 use cairn_core::repository::{IndexedRepository, Repository};
 use cairn_core::Id;
-use common::{extract_fixture, Run, TempDir, Tool};
+use common::{extract_fixture, flip, noise, Run, TempDir, Tool};
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -84,30 +84,9 @@ fn make_writable(p: &Path) {
     }
 }
 
-/// Flips bits of one byte of a file in place.
-fn flip(p: &Path, offset: u64, mask: u8) {
-    make_writable(p);
-    let mut b = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-    b[offset as usize] ^= mask;
-    std::fs::write(p, b).unwrap();
-}
-
 fn pack_path(repo: &Path, id: &Id) -> PathBuf {
     let hex = id.to_hex();
     repo.join("data").join(&hex[..2]).join(hex)
-}
-
-/// Deterministic pseudo-random bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
 }
 
 fn file_size(p: &Path) -> u64 {

@@ -1,35 +1,14 @@
 //! End-to-end tests of the `cairn` binary: round trips, bad input and its exit codes, damage.
 
+mod common;
+
+use common::{cairn, flip, ok, restored, Watched, CAIRN};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    c.env_remove("RESTIC_REPOSITORY")
-        .env_remove("RESTIC_PASSWORD_FILE")
-        .env_remove("RESTIC_PASSWORD_COMMAND");
-    c
-}
-
 fn run(c: &mut Command) -> Output {
     c.output().expect("run cairn")
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "command failed: {:?}\nstdout: {}\nstderr: {}",
-        c,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn code(out: &Output) -> i32 {
@@ -100,7 +79,7 @@ fn backup_and_restore_round_trip() {
         .arg("--target")
         .arg(&target)
         .arg("--verify"));
-    let restored = target.join(src.strip_prefix("/").unwrap());
+    let restored = restored(&target, &src);
     for name in ["a.txt", "sub/empty-file", "sub/big.bin", "hardlink"] {
         assert_eq!(
             std::fs::read(src.join(name)).unwrap(),
@@ -225,14 +204,10 @@ fn first_file(dir: &Path) -> PathBuf {
     snapshot_dir(dir).into_iter().next().expect("a file").0
 }
 
+/// Flips a bit `from_end` bytes before the end of a file.
 fn flip_byte(path: &Path, from_end: u64) {
-    let mut perm = std::fs::metadata(path).unwrap().permissions();
-    perm.set_mode(0o600);
-    std::fs::set_permissions(path, perm).unwrap();
-    let mut data = std::fs::read(path).unwrap();
-    let i = data.len() - from_end as usize;
-    data[i] ^= 0x40;
-    std::fs::write(path, data).unwrap();
+    let len = std::fs::metadata(path).unwrap().len();
+    flip(path, len - from_end, 0x40);
 }
 
 #[test]
@@ -243,32 +218,25 @@ fn damaged_files_are_named() {
     let src = t.path().join("src");
     make_tree(&src);
     ok(cairn(&repo).arg("backup").arg(&src));
-    // Damage the snapshot file: listing must name it.
-    let snap = first_file(&repo.join("snapshots"));
-    let saved = std::fs::read(&snap).unwrap();
-    flip_byte(&snap, 20);
-    let out = run(cairn(&repo).arg("snapshots"));
-    assert_ne!(code(&out), 0);
-    let name = snap.file_name().unwrap().to_string_lossy().to_string();
-    assert!(
-        stderr(&out).contains(&name),
-        "error names the snapshot file: {}",
-        stderr(&out)
-    );
-    std::fs::write(&snap, saved).unwrap();
-    // Damage the index.
-    let idx = first_file(&repo.join("index"));
-    let saved = std::fs::read(&idx).unwrap();
-    flip_byte(&idx, 20);
-    let out = run(cairn(&repo).arg("ls").arg("latest"));
-    assert_ne!(code(&out), 0);
-    let name = idx.file_name().unwrap().to_string_lossy().to_string();
-    assert!(
-        stderr(&out).contains(&name),
-        "error names the index file: {}",
-        stderr(&out)
-    );
-    std::fs::write(&idx, saved).unwrap();
+    // A damaged snapshot file, then a damaged index file (each repaired afterwards): the
+    // command that reads it fails and names it.
+    for (dir, args) in [
+        ("snapshots", &["snapshots"][..]),
+        ("index", &["ls", "latest"]),
+    ] {
+        let file = first_file(&repo.join(dir));
+        let saved = std::fs::read(&file).unwrap();
+        flip_byte(&file, 20);
+        let out = run(cairn(&repo).args(args));
+        assert_ne!(code(&out), 0, "{dir}");
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            stderr(&out).contains(&name),
+            "error names the {dir} file: {}",
+            stderr(&out)
+        );
+        std::fs::write(&file, saved).unwrap();
+    }
     // Damage the first blob of the biggest pack (file data): restore names pack and blob.
     let mut packs: Vec<PathBuf> = snapshot_dir(&repo.join("data"))
         .into_iter()
@@ -276,12 +244,7 @@ fn damaged_files_are_named() {
         .collect();
     packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
     let pack = packs.last().unwrap().clone();
-    let mut perm = std::fs::metadata(&pack).unwrap().permissions();
-    perm.set_mode(0o600);
-    std::fs::set_permissions(&pack, perm).unwrap();
-    let mut data = std::fs::read(&pack).unwrap();
-    data[40] ^= 1;
-    std::fs::write(&pack, data).unwrap();
+    flip(&pack, 40, 1);
     let out = run(cairn(&repo)
         .arg("restore")
         .arg("latest")
@@ -375,13 +338,13 @@ fn password_sources() {
     // Repository from a file and from the environment.
     let repofile = t.path().join("repofile");
     std::fs::write(&repofile, format!("{}\n", repo.display())).unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    let mut c = Command::new(CAIRN);
     c.env("RESTIC_PASSWORD", "test-pw")
         .arg("--repository-file")
         .arg(&repofile)
         .arg("snapshots");
     ok(&mut c);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    let mut c = Command::new(CAIRN);
     c.env("RESTIC_PASSWORD", "test-pw")
         .env("RESTIC_REPOSITORY", &repo)
         .arg("snapshots");
@@ -474,6 +437,36 @@ fn cat_objects() {
     assert_eq!(code(&run(cairn(&repo).args(["cat", "bogus"]))), 1);
 }
 
+/// Waits until the cairn working on `repo` is blocked in read(2) (on its terminal, with echo
+/// off); where /proc does not tell, gives it half a second.
+fn wait_for_tty_read(repo: &Path) {
+    let repo = repo.display().to_string();
+    let start = std::time::Instant::now();
+    while start.elapsed() < common::PATIENCE {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if !cmdline.starts_with(CAIRN) || !cmdline.contains(&repo) {
+                continue;
+            }
+            match std::fs::read_to_string(format!("/proc/{pid}/syscall")) {
+                Ok(s) if s.split_whitespace().next() == Some(&libc::SYS_read.to_string()) => return,
+                Ok(_) => {}
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "cairn did not read its terminal within {:?}",
+        common::PATIENCE
+    );
+}
+
 /// Without any password source, the password is asked on the terminal (without echo).
 #[test]
 fn password_prompt_on_a_terminal() {
@@ -489,11 +482,7 @@ fn password_prompt_on_a_terminal() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     init(&repo);
-    let cmd = format!(
-        "{} -r {} snapshots",
-        env!("CARGO_BIN_EXE_cairn"),
-        repo.display()
-    );
+    let cmd = format!("{} -r {} snapshots", CAIRN, repo.display());
     let mut child = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env_remove("RESTIC_PASSWORD")
@@ -503,8 +492,11 @@ fn password_prompt_on_a_terminal() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Give the prompt time to appear before typing.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Typed only once cairn reads the terminal: echo is off by then, while a password typed
+    // earlier (a busy machine may take any time to get there) would be echoed.
+    let stdout = Watched::stdout_of(&mut child);
+    stdout.wait_for("enter password for repository");
+    wait_for_tty_read(&repo);
     use std::io::Write;
     child
         .stdin
@@ -512,9 +504,9 @@ fn password_prompt_on_a_terminal() {
         .unwrap()
         .write_all(b"test-pw\n")
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let out = child.wait().unwrap();
+    let text = stdout.all();
+    assert!(out.success(), "{text}");
     assert!(text.contains("enter password for repository"), "{text}");
     assert!(
         !text.contains("test-pw"),

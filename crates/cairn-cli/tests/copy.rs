@@ -4,23 +4,10 @@
 
 mod common;
 
-use common::{compare_dirs, extract_fixture, CompareOptions, TempDir, Tool};
-use std::path::{Path, PathBuf};
+use common::{extract_fixture, files_in, noise, TempDir, Tool};
+use std::path::Path;
 
 const PW: &str = "geheim";
-
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// restic's backup-data fixture plus three 2 MiB files (larger than the chunker's minimum, so
 /// that their chunks depend on the chunker polynomial).
@@ -30,21 +17,6 @@ fn make_source(dir: &Path) {
     for i in 0..3u64 {
         std::fs::write(dir.join(format!("big{i}")), noise(i + 1, 2 << 20)).unwrap();
     }
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                v.extend(files_in(&p));
-            } else {
-                v.push(p);
-            }
-        }
-    }
-    v
 }
 
 /// Bytes stored in packs.
@@ -66,15 +38,6 @@ fn run_from(t: &Tool, src: &Path, args: &[&str]) -> common::Run {
     let env = from_env(src);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     t.run_env(None, &env, args)
-}
-
-/// Restores `snap` with restic and compares it with `src` in full.
-fn restores_identically(r: &Tool, snap: &str, src: &Path, out: &Path) {
-    r.run(&["restore", snap, "--target", out.to_str().unwrap()])
-        .ok();
-    let restored = out.join(src.strip_prefix("/").unwrap());
-    let diffs = compare_dirs(src, &restored, CompareOptions::default());
-    assert!(diffs.is_empty(), "restore differs: {diffs:?}");
 }
 
 #[test]
@@ -111,7 +74,7 @@ fn copy_from_restic_into_cairn_deduplicates() {
         "trees travel verbatim"
     );
     assert!(snaps[0].get("parent").is_none());
-    restores_identically(&rd, "latest", &data, &t.join("out1"));
+    rd.assert_restores("latest", &data, &t.join("out1"));
 
     // A second copy finds the snapshot there and adds nothing.
     let size = pack_bytes(&dst_repo);
@@ -156,7 +119,7 @@ fn copy_from_restic_into_cairn_deduplicates() {
     );
     rd.run(&["check", "--read-data"]).ok();
     assert_eq!(rd.snapshot_ids().len(), 3);
-    restores_identically(&rd, "latest", &data, &t.join("out2"));
+    rd.assert_restores("latest", &data, &t.join("out2"));
 }
 
 #[test]
@@ -185,7 +148,7 @@ fn copy_from_cairn_into_restic_repository() {
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0]["hostname"], "two");
     rd.run(&["check", "--read-data"]).ok();
-    restores_identically(&rd, "latest", &data, &t.join("out"));
+    rd.assert_restores("latest", &data, &t.join("out"));
 
     // Then one snapshot by id prefix, via a password file and --from-repo.
     let one = cs
@@ -270,7 +233,7 @@ fn copy_into_a_version_1_repository() {
     rd.run(&["init", "--repository-version", "1"]).ok();
     run_from(&cd, &src_repo, &["copy"]).ok();
     rd.run(&["check", "--read-data"]).ok();
-    restores_identically(&rd, "latest", &data, &t.join("out"));
+    rd.assert_restores("latest", &data, &t.join("out"));
 }
 
 #[test]

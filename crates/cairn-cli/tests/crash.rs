@@ -4,80 +4,27 @@
 
 mod common;
 
+use common::{busy_tree, cairn, cpu_of_run, kill_at_cpu, ok, restic_check, restored, snapshots};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn restic_check(repo: &Path, cache: &Path) {
+/// `restic check` after a killed cairn.
+fn restic_check_after_kill(repo: &Path) {
     // A killed cairn leaves its (shared) lock behind. The next cairn command would clear it by
     // itself (same host, process gone), but restic 0.14's check locks exclusively and refuses
     // until `unlock` has removed it, as after a killed restic.
     ok(cairn(repo).arg("unlock"));
-    let out = Command::new("restic")
-        .arg("-r")
-        .arg(repo)
-        .arg("--cache-dir")
-        .arg(cache)
-        .arg("check")
-        .env("RESTIC_PASSWORD", "test-pw")
-        .output()
-        .expect("run restic");
-    assert!(
-        out.status.success(),
-        "restic check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restic_check(repo);
 }
 
 /// A tree big enough that a backup takes a while: many small files and some large ones.
 fn make_tree(root: &Path, seed: u32) {
-    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    for d in 0..20 {
-        let dir = root.join(format!("d{d:02}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..40 {
-            let len = (next() % 20_000) as usize;
-            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            std::fs::write(dir.join(format!("f{f:03}")), data).unwrap();
-        }
-    }
-    for b in 0..4 {
-        let data: Vec<u8> = (0..6_000_000).map(|_| next() as u8).collect();
-        std::fs::write(root.join(format!("big{b}")), data).unwrap();
-    }
+    busy_tree(root, seed, 20, 4, 6_000_000);
 }
 
 fn snapshot_ids(repo: &Path) -> Vec<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(cairn(repo).args(["snapshots", "--json"]))).unwrap();
-    v.as_array()
-        .unwrap()
+    snapshots(repo)
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect()
@@ -118,7 +65,6 @@ fn sigkill_during_backup_at_many_points() {
     require_restic!();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
-    let cache = t.path().join("cache");
     let src = t.path().join("src");
     make_tree(&src, 1);
     ok(cairn(&repo).arg("init"));
@@ -128,14 +74,21 @@ fn sigkill_during_backup_at_many_points() {
     std::fs::write(first.join("keep.txt"), b"keep me").unwrap();
     ok(cairn(&repo).arg("backup").arg(&first));
     let before = snapshot_ids(&repo);
-    // Measure how long a full backup takes, then kill others at fractions of that.
+    // Measure the CPU time a full backup takes, then kill others at fractions of that.
     let probe = t.path().join("probe-repo");
     ok(cairn(&probe).arg("init"));
-    let start = Instant::now();
-    ok(cairn(&probe).arg("backup").arg(&src).arg("-q"));
-    let full = start.elapsed();
+    let full = cpu_of_run(
+        cairn(&probe)
+            .arg("backup")
+            .arg(&src)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut killed_midway = 0;
-    // 24 kills: evenly spread over a full backup's duration, each jittered a little so that
+    // 24 kills: evenly spread over a full backup's CPU time, each jittered a little so that
     // runs differ in where exactly they land.
     for i in 0..24u32 {
         let jitter = rand_fraction(i) * 0.03;
@@ -148,13 +101,11 @@ fn sigkill_during_backup_at_many_points() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
+        if kill_at_cpu(&mut child, delay) {
             killed_midway += 1;
         }
-        child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        restic_check(&repo, &cache);
+        restic_check_after_kill(&repo);
         let now = snapshot_ids(&repo);
         assert!(
             before.iter().all(|id| now.contains(id)),
@@ -169,7 +120,7 @@ fn sigkill_during_backup_at_many_points() {
     );
     // The repository takes a complete backup afterwards, and it restores exactly.
     ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
-    restic_check(&repo, &cache);
+    restic_check_after_kill(&repo);
     let leftovers = std::fs::read_dir(repo.join("tmp"))
         .map(|rd| rd.count())
         .unwrap_or(0);
@@ -200,7 +151,7 @@ fn sigkill_during_backup_at_many_points() {
         .arg(&out)
         .arg("--path")
         .arg(src.to_str().unwrap()));
-    same_files(&src, &out.join(src.strip_prefix("/").unwrap()));
+    same_files(&src, &restored(&out, &src));
     let out1 = t.path().join("out1");
     ok(cairn(&repo)
         .arg("restore")
@@ -208,7 +159,7 @@ fn sigkill_during_backup_at_many_points() {
         .arg("--target")
         .arg(&out1));
     assert_eq!(
-        std::fs::read(out1.join(first.strip_prefix("/").unwrap()).join("keep.txt")).unwrap(),
+        std::fs::read(restored(&out1, &first).join("keep.txt")).unwrap(),
         b"keep me"
     );
 }
@@ -228,8 +179,9 @@ fn ctrl_c_stops_cleanly_with_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    let finished_early = child.try_wait().unwrap().is_some();
+    // Into the backup: 150 ms of CPU, not of wall time, which on a busy machine may end
+    // before cairn has even set up its Ctrl-C handler.
+    let finished_early = !common::wait_for_cpu(&mut child, Duration::from_millis(150));
     // SAFETY: sending a signal to our own child process.
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
@@ -247,7 +199,7 @@ fn ctrl_c_stops_cleanly_with_130() {
         snapshot_ids(&repo).is_empty(),
         "an interrupted backup must not leave a snapshot"
     );
-    restic_check(&repo, &t.path().join("cache"));
+    restic_check_after_kill(&repo);
     ok(cairn(&repo).arg("backup").arg(&src).arg("-q"));
     assert_eq!(snapshot_ids(&repo).len(), 1);
 }
@@ -300,9 +252,16 @@ fn killed_backup_resumes_without_rereading() {
     ok(cairn(&repo).arg("init"));
     let probe = t.path().join("probe");
     ok(cairn(&probe).arg("init"));
-    let start = Instant::now();
-    ok(resumable(&probe).arg("backup").arg(&src).arg("-q"));
-    let full = start.elapsed();
+    let full = cpu_of_run(
+        resumable(&probe)
+            .arg("backup")
+            .arg(&src)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let total_files = 20 * 40 + 4 + 12;
     // Kill late enough that several checkpoints happened.
     let mut resumed = 0;
@@ -316,14 +275,13 @@ fn killed_backup_resumes_without_rereading() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(full.mul_f64(fraction));
-        if child.try_wait().unwrap().is_some() {
+        if !kill_at_cpu(&mut child, full.mul_f64(fraction)) {
+            child.wait().unwrap();
             continue; // finished before the kill: try a later fraction
         }
-        child.kill().unwrap();
         child.wait().unwrap();
         assert!(snapshot_ids(&repo).is_empty());
-        restic_check(&repo, &t.path().join("rcache"));
+        restic_check_after_kill(&repo);
         let out = ok(resumable(&repo)
             .arg("backup")
             .arg(&src)
@@ -345,14 +303,14 @@ fn killed_backup_resumes_without_rereading() {
         if resumed == 0 {
             continue;
         }
-        restic_check(&repo, &t.path().join("rcache"));
+        restic_check_after_kill(&repo);
         let target = t.path().join(format!("out-{fraction}"));
         ok(cairn(&repo)
             .arg("restore")
             .arg("latest")
             .arg("--target")
             .arg(&target));
-        same_files(&src, &target.join(src.strip_prefix("/").unwrap()));
+        same_files(&src, &restored(&target, &src));
         // The log is gone once the snapshot exists: a third run uses the snapshot as parent.
         let logs: usize = std::fs::read_dir(&cache)
             .unwrap()

@@ -5,34 +5,17 @@
 
 mod common;
 
-use common::{compare_dirs, CompareOptions, TempDir, Tool};
+use common::{
+    busy_tree, compare_dirs, cpu_of_run, kill_at_cpu, restored, CompareOptions, TempDir, Tool,
+};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PW: &str = "crash-pw";
 
 /// Many small files and a few large ones, so that a copy takes a noticeable time.
 fn make_tree(root: &Path, seed: u32) {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    for d in 0..10 {
-        let dir = root.join(format!("d{d:02}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..40 {
-            let len = (next() % 20_000) as usize;
-            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            std::fs::write(dir.join(format!("f{f:03}")), data).unwrap();
-        }
-    }
-    for b in 0..6 {
-        let data: Vec<u8> = (0..8_000_000).map(|_| next() as u8).collect();
-        std::fs::write(root.join(format!("big{b}")), data).unwrap();
-    }
+    busy_tree(root, seed, 10, 6, 8_000_000);
 }
 
 /// A small pseudo-random generator for kill times; the seed is printed for reruns.
@@ -70,21 +53,20 @@ fn kill_times(full: Duration, spread: u32, random: u32, rng: &mut Rng) -> Vec<Du
     v
 }
 
-/// Starts `tool ARGS` with extra environment, kills it (SIGKILL) after `delay`; returns
-/// whether it was still running then.
+/// The CPU time `tool ARGS` takes to run to its end. Kill times are fractions of CPU time, not
+/// of wall time, which varies with the load of the machine from one run to the next.
+fn cpu_of(tool: &Tool, env: &[(&str, &str)], args: &[&str]) -> Duration {
+    let mut child = tool.spawn(env, args);
+    drop(child.stdin.take());
+    cpu_of_run(child)
+}
+
+/// Starts `tool ARGS` with extra environment, kills it (SIGKILL) once it has used `delay` of
+/// CPU; returns whether it was still running then.
 fn kill_after(tool: &Tool, env: &[(&str, &str)], args: &[&str], delay: Duration) -> bool {
     let mut child = tool.spawn(env, args);
     drop(child.stdin.take());
-    let start = Instant::now();
-    let mut running = true;
-    while start.elapsed() < delay {
-        if child.try_wait().unwrap().is_some() {
-            running = false;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2).min(delay));
-    }
-    child.kill().unwrap(); // SIGKILL
+    let running = kill_at_cpu(&mut child, delay);
     let out = child.wait_with_output().unwrap();
     if !running && !out.status.success() {
         panic!(
@@ -148,10 +130,8 @@ fn sigkill_during_copy_loses_nothing() {
     probe
         .run_env(None, &env, &["init", "--copy-chunker-params"])
         .ok();
-    let start = Instant::now();
-    probe.run_env(None, &env, &["copy", "-q"]).ok();
-    let full = start.elapsed();
-    eprintln!("a full copy takes {full:?}");
+    let full = cpu_of(&probe, &env, &["copy", "-q"]);
+    eprintln!("a full copy takes {full:?} of CPU");
 
     let mut rng = Rng::from_env_or_time();
     let mut killed_midway = 0;
@@ -159,7 +139,7 @@ fn sigkill_during_copy_loses_nothing() {
         if kill_after(&cd, &env, &["copy", "-q"], delay) {
             killed_midway += 1;
         }
-        eprintln!("kill {i} after {delay:?}");
+        eprintln!("kill {i} after {delay:?} of CPU");
         unlock(&cd, &dst_repo);
         rd.run(&["check"]).ok();
         let now = snapshots(&rd);
@@ -178,7 +158,7 @@ fn sigkill_during_copy_loses_nothing() {
     }
     assert!(
         killed_midway >= 4,
-        "only {killed_midway} kills hit a running copy (a full copy took {full:?})"
+        "only {killed_midway} kills hit a running copy (a full copy took {full:?} of CPU)"
     );
 
     // Backing up works, the copy completes, and everything restores.
@@ -199,17 +179,13 @@ fn sigkill_during_copy_loses_nothing() {
         out.to_str().unwrap(),
     ])
     .ok();
-    let diffs = compare_dirs(
-        &data,
-        &out.join(data.strip_prefix("/").unwrap()),
-        CompareOptions::default(),
-    );
+    let diffs = compare_dirs(&data, &restored(&out, &data), CompareOptions::default());
     assert!(diffs.is_empty(), "{diffs:?}");
     let out1 = t.join("out1");
     rd.run(&["restore", &before[0].0, "--target", out1.to_str().unwrap()])
         .ok();
     assert_eq!(
-        std::fs::read(out1.join(keep.strip_prefix("/").unwrap()).join("keep.txt")).unwrap(),
+        std::fs::read(restored(&out1, &keep).join("keep.txt")).unwrap(),
         b"keep me"
     );
 }
@@ -252,9 +228,7 @@ fn sigkill_during_repair_index_loses_nothing() {
                 .status()
                 .unwrap();
             assert!(st.success());
-            let start = Instant::now();
-            Tool::cairn(&probe_repo, PW).run(&args).ok();
-            let full = start.elapsed();
+            let full = cpu_of(&Tool::cairn(&probe_repo, PW), &[], &args);
             for delay in kill_times(full, 3, 2, &mut rng) {
                 if kill_after(&c, &[], &args, delay) {
                     killed_midway += 1;
@@ -262,7 +236,7 @@ fn sigkill_during_repair_index_loses_nothing() {
                 unlock(&c, &repo);
                 r.run(&["check"]).ok();
                 let now = snapshots(&r);
-                assert_eq!(now, before, "{args:?} killed after {delay:?}");
+                assert_eq!(now, before, "{args:?} killed after {delay:?} of CPU");
             }
         }
     }
@@ -292,20 +266,7 @@ fn sigkill_during_repair_index_loses_nothing() {
         .into_iter()
         .find(|s| s["paths"][0] == any.to_str().unwrap())
         .expect("the snapshot of s05");
-    let out = t.join("out");
-    r.run(&[
-        "restore",
-        snap["id"].as_str().unwrap(),
-        "--target",
-        out.to_str().unwrap(),
-    ])
-    .ok();
-    let diffs = compare_dirs(
-        &any,
-        &out.join(any.strip_prefix("/").unwrap()),
-        CompareOptions::default(),
-    );
-    assert!(diffs.is_empty(), "{diffs:?}");
+    r.assert_restores(snap["id"].as_str().unwrap(), &any, &t.join("out"));
 }
 
 /// `rewrite --forget` killed at any moment: every old snapshot is either still there or
@@ -337,9 +298,7 @@ fn sigkill_during_rewrite_forget_loses_nothing() {
         .status()
         .unwrap();
     assert!(st.success());
-    let start = Instant::now();
-    Tool::cairn(&probe_repo, PW).run(&args).ok();
-    let full = start.elapsed();
+    let full = cpu_of(&Tool::cairn(&probe_repo, PW), &[], &args);
     let mut rng = Rng::from_env_or_time();
     for delay in kill_times(full, 4, 4, &mut rng) {
         kill_after(&c, &[], &args, delay);

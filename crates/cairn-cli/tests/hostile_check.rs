@@ -19,7 +19,7 @@ mod common;
 
 use cairn_core::Id;
 use cairn_testsupport::hostile::{dag_bomb, deep_chain, Forger};
-use common::{Run, TempDir, Tool};
+use common::{new_repo, Run, TempDir, Tool};
 use std::path::Path;
 
 const PW: &str = "hostile";
@@ -33,12 +33,6 @@ fn all_output(r: &Run) -> String {
     format!("{}\n{}", r.stdout_str(), r.stderr_str())
 }
 
-fn new_repo(t: &TempDir, name: &str) -> std::path::PathBuf {
-    let repo = t.path().join(name);
-    Tool::cairn(&repo, PW).run(&["init"]).ok();
-    repo
-}
-
 /// `root` → `sub/` → `bad`, so that the bad tree sits at `/sub`.
 fn under_sub(f: &mut Forger, bad: Id) -> Id {
     let sub = f.dir(b"sub", bad);
@@ -49,7 +43,7 @@ fn under_sub(f: &mut Forger, bad: Id) -> Id {
 #[test]
 fn check_names_unsafe_duplicate_and_unsorted_trees() {
     let t = TempDir::new("cairn-hostile-check");
-    let repo = new_repo(&t, "repo");
+    let repo = new_repo(&t, "repo", PW);
     let mut f = Forger::open(&repo, PW);
 
     // A sane snapshot first: check accepts it.
@@ -122,7 +116,7 @@ fn check_names_unsafe_duplicate_and_unsorted_trees() {
 #[test]
 fn deep_chain_is_refused_by_every_walk() {
     let t = TempDir::new("cairn-hostile-deep");
-    let repo = new_repo(&t, "repo");
+    let repo = new_repo(&t, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let leaf = f.file(b"leaf", b"at the bottom");
     let root = deep_chain(&mut f, 100_000, &[leaf]);
@@ -148,7 +142,7 @@ fn deep_chain_is_refused_by_every_walk() {
     assert!(all_output(&r).contains(&format!("snapshot {}", snap.short())));
 
     // copy: refused, and no snapshot lands in the destination.
-    let dst = new_repo(&t, "dst");
+    let dst = new_repo(&t, "dst", PW);
     let env = [
         ("RESTIC_FROM_REPOSITORY", repo.to_str().unwrap()),
         ("RESTIC_FROM_PASSWORD", PW),
@@ -203,7 +197,7 @@ fn deep_chain_is_refused_by_every_walk() {
 #[test]
 fn dag_bomb_is_walked_once_per_tree() {
     let t = TempDir::new("cairn-hostile-dag");
-    let repo = new_repo(&t, "repo");
+    let repo = new_repo(&t, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let root = dag_bomb(&mut f, 40);
     f.snapshot(root);
@@ -212,7 +206,7 @@ fn dag_bomb_is_walked_once_per_tree() {
     let start = std::time::Instant::now();
     bounded(&repo, &[], &["check"]).ok();
     bounded(&repo, &[], &["prune"]).ok();
-    let dst = new_repo(&t, "dst");
+    let dst = new_repo(&t, "dst", PW);
     let env = [
         ("RESTIC_FROM_REPOSITORY", repo.to_str().unwrap()),
         ("RESTIC_FROM_PASSWORD", PW),
@@ -247,7 +241,7 @@ fn deep_tree_with_long_names_checks_in_bounded_memory() {
     // 4,000 levels of 255-byte names, each level with a second directory beside the chain:
     // a walk that kept a path per pending directory would hold gigabytes of paths.
     let t = TempDir::new("cairn-hostile-wide");
-    let repo = new_repo(&t, "repo");
+    let repo = new_repo(&t, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let empty = f.tree(&[]);
     let long = vec![b'a'; 255];
@@ -269,13 +263,17 @@ fn rewrite_of_a_dag_bomb_stops_at_the_first_ctrl_c() {
     // rewrite --exclude walks every path of the bomb (until the walk refuses it, after a
     // million directories); one SIGINT ends it within a second with exit 130.
     let t = TempDir::new("cairn-hostile-int");
-    let repo = new_repo(&t, "repo");
+    let repo = new_repo(&t, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let root = dag_bomb(&mut f, 40);
     f.snapshot(root);
     drop(f);
     let mut child = Tool::cairn(&repo, PW).spawn(&[], &["rewrite", "--exclude", "/x", "--dry-run"]);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Into the walk: 1.5 s of CPU, which on a busy machine may take much longer than 1.5 s.
+    assert!(
+        common::wait_for_cpu(&mut child, std::time::Duration::from_millis(1500)),
+        "rewrite ended too soon"
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "rewrite ended too soon"

@@ -41,43 +41,6 @@ fn setup() -> Setup {
     }
 }
 
-/// Names, types, modes, sizes and contents of everything below `dir` (not following links).
-fn listing(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        let m = std::fs::symlink_metadata(&d).unwrap();
-        out.push(format!("{} dir {:o}", d.display(), m.mode()));
-        for p in entries {
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.file_type().is_symlink() {
-                out.push(format!(
-                    "{} -> {:?}",
-                    p.display(),
-                    std::fs::read_link(&p).unwrap()
-                ));
-            } else if m.is_file() {
-                out.push(format!(
-                    "{} file {:o} {:?}",
-                    p.display(),
-                    m.mode(),
-                    std::fs::read(&p).unwrap()
-                ));
-            } else {
-                out.push(format!("{} other {:o}", p.display(), m.mode()));
-            }
-        }
-    }
-    out
-}
-
 /// Runs cairn with a memory limit and a deadline; a run past the deadline is killed and
 /// fails the test.
 fn cairn_bounded(repo: &Path, args: &[&str], secs: u64) -> Run {
@@ -105,7 +68,7 @@ fn restore(s: &Setup, snap: &str, extra: &[&str]) -> Run {
 #[test]
 fn symlink_from_an_earlier_restore_is_not_followed() {
     let s = setup();
-    let before = listing(&s.outside);
+    let before = detailed_listing(&s.outside);
     let mut f = Forger::open(&s.repo, PW);
     // Snapshot A: `link` and `d/link` are symlinks to the outside directory, `f` to the victim.
     let out = s.outside.as_os_str().as_encoded_bytes().to_vec();
@@ -141,7 +104,11 @@ fn symlink_from_an_earlier_restore_is_not_followed() {
         .is_symlink());
     let r = restore(&s, &b.to_hex(), &["--verify"]);
     r.expect_code(0);
-    assert_eq!(listing(&s.outside), before, "the outside directory changed");
+    assert_eq!(
+        detailed_listing(&s.outside),
+        before,
+        "the outside directory changed"
+    );
     for p in ["link", "d/link"] {
         let m = std::fs::symlink_metadata(s.target.join(p)).unwrap();
         assert!(m.is_dir(), "{p} should now be a real directory");
@@ -167,14 +134,18 @@ fn hard_link_and_fifo_in_the_target_are_replaced_not_written_through() {
     let fifo = std::ffi::CString::new(s.target.join("p").as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: valid path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-    let before = listing(&s.outside);
+    let before = detailed_listing(&s.outside);
     let mut f = Forger::open(&s.repo, PW);
     let h = f.file(b"h", b"new content");
     let p = f.file(b"p", b"not a fifo");
     let root = f.tree(&[h, p]);
     let snap = f.snapshot(root);
     restore(&s, &snap.to_hex(), &["--verify"]).expect_code(0);
-    assert_eq!(listing(&s.outside), before, "the outside directory changed");
+    assert_eq!(
+        detailed_listing(&s.outside),
+        before,
+        "the outside directory changed"
+    );
     assert_eq!(std::fs::read(s.target.join("h")).unwrap(), b"new content");
     assert_eq!(std::fs::read(s.target.join("p")).unwrap(), b"not a fifo");
     assert_eq!(std::fs::metadata(s.target.join("h")).unwrap().nlink(), 1);
@@ -183,7 +154,7 @@ fn hard_link_and_fifo_in_the_target_are_replaced_not_written_through() {
 #[test]
 fn repeated_names_restore_the_first_and_report_the_rest() {
     let s = setup();
-    let before = listing(&s.outside);
+    let before = detailed_listing(&s.outside);
     let victim = s
         .outside
         .join("victim")
@@ -216,7 +187,11 @@ fn repeated_names_restore_the_first_and_report_the_rest() {
             "no warning for the repeated {name}: {err}"
         );
     }
-    assert_eq!(listing(&s.outside), before, "the outside directory changed");
+    assert_eq!(
+        detailed_listing(&s.outside),
+        before,
+        "the outside directory changed"
+    );
     // The first of each name was restored.
     assert!(std::fs::symlink_metadata(s.target.join("a"))
         .unwrap()
@@ -238,7 +213,7 @@ fn repeated_names_restore_the_first_and_report_the_rest() {
 #[test]
 fn unsafe_names_are_left_out_with_a_warning() {
     let s = setup();
-    let before = listing(&s.tmp_root.join("outside"));
+    let before = detailed_listing(&s.tmp_root.join("outside"));
     let mut f = Forger::open(&s.repo, PW);
     let names: [&[u8]; 5] = [b"..", b".", b"", b"x/../../outside/victim", b"/abs"];
     let mut nodes: Vec<_> = names.iter().map(|n| f.file(n, b"escape")).collect();
@@ -259,7 +234,7 @@ fn unsafe_names_are_left_out_with_a_warning() {
         "every unsafe name is reported: {}",
         r.stderr_str()
     );
-    assert_eq!(listing(&s.tmp_root.join("outside")), before);
+    assert_eq!(detailed_listing(&s.tmp_root.join("outside")), before);
     let names: Vec<_> = std::fs::read_dir(&s.target)
         .unwrap()
         .map(|e| e.unwrap().file_name())

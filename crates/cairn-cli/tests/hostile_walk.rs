@@ -14,22 +14,15 @@
 mod common;
 
 use cairn_testsupport::hostile::{self, Forger};
-use common::{TempDir, Tool};
+use common::{new_repo, relative_paths, TempDir};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PW: &str = "hostile-walk";
 /// Address-space limit for every cairn run.
 const MEMORY_LIMIT: u64 = 1 << 30;
-
-/// A fresh repository made by `cairn init`.
-fn new_repo(tmp: &TempDir) -> PathBuf {
-    let repo = tmp.join("repo");
-    Tool::cairn(&repo, PW).run(&["init"]).ok();
-    repo
-}
 
 /// A small, honest snapshot to compare with.
 fn normal_snapshot(f: &mut Forger) -> String {
@@ -154,7 +147,7 @@ fn run_limited(
 #[test]
 fn deep_chain_of_trees_stops_at_the_depth_limit() {
     let tmp = TempDir::new("cairn-hostile-deep");
-    let repo = new_repo(&tmp);
+    let repo = new_repo(&tmp, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let normal = normal_snapshot(&mut f);
     let leaf = f.file(b"bottom", b"deep\n");
@@ -181,18 +174,15 @@ fn deep_chain_of_trees_stops_at_the_depth_limit() {
         .count();
     assert_eq!(lines, 4096, "ls listed {lines} levels");
 
-    run_limited(&tmp, &repo, &["find", "-s", &deep, "bottom"], None, limit).expect(1, depth_msg);
-    run_limited(
-        &tmp,
-        &repo,
-        &["find", "--blob", "-s", &deep, "00"],
-        None,
-        limit,
-    )
-    .expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["stats", &deep], None, limit).expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["diff", &normal, &deep], None, limit).expect(1, depth_msg);
-    run_limited(&tmp, &repo, &["diff", &deep, &normal], None, limit).expect(1, depth_msg);
+    for args in [
+        vec!["find", "-s", &deep, "bottom"],
+        vec!["find", "--blob", "-s", &deep, "00"],
+        vec!["stats", &deep],
+        vec!["diff", &normal, &deep],
+        vec!["diff", &deep, &normal],
+    ] {
+        run_limited(&tmp, &repo, &args, None, limit).expect(1, depth_msg);
+    }
     let r = run_limited(&tmp, &repo, &["dump", &deep, "/"], None, limit);
     r.expect(2, depth_msg);
     assert!(
@@ -208,7 +198,7 @@ fn deep_chain_of_trees_stops_at_the_depth_limit() {
 #[test]
 fn dag_bomb_is_refused_in_bounded_time_and_memory() {
     let tmp = TempDir::new("cairn-hostile-dag");
-    let repo = new_repo(&tmp);
+    let repo = new_repo(&tmp, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let normal = normal_snapshot(&mut f);
     let root = hostile::dag_bomb(&mut f, 40);
@@ -249,7 +239,7 @@ fn dag_bomb_is_refused_in_bounded_time_and_memory() {
 #[test]
 fn ctrl_c_ends_every_walk_within_a_second() {
     let tmp = TempDir::new("cairn-hostile-sigint");
-    let repo = new_repo(&tmp);
+    let repo = new_repo(&tmp, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let normal = normal_snapshot(&mut f);
     let root = hostile::dag_bomb(&mut f, 40);
@@ -271,11 +261,16 @@ fn ctrl_c_ends_every_walk_within_a_second() {
         let t0 = Instant::now();
         if args[0] == "ls" {
             while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < 1 << 20 {
-                assert!(t0.elapsed() < Duration::from_secs(60), "ls printed nothing");
+                assert!(t0.elapsed() < common::PATIENCE, "ls printed nothing");
                 std::thread::sleep(Duration::from_millis(10));
             }
         } else {
-            std::thread::sleep(Duration::from_millis(150));
+            // 150 ms of CPU, not of wall time: on a busy machine that much wall time may
+            // not even see cairn start.
+            assert!(
+                common::wait_for_cpu(&mut child, Duration::from_millis(150)),
+                "{desc} ended before the signal"
+            );
         }
         assert!(
             child.try_wait().expect("wait").is_none(),
@@ -425,33 +420,10 @@ fn python_extract(archive: &Path, dest: &Path, zip: bool) -> Vec<String> {
         .collect()
 }
 
-/// Every path below `dir`, relative, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    fn go(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).expect("read_dir") {
-            let e = e.expect("dir entry");
-            let p = e.path();
-            out.push(
-                p.strip_prefix(base)
-                    .expect("below base")
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-            if e.file_type().expect("file type").is_dir() {
-                go(base, &p, out);
-            }
-        }
-    }
-    let mut v = Vec::new();
-    go(dir, dir, &mut v);
-    v.sort();
-    v
-}
-
 #[test]
 fn dump_leaves_out_unsafe_entries_and_writes_exact_members() {
     let tmp = TempDir::new("cairn-hostile-dump");
-    let repo = new_repo(&tmp);
+    let repo = new_repo(&tmp, "repo", PW);
     let mut f = Forger::open(&repo, PW);
     let (snap, expected, reported) = forge_unsafe_dump(&mut f);
     drop(f);
@@ -496,16 +468,19 @@ fn dump_leaves_out_unsafe_entries_and_writes_exact_members() {
             .collect();
         want.sort();
         assert_eq!(names, want, "{format}: archive members");
-        assert_eq!(listing(&sandbox).first().map(String::as_str), Some("x"));
-        assert!(
-            listing(&sandbox).iter().all(|p| p.starts_with('x')),
-            "{format}: written outside the extraction folder: {:?}",
-            listing(&sandbox)
+        assert_eq!(
+            relative_paths(&sandbox).first().map(String::as_str),
+            Some("x")
         );
         assert!(
-            listing(outside).is_empty(),
+            relative_paths(&sandbox).iter().all(|p| p.starts_with('x')),
+            "{format}: written outside the extraction folder: {:?}",
+            relative_paths(&sandbox)
+        );
+        assert!(
+            relative_paths(outside).is_empty(),
             "{format}: written through the symlink: {:?}",
-            listing(outside)
+            relative_paths(outside)
         );
         assert!(!tmp.join("smuggled").exists() && !sandbox.join("smuggled").exists());
         // The members that are there have their own content, in full.

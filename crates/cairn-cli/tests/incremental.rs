@@ -1,27 +1,10 @@
 //! Incremental backups: the parent snapshot's unchanged files are not read again, unchanged
 //! directories give the same tree blobs, and the counts match restic's summary fields.
 
+mod common;
+
+use common::{cairn, ok, restored, snapshots};
 use std::path::Path;
-use std::process::Command;
-
-fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Runs `backup --json` and returns the summary message.
 fn backup(repo: &Path, args: &[&str], src: &Path) -> serde_json::Value {
@@ -32,12 +15,6 @@ fn backup(repo: &Path, args: &[&str], src: &Path) -> serde_json::Value {
         .find(|l| l.contains("\"summary\""))
         .expect("summary line");
     serde_json::from_str(line).unwrap()
-}
-
-fn snapshots(repo: &Path) -> Vec<serde_json::Value> {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(cairn(repo).args(["snapshots", "--json"]))).unwrap();
-    v.as_array().unwrap().clone()
 }
 
 fn make_tree(root: &Path) {
@@ -56,7 +33,7 @@ fn make_tree(root: &Path) {
 }
 
 fn restored_file(target: &Path, src: &Path, rel: &str) -> Vec<u8> {
-    std::fs::read(target.join(src.strip_prefix("/").unwrap()).join(rel)).unwrap()
+    std::fs::read(restored(target, src).join(rel)).unwrap()
 }
 
 #[test]

@@ -705,73 +705,61 @@ fn check_growth(before: u64, after: u64) {
     );
 }
 
-#[test]
-fn d1_cairn_dedups_against_restic_backup() {
+/// `second` backs up the corpus that `first` already stored in the repository (a v2 one,
+/// made by `first`): the chunks are the same, so it adds almost nothing, and restic accepts
+/// the result.
+fn dedups_against_the_other(tag: &str, first_is_restic: bool) {
     require_restic!();
-    let t = TempDir::new("cairn-interop-d1-");
+    let t = TempDir::new(&format!("cairn-interop-{tag}-"));
     let src = make_test_corpus(&t);
     let total = scan_tree(&src).total_file_bytes();
     let repo = t.join("repo");
     let cairn = Tool::cairn(&repo, PW);
     let restic = Tool::restic(&repo, PW);
-    restic.run(&["init", "--repository-version", "2"]).ok();
-    restic
-        .run_in(
-            Some(t.path()),
-            &["backup", "--host", "restic-host", "corpus"],
-        )
+    let (first, second) = if first_is_restic {
+        (&restic, &cairn)
+    } else {
+        (&cairn, &restic)
+    };
+    let host = |tool: &Tool| {
+        if tool.is_restic {
+            "restic-host"
+        } else {
+            "cairn-host"
+        }
+    };
+    let name = |tool: &Tool| if tool.is_restic { "restic" } else { "cairn" };
+    first.run(&["init", "--repository-version", "2"]).ok();
+    first
+        .run_in(Some(t.path()), &["backup", "--host", host(first), "corpus"])
         .ok();
     let before = du_sb(&repo.join("data"));
-    // Another host, so that no parent snapshot lets a program skip reading the files.
-    let summary = cairn
-        .run_in(
-            Some(t.path()),
-            &["backup", "--json", "--host", "cairn-host", "corpus"],
-        )
-        .ok()
-        .summary();
-    check_dedup_summary("cairn after restic", &summary, total);
+    // Another host, so that no parent snapshot lets a program skip reading the files; restic
+    // also needs --force to read and chunk every file itself.
+    let mut args = vec!["backup", "--json"];
+    if second.is_restic {
+        args.push("--force");
+    }
+    args.extend(["--host", host(second), "corpus"]);
+    let summary = second.run_in(Some(t.path()), &args).ok().summary();
+    check_dedup_summary(
+        &format!("{} after {}", name(second), name(first)),
+        &summary,
+        total,
+    );
     check_growth(before, du_sb(&repo.join("data")));
     restic.run(&["check", "--read-data"]).ok();
     assert_eq!(cairn.snapshot_ids().len(), 2);
 }
 
 #[test]
+fn d1_cairn_dedups_against_restic_backup() {
+    dedups_against_the_other("d1", true);
+}
+
+#[test]
 fn d2_restic_dedups_against_cairn_backup() {
-    require_restic!();
-    let t = TempDir::new("cairn-interop-d2-");
-    let src = make_test_corpus(&t);
-    let total = scan_tree(&src).total_file_bytes();
-    let repo = t.join("repo");
-    let cairn = Tool::cairn(&repo, PW);
-    let restic = Tool::restic(&repo, PW);
-    cairn.run(&["init", "--repository-version", "2"]).ok();
-    cairn
-        .run_in(
-            Some(t.path()),
-            &["backup", "--host", "cairn-host", "corpus"],
-        )
-        .ok();
-    let before = du_sb(&repo.join("data"));
-    // --force and another host: restic must read and chunk every file itself.
-    let summary = restic
-        .run_in(
-            Some(t.path()),
-            &[
-                "backup",
-                "--json",
-                "--force",
-                "--host",
-                "restic-host",
-                "corpus",
-            ],
-        )
-        .ok()
-        .summary();
-    check_dedup_summary("restic after cairn", &summary, total);
-    check_growth(before, du_sb(&repo.join("data")));
-    restic.run(&["check", "--read-data"]).ok();
-    assert_eq!(cairn.snapshot_ids().len(), 2);
+    dedups_against_the_other("d2", false);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TempDir, Tool};
+use common::{TempDir, Tool, Watched, PATIENCE};
 use std::io::Write;
 use std::path::Path;
 use std::process::Child;
@@ -40,7 +40,7 @@ fn wait_for_locks(repo: &Path, n: usize, holders: &mut [&mut Child]) {
             }
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < PATIENCE,
             "expected {n} lock files, have {:?}",
             lock_files(repo)
         );
@@ -59,6 +59,30 @@ fn finish_stdin(mut c: Child, data: &[u8]) -> std::process::Output {
 fn kill(mut c: Child) {
     let _ = c.kill();
     let _ = c.wait();
+}
+
+/// Copies the repository `repo` to `dest` (which must not exist) until a copy holds a lock
+/// file, and returns the lock files of that copy. A copy taken as a lock was being replaced
+/// may miss it, or fail on it.
+fn copy_with_locks(repo: &Path, dest: &Path) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let _ = std::fs::remove_dir_all(dest);
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(repo)
+            .arg(dest)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if copied && !lock_files(dest).is_empty() {
+            return lock_files(dest);
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no copy of {repo:?} with a lock"
+        );
+    }
 }
 
 fn setup() -> (TempDir, Tool) {
@@ -118,18 +142,17 @@ fn an_exclusive_restic_lock_stops_cairn_until_released() {
     assert_eq!(lock_files(&cairn.repo).len(), 1, "cairn left a lock behind");
 
     // With --retry-lock, cairn waits for the lock and then backs up.
-    let waiter = cairn.spawn(&[], &["backup", "--retry-lock", "20s", src]);
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut waiter = cairn.spawn(&[], &["backup", "--retry-lock", "20s", src]);
+    // Released only once cairn says it waits, however long a busy machine takes to get there.
+    let stderr = Watched::stderr_of(&mut waiter);
+    stderr.wait_for("waiting up to");
     // restic gives up on an unreadable new password and removes its lock.
     drop(holder.stdin.take());
     let _ = holder.wait();
     let out = waiter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting up to"));
+    let err = stderr.all();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting up to"), "{err}");
     assert_eq!(cairn.snapshot_ids().len(), 1);
     assert_eq!(lock_files(&cairn.repo), Vec::<String>::new());
 }
@@ -279,23 +302,27 @@ fn unlock_removes_stale_locks_and_remove_all_removes_every_lock() {
 #[test]
 fn a_held_lock_is_refreshed_and_restic_can_read_it() {
     require_restic!();
-    let (_t, cairn) = setup();
-    let restic = Tool::restic(&cairn.repo, "pw");
+    let (t, cairn) = setup();
     let mut held = cairn.spawn(
         &[("CAIRN_LOCK_REFRESH_SECS", "0.3")],
         &["backup", "--stdin", "--stdin-filename", "z"],
     );
     wait_for_locks(&cairn.repo, 1, &mut [&mut held]);
-    let first = lock_files(&cairn.repo);
-    // restic decodes cairn's lock file.
-    let cat = restic.run(&["cat", "lock", &first[0]]).ok().json();
+    // restic decodes cairn's lock file, in a copy of the repository: the lock is replaced
+    // every 0.3 s, sooner than a busy machine may start restic.
+    let frozen = t.join("frozen");
+    let first = copy_with_locks(&cairn.repo, &frozen);
+    let cat = Tool::restic(&frozen, "pw")
+        .run(&["cat", "lock", &first[0]])
+        .ok()
+        .json();
     assert_eq!(cat["exclusive"], false);
     assert_eq!(cat["pid"].as_u64(), Some(held.id() as u64));
     let t0 = cat["time"].as_str().unwrap().to_string();
 
     let start = Instant::now();
     let mut seen = first.clone();
-    while start.elapsed() < Duration::from_secs(10) && seen.len() < 3 {
+    while start.elapsed() < PATIENCE && seen.len() < 3 {
         for l in lock_files(&cairn.repo) {
             if !seen.contains(&l) {
                 seen.push(l);
@@ -306,10 +333,13 @@ fn a_held_lock_is_refreshed_and_restic_can_read_it() {
     assert!(seen.len() >= 3, "lock not refreshed: {seen:?}");
     let now = lock_files(&cairn.repo);
     assert!(!now.is_empty() && now.len() <= 2, "{now:?}");
-    let newest = restic.run(&["cat", "lock", &now[0]]);
-    if newest.code == Some(0) {
-        assert!(newest.json()["time"].as_str().unwrap() > t0.as_str());
-    }
+    let frozen = t.join("frozen-later");
+    let newest = copy_with_locks(&cairn.repo, &frozen);
+    let newest = Tool::restic(&frozen, "pw")
+        .run(&["cat", "lock", &newest[0]])
+        .ok()
+        .json();
+    assert!(newest["time"].as_str().unwrap() > t0.as_str(), "{newest}");
     let out = finish_stdin(held, b"z\n");
     assert!(
         out.status.success(),

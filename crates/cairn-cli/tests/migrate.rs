@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{compare_dirs, extract_fixture, CompareOptions, TempDir, Tool};
+use common::{extract_fixture, TempDir, Tool};
 
 const PW: &str = "geheim";
 
@@ -75,15 +75,7 @@ fn upgrade_repo_v2_of_a_restic_v1_repository() {
         "compressed: {sum}"
     );
     r.run(&["check", "--read-data"]).ok();
-    let out = t.join("out");
-    r.run(&["restore", "latest", "--target", out.to_str().unwrap()])
-        .ok();
-    let diffs = compare_dirs(
-        &data,
-        &out.join(data.strip_prefix("/").unwrap()),
-        CompareOptions::default(),
-    );
-    assert!(diffs.is_empty(), "{diffs:?}");
+    r.assert_restores("latest", &data, &t.join("out"));
 
     let out = c.run(&["migrate", "no_such_migration"]).ok();
     assert!(out

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{extract_fixture, TempDir, Tool};
+use common::{extract_fixture, files_in, flip, restored, TempDir, Tool};
 use std::path::{Path, PathBuf};
 
 const PW: &str = "geheim";
@@ -18,36 +18,11 @@ fn fixture(tarball: &str) -> (TempDir, Tool, Tool) {
     (t, c, r)
 }
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return v;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            v.extend(files_in(&p));
-        } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            v.push(p);
-        }
-    }
-    v.sort();
-    v
-}
-
 fn index_files(repo: &Path) -> Vec<PathBuf> {
     files_in(&repo.join("index"))
 }
 
 /// Flips one bit of a (read-only) repository file.
-fn flip_byte(p: &Path, at: usize) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut b = std::fs::read(p).unwrap();
-    b[at] ^= 0x10;
-    std::fs::write(p, b).unwrap();
-}
-
 #[test]
 fn repair_index_fixes_restics_index_missing_fixtures() {
     require_restic!();
@@ -112,7 +87,7 @@ fn rebuild_index_merges_index_files_and_drops_damaged_ones() {
     // One index file damaged: it is removed, the other one covers the packs.
     let (t, c, r) = fixture("cmd_restic--repo-obsolete-index.tar.gz");
     let idx = index_files(&t.join("repo"));
-    flip_byte(&idx[0], 40);
+    flip(&idx[0], 40, 0x10);
     r.run(&["check"]).expect_code(1);
     let out = c.run(&["repair", "index"]).ok();
     assert!(
@@ -225,8 +200,8 @@ fn repair_packs_salvages_the_readable_blobs() {
     packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
     let damaged = packs.last().unwrap().clone();
     let id = damaged.file_name().unwrap().to_str().unwrap().to_string();
-    let len = std::fs::metadata(&damaged).unwrap().len() as usize;
-    flip_byte(&damaged, len / 2);
+    let len = std::fs::metadata(&damaged).unwrap().len();
+    flip(&damaged, len / 2, 0x10);
     r.run(&["check", "--read-data"]).expect_code(1);
 
     let work = t.join("work");
@@ -251,7 +226,7 @@ fn repair_packs_salvages_the_readable_blobs() {
     assert_eq!(
         std::fs::read(work.join(format!("pack-{id}")))
             .unwrap()
-            .len(),
+            .len() as u64,
         len,
         "the backup copy holds the whole pack"
     );
@@ -271,7 +246,7 @@ fn repair_packs_salvages_the_readable_blobs() {
     let out = t.join("out");
     r.run(&["restore", "latest", "--target", out.to_str().unwrap()])
         .ok();
-    let restored = out.join(src.strip_prefix("/").unwrap());
+    let restored = restored(&out, &src);
     let diffs = common::compare_dirs(&src, &restored, common::CompareOptions::default());
     let bad: Vec<_> = diffs.iter().filter(|d| d.what != "mtime").collect();
     assert!(

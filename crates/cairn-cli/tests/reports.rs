@@ -3,32 +3,9 @@
 
 mod common;
 
+use common::{ok_bytes, restored, tool, CAIRN};
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn tool(bin: &str, repo: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    if bin == "restic" {
-        c.arg("--no-cache");
-    }
-    c
-}
-
-fn out(c: &mut Command) -> Vec<u8> {
-    let o = c.output().expect("run");
-    assert!(
-        o.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
-const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
 /// A restic repository with two snapshots of a tree with shared content and a hard link.
 fn setup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -46,10 +23,10 @@ fn setup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     std::fs::hard_link(src.join("a.txt"), src.join("hard")).unwrap();
     std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
     let repo = root.join("repo");
-    out(tool("restic", &repo).arg("init"));
-    out(tool("restic", &repo).arg("backup").arg(&src));
+    ok_bytes(tool("restic", &repo).arg("init"));
+    ok_bytes(tool("restic", &repo).arg("backup").arg(&src));
     std::fs::write(src.join("second.txt"), b"only in the second snapshot").unwrap();
-    out(tool("restic", &repo).arg("backup").arg(&src));
+    ok_bytes(tool("restic", &repo).arg("backup").arg(&src));
     (repo, src)
 }
 
@@ -65,12 +42,16 @@ fn stats_match_restic_in_every_mode() {
         "raw-data",
     ] {
         for extra in [vec![], vec!["latest"]] {
-            let want = out(tool("restic", &repo)
-                .args(["stats", "--json", "--mode", mode])
-                .args(&extra));
-            let got = out(tool(CAIRN, &repo)
-                .args(["stats", "--json", "--mode", mode])
-                .args(&extra));
+            let want = ok_bytes(
+                tool("restic", &repo)
+                    .args(["stats", "--json", "--mode", mode])
+                    .args(&extra),
+            );
+            let got = ok_bytes(
+                tool(CAIRN, &repo)
+                    .args(["stats", "--json", "--mode", mode])
+                    .args(&extra),
+            );
             let want: serde_json::Value = serde_json::from_slice(&want).unwrap();
             let got: serde_json::Value = serde_json::from_slice(&got).unwrap();
             assert_eq!(got, want, "mode {mode} {extra:?}");
@@ -85,12 +66,12 @@ fn dump_matches_restic() {
     let (repo, src) = setup(t.path());
     let file = format!("{}/sub/deeper/big", src.display());
     assert_eq!(
-        out(tool(CAIRN, &repo).args(["dump", "latest", &file])),
+        ok_bytes(tool(CAIRN, &repo).args(["dump", "latest", &file])),
         std::fs::read(src.join("sub/deeper/big")).unwrap()
     );
     let dir = src.display().to_string();
     let list = |bin: &str| {
-        let tarball = out(tool(bin, &repo).args(["dump", "latest", &dir]));
+        let tarball = ok_bytes(tool(bin, &repo).args(["dump", "latest", &dir]));
         let mut child = Command::new("tar")
             .arg("tv")
             .stdin(Stdio::piped())
@@ -107,7 +88,7 @@ fn dump_matches_restic() {
     // The archive extracts to the same content.
     let x = t.path().join("x");
     std::fs::create_dir_all(&x).unwrap();
-    let tarball = out(tool(CAIRN, &repo).args(["dump", "latest", &dir]));
+    let tarball = ok_bytes(tool(CAIRN, &repo).args(["dump", "latest", &dir]));
     std::fs::write(t.path().join("d.tar"), tarball).unwrap();
     assert!(Command::new("tar")
         .arg("xf")
@@ -117,7 +98,7 @@ fn dump_matches_restic() {
         .status()
         .unwrap()
         .success());
-    let extracted = x.join(src.strip_prefix("/").unwrap());
+    let extracted = restored(&x, &src);
     assert_eq!(
         std::fs::read(extracted.join("sub/deeper/big")).unwrap(),
         std::fs::read(src.join("sub/deeper/big")).unwrap()
@@ -134,8 +115,8 @@ fn tag_changes_are_read_by_restic() {
     let t = tempfile::tempdir().unwrap();
     let (repo, _) = setup(t.path());
     let snaps = |bin: &str| -> Vec<serde_json::Value> {
-        serde_json::from_slice::<serde_json::Value>(&out(
-            tool(bin, &repo).args(["snapshots", "--json"])
+        serde_json::from_slice::<serde_json::Value>(&ok_bytes(
+            tool(bin, &repo).args(["snapshots", "--json"]),
         ))
         .unwrap()
         .as_array()
@@ -144,8 +125,8 @@ fn tag_changes_are_read_by_restic() {
     };
     let before = snaps("restic");
     let first = before[0]["id"].as_str().unwrap().to_string();
-    out(tool(CAIRN, &repo).args(["tag", "--add", "keep,daily", &first[..8]]));
-    out(tool(CAIRN, &repo).args(["tag", "--set", "weekly", "latest"]));
+    ok_bytes(tool(CAIRN, &repo).args(["tag", "--add", "keep,daily", &first[..8]]));
+    ok_bytes(tool(CAIRN, &repo).args(["tag", "--set", "weekly", "latest"]));
     let after = snaps("restic");
     assert_eq!(after.len(), 2);
     let tagged: Vec<_> = after.iter().map(|s| s["tags"].clone()).collect();
@@ -160,7 +141,7 @@ fn tag_changes_are_read_by_restic() {
         assert!(before.iter().any(|b| b["id"] == original));
         assert!(!after.iter().any(|a| a["id"] == original));
     }
-    out(tool(CAIRN, &repo).args(["tag", "--remove", "daily", "--tag", "keep"]));
+    ok_bytes(tool(CAIRN, &repo).args(["tag", "--remove", "daily", "--tag", "keep"]));
     let after = snaps(CAIRN);
     assert!(
         after
@@ -168,7 +149,7 @@ fn tag_changes_are_read_by_restic() {
             .any(|s| s["tags"] == serde_json::json!(["keep"])),
         "{after:?}"
     );
-    out(tool("restic", &repo).arg("check"));
+    ok_bytes(tool("restic", &repo).arg("check"));
 }
 
 #[test]
@@ -176,12 +157,14 @@ fn snapshot_listings_match_restic() {
     require_restic!();
     let t = tempfile::tempdir().unwrap();
     let (repo, src) = setup(t.path());
-    out(tool("restic", &repo)
-        .args(["backup", "--host", "other", "--tag", "x,y"])
-        .arg(&src));
+    ok_bytes(
+        tool("restic", &repo)
+            .args(["backup", "--host", "other", "--tag", "x,y"])
+            .arg(&src),
+    );
     let other = t.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
-    out(tool("restic", &repo).arg("backup").arg(&other));
+    ok_bytes(tool("restic", &repo).arg("backup").arg(&other));
     for args in [
         vec!["snapshots"],
         vec!["snapshots", "--latest", "1"],
@@ -195,8 +178,8 @@ fn snapshot_listings_match_restic() {
             if json {
                 a.push("--json");
             }
-            let want = String::from_utf8(out(tool("restic", &repo).args(&a))).unwrap();
-            let got = String::from_utf8(out(tool(CAIRN, &repo).args(&a))).unwrap();
+            let want = String::from_utf8(ok_bytes(tool("restic", &repo).args(&a))).unwrap();
+            let got = String::from_utf8(ok_bytes(tool(CAIRN, &repo).args(&a))).unwrap();
             // restic prints groups in Go's random map order (cairn sorts them): compare the
             // groups as sets.
             assert_eq!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{compare_dirs, extract_fixture, CompareOptions, Diff, TempDir, Tool};
+use common::{compare_dirs, extract_fixture, restored, CompareOptions, Diff, TempDir, Tool};
 use std::path::Path;
 
 const PW: &str = "geheim";
@@ -25,7 +25,7 @@ fn setup(name: &str) -> (TempDir, std::path::PathBuf, Tool, Tool) {
 fn restore(r: &Tool, snap: &str, data: &Path, out: &Path) -> std::path::PathBuf {
     r.run(&["restore", snap, "--target", out.to_str().unwrap()])
         .ok();
-    out.join(data.strip_prefix("/").unwrap())
+    restored(out, data)
 }
 
 #[test]

@@ -3,35 +3,19 @@
 
 mod common;
 
+use common::{ok, tool, Mount, CAIRN};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn tool(bin: &str, repo: &Path, cwd: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("-r")
-        .arg(repo)
-        .current_dir(cwd)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    if bin == "restic" {
-        c.arg("--no-cache");
-    }
+fn tool_in(bin: &str, repo: &Path, cwd: &Path) -> Command {
+    let mut c = tool(bin, repo);
+    c.current_dir(cwd);
     c
 }
 
-fn run_ok(c: &mut Command) -> String {
-    let out = c.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn ls_paths(bin: &str, repo: &Path, cwd: &Path) -> BTreeSet<String> {
-    run_ok(tool(bin, repo, cwd).args(["ls", "--json", "latest"]))
+    ok(tool_in(bin, repo, cwd).args(["ls", "--json", "latest"]))
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["struct_type"] == "node")
@@ -98,22 +82,18 @@ fn selection_flags_match_restic() {
     // What a backup of `src` with no flags holds: every exclusion case must differ from it,
     // so that a flag silently ignored by both programs cannot pass.
     let base_repo = root.join("baseline");
-    run_ok(tool(env!("CARGO_BIN_EXE_cairn"), &base_repo, root).arg("init"));
-    run_ok(tool(env!("CARGO_BIN_EXE_cairn"), &base_repo, root).args(["backup", "src"]));
-    let baseline = ls_paths(env!("CARGO_BIN_EXE_cairn"), &base_repo, root);
+    ok(tool_in(CAIRN, &base_repo, root).arg("init"));
+    ok(tool_in(CAIRN, &base_repo, root).args(["backup", "src"]));
+    let baseline = ls_paths(CAIRN, &base_repo, root);
     for (i, args) in cases.iter().enumerate() {
         let rrepo = root.join(format!("restic-{i}"));
         let crepo = root.join(format!("cairn-{i}"));
-        run_ok(tool("restic", &rrepo, root).arg("init"));
-        run_ok(tool(env!("CARGO_BIN_EXE_cairn"), &crepo, root).arg("init"));
-        run_ok(tool("restic", &rrepo, root).arg("backup").args(args));
-        run_ok(
-            tool(env!("CARGO_BIN_EXE_cairn"), &crepo, root)
-                .arg("backup")
-                .args(args),
-        );
+        ok(tool_in("restic", &rrepo, root).arg("init"));
+        ok(tool_in(CAIRN, &crepo, root).arg("init"));
+        ok(tool_in("restic", &rrepo, root).arg("backup").args(args));
+        ok(tool_in(CAIRN, &crepo, root).arg("backup").args(args));
         let want = ls_paths("restic", &rrepo, root);
-        let got = ls_paths(env!("CARGO_BIN_EXE_cairn"), &crepo, root);
+        let got = ls_paths(CAIRN, &crepo, root);
         assert_eq!(got, want, "flags {args:?}");
         let selects_nothing_less =
             args.contains(&"-x") || args.iter().any(|a| a.contains("wrong header"));
@@ -122,14 +102,6 @@ fn selection_flags_match_restic() {
             selects_nothing_less,
             "flags {args:?} should change the selection"
         );
-    }
-}
-
-/// Unmounts on drop.
-struct Mount(std::path::PathBuf);
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 
@@ -156,20 +128,12 @@ fn one_file_system_matches_restic_across_a_mount() {
     for flags in [vec!["src", "-x"], vec!["src"]] {
         let rrepo = root.join(format!("r{}", flags.len()));
         let crepo = root.join(format!("c{}", flags.len()));
-        run_ok(tool("restic", &rrepo, root).arg("init"));
-        run_ok(tool(env!("CARGO_BIN_EXE_cairn"), &crepo, root).arg("init"));
-        run_ok(tool("restic", &rrepo, root).arg("backup").args(&flags));
-        run_ok(
-            tool(env!("CARGO_BIN_EXE_cairn"), &crepo, root)
-                .arg("backup")
-                .args(&flags),
-        );
+        ok(tool_in("restic", &rrepo, root).arg("init"));
+        ok(tool_in(CAIRN, &crepo, root).arg("init"));
+        ok(tool_in("restic", &rrepo, root).arg("backup").args(&flags));
+        ok(tool_in(CAIRN, &crepo, root).arg("backup").args(&flags));
         let want = ls_paths("restic", &rrepo, root);
-        assert_eq!(
-            ls_paths(env!("CARGO_BIN_EXE_cairn"), &crepo, root),
-            want,
-            "{flags:?}"
-        );
+        assert_eq!(ls_paths(CAIRN, &crepo, root), want, "{flags:?}");
         assert_eq!(want.iter().any(|p| p.ends_with("/inner")), flags.len() == 1);
     }
 }
@@ -181,10 +145,10 @@ fn stdin_matches_restic() {
     let root = t.path();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let mut ids = Vec::new();
-    for bin in ["restic", env!("CARGO_BIN_EXE_cairn")] {
+    for bin in ["restic", CAIRN] {
         let repo = root.join(if bin == "restic" { "r" } else { "c" });
-        run_ok(tool(bin, &repo, root).arg("init"));
-        let mut child = tool(bin, &repo, root)
+        ok(tool_in(bin, &repo, root).arg("init"));
+        let mut child = tool_in(bin, &repo, root)
             .args(["backup", "--stdin", "--stdin-filename", "db.sql", "--json"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -193,17 +157,14 @@ fn stdin_matches_restic() {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&data).unwrap();
         assert!(child.wait_with_output().unwrap().status.success());
-        let snaps: serde_json::Value = serde_json::from_str(&run_ok(
-            tool(bin, &repo, root).args(["snapshots", "--json"]),
-        ))
-        .unwrap();
+        let snaps: serde_json::Value =
+            serde_json::from_str(&ok(tool_in(bin, &repo, root).args(["snapshots", "--json"])))
+                .unwrap();
         assert_eq!(snaps[0]["paths"][0], "/db.sql");
         let out = root.join(format!("out-{}", ids.len()));
-        run_ok(
-            tool(bin, &repo, root)
-                .args(["restore", "latest", "--target"])
-                .arg(&out),
-        );
+        ok(tool_in(bin, &repo, root)
+            .args(["restore", "latest", "--target"])
+            .arg(&out));
         assert_eq!(std::fs::read(out.join("db.sql")).unwrap(), data);
         ids.push(ls_paths(bin, &repo, root));
     }
@@ -215,9 +176,9 @@ fn stdin_from_command_and_skip_if_unchanged() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let repo = root.join("repo");
-    let cairn = || tool(env!("CARGO_BIN_EXE_cairn"), &repo, root);
-    run_ok(cairn().arg("init"));
-    run_ok(cairn().args([
+    let cairn = || tool_in(CAIRN, &repo, root);
+    ok(cairn().arg("init"));
+    ok(cairn().args([
         "backup",
         "--stdin-from-command",
         "--stdin-filename",
@@ -228,7 +189,7 @@ fn stdin_from_command_and_skip_if_unchanged() {
         "echo from a command",
     ]));
     let out = root.join("o");
-    run_ok(cairn().args(["restore", "latest", "--target"]).arg(&out));
+    ok(cairn().args(["restore", "latest", "--target"]).arg(&out));
     assert_eq!(
         std::fs::read(out.join("out.txt")).unwrap(),
         b"from a command\n"
@@ -252,21 +213,21 @@ fn stdin_from_command_and_skip_if_unchanged() {
         String::from_utf8_lossy(&st.stderr)
     );
     let snaps: serde_json::Value =
-        serde_json::from_str(&run_ok(cairn().args(["snapshots", "--json"]))).unwrap();
+        serde_json::from_str(&ok(cairn().args(["snapshots", "--json"]))).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 1);
     // --skip-if-unchanged: the second identical backup writes no snapshot.
     std::fs::create_dir_all(root.join("d")).unwrap();
     std::fs::write(root.join("d/f"), b"x").unwrap();
-    run_ok(cairn().args(["backup", "d", "--skip-if-unchanged"]));
-    let second = run_ok(cairn().args(["backup", "d", "--skip-if-unchanged"]));
+    ok(cairn().args(["backup", "d", "--skip-if-unchanged"]));
+    let second = ok(cairn().args(["backup", "d", "--skip-if-unchanged"]));
     assert!(second.contains("skipped"), "{second}");
     let snaps: serde_json::Value =
-        serde_json::from_str(&run_ok(cairn().args(["snapshots", "--json"]))).unwrap();
+        serde_json::from_str(&ok(cairn().args(["snapshots", "--json"]))).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2);
     // --dry-run writes nothing at all.
     let before: Vec<_> = walk(&repo);
     std::fs::write(root.join("d/g"), b"new").unwrap();
-    let dry = run_ok(cairn().args(["backup", "d", "--dry-run"]));
+    let dry = ok(cairn().args(["backup", "d", "--dry-run"]));
     assert!(dry.contains("Would add to the repository"), "{dry}");
     assert_eq!(walk(&repo), before);
 }

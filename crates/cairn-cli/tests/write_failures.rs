@@ -4,44 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::{cairn, ok, restic_check, restored, snapshots, Mount};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn cairn(repo: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("-r")
-        .arg(repo)
-        .env("RESTIC_PASSWORD", "test-pw")
-        .env("CAIRN_TEST_KDF", "fast");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn restic_check(repo: &Path) {
-    let out = Command::new("restic")
-        .arg("-r")
-        .arg(repo)
-        .arg("--no-cache")
-        .arg("check")
-        .env("RESTIC_PASSWORD", "test-pw")
-        .output()
-        .expect("run restic");
-    assert!(
-        out.status.success(),
-        "restic check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Incompressible data, so that it fills the disk.
 fn random_tree(root: &Path, mib: usize) {
@@ -61,9 +26,7 @@ fn random_tree(root: &Path, mib: usize) {
 }
 
 fn snapshot_count(repo: &Path) -> usize {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(cairn(repo).args(["snapshots", "--json"]))).unwrap();
-    v.as_array().unwrap().len()
+    snapshots(repo).len()
 }
 
 fn assert_clean_failure(out: &Output) {
@@ -71,14 +34,6 @@ fn assert_clean_failure(out: &Output) {
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     let fatal: Vec<&str> = err.lines().filter(|l| l.starts_with("Fatal:")).collect();
     assert_eq!(fatal.len(), 1, "one fatal line: {err}");
-}
-
-/// Unmounts on drop, so a failing assertion does not leave a mount behind.
-struct Mount(PathBuf);
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]
@@ -129,7 +84,7 @@ fn full_disk_mid_backup() {
         .arg("--target")
         .arg(&target));
     assert_eq!(
-        std::fs::read(target.join(small.strip_prefix("/").unwrap()).join("a")).unwrap(),
+        std::fs::read(restored(&target, &small).join("a")).unwrap(),
         b"fits"
     );
     // Room again: a smaller backup goes through.

@@ -151,7 +151,7 @@ impl Garage {
             if out.status.success() {
                 return String::from_utf8_lossy(&out.stdout).into_owned();
             }
-            if start.elapsed() > Duration::from_secs(30) {
+            if start.elapsed() > crate::PATIENCE {
                 panic!(
                     "garage {}: {}\n{}\nserver log:\n{}",
                     args.join(" "),
@@ -172,7 +172,7 @@ impl Garage {
                 return;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(30),
+                start.elapsed() < crate::PATIENCE,
                 "garage did not become healthy; log:\n{}",
                 self.log()
             );

@@ -51,12 +51,16 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// How long to wait for a server to come up: a busy machine only makes that slower, so this
+/// is a bound on a hang, not a measure of speed.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
 /// Waits until something accepts connections on the port.
 pub fn wait_for_port(port: u16, what: &str) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < PATIENCE,
             "{what} did not come up on port {port}"
         );
         std::thread::sleep(Duration::from_millis(50));

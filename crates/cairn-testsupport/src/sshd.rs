@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 const SSHD: &str = "/usr/sbin/sshd";
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+/// The subsystem whose SFTP sessions end one second after they start (see
+/// [`Sshd::short_lived_command`]).
+const SHORT_LIVED: &str = "sftp-1s";
 
 pub struct Sshd {
     child: Option<Child>,
@@ -60,7 +65,8 @@ impl Sshd {
              StrictModes no\n\
              PrintMotd no\n\
              LogLevel VERBOSE\n\
-             Subsystem sftp internal-sftp\n",
+             Subsystem sftp internal-sftp\n\
+             Subsystem {SHORT_LIVED} /usr/bin/timeout 1 {SFTP_SERVER}\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).expect("write sshd_config");
@@ -148,6 +154,20 @@ impl Sshd {
     /// `sftp.command=ssh -F CONFIG ALIAS -s sftp`, the value for `-o` (cairn and restic).
     pub fn command_option(&self) -> String {
         format!("sftp.command={}", self.command())
+    }
+
+    /// `ssh -F CONFIG ALIAS -s SUBSYSTEM`: an SFTP session that the server ends one second
+    /// after it started, under whatever request is in flight. The second counts from the
+    /// start of the SFTP server, after ssh has logged in, however long a busy machine took
+    /// for that; `None` where OpenSSH's `sftp-server` program is not installed.
+    pub fn short_lived_command(&self) -> Option<String> {
+        Path::new(SFTP_SERVER).is_file().then(|| {
+            format!(
+                "ssh -F {} {} -s {SHORT_LIVED}",
+                self.config_path().display(),
+                self.alias
+            )
+        })
     }
 
     /// `sftp.args=-F CONFIG` for cairn (restic 0.14 has no `sftp.args`).

@@ -38,16 +38,7 @@ pub fn fixtures_dir() -> PathBuf {
     shared_dir().join("fixtures/restic")
 }
 
-fn tool_works(prog: &str, arg: &str) -> bool {
-    Command::new(prog)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+use cairn_testsupport::tool_works;
 
 /// Is `restic` on PATH and runnable? Checked once per test process.
 pub fn restic_available() -> bool {
@@ -71,11 +62,7 @@ pub fn getfattr_available() -> bool {
 }
 
 /// Prints a framed message to the process's stderr, past the test harness's capture.
-pub fn loud(msg: &str) {
-    use std::io::Write;
-    let bar = "*".repeat(78);
-    let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {msg}\n{bar}");
-}
+pub use cairn_testsupport::loud;
 
 /// Returns from the calling test (after a loud message) when restic is not installed, or
 /// fails it when `CAIRN_REQUIRE_RESTIC=1` says restic must be there (as in CI).
@@ -1082,4 +1069,393 @@ pub fn cairn_limited(
     let r = run_cmd(OsStr::new("timeout"), &all, &e, None);
     assert_ne!(r.code, Some(137), "{} was killed after {secs} s", r.desc);
     r
+}
+
+// ---------------------------------------------------------------------------------------------
+// `Command` helpers, for tests that add arguments, pipes or a working directory themselves
+// ---------------------------------------------------------------------------------------------
+
+/// The password of the repositories the `Command` helpers open.
+pub const TEST_PW: &str = "test-pw";
+
+/// The cairn binary, for [`tool`].
+pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// `BIN -r REPO` (restic: also `--no-cache`) with [`TEST_PW`] and nothing of the caller's
+/// restic environment; `bin` is `"restic"` or [`CAIRN`].
+pub fn tool(bin: &str, repo: &Path) -> Command {
+    let mut c = Command::new(bin);
+    for k in SCRUB_ENV {
+        c.env_remove(k);
+    }
+    c.arg("-r")
+        .arg(repo)
+        .env("RESTIC_PASSWORD", TEST_PW)
+        .env("CAIRN_TEST_KDF", "fast");
+    if bin == "restic" {
+        // Never touch a cache outside the test's temporary directories.
+        c.arg("--no-cache");
+    }
+    c
+}
+
+/// `cairn -r REPO` with [`TEST_PW`].
+pub fn cairn(repo: &Path) -> Command {
+    tool(CAIRN, repo)
+}
+
+/// Runs `c`, panicking with its output unless it exits 0; returns stdout.
+pub fn ok_bytes(c: &mut Command) -> Vec<u8> {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stdout), 4000),
+        tail(&String::from_utf8_lossy(&out.stderr), 4000)
+    );
+    out.stdout
+}
+
+/// [`ok_bytes`] as text.
+pub fn ok(c: &mut Command) -> String {
+    String::from_utf8_lossy(&ok_bytes(c)).into_owned()
+}
+
+/// `restic check` of a [`TEST_PW`] repository must pass.
+pub fn restic_check(repo: &Path) {
+    ok(tool("restic", repo).arg("check"));
+}
+
+/// cairn's `snapshots --json` of a [`TEST_PW`] repository.
+pub fn snapshots(repo: &Path) -> Vec<serde_json::Value> {
+    let out = ok(cairn(repo).args(["snapshots", "--json"]));
+    match serde_json::from_str(&out) {
+        Ok(serde_json::Value::Array(v)) => v,
+        _ => panic!("snapshots --json did not print an array: {out}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small things many tests need
+// ---------------------------------------------------------------------------------------------
+
+/// Where a restore into `target` puts the absolute path `src`.
+pub fn restored(target: &Path, src: &Path) -> PathBuf {
+    target.join(src.strip_prefix("/").unwrap_or(src))
+}
+
+/// Deterministic incompressible bytes (the chunker cuts them; compression does not shrink
+/// them).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A new repository `name` below `t`, made by `cairn init`.
+pub fn new_repo(t: &TempDir, name: &str, password: &str) -> PathBuf {
+    let repo = t.join(name);
+    Tool::cairn(&repo, password).run(&["init"]).ok();
+    repo
+}
+
+/// Every file below `dir` (none if it does not exist), leaving out hidden (temporary) ones,
+/// sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return v;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            v.extend(files_in(&p));
+        } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            v.push(p);
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Every path below `dir`, relative, sorted.
+pub fn relative_paths(dir: &Path) -> Vec<String> {
+    fn go(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let e = e.expect("dir entry");
+            let p = e.path();
+            out.push(
+                p.strip_prefix(base)
+                    .expect("below base")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if e.file_type().expect("file type").is_dir() {
+                go(base, &p, out);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    go(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+/// Unmounts on drop, so that a failing assertion leaves no mount behind.
+pub struct Mount(pub PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A tree that takes a while to back up or copy: `dirs` directories of 40 small files each,
+/// and `bigs` files of `big_len` bytes, all incompressible and fixed by `seed`.
+pub fn busy_tree(root: &Path, seed: u32, dirs: u32, bigs: u32, big_len: usize) {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for d in 0..dirs {
+        let dir = root.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..40 {
+            let len = (next() % 20_000) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            std::fs::write(dir.join(format!("f{f:03}")), data).unwrap();
+        }
+    }
+    for b in 0..bigs {
+        let data: Vec<u8> = (0..big_len).map(|_| next() as u8).collect();
+        std::fs::write(root.join(format!("big{b}")), data).unwrap();
+    }
+}
+
+/// Flips the bits of `mask` in the byte at `offset` of a file (made writable first: restic
+/// writes repository files read-only).
+pub fn flip(p: &Path, offset: u64, mask: u8) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        let mut perm = m.permissions();
+        perm.set_mode(perm.mode() | 0o200);
+        std::fs::set_permissions(p, perm).unwrap();
+    }
+    let mut b = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    b[offset as usize] ^= mask;
+    std::fs::write(p, b).unwrap();
+}
+
+impl Tool {
+    /// Restores `snap` into `out`, and returns how the restored `src` differs from `src`.
+    pub fn restore_diffs(&self, snap: &str, src: &Path, out: &Path) -> Vec<Diff> {
+        self.run(&["restore", snap, "--target", out.to_str().unwrap()])
+            .ok();
+        compare_dirs(src, &restored(out, src), CompareOptions::default())
+    }
+
+    /// Restores `snap` into `out`, which must then hold `src` exactly.
+    pub fn assert_restores(&self, snap: &str, src: &Path, out: &Path) {
+        let d = self.restore_diffs(snap, src, out);
+        assert!(
+            d.is_empty(),
+            "{} restore of {snap} differs: {:?}",
+            self.prog.display(),
+            &d[..d.len().min(5)]
+        );
+    }
+}
+
+/// Are the differences all in symlinks? The tests of remote repositories tolerate those and
+/// nothing else.
+pub fn only_symlinks_differ(d: &[Diff]) -> bool {
+    d.iter().all(|x| format!("{x:?}").contains("symlink"))
+}
+
+/// Names, types, modes, sizes and contents of everything below `dir` (not following links).
+pub fn detailed_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        out.push(format!("{} dir {:o}", d.display(), m.mode()));
+        for p in entries {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.file_type().is_symlink() {
+                out.push(format!(
+                    "{} -> {:?}",
+                    p.display(),
+                    std::fs::read_link(&p).unwrap()
+                ));
+            } else if m.is_file() {
+                out.push(format!(
+                    "{} file {:o} {:?}",
+                    p.display(),
+                    m.mode(),
+                    std::fs::read(&p).unwrap()
+                ));
+            } else {
+                out.push(format!("{} other {:o}", p.display(), m.mode()));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for a running child, however busy the machine
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for something that a busy machine only slows down.
+pub use cairn_testsupport::PATIENCE;
+
+/// CPU time (user and system) the process `pid` has used, or `None` once it has exited.
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid … utime stime: fields 14 and 15, 12 and 13 after the comm.
+    let rest = stat.rsplit_once(") ")?.1;
+    if rest.starts_with('Z') {
+        return None;
+    }
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(std::time::Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// Waits until `child` has used `cpu` of CPU time; false if it exited first. CPU time, not
+/// wall time, says how far a program has got: on a busy machine a fixed sleep may end before
+/// it has even started.
+pub fn wait_for_cpu(child: &mut std::process::Child, cpu: std::time::Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return false;
+        }
+        match cpu_time(child.id()) {
+            Some(t) if t >= cpu => return true,
+            Some(_) => {}
+            None => return false,
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "pid {} used less than {cpu:?} of CPU in {PATIENCE:?}",
+            child.id()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A child's stderr or stdout, drained by a thread as it comes, so that a test can wait for a message
+/// instead of guessing how long the child needs to get there.
+pub struct Watched {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watched {
+    /// Takes over `child`'s stderr (which must be piped).
+    pub fn stderr_of(child: &mut std::process::Child) -> Watched {
+        Watched::new(child.stderr.take().expect("stderr is piped"))
+    }
+
+    /// Takes over `child`'s stdout (which must be piped).
+    pub fn stdout_of(child: &mut std::process::Child) -> Watched {
+        Watched::new(child.stdout.take().expect("stdout is piped"))
+    }
+
+    fn new(mut pipe: impl Read + Send + 'static) -> Watched {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let b = buf.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                b.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Watched {
+            buf,
+            reader: Some(reader),
+        }
+    }
+
+    /// What arrived so far.
+    pub fn so_far(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until `needle` has arrived, failing the test after [`PATIENCE`].
+    pub fn wait_for(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.so_far().contains(needle) {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{needle:?} did not come within {PATIENCE:?}; so far:\n{}",
+                self.so_far()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// All of it, once the child has closed the pipe (has exited).
+    pub fn all(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            r.join().expect("stderr reader");
+        }
+        self.so_far()
+    }
+}
+
+/// Waits for `child` to end, sampling the CPU time it uses; panics unless it exits 0.
+/// Kill schedules are fractions of this rather than of wall time, which varies with the load
+/// of the machine from one run to the next.
+pub fn cpu_of_run(child: std::process::Child) -> std::time::Duration {
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait"));
+    let mut used = std::time::Duration::ZERO;
+    while !waiter.is_finished() {
+        if let Some(t) = cpu_time(pid) {
+            used = used.max(t);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = waiter.join().expect("waiter");
+    assert!(
+        out.status.success(),
+        "pid {pid} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    used
+}
+
+/// SIGKILLs `child` once it has used `cpu` of CPU time (see [`cpu_of_run`]); returns whether
+/// it was still running then. Its exit status is left to the caller.
+pub fn kill_at_cpu(child: &mut std::process::Child, cpu: std::time::Duration) -> bool {
+    let running = wait_for_cpu(child, cpu);
+    let _ = child.kill();
+    running
 }
