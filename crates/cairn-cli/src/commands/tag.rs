@@ -55,10 +55,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     // restic rewrites snapshots under an exclusive lock.
     let repo = g.open_exclusive()?;
-    let snaps = a.filter.select(&repo, &a.ids)?;
-    let set = snapshot_ref::flatten_tags(&a.set);
-    let add = snapshot_ref::flatten_tags(&a.add);
-    let remove = snapshot_ref::flatten_tags(&a.remove);
+    let snaps = a
+        .filter
+        .core()
+        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
+    let set = cairn_core::snapshots::flatten_tags(&a.set);
+    let add = cairn_core::snapshots::flatten_tags(&a.add);
+    let remove = cairn_core::snapshots::flatten_tags(&a.remove);
     let mut changed = 0;
     for (id, mut snap) in snaps {
         if !change_tags(&mut snap.tags, &set, &add, &remove) {
