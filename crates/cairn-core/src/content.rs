@@ -125,29 +125,12 @@ impl Read for ExactReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::keyfile::KdfParams;
     use crate::format::tree::NodeType;
     use crate::packer::{BlobWriter, Compression};
-    use crate::repository::InitOptions;
-    use cairn_backend::{Backend, LocalBackend};
-    use std::sync::Arc;
 
     #[test]
     fn reads_exactly_the_declared_size() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
-        let mut repo = Repository::init(
-            backend,
-            b"pw",
-            InitOptions {
-                version: 2,
-                kdf: KdfParams { n: 2, r: 1, p: 1 },
-                polynomial: None,
-                username: "u".into(),
-                hostname: "h".into(),
-            },
-        )
-        .expect("init");
+        let (_dir, mut repo) = crate::testing::new_repo();
         repo.load_index().expect("index");
         let parts: [&[u8]; 2] = [b"hello ", b"world"];
         let ids: Vec<Id> = parts.iter().map(|p| Id::hash(p)).collect();

@@ -28,6 +28,8 @@ pub mod repository;
 pub mod restorer;
 pub mod rewrite;
 pub mod snapshots;
+#[cfg(test)]
+mod testing;
 pub mod util;
 pub mod walk;
 

@@ -19,8 +19,9 @@
 use crate::format::gotime::GoTime;
 use crate::format::snapshot::Snapshot;
 use crate::repair::Report;
-use crate::repository::{parallel_map, Repository};
+use crate::repository::Repository;
 use crate::util::gopath;
+use crate::util::parallel::parallel_map;
 use crate::Id;
 use anyhow::Context;
 use cairn_backend::FileType;
@@ -530,10 +531,8 @@ pub fn group_snapshots(list: Vec<(Id, Snapshot)>, by: GroupBy) -> Vec<Group> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::keyfile::KdfParams;
-    use crate::repository::InitOptions;
-    use cairn_backend::{Backend, Handle, LocalBackend};
-    use std::sync::{Arc, Mutex};
+    use cairn_backend::Handle;
+    use std::sync::Mutex;
 
     /// Collects warnings.
     #[derive(Default)]
@@ -564,20 +563,7 @@ mod tests {
 
     /// A repository with four snapshots (oldest first: a1, b2, a3, a4) and their ids.
     fn fixture() -> (tempfile::TempDir, Repository, Vec<Id>) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
-        let repo = Repository::init(
-            backend,
-            b"pw",
-            InitOptions {
-                version: 2,
-                kdf: KdfParams { n: 2, r: 1, p: 1 },
-                polynomial: None,
-                username: "u".into(),
-                hostname: "h".into(),
-            },
-        )
-        .expect("init");
+        let (dir, repo) = crate::testing::new_repo();
         let ids = [
             snap("2020-01-01T00:00:00Z", "a", &["/x"], &["t1"]),
             snap("2020-01-02T00:00:00Z", "b", &["/x"], &["t1", "t2"]),

@@ -375,34 +375,32 @@ fn node_json(out: &mut Vec<u8>, path: &[u8], n: &Node) {
 
 /// `--show-pack-id`: where each blob and tree searched for is stored.
 fn show_packs<W: Write>(repo: &Repository, ids: &IdSearch, w: &mut W) -> anyhow::Result<()> {
-    {
-        for (ty, s) in ids.wanted() {
-            let id = match go_parse_id(&s) {
-                Ok(id) => id,
-                Err(e) => {
-                    writeln!(
-                        w,
-                        "Note: cannot find pack for object '{s}', unable to parse ID: {e}"
-                    )?;
-                    continue;
-                }
-            };
-            match repo.index().lookup_all(ty, &id).first() {
-                None => writeln!(w, "Object {} not found in the index", id.short())?,
-                Some(loc) => {
-                    let b = &loc.blob;
-                    writeln!(
-                        w,
-                        "Object belongs to pack {}\n ... Pack {}: <Blob ({}) {}, offset {}, length {}, uncompressed length {}>",
-                        loc.pack,
-                        loc.pack.short(),
-                        b.ty,
-                        b.id.short(),
-                        b.offset,
-                        b.length,
-                        b.uncompressed_length
-                    )?;
-                }
+    for (ty, s) in ids.wanted() {
+        let id = match go_parse_id(&s) {
+            Ok(id) => id,
+            Err(e) => {
+                writeln!(
+                    w,
+                    "Note: cannot find pack for object '{s}', unable to parse ID: {e}"
+                )?;
+                continue;
+            }
+        };
+        match repo.index().lookup_all(ty, &id).first() {
+            None => writeln!(w, "Object {} not found in the index", id.short())?,
+            Some(loc) => {
+                let b = &loc.blob;
+                writeln!(
+                    w,
+                    "Object belongs to pack {}\n ... Pack {}: <Blob ({}) {}, offset {}, length {}, uncompressed length {}>",
+                    loc.pack,
+                    loc.pack.short(),
+                    b.ty,
+                    b.id.short(),
+                    b.offset,
+                    b.length,
+                    b.uncompressed_length
+                )?;
             }
         }
     }

@@ -815,8 +815,7 @@ fn write_snapshot(
     if opts.dry_run {
         return Ok(None);
     }
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = crate::util::host::current_uid_gid();
     let snap = Snapshot {
         time: opts.time.unwrap_or(start),
         parent: opts.parent.as_ref().map(|(id, _)| *id),
@@ -887,8 +886,7 @@ pub fn backup_stdin(
     let mut node = Node::new(filename.as_bytes().to_vec(), NodeType::File);
     node.mode = 0o644;
     (node.mtime, node.atime, node.ctime) = (now, now, now);
-    // SAFETY: getuid/getgid have no preconditions.
-    (node.uid, node.gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    (node.uid, node.gid) = crate::util::host::current_uid_gid();
     node.user = names.user(node.uid);
     node.group = names.group(node.gid);
     node.size = size;

@@ -21,8 +21,13 @@ pub fn username() -> String {
 
 /// The process's real uid.
 pub fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    current_uid_gid().0
+}
+
+/// The process's real uid and gid.
+pub fn current_uid_gid() -> (u32, u32) {
+    // SAFETY: getuid/getgid have no preconditions and cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
 }
 
 #[cfg(test)]
