@@ -68,6 +68,16 @@ impl AdoptOptions {
             witnessed: HashSet::new(),
         }
     }
+
+    /// For a backup: [`for_repo`](Self::for_repo), trusting the packs that this machine's
+    /// resume logs (under `cache_dir`, when there is a cache) saw stored.
+    pub fn for_backup(repo: &Repository, cache_dir: Option<&std::path::Path>) -> AdoptOptions {
+        let mut opts = AdoptOptions::for_repo(repo);
+        if let Some(dir) = cache_dir {
+            opts.witnessed = crate::archiver::resume::witnessed_packs(dir, &repo.config.id);
+        }
+        opts
+    }
 }
 
 /// What [`adopt_orphan_packs`] found and did.

@@ -239,10 +239,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             quiet: g.quiet,
             verbose: g.verbose,
         };
-        let mut opts = cairn_core::adopt::AdoptOptions::for_repo(&repo);
-        if let Some(dir) = g.cache_dir() {
-            opts.witnessed = archiver::resume::witnessed_packs(&dir, &repo.config.id);
-        }
+        let opts = cairn_core::adopt::AdoptOptions::for_backup(&repo, g.cache_dir().as_deref());
         cairn_core::adopt::adopt_orphan_packs(&mut repo, &opts, &r)
             .context("adopting the packs of an interrupted backup")?
     };
@@ -303,19 +300,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .map(|t| t.to_string())
         .collect();
     let resume_log = match (from_stdin, g.cache_dir()) {
-        (false, Some(dir)) => {
-            let mut abs: Vec<String> = existing
-                .iter()
-                .map(|p| archiver::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
-                .collect::<anyhow::Result<_>>()?;
-            abs.sort();
-            Some(archiver::resume::log_path(
-                &dir,
-                &repo.config.id,
-                &hostname,
-                &abs,
-            ))
-        }
+        (false, Some(dir)) => Some(archiver::resume::log_for_targets(
+            &dir,
+            &repo.config.id,
+            &hostname,
+            &existing,
+        )?),
         _ => None,
     };
     let opts = BackupOptions {
