@@ -3,7 +3,7 @@ mod print;
 use crate::global::{self, GlobalOptions};
 use crate::signals::INTERRUPTED;
 use anyhow::Context;
-use cairn_core::archiver::select::{read_pattern_file, SelectOptions};
+use cairn_core::archiver::select::{patterns_with_files, SelectOptions};
 use cairn_core::archiver::{self, BackupObserver, BackupOptions};
 use cairn_core::util::timeparse::{self, LocalTimeError};
 use print::{print_summary, progress_loop, AdoptReport, Observer, Totals};
@@ -190,14 +190,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     if a.stdin_from_command && a.paths.is_empty() {
         anyhow::bail!("--stdin-from-command needs a command to run as arguments");
     }
-    let mut excludes = a.excludes.clone();
-    for f in &a.exclude_files {
-        excludes.extend(read_pattern_file(f)?);
-    }
-    let mut iexcludes = a.iexcludes.clone();
-    for f in &a.iexclude_files {
-        iexcludes.extend(read_pattern_file(f)?);
-    }
+    let excludes = patterns_with_files(&a.excludes, &a.exclude_files)?;
+    let iexcludes = patterns_with_files(&a.iexcludes, &a.iexclude_files)?;
     let mut markers = a.exclude_if_present.clone();
     if a.exclude_caches {
         markers.push(archiver::select::CACHEDIR_TAG.to_string());

@@ -5,7 +5,7 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use crate::printer::Printer;
-use cairn_core::archiver::select::{read_pattern_file, SelectOptions, Selection};
+use cairn_core::archiver::select::{patterns_with_files, SelectOptions, Selection};
 use cairn_core::rewrite::{Replace, RewriteOptions};
 use cairn_core::util::timeparse;
 use std::path::PathBuf;
@@ -45,14 +45,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    let mut excludes = a.excludes.clone();
-    for f in &a.exclude_files {
-        excludes.extend(read_pattern_file(f)?);
-    }
-    let mut iexcludes = a.iexcludes.clone();
-    for f in &a.iexclude_files {
-        iexcludes.extend(read_pattern_file(f)?);
-    }
+    let excludes = patterns_with_files(&a.excludes, &a.exclude_files)?;
+    let iexcludes = patterns_with_files(&a.iexcludes, &a.iexclude_files)?;
     let filtering = !excludes.is_empty() || !iexcludes.is_empty();
     let new_host = a.new_host.as_deref().filter(|h| !h.is_empty());
     let new_time = a.new_time.as_deref().filter(|t| !t.is_empty());

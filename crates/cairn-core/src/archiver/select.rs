@@ -106,6 +106,18 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("size {s:?} is too large"))
 }
 
+/// The patterns given (`--exclude`) followed by those of each file (`--exclude-file`).
+pub fn patterns_with_files(
+    given: &[String],
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<Vec<String>> {
+    let mut v = given.to_vec();
+    for f in files {
+        v.extend(read_pattern_file(f)?);
+    }
+    Ok(v)
+}
+
 /// The patterns of an `--exclude-file` (or `--iexclude-file`): one a line, blank lines and
 /// `#` comments skipped, surrounding spaces trimmed.
 pub fn read_pattern_file(p: &Path) -> anyhow::Result<Vec<String>> {
@@ -177,6 +189,10 @@ mod tests {
         assert_eq!(
             read_pattern_file(&f).expect("read"),
             vec!["*.iso".to_string(), "foo".to_string()]
+        );
+        assert_eq!(
+            patterns_with_files(&["a".to_string()], &[f.clone(), f.clone()]).expect("read"),
+            ["a", "*.iso", "foo", "*.iso", "foo"]
         );
         let e = read_pattern_file(&dir.path().join("missing")).expect_err("missing");
         assert!(e.to_string().starts_with("reading exclude file "), "{e}");
