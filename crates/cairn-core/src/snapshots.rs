@@ -313,6 +313,50 @@ pub fn describe(id: &Id, s: &Snapshot) -> String {
     )
 }
 
+/// restic 0.14's `changeTags`: `--set` replaces the tags (and always counts as a change),
+/// otherwise `--add` appends the missing ones and `--remove` takes each one's first occurrence
+/// out by moving the last tag into its place (Go's swap-delete, so the order changes as in
+/// restic). All three flags are flattened as restic's `TagLists.Flatten` does, so empty tags
+/// vanish — and `--set ''` changes nothing, as in restic 0.14.
+pub fn change_tags(
+    tags: &mut Vec<String>,
+    set: &[String],
+    add: &[String],
+    remove: &[String],
+) -> bool {
+    if !set.is_empty() {
+        *tags = set.to_vec();
+        return true;
+    }
+    let mut changed = false;
+    for t in add {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+            changed = true;
+        }
+    }
+    for t in remove {
+        if let Some(i) = tags.iter().position(|x| x == t) {
+            tags.swap_remove(i);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Stores `new` in place of the snapshot `old`: the new file first, then the old one goes,
+/// so that a crash in between leaves both, never none. Returns the new snapshot's id.
+pub fn replace(repo: &Repository, old: &Id, new: &Snapshot) -> anyhow::Result<Id> {
+    let id = repo.save_unpacked(FileType::Snapshot, &new.to_json())?;
+    repo.backend
+        .remove(&cairn_backend::Handle::new(
+            FileType::Snapshot,
+            old.to_hex(),
+        ))
+        .map_err(anyhow::Error::new)?;
+    Ok(id)
+}
+
 /// restic's `FilterLastestSnapshots` (`snapshots --latest n`): the newest `n` snapshots of
 /// each host and set of paths, newest first.
 pub fn keep_latest(snaps: &mut Vec<(Id, Snapshot)>, n: usize) {
@@ -774,5 +818,31 @@ mod tests {
         all.retain(|(_, s)| s.paths == ["/x"]);
         keep_latest(&mut all, 1);
         assert_eq!(ids_of(&all), vec![ids[1], ids[0]]);
+    }
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_changes_are_restics() {
+        let mut t = v(&["a", "b", "c", "d"]);
+        assert!(change_tags(&mut t, &[], &[], &v(&["a", "x"])));
+        assert_eq!(t, v(&["d", "b", "c"]));
+        assert!(change_tags(&mut t, &[], &v(&["b", "e", "e"]), &[]));
+        assert_eq!(t, v(&["d", "b", "c", "e"]));
+        assert!(!change_tags(&mut t, &[], &v(&["e"]), &v(&["zz"])));
+        assert!(change_tags(&mut t, &v(&["d", "b", "c", "e"]), &[], &[]));
+        assert_eq!(t, v(&["d", "b", "c", "e"]));
+    }
+
+    #[test]
+    fn replace_stores_first_then_removes() {
+        let (_d, repo, ids) = fixture();
+        let mut s = repo.load_snapshot(&ids[0]).expect("load");
+        s.tags = vec!["new".into()];
+        let new = replace(&repo, &ids[0], &s).expect("replace");
+        let now: Vec<Id> = ids_of(&repo.list_snapshots().expect("list"));
+        assert!(now.contains(&new) && !now.contains(&ids[0]));
     }
 }
