@@ -584,4 +584,79 @@ mod tests {
         c.mtime = crate::format::gotime::parse_rfc3339("2020-01-01T00:00:00Z").expect("time");
         assert!(!node_equal(&a, &c));
     }
+
+    #[derive(Default)]
+    struct Recorder {
+        changes: Vec<(String, String)>,
+        warnings: Vec<String>,
+    }
+
+    impl DiffOutput for Recorder {
+        fn change(&mut self, path: &[u8], modifier: &str) -> anyhow::Result<()> {
+            self.changes.push((
+                String::from_utf8_lossy(path).into_owned(),
+                modifier.to_string(),
+            ));
+            Ok(())
+        }
+        fn warn(&mut self, msg: &str) {
+            self.warnings.push(msg.to_string());
+        }
+    }
+
+    #[test]
+    fn trees_are_compared_as_restic_does() {
+        use crate::testing::{dir, file, new_repo, Blobs};
+        let (_d, mut repo) = new_repo();
+        repo.load_index().expect("index");
+        let (t1, t2) = {
+            let b = Blobs::new(&repo);
+            let (x, x2, y, z) = (b.data(b"x"), b.data(b"x2"), b.data(b"y"), b.data(b"zz"));
+            let d1 = b.tree(vec![file("b", vec![y], 1)]);
+            let d2 = b.tree(vec![file("b", vec![y], 1), file("c", vec![z], 2)]);
+            let mut link = Node::new(b"e".to_vec(), NodeType::Symlink);
+            link.linktarget = b"a".to_vec();
+            let t1 = b.tree(vec![file("a", vec![x], 1), dir("d", d1)]);
+            let t2 = b.tree(vec![file("a", vec![x2], 2), dir("d", d2), link]);
+            b.finish();
+            (t1, t2)
+        };
+        repo.reload_index().expect("index");
+        let mut r = Recorder::default();
+        let res = diff_trees(&repo, &t1, &t2, false, None, &mut r).expect("diff");
+        let c = |p: &str, m: &str| (p.to_string(), m.to_string());
+        assert_eq!(r.changes, vec![c("/a", "M"), c("/d/c", "+"), c("/e", "+")]);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(res.changed_files, 1);
+        assert_eq!((res.added.files, res.added.others), (1, 1));
+        assert_eq!((res.added.data_blobs, res.added.tree_blobs), (2, 2));
+        assert_eq!((res.removed.data_blobs, res.removed.tree_blobs), (1, 2));
+        assert_eq!(
+            res.added.bytes,
+            2 + 2 + tree_size(&repo, &t2) + subtree_size(&repo, &t2)
+        );
+        let stop = AtomicBool::new(true);
+        let e = diff_trees(
+            &repo,
+            &t1,
+            &t2,
+            false,
+            Some(&stop),
+            &mut Recorder::default(),
+        )
+        .expect_err("interrupted");
+        assert!(e.is::<crate::Error>(), "{e:#}");
+    }
+
+    fn tree_size(repo: &Repository, id: &Id) -> u64 {
+        repo.index()
+            .plain_size(BlobType::Tree, id)
+            .expect("tree indexed")
+    }
+
+    fn subtree_size(repo: &Repository, root: &Id) -> u64 {
+        let t = repo.load_tree(root).expect("tree");
+        let d = t.find(b"d").and_then(|n| n.subtree).expect("d");
+        tree_size(repo, &d)
+    }
 }

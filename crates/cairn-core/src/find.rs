@@ -899,4 +899,102 @@ mod tests {
         );
         assert!(go_parse_id(&"ab".repeat(32)).is_ok());
     }
+
+    #[derive(Default)]
+    struct Recorder {
+        found: Vec<String>,
+    }
+
+    impl FindOutput for Recorder {
+        fn snapshot(&mut self, id: &Id, _: &GoTime) -> anyhow::Result<()> {
+            self.found.push(format!("snapshot {}", id.short()));
+            Ok(())
+        }
+        fn pattern(&mut self, path: &[u8], _: &Node) -> anyhow::Result<()> {
+            self.found.push(String::from_utf8_lossy(path).into_owned());
+            Ok(())
+        }
+        fn object(
+            &mut self,
+            kind: &str,
+            id: &Id,
+            path: &[u8],
+            _: Option<&Id>,
+        ) -> anyhow::Result<()> {
+            self.found.push(format!(
+                "{kind} {} {}",
+                id.short(),
+                String::from_utf8_lossy(path)
+            ));
+            Ok(())
+        }
+        fn load_error(&mut self, parent: &Id) -> anyhow::Result<()> {
+            self.found.push(format!("error {}", parent.short()));
+            Ok(())
+        }
+    }
+
+    struct Quiet;
+    impl Report for Quiet {
+        fn info(&self, _: &str) {}
+        fn warn(&self, _: &str) {}
+    }
+
+    #[test]
+    fn patterns_and_ids_are_found_in_every_snapshot() {
+        use crate::testing::{dir, file, new_repo, Blobs};
+        let (_d, mut repo) = new_repo();
+        repo.load_index().expect("index");
+        let (root, sub, x) = {
+            let b = Blobs::new(&repo);
+            let x = b.data(b"x");
+            let sub = b.tree(vec![file("Foo.txt", vec![x], 1), file("bar", vec![], 0)]);
+            let root = b.tree(vec![dir("d", sub), file("foo", vec![x], 1)]);
+            b.finish();
+            (root, sub, x)
+        };
+        repo.reload_index().expect("index");
+        let snap = |t: &str| {
+            Snapshot::parse(
+                format!(r#"{{"time":"{t}","tree":"{root}","paths":["/d"]}}"#).as_bytes(),
+            )
+            .expect("snapshot")
+        };
+        let snaps = vec![
+            (Id::hash(b"s1"), snap("2020-01-01T00:00:00Z")),
+            (Id::hash(b"s2"), snap("2020-01-02T00:00:00Z")),
+        ];
+        let walk = WalkOptions::default();
+        let mut r = Recorder::default();
+        let q = PatternSearch {
+            patterns: vec![go_to_lower(b"*FOO*").into_iter().map(char::from).collect()],
+            ignore_case: true,
+            oldest: None,
+            newest: None,
+        };
+        search_patterns(&repo, &snaps, &q, &walk, &mut r).expect("search");
+        let (s1, s2) = (snaps[0].0.short(), snaps[1].0.short());
+        let want = |s: &str| vec![format!("snapshot {s}"), "/d/Foo.txt".into(), "/foo".into()];
+        assert_eq!(r.found, [want(&s1), want(&s2)].concat());
+
+        let mut ids = IdSearch::new(&repo, IdKind::Blob, &[x.to_hex()[..6].to_string()], &Quiet)
+            .expect("ids");
+        let mut r = Recorder::default();
+        search_ids(&repo, &snaps[..1], &mut ids, &walk, &mut r).expect("search");
+        assert_eq!(
+            r.found,
+            vec![
+                format!("snapshot {s1}"),
+                format!("blob {} /d/Foo.txt", x.short()),
+                format!("blob {} /foo", x.short()),
+            ]
+        );
+        assert_eq!(ids.wanted(), vec![(BlobType::Data, x.to_hex())]);
+
+        let mut ids = IdSearch::new(&repo, IdKind::Tree, &[sub.to_hex()], &Quiet).expect("ids");
+        let mut r = Recorder::default();
+        search_ids(&repo, &snaps, &mut ids, &walk, &mut r).expect("search");
+        assert_eq!(r.found[1], format!("tree {} /d", sub.short()));
+        assert!(IdSearch::new(&repo, IdKind::Pack, &["ffff".to_string()], &Quiet).is_err());
+    }
 }
