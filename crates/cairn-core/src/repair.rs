@@ -485,6 +485,40 @@ pub fn rewrite_index_without(
     remove_files(repo, FileType::Index, &old)
 }
 
+/// Copies of the packs `ids`, each stored in `dir` as `pack-<id>` before `repair packs`
+/// touches them, in case the salvage goes wrong. A pack that cannot be read is warned about
+/// (the repair then removes it); an existing copy is never overwritten.
+pub fn save_pack_copies(
+    repo: &Repository,
+    ids: &[Id],
+    dir: &std::path::Path,
+    report: &dyn Report,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    for id in ids {
+        let h = Handle::new(FileType::Data, id.to_hex());
+        let data = match crate::format::limits::load_pack_bounded(repo.backend.as_ref(), &h) {
+            Ok(d) => d,
+            Err(e) => {
+                report.warn(&format!(
+                    "will remove packfile {id} due to failed download: {e}"
+                ));
+                continue;
+            }
+        };
+        let name = dir.join(format!("pack-{id}"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name)
+            .map_err(|e| anyhow::anyhow!("creating backup copy {}: {e}", name.display()))?;
+        f.write_all(&data)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| anyhow::anyhow!("writing backup copy {}: {e}", name.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -357,6 +357,15 @@ pub fn replace(repo: &Repository, old: &Id, new: &Snapshot) -> anyhow::Result<Id
     Ok(id)
 }
 
+/// Removes one snapshot file.
+pub fn remove(repo: &Repository, id: &Id) -> anyhow::Result<()> {
+    let h = cairn_backend::Handle::new(FileType::Snapshot, id.to_hex());
+    repo.backend
+        .remove(&h)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("removing {h}"))
+}
+
 /// restic's `FilterLastestSnapshots` (`snapshots --latest n`): the newest `n` snapshots of
 /// each host and set of paths, newest first.
 pub fn keep_latest(snaps: &mut Vec<(Id, Snapshot)>, n: usize) {
@@ -844,5 +853,8 @@ mod tests {
         let new = replace(&repo, &ids[0], &s).expect("replace");
         let now: Vec<Id> = ids_of(&repo.list_snapshots().expect("list"));
         assert!(now.contains(&new) && !now.contains(&ids[0]));
+        remove(&repo, &new).expect("remove");
+        let e = remove(&repo, &new).expect_err("gone");
+        assert!(e.to_string().starts_with("removing "), "{e:#}");
     }
 }

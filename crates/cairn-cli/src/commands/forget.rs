@@ -4,7 +4,6 @@
 use super::{snapshot_ref, snapshots};
 use crate::global::GlobalOptions;
 use anyhow::Context;
-use cairn_backend::{FileType, Handle};
 use cairn_core::forget::{self as policy, Duration, ExpirePolicy, GroupBy, TagList};
 use cairn_core::format::snapshot::Snapshot;
 use cairn_core::repository::Repository;
@@ -333,14 +332,13 @@ fn delete(repo: &Repository, ids: &BTreeSet<Id>, g: &GlobalOptions) -> anyhow::R
     let start = std::time::Instant::now();
     let mut done = 0usize;
     for id in ids {
-        let h = Handle::new(FileType::Snapshot, id.to_hex());
         // restic names a file by the first ten characters of its name in these messages.
-        let name: String = h.name.chars().take(10).collect();
-        if let Err(e) = repo.backend.remove(&h) {
+        let name: String = id.to_hex().chars().take(10).collect();
+        if let Err(e) = cairn_core::snapshots::remove(repo, id) {
             if !g.json {
                 eprintln!("unable to remove <snapshot/{name}> from the repository");
             }
-            return Err(anyhow::Error::new(e)).with_context(|| format!("removing {h}"));
+            return Err(e);
         }
         if !g.json && g.verbose >= 2 {
             println!("removed <snapshot/{name}>");

@@ -6,7 +6,6 @@ use crate::printer::Printer;
 use cairn_core::repair::{self, RepairIndexOptions, Report};
 use cairn_core::rewrite::Replace;
 use cairn_core::Id;
-use std::io::Write;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -117,27 +116,7 @@ fn run_packs(a: PacksArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
 
     // A copy of each pack in the working directory, in case the salvage goes wrong.
     p.info("saving backup copies of pack files to current folder");
-    for id in &ids {
-        let h = cairn_backend::Handle::new(cairn_backend::FileType::Data, id.to_hex());
-        let data = match cairn_core::format::limits::load_pack_bounded(repo.backend.as_ref(), &h) {
-            Ok(d) => d,
-            Err(e) => {
-                p.warn(&format!(
-                    "will remove packfile {id} due to failed download: {e}"
-                ));
-                continue;
-            }
-        };
-        let name = format!("pack-{id}");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&name)
-            .map_err(|e| anyhow::anyhow!("creating backup copy {name}: {e}"))?;
-        f.write_all(&data)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| anyhow::anyhow!("writing backup copy {name}: {e}"))?;
-    }
+    repair::save_pack_copies(&repo, &ids, std::path::Path::new(""), &p)?;
 
     let stats = repair::repair_packs(&repo, &ids, g.compression()?, &p)?;
     p.verbose(&format!(
