@@ -537,4 +537,39 @@ mod tests {
         assert_eq!(pack_size(&[b(32, 0)]), 105);
         assert_eq!(pack_size(&[b(32, 0), b(50, 90)]), 105 + 50 + 41);
     }
+
+    #[derive(Default)]
+    struct Warnings(std::sync::Mutex<Vec<String>>);
+
+    impl Report for Warnings {
+        fn info(&self, _: &str) {}
+        fn warn(&self, msg: &str) {
+            self.0.lock().expect("not poisoned").push(msg.to_string());
+        }
+    }
+
+    #[test]
+    fn pack_copies_are_saved_once_and_unreadable_packs_warned_about() {
+        let (_d, mut repo) = crate::testing::new_repo();
+        repo.load_index().expect("index");
+        let b = crate::testing::Blobs::new(&repo);
+        let blob = b.data(b"some data");
+        b.finish();
+        repo.reload_index().expect("index");
+        let pack = repo.index().lookup_all(BlobType::Data, &blob)[0].pack;
+        let missing = Id::hash(b"no such pack");
+        let out = tempfile::tempdir().expect("temp dir");
+        let w = Warnings::default();
+        save_pack_copies(&repo, &[pack, missing], out.path(), &w).expect("copies");
+        let copy = std::fs::read(out.path().join(format!("pack-{pack}"))).expect("copy");
+        assert_eq!(Id::hash(&copy), pack);
+        let warned = w.0.lock().expect("not poisoned").clone();
+        assert_eq!(warned.len(), 1);
+        assert!(
+            warned[0].starts_with(&format!("will remove packfile {missing}")),
+            "{warned:?}"
+        );
+        let e = save_pack_copies(&repo, &[pack], out.path(), &w).expect_err("exists");
+        assert!(e.to_string().starts_with("creating backup copy "), "{e}");
+    }
 }
