@@ -357,12 +357,4 @@ pub fn kdf_params() -> KdfParams {
     }
 }
 
-pub fn hostname() -> String {
-    cairn_core::lock::hostname()
-}
-
-pub fn username() -> String {
-    std::env::var("USER").unwrap_or_else(|_| {
-        cairn_core::archiver::metadata::NameCache::default().user(unsafe { libc::getuid() })
-    })
-}
+pub use cairn_core::util::host::{hostname, username};

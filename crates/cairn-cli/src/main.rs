@@ -4,6 +4,7 @@
 mod commands;
 mod global;
 mod output;
+mod printer;
 mod signals;
 
 use clap::Parser;

@@ -36,7 +36,8 @@ use crate::crypto::OVERHEAD;
 use crate::format::indexfile::{IndexBlob, IndexPack};
 use crate::format::pack::PackedBlob;
 use crate::repair::{check_cancel, read_pack_header, save_index_files, Report};
-use crate::repository::{parallel_map, IndexedRepository, Repository};
+use crate::repository::{IndexedRepository, Repository};
+use crate::util::parallel::parallel_map;
 use crate::Id;
 use anyhow::Context;
 use cairn_backend::{FileType, Handle};
@@ -66,6 +67,16 @@ impl AdoptOptions {
             verify_blobs: !cairn_backend::is_remote(&repo.backend().location()),
             witnessed: HashSet::new(),
         }
+    }
+
+    /// For a backup: [`for_repo`](Self::for_repo), trusting the packs that this machine's
+    /// resume logs (under `cache_dir`, when there is a cache) saw stored.
+    pub fn for_backup(repo: &Repository, cache_dir: Option<&std::path::Path>) -> AdoptOptions {
+        let mut opts = AdoptOptions::for_repo(repo);
+        if let Some(dir) = cache_dir {
+            opts.witnessed = crate::archiver::resume::witnessed_packs(dir, &repo.config().id);
+        }
+        opts
     }
 }
 

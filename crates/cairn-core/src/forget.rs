@@ -1,6 +1,6 @@
 //! Which snapshots `forget` keeps: restic 0.14's expire policy (`ExpirePolicy`, `ApplyPolicy`),
-//! its `--keep-within` durations (`Duration`), tag lists (`TagList`) and `--group-by`
-//! grouping (`GroupSnapshots`). Pure logic: nothing here touches a repository.
+//! its `--keep-within` durations (`Duration`); tag lists and `--group-by` grouping come
+//! from [`crate::snapshots`]. Pure logic: nothing here touches a repository.
 //!
 //! Times are judged the way restic judges them:
 //! - a snapshot falls into the hour, day, ISO week, month and year of its own wall clock, i.e.
@@ -14,6 +14,7 @@
 
 use crate::format::gotime::GoTime;
 use crate::format::snapshot::Snapshot;
+pub use crate::snapshots::{group_snapshots, Group, GroupBy, GroupKey, TagList};
 use crate::Id;
 use chrono::{Datelike, Timelike};
 use std::fmt;
@@ -88,40 +89,6 @@ impl fmt::Display for Duration {
             }
         }
         Ok(())
-    }
-}
-
-/// A list of tags given as `tag[,tag,...]` (restic's `TagList`): a snapshot matches when it
-/// has every tag of the list.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TagList(pub Vec<String>);
-
-impl TagList {
-    /// Splits at commas and trims the tags, keeping empty ones as restic does: `""` is the
-    /// list of one empty tag, which matches snapshots without tags.
-    pub fn parse(s: &str) -> TagList {
-        TagList(s.split(',').map(|t| t.trim().to_string()).collect())
-    }
-
-    /// restic's `Snapshot.HasTags`: every tag is on the snapshot, where an empty tag stands
-    /// for "the snapshot has no tags at all".
-    pub fn matches(&self, s: &Snapshot) -> bool {
-        for tag in &self.0 {
-            if tag.is_empty() && s.tags.is_empty() {
-                return true;
-            }
-            if !s.has_tag(tag) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-impl fmt::Display for TagList {
-    /// `[a, b]`, as restic prints a tag list.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}]", self.0.join(", "))
     }
 }
 
@@ -513,96 +480,6 @@ pub fn local_offset_at(secs: i64) -> i32 {
                 .local_minus_utc()
         })
         .unwrap_or(0)
-}
-
-/// `--group-by`: which fields make snapshots a group.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupBy {
-    pub host: bool,
-    pub paths: bool,
-    pub tags: bool,
-}
-
-impl GroupBy {
-    /// restic's option: `host`, `paths`, `tags` (or `hosts`, `path`, `tag`) separated by
-    /// commas; empty parts are ignored, so `""` means no grouping.
-    pub fn parse(s: &str) -> Result<GroupBy, String> {
-        let mut g = GroupBy::default();
-        for part in s.split(',') {
-            match part {
-                "host" | "hosts" => g.host = true,
-                "path" | "paths" => g.paths = true,
-                "tag" | "tags" => g.tags = true,
-                "" => {}
-                other => return Err(format!("unknown grouping option: '{other}'")),
-            }
-        }
-        Ok(g)
-    }
-
-    pub fn any(&self) -> bool {
-        self.host || self.paths || self.tags
-    }
-}
-
-/// A group's key (restic's `SnapshotGroupKey`): the grouped fields, the others empty
-/// (`None` is JSON null, which is also what an empty list of a grouped field gives).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GroupKey {
-    pub hostname: String,
-    pub paths: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
-}
-
-impl GroupKey {
-    /// The key as restic marshals it: `{"hostname":…,"paths":…,"tags":…}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "hostname": self.hostname,
-            "paths": self.paths,
-            "tags": self.tags,
-        })
-    }
-}
-
-/// A group's key and its snapshots.
-pub type Group = (GroupKey, Vec<(Id, Snapshot)>);
-
-/// restic's `GroupSnapshots`, groups ordered by their key's JSON (restic's order is Go's
-/// random map order). Snapshots keep their order within a group.
-///
-/// As in restic, every snapshot's paths come back sorted, and its tags too when grouping by
-/// tags (restic sorts them in place, so its output shows them sorted).
-pub fn group_snapshots(list: Vec<(Id, Snapshot)>, by: GroupBy) -> Vec<Group> {
-    // With each group its key's JSON text, to find and order the groups by.
-    let mut groups: Vec<(String, Group)> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = Default::default();
-    for (id, mut s) in list {
-        s.paths.sort();
-        if by.tags {
-            s.tags.sort();
-        }
-        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        let key = GroupKey {
-            hostname: if by.host {
-                s.hostname.clone()
-            } else {
-                String::new()
-            },
-            paths: if by.paths { non_empty(&s.paths) } else { None },
-            tags: if by.tags { non_empty(&s.tags) } else { None },
-        };
-        let text = key.to_json().to_string();
-        match index.get(&text) {
-            Some(&i) => groups[i].1 .1.push((id, s)),
-            None => {
-                index.insert(text.clone(), groups.len());
-                groups.push((text, (key, vec![(id, s)])));
-            }
-        }
-    }
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
-    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 #[cfg(test)]

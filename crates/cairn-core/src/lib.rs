@@ -92,9 +92,12 @@ pub mod adopt;
 pub mod archiver;
 pub mod checker;
 pub mod chunker;
+pub mod content;
 pub mod copy;
 pub mod crypto;
+pub mod diff;
 pub mod error;
+pub mod find;
 pub mod forget;
 pub mod format;
 pub mod fuzzing;
@@ -109,6 +112,10 @@ pub mod repair;
 pub mod repository;
 pub mod restorer;
 pub mod rewrite;
+pub mod snapshots;
+#[cfg(test)]
+mod testing;
+pub mod util;
 pub mod walk;
 
 pub use cairn_backend::FileType;

@@ -199,15 +199,7 @@ pub fn parse_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<LockInfo> {
 }
 
 /// This machine's name, as restic records it in locks (not the `--host` of snapshots).
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid and its length is passed.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
-        return String::from_utf8_lossy(&buf[..end]).into_owned();
-    }
-    String::new()
-}
+pub use crate::util::host::hostname;
 
 /// What the caller hears while a lock is being taken.
 pub trait LockObserver {

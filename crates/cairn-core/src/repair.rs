@@ -11,7 +11,8 @@ use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
 use crate::format::pack::{self, PackedBlob};
 use crate::index::{BlobLocation, MasterIndex};
 use crate::packer::{BlobWriter, Compression};
-use crate::repository::{parallel_map, Repository};
+use crate::repository::Repository;
+use crate::util::parallel::parallel_map;
 use crate::Id;
 use anyhow::Context;
 use cairn_backend::{FileType, Handle};
@@ -478,6 +479,40 @@ pub fn rewrite_index_without(
     remove_files(repo, FileType::Index, &old)
 }
 
+/// Copies of the packs `ids`, each stored in `dir` as `pack-<id>` before `repair packs`
+/// touches them, in case the salvage goes wrong. A pack that cannot be read is warned about
+/// (the repair then removes it); an existing copy is never overwritten.
+pub fn save_pack_copies(
+    repo: &Repository,
+    ids: &[Id],
+    dir: &std::path::Path,
+    report: &dyn Report,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    for id in ids {
+        let h = Handle::new(FileType::Data, id.to_hex());
+        let data = match crate::format::limits::load_pack_bounded(repo.backend().as_ref(), &h) {
+            Ok(d) => d,
+            Err(e) => {
+                report.warn(&format!(
+                    "will remove packfile {id} due to failed download: {e}"
+                ));
+                continue;
+            }
+        };
+        let name = dir.join(format!("pack-{id}"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name)
+            .map_err(|e| anyhow::anyhow!("creating backup copy {}: {e}", name.display()))?;
+        f.write_all(&data)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| anyhow::anyhow!("writing backup copy {}: {e}", name.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,5 +530,39 @@ mod tests {
         // The smallest pack: one empty blob, 32 + (32 + 37) + 4 bytes.
         assert_eq!(pack_size(&[b(32, 0)]), 105);
         assert_eq!(pack_size(&[b(32, 0), b(50, 90)]), 105 + 50 + 41);
+    }
+
+    #[derive(Default)]
+    struct Warnings(std::sync::Mutex<Vec<String>>);
+
+    impl Report for Warnings {
+        fn info(&self, _: &str) {}
+        fn warn(&self, msg: &str) {
+            self.0.lock().expect("not poisoned").push(msg.to_string());
+        }
+    }
+
+    #[test]
+    fn pack_copies_are_saved_once_and_unreadable_packs_warned_about() {
+        let (_d, mut repo) = crate::testing::new_repo();
+        let b = crate::testing::Blobs::new(&repo);
+        let blob = b.data(b"some data");
+        b.finish();
+        repo.reload_index().expect("index");
+        let pack = repo.index().lookup_all(BlobType::Data, &blob)[0].pack;
+        let missing = Id::hash(b"no such pack");
+        let out = tempfile::tempdir().expect("temp dir");
+        let w = Warnings::default();
+        save_pack_copies(&repo, &[pack, missing], out.path(), &w).expect("copies");
+        let copy = std::fs::read(out.path().join(format!("pack-{pack}"))).expect("copy");
+        assert_eq!(Id::hash(&copy), pack);
+        let warned = w.0.lock().expect("not poisoned").clone();
+        assert_eq!(warned.len(), 1);
+        assert!(
+            warned[0].starts_with(&format!("will remove packfile {missing}")),
+            "{warned:?}"
+        );
+        let e = save_pack_copies(&repo, &[pack], out.path(), &w).expect_err("exists");
+        assert!(e.to_string().starts_with("creating backup copy "), "{e}");
     }
 }

@@ -213,18 +213,6 @@ impl Repository {
         }
     }
 
-    /// Stores a changed snapshot in place of the one it was loaded from: the new file first,
-    /// then the old one goes, so a crash in between leaves both, never neither. Returns the
-    /// new snapshot's id.
-    pub fn replace_snapshot(&self, old: &Id, snap: &Snapshot) -> anyhow::Result<Id> {
-        let id = self.save_unpacked(FileType::Snapshot, &snap.to_json())?;
-        self.backend
-            .remove(&Handle::new(FileType::Snapshot, old.to_hex()))
-            .map_err(backend_err)
-            .with_context(|| format!("removing snapshot {}", old.short()))?;
-        Ok(id)
-    }
-
     /// The chunker polynomial of the config.
     pub fn polynomial(&self) -> Polynomial {
         self.polynomial

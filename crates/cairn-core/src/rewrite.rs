@@ -1,5 +1,6 @@
-//! Rewriting snapshot trees node by node (restic's `walker.TreeRewriter`), for `rewrite` and
-//! `repair snapshots`.
+//! Rewriting snapshot trees node by node (restic's `walker.TreeRewriter`), and replacing the
+//! snapshots that name them: restic's `rewrite` ([`rewrite_snapshots`]) here, `repair
+//! snapshots` in [`crate::repair`].
 //!
 //! A tree none of whose nodes change keeps its id and its stored bytes, so that rewriting
 //! never disturbs what it does not touch. A changed tree is serialized again; when the
@@ -7,14 +8,23 @@
 //! invalid UTF-8 written as escapes), `rewrite` refuses as restic does, `repair snapshots`
 //! accepts the loss.
 
+use crate::archiver::select::Selection;
+use crate::format::gotime::{go_string, GoTime};
 use crate::format::pack::BlobType;
+use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeType, Tree};
-use crate::packer::BlobWriter;
+use crate::packer::{BlobWriter, Compression};
+use crate::repair::{check_cancel, Report};
 use crate::repository::IndexedRepository;
+use crate::snapshots::{describe, Selected};
 use crate::walk::{lossy_path, walk_from, CachedSource, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::Id;
 use anyhow::Context;
+use cairn_backend::{FileType, Handle};
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// What to do with one node.
@@ -309,6 +319,339 @@ impl Visitor for Rewriting<'_, '_, '_> {
         }
         let frame = self.frames.pop().expect("a directory being rewritten");
         self.failed(frame.node, frame.replaced, Some(*id), path, err)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replacing snapshots: what `rewrite` and `repair snapshots` share
+
+/// How rewritten snapshots replace the old ones.
+pub struct Replace<'a> {
+    /// Print what would be done; store and remove nothing.
+    pub dry_run: bool,
+    /// Remove each old snapshot once its replacement is stored.
+    pub forget: bool,
+    /// Tag for the new snapshot when the old one stays (`rewrite` / `repaired`).
+    pub tag: &'a str,
+    pub new_host: Option<&'a str>,
+    pub new_time: Option<GoTime>,
+    pub compression: Compression,
+    /// Stops the run with [`crate::Error::Interrupted`] when set (Ctrl-C).
+    pub interrupted: Option<&'a AtomicBool>,
+}
+
+/// What `rewrite` changes besides the metadata in [`Replace`].
+pub struct RewriteOptions<'a> {
+    /// Paths to drop (`--exclude` and friends); `None` when only metadata changes.
+    pub excludes: Option<&'a Selection>,
+    pub replace: Replace<'a>,
+}
+
+/// restic's `rewrite`: every chosen snapshot without the excluded paths and with the new
+/// host and time, stored as a new snapshot naming the old one in `original`. Unreadable
+/// snapshots are warned about and skipped. Progress goes to `report`, as restic words it;
+/// returns how many snapshots were (or, in a dry run, would be) changed.
+pub fn rewrite_snapshots(
+    repo: &IndexedRepository,
+    selected: Vec<Selected>,
+    opts: &RewriteOptions,
+    report: &dyn Report,
+) -> anyhow::Result<usize> {
+    let how = &opts.replace;
+    let writer = new_writer(repo, how);
+    let mut changed = 0;
+    for s in selected {
+        check_cancel(report)?;
+        let snap = match s.snap {
+            Ok(snap) => snap,
+            Err(e) => {
+                report.warn(&format!(
+                    "Ignoring {:?}, could not load snapshot: {e:#}",
+                    s.id.to_hex()
+                ));
+                continue;
+            }
+        };
+        report.info(&format!("\n{}", describe(&s.id, &snap)));
+        let (tree, summary) = match opts.excludes {
+            Some(sel) => {
+                let mut rules = ExcludeRules {
+                    sel,
+                    report,
+                    files: 0,
+                    bytes: 0,
+                };
+                let mut rw = TreeRewriter::new(repo, &writer, false);
+                if let Some(flag) = how.interrupted {
+                    rw = rw.interruptible(flag);
+                }
+                let t = rw
+                    .rewrite(&mut rules, b"/", Some(snap.tree))
+                    .map_err(|e| rewrite_failed(&s.id, e))?;
+                (t, Some((rules.files, rules.bytes)))
+            }
+            None => (Some(snap.tree), None),
+        };
+        if replace_snapshot(repo, &writer, s.id, snap, tree, summary, how, report)
+            .map_err(|e| rewrite_failed(&s.id, e))?
+        {
+            changed += 1;
+        }
+    }
+    writer.finish()?;
+    summary_line(report, changed, how.dry_run);
+    Ok(changed)
+}
+
+/// The writer for new trees (writing nothing in a dry run).
+pub(crate) fn new_writer<'r>(repo: &'r IndexedRepository, how: &Replace) -> BlobWriter<'r> {
+    let writer = repo.blob_writer(how.compression);
+    if how.dry_run {
+        writer.dry_run()
+    } else {
+        writer
+    }
+}
+
+/// restic's `filterAndReplaceSnapshot`: nothing when neither tree nor metadata changed; a
+/// snapshot whose tree is gone entirely is removed; otherwise the new snapshot is stored
+/// (after the trees it names are durable) and, with `forget`, the old one removed. Returns
+/// whether anything changed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn replace_snapshot(
+    repo: &IndexedRepository,
+    writer: &BlobWriter,
+    id: Id,
+    mut snap: Snapshot,
+    new_tree: Option<Id>,
+    summary: Option<(u64, u64)>,
+    how: &Replace,
+    report: &dyn Report,
+) -> anyhow::Result<bool> {
+    let Some(tree) = new_tree else {
+        if how.dry_run {
+            report.info("would delete empty snapshot");
+        } else {
+            remove_snapshot(repo, &id)?;
+            report.info(&format!("removed empty snapshot {}", id.short()));
+        }
+        return Ok(true);
+    };
+    if tree == snap.tree && how.new_host.is_none() && how.new_time.is_none() {
+        return Ok(false);
+    }
+    if how.dry_run {
+        report.info("would save new snapshot");
+        if how.forget {
+            report.info("would remove old snapshot");
+        }
+        if let Some(t) = &how.new_time {
+            report.info(&format!("would set time to {}", go_string(t)));
+        }
+        if let Some(h) = how.new_host {
+            report.info(&format!("would set hostname to {h}"));
+        }
+        return Ok(true);
+    }
+    // The new snapshot names the one it replaces (always: it is a new snapshot).
+    snap.original = Some(id);
+    snap.tree = tree;
+    if let (Some((files, bytes)), Some(sum)) = (summary, snap.summary.as_mut()) {
+        sum.total_files_processed = files;
+        sum.total_bytes_processed = bytes;
+    }
+    if !how.forget && !snap.has_tag(how.tag) {
+        snap.tags.push(how.tag.to_string());
+    }
+    if let Some(t) = how.new_time {
+        report.info(&format!("setting time to {}", go_string(&t)));
+        snap.time = t;
+    }
+    if let Some(h) = how.new_host {
+        report.info(&format!("setting host to {h}"));
+        snap.hostname = h.to_string();
+    }
+    // Trees first: the snapshot must never name a tree that is not stored and indexed.
+    writer.checkpoint()?;
+    let new_id = repo
+        .save_unpacked(FileType::Snapshot, &snap.to_json())
+        .map_err(|e| e.context(format!("saving the new snapshot for {}", id.short())))?;
+    report.info(&format!("saved new snapshot {}", new_id.short()));
+    if how.forget {
+        remove_snapshot(repo, &id)?;
+        report.info(&format!("removed old snapshot {}", id.short()));
+    }
+    Ok(true)
+}
+
+pub(crate) fn remove_snapshot(repo: &IndexedRepository, id: &Id) -> anyhow::Result<()> {
+    let h = Handle::new(FileType::Snapshot, id.to_hex());
+    repo.backend()
+        .remove(&h)
+        .map_err(|e| anyhow::Error::new(e).context(format!("removing snapshot {}", id.short())))
+}
+
+/// restic's closing line of `rewrite` and `repair snapshots`.
+pub(crate) fn summary_line(report: &dyn Report, changed: usize, dry_run: bool) {
+    report.info("");
+    report.info(&match (changed, dry_run) {
+        (0, false) => "no snapshots were modified".to_string(),
+        (0, true) => "no snapshots would be modified".to_string(),
+        (n, false) => format!("modified {n} snapshots"),
+        (n, true) => format!("would modify {n} snapshots"),
+    });
+}
+
+pub(crate) fn rewrite_failed(id: &Id, e: anyhow::Error) -> anyhow::Error {
+    e.context(format!("unable to rewrite snapshot ID {:?}", id.short()))
+}
+
+/// `rewrite --exclude`: drops every node whose path matches; counts what stays.
+struct ExcludeRules<'a> {
+    sel: &'a Selection,
+    report: &'a dyn Report,
+    files: u64,
+    bytes: u64,
+}
+
+impl RewriteRules for ExcludeRules<'_> {
+    fn node(&mut self, node: &Node, path: &[u8]) -> NodeAction {
+        if self.sel.excluded_path(Path::new(OsStr::from_bytes(path))) {
+            // At normal verbosity, as restic's documentation shows it.
+            self.report
+                .info(&format!("excluding {}", String::from_utf8_lossy(path)));
+            return NodeAction::Remove;
+        }
+        if node.kind == NodeType::File {
+            self.files += 1;
+            self.bytes += node.size;
+        }
+        NodeAction::Keep
+    }
+}
+
+/// restic's `repair snapshots`: file content that is not in the index is dropped (the size
+/// follows), trees that cannot be loaded become empty directories, nodes of invalid type go;
+/// a snapshot whose root tree cannot be loaded is removed. An unreadable snapshot file named
+/// on the command line is removed with `forget`; any other unreadable one fails the run.
+/// Returns how many snapshots were (or would be) changed.
+pub fn repair_snapshots(
+    repo: &IndexedRepository,
+    selected: Vec<Selected>,
+    how: &Replace,
+    report: &dyn Report,
+) -> anyhow::Result<usize> {
+    let writer = new_writer(repo, how);
+    let mut changed = 0;
+    let mut rw = TreeRewriter::new(repo, &writer, true);
+    if let Some(flag) = how.interrupted {
+        rw = rw.interruptible(flag);
+    }
+    for s in selected {
+        check_cancel(report)?;
+        let snap = match s.snap {
+            Ok(snap) => snap,
+            Err(e) => {
+                // Only a snapshot named on the command line is removed when unreadable.
+                if how.forget && s.arg.is_some() {
+                    if how.dry_run {
+                        report.info(&format!("would remove unreadable snapshot {}", s.id));
+                    } else {
+                        remove_snapshot(repo, &s.id)
+                            .map_err(|e| e.context("unable to remove unreadable snapshot file"))?;
+                        report.info(&format!("removed unreadable snapshot {}", s.id));
+                    }
+                    changed += 1;
+                    continue;
+                }
+                anyhow::bail!(
+                    "snapshot file {id} is unreadable, use `cairn repair snapshots --forget {id}` to remove it. Original error: {e:#}",
+                    id = s.id
+                );
+            }
+        };
+        report.info(&format!("\n{}", describe(&s.id, &snap)));
+        let mut rules = RepairRules { repo, report };
+        let tree = rw
+            .rewrite(&mut rules, b"/", Some(snap.tree))
+            .map_err(|e| rewrite_failed(&s.id, e))?;
+        if replace_snapshot(repo, &writer, s.id, snap, tree, None, how, report)
+            .map_err(|e| rewrite_failed(&s.id, e))?
+        {
+            changed += 1;
+        }
+    }
+    drop(rw);
+    writer.finish()?;
+    summary_line(report, changed, how.dry_run);
+    Ok(changed)
+}
+
+/// The decisions of `repair snapshots`.
+struct RepairRules<'a> {
+    repo: &'a IndexedRepository,
+    report: &'a dyn Report,
+}
+
+impl RewriteRules for RepairRules<'_> {
+    fn node(&mut self, node: &Node, path: &[u8]) -> NodeAction {
+        let shown = String::from_utf8_lossy(path);
+        match &node.kind {
+            NodeType::Other(t) if t.is_empty() || t == "irregular" => {
+                self.report.info(&format!(
+                    "  file {shown:?}: removed node with invalid type {t:?}"
+                ));
+                return NodeAction::Remove;
+            }
+            NodeType::File => {}
+            _ => return NodeAction::Keep,
+        }
+        let index = self.repo.index();
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        let mut missing = false;
+        for id in node.content.iter().flatten() {
+            match index.plain_size(BlobType::Data, id) {
+                Some(n) => {
+                    content.push(*id);
+                    size += n;
+                }
+                None => missing = true,
+            }
+        }
+        if missing {
+            self.report
+                .info(&format!("  file {shown:?}: removed missing content"));
+        } else if size != node.size {
+            self.report
+                .info(&format!("  file {shown:?}: fixed incorrect size"));
+        } else {
+            return NodeAction::Keep;
+        }
+        let mut n = node.clone();
+        n.content = Some(content);
+        n.size = size;
+        NodeAction::Replace(Box::new(n))
+    }
+
+    fn failed_tree(
+        &mut self,
+        _id: Option<Id>,
+        path: &[u8],
+        _err: anyhow::Error,
+    ) -> anyhow::Result<Option<Tree>> {
+        let shown = String::from_utf8_lossy(path);
+        if path == b"/" {
+            self.report.info(&format!("  dir {shown:?}: not readable"));
+            return Ok(None);
+        }
+        self.report
+            .info(&format!("  dir {shown:?}: replaced with empty directory"));
+        Ok(Some(Tree::default()))
+    }
+
+    fn path_independent(&self) -> bool {
+        true
     }
 }
 

@@ -1,15 +1,17 @@
+mod print;
+
 use crate::global::{self, GlobalOptions};
-use crate::output;
 use crate::signals::INTERRUPTED;
 use anyhow::Context;
-use cairn_core::archiver::select::SelectOptions;
+use cairn_core::archiver::select::{patterns_with_files, SelectOptions};
 use cairn_core::archiver::{self, BackupObserver, BackupOptions};
-use cairn_core::format::gotime::GoTime;
-use std::io::{IsTerminal, Write};
+use cairn_core::util::timeparse::{self, LocalTimeError};
+use print::{print_summary, progress_loop, AdoptReport, Observer, Totals};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -90,137 +92,6 @@ pub struct Args {
     /// Read this many files at once (default: one per core)
     #[arg(long, env = "RESTIC_READ_CONCURRENCY", default_value_t = 0)]
     read_concurrency: usize,
-}
-
-fn parse_time(s: &str) -> anyhow::Result<GoTime> {
-    use chrono::TimeZone;
-    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .map_err(|e| anyhow::anyhow!("invalid --time {s:?} (want 'YYYY-MM-DD hh:mm:ss'): {e}"))?;
-    chrono::Local
-        .from_local_datetime(&naive)
-        .earliest()
-        .map(|t| t.fixed_offset())
-        .ok_or_else(|| anyhow::anyhow!("invalid --time {s:?}: no such local time"))
-}
-
-fn read_pattern_file(p: &Path) -> anyhow::Result<Vec<String>> {
-    let s = std::fs::read_to_string(p)
-        .map_err(|e| anyhow::anyhow!("reading exclude file {}: {e}", p.display()))?;
-    Ok(s.lines()
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.to_string())
-        .collect())
-}
-
-/// Progress and errors: text on a terminal, restic's JSON messages with --json.
-struct Observer {
-    json: bool,
-    quiet: bool,
-    files: AtomicU64,
-    bytes: AtomicU64,
-    errors: AtomicU64,
-    current: Mutex<String>,
-    live: bool,
-    verbose: u8,
-}
-
-impl BackupObserver for Observer {
-    fn error(&self, path: &Path, err: &anyhow::Error) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if self.json {
-            let m = serde_json::json!({
-                "message_type": "error",
-                "error": {"message": format!("{err:#}")},
-                "during": "archival",
-                "item": path.to_string_lossy(),
-            });
-            eprintln!("{m}");
-        } else {
-            if self.live {
-                eprint!("\r\x1b[2K");
-            }
-            eprintln!("error: {err:#}");
-        }
-    }
-    fn file_unchanged(&self, path: &Path, bytes: u64) {
-        if self.verbose >= 2 {
-            if self.json {
-                let m = serde_json::json!({
-                    "message_type": "verbose_status", "action": "unchanged", "item": path.to_string_lossy(),
-                    "data_size": bytes, "data_size_in_repo": 0,
-                });
-                println!("{m}");
-            } else {
-                println!("unchanged {}", path.display());
-            }
-        }
-        self.files.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    fn file_done(&self, path: &Path, bytes: u64, added: u64) {
-        if self.verbose >= 2 {
-            if self.json {
-                let m = serde_json::json!({
-                    "message_type": "verbose_status", "action": "new", "item": path.to_string_lossy(),
-                    "data_size": bytes, "data_size_in_repo": added,
-                });
-                println!("{m}");
-            } else {
-                if self.live {
-                    print!("\r\x1b[2K");
-                }
-                println!(
-                    "new       {}, {} ({} added)",
-                    path.display(),
-                    output::bytes(bytes),
-                    output::bytes(added)
-                );
-            }
-        }
-        self.files.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            path.to_string_lossy().into_owned();
-    }
-}
-
-/// Messages about adopting an interrupted run's packs: lines on a terminal; with --json,
-/// warnings as restic's error messages on stderr (the summary counts what was adopted).
-struct AdoptReport {
-    json: bool,
-    quiet: bool,
-    verbose: u8,
-}
-
-impl cairn_core::repair::Report for AdoptReport {
-    fn info(&self, msg: &str) {
-        if !self.quiet && !self.json {
-            println!("{msg}");
-        }
-    }
-    fn warn(&self, msg: &str) {
-        if self.json {
-            let m = serde_json::json!({
-                "message_type": "error",
-                "error": {"message": msg},
-                "during": "adopt",
-                "item": "",
-            });
-            eprintln!("{m}");
-        } else {
-            eprintln!("warning: {msg}");
-        }
-    }
-    fn verbose(&self, msg: &str) {
-        if self.verbose > 0 && !self.quiet && !self.json {
-            println!("{msg}");
-        }
-    }
-    fn cancelled(&self) -> bool {
-        INTERRUPTED.load(Ordering::Relaxed)
-    }
 }
 
 /// Targets from the positional arguments and the --files-from* lists.
@@ -319,14 +190,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     if a.stdin_from_command && a.paths.is_empty() {
         anyhow::bail!("--stdin-from-command needs a command to run as arguments");
     }
-    let mut excludes = a.excludes.clone();
-    for f in &a.exclude_files {
-        excludes.extend(read_pattern_file(f)?);
-    }
-    let mut iexcludes = a.iexcludes.clone();
-    for f in &a.iexclude_files {
-        iexcludes.extend(read_pattern_file(f)?);
-    }
+    let excludes = patterns_with_files(&a.excludes, &a.exclude_files)?;
+    let iexcludes = patterns_with_files(&a.iexcludes, &a.iexclude_files)?;
     let mut markers = a.exclude_if_present.clone();
     if a.exclude_caches {
         markers.push(archiver::select::CACHEDIR_TAG.to_string());
@@ -342,7 +207,18 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             .transpose()?,
         one_file_system: a.one_file_system,
     };
-    let time = a.time.as_deref().map(parse_time).transpose()?;
+    let time = a
+        .time
+        .as_deref()
+        .map(|s| {
+            timeparse::parse_local_seconds(s).map_err(|e| match e {
+                LocalTimeError::NoSuchLocalTime => anyhow::anyhow!("invalid --time {s:?}: {e}"),
+                LocalTimeError::Format(_) => {
+                    anyhow::anyhow!("invalid --time {s:?} (want 'YYYY-MM-DD hh:mm:ss'): {e}")
+                }
+            })
+        })
+        .transpose()?;
     let compression = g.compression()?;
     let start = Instant::now();
     let mut repo = g.open()?.load_index()?;
@@ -356,10 +232,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             quiet: g.quiet,
             verbose: g.verbose,
         };
-        let mut opts = cairn_core::adopt::AdoptOptions::for_repo(&repo);
-        if let Some(dir) = g.cache_dir() {
-            opts.witnessed = archiver::resume::witnessed_packs(&dir, &repo.config().id);
-        }
+        let opts = cairn_core::adopt::AdoptOptions::for_backup(&repo, g.cache_dir().as_deref());
         cairn_core::adopt::adopt_orphan_packs(&mut repo, &opts, &r)
             .context("adopting the packs of an interrupted backup")?
     };
@@ -395,7 +268,17 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     } else {
         existing.clone()
     };
-    let parent = find_parent(&repo, &a, &parent_paths, &hostname, time)?;
+    let parent = cairn_core::snapshots::find_parent(
+        &repo,
+        &cairn_core::snapshots::ParentQuery {
+            force: a.force,
+            parent: a.parent.as_deref(),
+            hostname: &hostname,
+            targets: &parent_paths,
+            time: time.unwrap_or_else(|| chrono::Local::now().fixed_offset()),
+        },
+        &super::snapshot_ref::Warnings,
+    )?;
     if !g.quiet && !g.json {
         match &parent {
             Some((id, _)) => println!("using parent snapshot {}", id.short()),
@@ -410,19 +293,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .map(|t| t.to_string())
         .collect();
     let resume_log = match (from_stdin, g.cache_dir()) {
-        (false, Some(dir)) => {
-            let mut abs: Vec<String> = existing
-                .iter()
-                .map(|p| archiver::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
-                .collect::<anyhow::Result<_>>()?;
-            abs.sort();
-            Some(archiver::resume::log_path(
-                &dir,
-                &repo.config().id,
-                &hostname,
-                &abs,
-            ))
-        }
+        (false, Some(dir)) => Some(archiver::resume::log_for_targets(
+            &dir,
+            &repo.config().id,
+            &hostname,
+            &existing,
+        )?),
         _ => None,
     };
     let opts = BackupOptions {
@@ -470,65 +346,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         print!("\r\x1b[2K");
     }
     let res = result?;
-    let sm = &res.summary;
     let elapsed = start.elapsed().as_secs_f64();
-    if g.json {
-        let m = serde_json::json!({
-            "message_type": "summary",
-            "files_new": sm.files_new, "files_changed": sm.files_changed, "files_unmodified": sm.files_unmodified,
-            "dirs_new": sm.dirs_new, "dirs_changed": sm.dirs_changed, "dirs_unmodified": sm.dirs_unmodified,
-            "data_blobs": sm.data_blobs, "tree_blobs": sm.tree_blobs, "data_added": sm.data_added,
-            "data_added_packed": sm.data_added_packed,
-            "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
-            "total_duration": elapsed, "dry_run": a.dry_run, "files_resumed": res.files_resumed,
-            "packs_adopted": adopted.packs, "data_adopted_packed": adopted.bytes,
-        });
-        let mut m = m;
-        if let Some(id) = res.snapshot_id {
-            m["snapshot_id"] = id.short().into();
-        }
-        println!("{m}");
-    } else if !g.quiet {
-        println!();
-        if res.files_resumed > 0 {
-            println!(
-                "resumed {} files stored by an interrupted earlier run",
-                res.files_resumed
-            );
-        }
-        println!(
-            "Files:       {:5} new, {:5} changed, {:5} unmodified",
-            sm.files_new, sm.files_changed, sm.files_unmodified
-        );
-        println!(
-            "Dirs:        {:5} new, {:5} changed, {:5} unmodified",
-            sm.dirs_new, sm.dirs_changed, sm.dirs_unmodified
-        );
-        if a.dry_run {
-            println!(
-                "Would add to the repository: {}",
-                output::bytes(sm.data_added)
-            );
-        } else {
-            println!(
-                "Added to the repository: {} ({} stored)",
-                output::bytes(sm.data_added),
-                output::bytes(sm.data_added_packed)
-            );
-        }
-        println!();
-        println!(
-            "processed {} files, {} in {}",
-            sm.total_files_processed,
-            output::bytes(sm.total_bytes_processed),
-            output::duration(elapsed)
-        );
-        match (res.snapshot_id, a.dry_run) {
-            (Some(id), _) => println!("snapshot {} saved", id.short()),
-            (None, false) => println!("skipped creating snapshot: nothing changed"),
-            (None, true) => {}
-        }
-    }
+    print_summary(&res, &adopted, elapsed, a.dry_run, g);
     if obs.errors.load(Ordering::Relaxed) > 0 || res.errors > 0 {
         if !g.json {
             eprintln!("Warning: at least one source file could not be read");
@@ -536,53 +355,6 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         return Ok(crate::exit::INCOMPLETE);
     }
     Ok(crate::exit::OK)
-}
-
-/// restic's rule: `--parent` if given; otherwise the latest snapshot of this host with exactly
-/// these paths that is not newer than the new snapshot; none with `--force`.
-fn find_parent(
-    repo: &cairn_core::repository::Repository,
-    a: &Args,
-    paths: &[PathBuf],
-    hostname: &str,
-    time: Option<GoTime>,
-) -> anyhow::Result<Option<(cairn_core::Id, cairn_core::format::snapshot::Snapshot)>> {
-    if a.force {
-        return Ok(None);
-    }
-    if let Some(spec) = &a.parent {
-        let id = repo
-            .find_id(cairn_core::FileType::Snapshot, spec)
-            .map_err(|e| anyhow::anyhow!("invalid --parent {spec:?}: {e}"))?;
-        return Ok(Some((id, repo.load_snapshot(&id)?)));
-    }
-    let mut want: Vec<String> = paths
-        .iter()
-        .map(|p| archiver::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
-        .collect::<anyhow::Result<_>>()?;
-    want.sort();
-    let now = time.unwrap_or_else(|| chrono::Local::now().fixed_offset());
-    // A parent only saves reading unchanged files: a snapshot file that cannot be read (damaged
-    // or hostile) is reported, and the backup goes on without one.
-    let all = match repo.list_snapshots() {
-        Ok(all) => all,
-        Err(e) => {
-            eprintln!(
-                "warning: no parent snapshot, every file is read: {}",
-                format!("{e:#}").replace('\n', " ")
-            );
-            return Ok(None);
-        }
-    };
-    Ok(all
-        .into_iter()
-        .filter(|(_, s)| s.hostname == hostname && s.time <= now)
-        .filter(|(_, s)| {
-            let mut p = s.paths.clone();
-            p.sort();
-            p == want
-        })
-        .max_by(|x, y| x.1.time.cmp(&y.1.time)))
 }
 
 /// `--stdin`, or `--stdin-from-command`: the command's output is the file, and a command that
@@ -634,91 +406,4 @@ fn backup_stream(
         name: a.paths[0].display().to_string(),
     };
     archiver::backup_stdin(repo, opts, &a.stdin_filename, reader, &INTERRUPTED)
-}
-
-/// Totals found by the scanner running beside the backup.
-struct Totals {
-    files: AtomicU64,
-    bytes: AtomicU64,
-    scanned: AtomicBool,
-}
-
-fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, start: Instant) {
-    let mut last = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() < Duration::from_secs(1) || obs.quiet {
-            continue;
-        }
-        last = Instant::now();
-        let files = obs.files.load(Ordering::Relaxed);
-        let bytes = obs.bytes.load(Ordering::Relaxed);
-        let (total_files, total_bytes) = (
-            totals.files.load(Ordering::Relaxed),
-            totals.bytes.load(Ordering::Relaxed),
-        );
-        let secs = start.elapsed().as_secs_f64();
-        let fraction = if total_bytes > 0 {
-            (bytes as f64 / total_bytes as f64).min(1.0)
-        } else {
-            0.0
-        };
-        // An ETA only once the scanner knows the whole size and some progress was made.
-        let remaining = (totals.scanned.load(Ordering::Relaxed) && fraction > 0.0)
-            .then(|| secs / fraction - secs);
-        let cur = obs
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if obs.json {
-            let mut m = serde_json::json!({
-                "message_type": "status", "seconds_elapsed": secs as u64,
-            });
-            if let Some(r) = remaining {
-                m["seconds_remaining"] = (r as u64).into();
-            }
-            m["percent_done"] = fraction.into();
-            m["total_files"] = total_files.into();
-            m["files_done"] = files.into();
-            m["total_bytes"] = total_bytes.into();
-            m["bytes_done"] = bytes.into();
-            m["error_count"] = obs.errors.load(Ordering::Relaxed).into();
-            m["current_files"] = serde_json::json!([cur]);
-            println!("{m}");
-        } else {
-            let rate = bytes as f64 / secs.max(0.001);
-            let eta = remaining
-                .map(|r| format!(" ETA {}", output::duration(r)))
-                .unwrap_or_default();
-            let mut line = format!(
-                "[{}] {:.2}%  {} files {}, total {} files {}, {}/s, {} errors{eta}  {}",
-                output::duration(secs),
-                fraction * 100.0,
-                files,
-                output::bytes(bytes),
-                total_files,
-                output::bytes(total_bytes),
-                output::bytes(rate as u64),
-                obs.errors.load(Ordering::Relaxed),
-                cur
-            );
-            let width = terminal_width().saturating_sub(1).max(40);
-            if let Some((i, _)) = line.char_indices().nth(width) {
-                line.truncate(i);
-            }
-            print!("\r\x1b[2K{line}");
-            let _ = std::io::stdout().flush();
-        }
-    }
-}
-
-fn terminal_width() -> usize {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
-    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        120
-    }
 }

@@ -1,4 +1,3 @@
-use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use cairn_core::format::keyfile::KeyFile;
 use cairn_core::format::pack::BlobType;
@@ -87,7 +86,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
                 id
             } else {
                 let (snap_spec, sub) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
-                let (_, snap) = snapshot_ref::find(&repo, snap_spec, &[], &[], &[])?;
+                let (_, snap) = cairn_core::snapshots::SnapshotFilter::default().find(&repo, snap_spec)?;
                 let mut id = snap.tree;
                 for comp in sub.split('/').filter(|c| !c.is_empty()) {
                     let t = repo.load_tree(&id)?;

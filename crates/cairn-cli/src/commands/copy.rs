@@ -2,12 +2,12 @@
 //! already copied and blobs already stored. Also the source-repository options that `init
 //! --copy-chunker-params` shares.
 
-use super::repair::Printer;
-use super::rewrite::{find_snapshots, go_time};
 use super::snapshot_ref;
 use crate::global::{self, GlobalOptions, LockMode};
+use crate::printer::Printer;
 use anyhow::Context;
 use cairn_core::copy::{save_copied_snapshot, similar_snapshots, Copier};
+use cairn_core::format::gotime::go_string;
 use cairn_core::format::snapshot::Snapshot;
 use cairn_core::repair::{check_cancel, Report};
 use cairn_core::repository::Repository;
@@ -187,7 +187,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     // Snapshots already in the destination, by the id of the snapshot they were copied from
     // (and by their own id, for identical copies).
     let mut by_original: HashMap<Id, Vec<(Id, Snapshot)>> = HashMap::new();
-    for s in find_snapshots(&dst, &a.filter, &[], &p)? {
+    for s in a.filter.core().select_lenient(&dst, &[], &p)? {
         let Ok(snap) = s.snap else { continue };
         if let Some(o) = snap.original.filter(|o| !o.is_zero()) {
             by_original.entry(o).or_default().push((s.id, snap.clone()));
@@ -195,7 +195,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         by_original.entry(s.id).or_default().push((s.id, snap));
     }
 
-    let selected = find_snapshots(&src, &a.filter, &a.ids, &p)?;
+    let selected = a.filter.core().select_lenient(&src, &a.ids, &p)?;
     let mut copier = Copier::new(&src, &dst, g.compression()?);
     for s in selected {
         check_cancel(&p)?;
@@ -213,7 +213,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "\nsnapshot {} of [{}] at {})",
             s.id.short(),
             snap.paths.join(" "),
-            go_time(&snap.time)
+            go_string(&snap.time)
         ));
         let original = snap.original.unwrap_or(s.id);
         if let Some(copy) = by_original

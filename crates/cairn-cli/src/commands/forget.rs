@@ -4,10 +4,10 @@
 use super::{snapshot_ref, snapshots};
 use crate::global::GlobalOptions;
 use anyhow::Context;
-use cairn_backend::{FileType, Handle};
 use cairn_core::forget::{self as policy, Duration, ExpirePolicy, GroupBy, TagList};
 use cairn_core::format::snapshot::Snapshot;
 use cairn_core::repository::Repository;
+use cairn_core::snapshots::SnapshotFilter;
 use cairn_core::Id;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -193,7 +193,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         g.open_exclusive()?
     };
 
-    let filter = snapshot_ref::Filter {
+    let filter = SnapshotFilter {
         hosts: a.hosts.clone(),
         paths: a.paths.clone(),
         tags: a.tags.clone(),
@@ -202,14 +202,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let mut json_groups = Vec::new();
     if !a.ids.is_empty() {
         // Explicit snapshots go, whatever the policy says.
-        for (id, _) in explicit(&repo, &a.ids, &filter)? {
+        for (id, _) in filter.select(&repo, &a.ids, &snapshot_ref::Warnings)? {
             remove.insert(id);
         }
     } else {
         // As in restic, --group-by only matters (and is only checked) without explicit ids.
         let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
-        let mut snaps = repo.list_snapshots()?;
-        snaps.retain(|(_, s)| filter.matches(s));
+        let snaps = filter.select(&repo, &[], &snapshot_ref::Warnings)?;
         if policy.is_empty() {
             if !g.json && !g.quiet {
                 println!("no policy was specified, no snapshots will be removed");
@@ -269,109 +268,6 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         super::prune::prune(repo, &prune_opts, false, g)?;
     }
     Ok(crate::exit::OK)
-}
-
-/// The snapshots named on the command line, as restic resolves them for forget: unknown or
-/// ambiguous ids are warned about and skipped; filters only apply to "latest".
-fn explicit(
-    repo: &Repository,
-    specs: &[String],
-    filter: &snapshot_ref::Filter,
-) -> anyhow::Result<Vec<(Id, Snapshot)>> {
-    let names: Vec<String> = repo
-        .backend()
-        .list(FileType::Snapshot)
-        .map_err(anyhow::Error::new)
-        .context("listing snapshots")?
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    let mut ids: Vec<Id> = Vec::new();
-    let mut used_filter = false;
-    for spec in specs {
-        if spec == "latest" {
-            used_filter = true;
-            match latest(repo, filter)? {
-                Some(id) => ids.push(id),
-                None => eprintln!(
-                    "Ignoring \"latest\", no snapshot matched given filter (Paths:{} Tags:{} Hosts:{})",
-                    go_list(&filter.paths),
-                    go_list(
-                        &filter
-                            .tags
-                            .iter()
-                            .map(|t| TagList::parse(t).to_string())
-                            .collect::<Vec<_>>()
-                    ),
-                    go_list(&filter.hosts)
-                ),
-            }
-            continue;
-        }
-        let mut hits = names.iter().filter(|n| n.starts_with(spec.as_str()));
-        let found = match (hits.next(), hits.next()) {
-            (Some(name), None) => Id::from_hex(name),
-            (Some(_), Some(_)) => Err(anyhow::anyhow!("multiple IDs with prefix {spec:?} found")),
-            (None, _) => Err(anyhow::anyhow!("no matching ID found for prefix {spec:?}")),
-        };
-        match found {
-            Ok(id) => ids.push(id),
-            Err(e) => eprintln!("Ignoring {spec:?}: {e:#}"),
-        }
-    }
-    let no_filter = filter.hosts.is_empty() && filter.tags.is_empty() && filter.paths.is_empty();
-    if !used_filter && !no_filter {
-        eprintln!("Ignoring filters as there are explicit snapshot ids given");
-    }
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for id in ids {
-        if !seen.insert(id) {
-            continue;
-        }
-        match repo.load_snapshot(&id) {
-            Ok(s) => out.push((id, s)),
-            Err(e) => eprintln!("Ignoring {:?}, could not load snapshot: {e:#}", id.to_hex()),
-        }
-    }
-    Ok(out)
-}
-
-/// The newest snapshot that passes the filters, relative `--path`s taken as absolute.
-fn latest(repo: &Repository, filter: &snapshot_ref::Filter) -> anyhow::Result<Option<Id>> {
-    let cwd = std::env::current_dir().context("current directory")?;
-    let abs = snapshot_ref::Filter {
-        hosts: filter.hosts.clone(),
-        tags: filter.tags.clone(),
-        paths: filter.paths.iter().map(|p| clean(&cwd.join(p))).collect(),
-    };
-    Ok(repo
-        .list_snapshots()?
-        .into_iter()
-        .filter(|(_, s)| abs.matches(s))
-        .max_by(|a, b| a.1.time.cmp(&b.1.time))
-        .map(|(id, _)| id))
-}
-
-/// Lexical cleaning of an absolute path (Go's `filepath.Clean`).
-fn clean(p: &std::path::Path) -> String {
-    use std::path::Component;
-    let mut parts: Vec<String> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            Component::ParentDir => {
-                parts.pop();
-            }
-            _ => {}
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
-/// Go's `%v` of a string slice: `[a b]`.
-fn go_list(v: &[String]) -> String {
-    format!("[{}]", v.join(" "))
 }
 
 /// restic's "snapshots for (host [h], tags [a, b], paths [/x]):" line (nothing without
@@ -436,14 +332,13 @@ fn delete(repo: &Repository, ids: &BTreeSet<Id>, g: &GlobalOptions) -> anyhow::R
     let start = std::time::Instant::now();
     let mut done = 0usize;
     for id in ids {
-        let h = Handle::new(FileType::Snapshot, id.to_hex());
         // restic names a file by the first ten characters of its name in these messages.
-        let name: String = h.name.chars().take(10).collect();
-        if let Err(e) = repo.backend().remove(&h) {
+        let name: String = id.to_hex().chars().take(10).collect();
+        if let Err(e) = cairn_core::snapshots::remove(repo, id) {
             if !g.json {
                 eprintln!("unable to remove <snapshot/{name}> from the repository");
             }
-            return Err(anyhow::Error::new(e)).with_context(|| format!("removing {h}"));
+            return Err(e);
         }
         if !g.json && g.verbose >= 2 {
             println!("removed <snapshot/{name}>");

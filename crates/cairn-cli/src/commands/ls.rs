@@ -29,7 +29,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     // `latest` that no snapshot matches, or an unknown id, is a warning and lists nothing.
     let Some((id, snap)) = a
         .filter
-        .select(&repo, std::slice::from_ref(&a.snapshot))?
+        .core()
+        .select(
+            &repo,
+            std::slice::from_ref(&a.snapshot),
+            &snapshot_ref::Warnings,
+        )?
         .into_iter()
         .next()
     else {

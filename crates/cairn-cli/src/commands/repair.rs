@@ -1,10 +1,11 @@
 //! `repair index` (restic 0.14: `rebuild-index`), `repair packs` and `repair snapshots`.
 
+use super::snapshot_ref;
 use crate::global::GlobalOptions;
+use crate::printer::Printer;
 use cairn_core::repair::{self, RepairIndexOptions, Report};
+use cairn_core::rewrite::Replace;
 use cairn_core::Id;
-use std::io::Write;
-use std::sync::atomic::Ordering;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +20,7 @@ enum What {
     /// Salvage damaged pack files
     Packs(PacksArgs),
     /// Repair snapshots
-    Snapshots(super::rewrite::RepairSnapshotsArgs),
+    Snapshots(SnapshotsArgs),
 }
 
 #[derive(clap::Args)]
@@ -36,48 +37,52 @@ pub struct PacksArgs {
     ids: Vec<String>,
 }
 
-/// Messages as restic prints them: progress on stdout (not with `--quiet`), warnings on stderr.
-pub struct Printer {
-    pub quiet: bool,
-    pub verbose: u8,
-}
-
-impl Printer {
-    pub fn new(g: &GlobalOptions) -> Printer {
-        Printer {
-            quiet: g.quiet,
-            verbose: g.verbose,
-        }
-    }
-}
-
-impl Report for Printer {
-    fn info(&self, msg: &str) {
-        if !self.quiet {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{msg}");
-        }
-    }
-    fn warn(&self, msg: &str) {
-        eprintln!("{msg}");
-    }
-    fn verbose(&self, msg: &str) {
-        if self.verbose > 0 && !self.quiet {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{msg}");
-        }
-    }
-    fn cancelled(&self) -> bool {
-        crate::signals::INTERRUPTED.load(Ordering::Relaxed)
-    }
-}
-
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     match a.what {
         What::Index(i) => run_index(i, g),
         What::Packs(p) => run_packs(p, g),
-        What::Snapshots(s) => super::rewrite::run_repair_snapshots(s, g),
+        What::Snapshots(s) => run_snapshots(s, g),
     }
+}
+
+#[derive(clap::Args)]
+#[command(mut_args(snapshot_ref::help_without_ids))]
+pub struct SnapshotsArgs {
+    /// Snapshots to repair (default: all that match the filters)
+    #[arg(value_name = "snapshotID")]
+    ids: Vec<String>,
+    #[command(flatten)]
+    filter: snapshot_ref::Filter,
+    /// Do not do anything, just print what would be done
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Remove original snapshots after creating new ones
+    #[arg(long)]
+    forget: bool,
+}
+
+/// `repair snapshots` (restic >= 0.16).
+fn run_snapshots(a: SnapshotsArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
+    let repo = if a.dry_run {
+        g.open()?
+    } else {
+        g.open_exclusive()?
+    }
+    .load_index()?;
+    let p = Printer::new(g);
+    let compression = g.compression()?;
+    let selected = a.filter.core().select_lenient(&repo, &a.ids, &p)?;
+    let how = Replace {
+        dry_run: a.dry_run,
+        forget: a.forget,
+        tag: "repaired",
+        new_host: None,
+        new_time: None,
+        compression,
+        interrupted: Some(&crate::signals::INTERRUPTED),
+    };
+    cairn_core::rewrite::repair_snapshots(&repo, selected, &how, &p)?;
+    Ok(crate::exit::OK)
 }
 
 /// `repair index` and its 0.14 name `rebuild-index`.
@@ -111,28 +116,7 @@ fn run_packs(a: PacksArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
 
     // A copy of each pack in the working directory, in case the salvage goes wrong.
     p.info("saving backup copies of pack files to current folder");
-    for id in &ids {
-        let h = cairn_backend::Handle::new(cairn_backend::FileType::Data, id.to_hex());
-        let data = match cairn_core::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)
-        {
-            Ok(d) => d,
-            Err(e) => {
-                p.warn(&format!(
-                    "will remove packfile {id} due to failed download: {e}"
-                ));
-                continue;
-            }
-        };
-        let name = format!("pack-{id}");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&name)
-            .map_err(|e| anyhow::anyhow!("creating backup copy {name}: {e}"))?;
-        f.write_all(&data)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| anyhow::anyhow!("writing backup copy {name}: {e}"))?;
-    }
+    repair::save_pack_copies(&repo, &ids, std::path::Path::new(""), &p)?;
 
     let stats = repair::repair_packs(&repo, &ids, g.compression()?, &p)?;
     p.verbose(&format!(

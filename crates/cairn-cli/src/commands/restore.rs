@@ -59,7 +59,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         Some((s, p)) => (s.to_string(), p.to_string()),
         None => (a.snapshot.clone(), String::new()),
     };
-    let (id, snap) = a.filter.find(&repo, &spec)?;
+    let (id, snap) = a.filter.core().find(&repo, &spec)?;
     let tree = cairn_core::walk::subtree_at(&repo, snap.tree, &sub)
         .map_err(|e| anyhow::anyhow!("snapshot {}: {e:#}", id.short()))?;
     if !g.quiet && !g.json {

@@ -1,6 +1,7 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use cairn_core::format::snapshot::Snapshot;
+use cairn_core::snapshots::{group_snapshots, keep_latest, GroupBy};
 use cairn_core::Id;
 
 #[derive(clap::Args)]
@@ -28,68 +29,8 @@ pub struct Args {
     group_by: String,
 }
 
-/// What `--group-by` groups by (restic's `GroupSnapshots` options).
-#[derive(Default, Clone, Copy)]
-struct GroupBy {
-    host: bool,
-    paths: bool,
-    tags: bool,
-}
-
-impl GroupBy {
-    fn parse(s: &str) -> anyhow::Result<GroupBy> {
-        let mut by = GroupBy::default();
-        for o in s.split(',') {
-            match o {
-                "host" | "hosts" => by.host = true,
-                "path" | "paths" => by.paths = true,
-                "tag" | "tags" => by.tags = true,
-                "" => {}
-                _ => anyhow::bail!("unknown grouping option: '{o}'"),
-            }
-        }
-        Ok(by)
-    }
-    fn any(self) -> bool {
-        self.host || self.paths || self.tags
-    }
-}
-
-/// restic's `SnapshotGroupKey` as JSON: the hostname ("" unless grouped by host), and the
-/// sorted paths and tags (null unless grouped by them, or when there are none).
-fn group_key(s: &Snapshot, by: GroupBy) -> serde_json::Value {
-    let list = |on: bool, v: &[String]| {
-        let mut v = v.to_vec();
-        v.sort();
-        // Go writes an empty (nil) list as null.
-        if on && !v.is_empty() {
-            serde_json::Value::from(v)
-        } else {
-            serde_json::Value::Null
-        }
-    };
-    serde_json::json!({
-        "hostname": if by.host { s.hostname.as_str() } else { "" },
-        "paths": list(by.paths, &s.paths),
-        "tags": list(by.tags, &s.tags),
-    })
-}
-
-/// restic's `FilterLastestSnapshots`: the newest `n` snapshots of each host and set of paths.
-fn keep_latest(snaps: &mut Vec<(Id, Snapshot)>, n: usize) {
-    snaps.sort_by_key(|s| std::cmp::Reverse(s.1.time));
-    let mut count: std::collections::HashMap<(String, Vec<String>), usize> = Default::default();
-    snaps.retain(|(_, s)| {
-        let mut paths = s.paths.clone();
-        paths.sort();
-        let c = count.entry((s.hostname.clone(), paths)).or_default();
-        *c += 1;
-        *c <= n
-    });
-}
-
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    let by = GroupBy::parse(&a.group_by)?;
+    let by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
     let latest = if a.last {
         eprintln!("Flag --last has been deprecated, use --latest 1");
         1
@@ -97,31 +38,21 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         usize::try_from(a.latest).unwrap_or(0)
     };
     let repo = g.open()?;
-    let mut snaps = a.filter.select(&repo, &a.ids)?;
-    for (_, s) in &mut snaps {
-        // restic's grouping sorts every snapshot's paths in place (and its tags when grouping
-        // by them), and that is how they are then shown.
-        s.paths.sort();
-        if by.tags {
-            s.tags.sort();
-        }
-    }
-    let mut groups: Vec<(serde_json::Value, Vec<(Id, Snapshot)>)> = Vec::new();
-    for (id, s) in snaps {
-        let key = group_key(&s, by);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push((id, s)),
-            None => groups.push((key, vec![(id, s)])),
-        }
-    }
+    let snaps = a
+        .filter
+        .core()
+        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
+    // restic prints its groups in Go's map order (random); the core orders them by their key.
+    let mut groups: Vec<(serde_json::Value, Vec<(Id, Snapshot)>)> = group_snapshots(snaps, by)
+        .into_iter()
+        .map(|(k, v)| (k.to_json(), v))
+        .collect();
     for (_, list) in &mut groups {
         if latest > 0 {
             keep_latest(list, latest);
         }
         list.sort_by_key(|s| s.1.time);
     }
-    // restic prints its groups in Go's map order (random); cairn sorts them by their key.
-    groups.sort_by_cached_key(|(k, _)| k.to_string());
     if g.json {
         let list = |v: &[(Id, Snapshot)]| {
             serde_json::Value::Array(

@@ -43,7 +43,10 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         anyhow::bail!("unknown mode {mode:?}: use restore-size, files-by-contents, blobs-per-file or raw-data");
     }
     let repo = g.open_with_index()?;
-    let snaps = a.filter.select(&repo, &a.ids)?;
+    let snaps = a
+        .filter
+        .core()
+        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
     let mut c = Counts::default();
     for (_, snap) in &snaps {
         c.seen_inodes.clear();

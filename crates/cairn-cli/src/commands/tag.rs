@@ -1,5 +1,6 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
+use cairn_core::snapshots::{change_tags, flatten_tags};
 
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_without_ids))]
@@ -19,32 +20,6 @@ pub struct Args {
     remove: Vec<String>,
 }
 
-/// restic 0.14's `changeTags`: `--set` replaces the tags (and always counts as a change),
-/// otherwise `--add` appends the missing ones and `--remove` takes each one's first occurrence
-/// out by moving the last tag into its place (Go's swap-delete, so the order changes as in
-/// restic). All three flags are flattened as restic's `TagLists.Flatten` does, so empty tags
-/// vanish — and `--set ''` changes nothing, as in restic 0.14.
-fn change_tags(tags: &mut Vec<String>, set: &[String], add: &[String], remove: &[String]) -> bool {
-    if !set.is_empty() {
-        *tags = set.to_vec();
-        return true;
-    }
-    let mut changed = false;
-    for t in add {
-        if !tags.contains(t) {
-            tags.push(t.clone());
-            changed = true;
-        }
-    }
-    for t in remove {
-        if let Some(i) = tags.iter().position(|x| x == t) {
-            tags.swap_remove(i);
-            changed = true;
-        }
-    }
-    changed
-}
-
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     if a.set.is_empty() && a.add.is_empty() && a.remove.is_empty() {
         anyhow::bail!("nothing to do!");
@@ -54,10 +29,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     // restic rewrites snapshots under an exclusive lock.
     let repo = g.open_exclusive()?;
-    let snaps = a.filter.select(&repo, &a.ids)?;
-    let set = snapshot_ref::flatten_tags(&a.set);
-    let add = snapshot_ref::flatten_tags(&a.add);
-    let remove = snapshot_ref::flatten_tags(&a.remove);
+    let snaps = a
+        .filter
+        .core()
+        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
+    let set = flatten_tags(&a.set);
+    let add = flatten_tags(&a.add);
+    let remove = flatten_tags(&a.remove);
     let mut changed = 0;
     for (id, mut snap) in snaps {
         if !change_tags(&mut snap.tags, &set, &add, &remove) {
@@ -65,7 +43,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         }
         // The changed snapshot remembers the one it replaces, as restic does.
         snap.original.get_or_insert(id);
-        let saved = repo.replace_snapshot(&id, &snap);
+        let saved = cairn_core::snapshots::replace(&repo, &id, &snap);
         match saved {
             Ok(_) => changed += 1,
             // restic warns and goes on with the other snapshots.
@@ -83,25 +61,4 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         }
     }
     Ok(crate::exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::change_tags;
-
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn tag_changes_are_restics() {
-        let mut t = v(&["a", "b", "c", "d"]);
-        assert!(change_tags(&mut t, &[], &[], &v(&["a", "x"])));
-        assert_eq!(t, v(&["d", "b", "c"]));
-        assert!(change_tags(&mut t, &[], &v(&["b", "e", "e"]), &[]));
-        assert_eq!(t, v(&["d", "b", "c", "e"]));
-        assert!(!change_tags(&mut t, &[], &v(&["e"]), &v(&["zz"])));
-        assert!(change_tags(&mut t, &v(&["d", "b", "c", "e"]), &[], &[]));
-        assert_eq!(t, v(&["d", "b", "c", "e"]));
-    }
 }

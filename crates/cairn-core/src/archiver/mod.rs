@@ -534,26 +534,8 @@ struct TargetTree {
 
 /// The absolute, lexically cleaned form of a backup target, as stored in a snapshot's paths.
 pub fn absolute_path(p: &Path) -> anyhow::Result<PathBuf> {
-    clean_abs(p)
-}
-
-fn clean_abs(p: &Path) -> anyhow::Result<PathBuf> {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    };
-    let mut out = PathBuf::from("/");
-    for c in abs.components() {
-        match c {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-        }
-    }
-    Ok(out)
+    crate::util::gopath::clean_abs_path(p)
+        .with_context(|| format!("{}: no working directory to resolve it", p.display()))
 }
 
 /// restic's rule: relative targets keep their relative components in the tree; absolute ones
@@ -561,7 +543,7 @@ fn clean_abs(p: &Path) -> anyhow::Result<PathBuf> {
 fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
     let mut root = TargetTree::default();
     for p in paths {
-        let real = clean_abs(p)?;
+        let real = absolute_path(p)?;
         let rel: Vec<Component> = if p.is_absolute() {
             real.components()
                 .filter(|c| matches!(c, Component::Normal(_)))
@@ -781,7 +763,7 @@ pub fn backup(
     let mut paths: Vec<String> = opts
         .paths
         .iter()
-        .map(|p| clean_abs(p).map(|p| p.to_string_lossy().into_owned()))
+        .map(|p| absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
         .collect::<anyhow::Result<_>>()?;
     paths.sort();
     let unchanged = opts.parent.as_ref().is_some_and(|(_, p)| p.tree == root_id);
@@ -828,8 +810,7 @@ fn write_snapshot(
     if opts.dry_run {
         return Ok(None);
     }
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = crate::util::host::current_uid_gid();
     let snap = Snapshot {
         time: opts.time.unwrap_or(start),
         parent: opts.parent.as_ref().map(|(id, _)| *id),
@@ -894,8 +875,7 @@ pub fn backup_stdin(
     let mut node = Node::new(filename.as_bytes().to_vec(), NodeType::File);
     node.mode = 0o644;
     (node.mtime, node.atime, node.ctime) = (now, now, now);
-    // SAFETY: getuid/getgid have no preconditions.
-    (node.uid, node.gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    (node.uid, node.gid) = crate::util::host::current_uid_gid();
     node.user = names.user(node.uid);
     node.group = names.group(node.gid);
     node.size = size;

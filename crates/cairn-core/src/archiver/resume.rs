@@ -85,6 +85,22 @@ pub fn log_path(cache_dir: &Path, repo_id: &str, host: &str, paths: &[String]) -
     cache_dir.join(repo_id).join("cairn-resume").join(name)
 }
 
+/// The log of a backup of `targets` (as given on the command line: made absolute and sorted
+/// here, as the snapshot stores them).
+pub fn log_for_targets(
+    cache_dir: &Path,
+    repo_id: &str,
+    host: &str,
+    targets: &[PathBuf],
+) -> anyhow::Result<PathBuf> {
+    let mut abs: Vec<String> = targets
+        .iter()
+        .map(|p| super::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
+        .collect::<anyhow::Result<_>>()?;
+    abs.sort();
+    Ok(log_path(cache_dir, repo_id, host, &abs))
+}
+
 /// Reads a log; lines that do not parse (a torn last line after a crash) are skipped.
 pub fn load(path: &Path) -> HashMap<Vec<u8>, Entry> {
     let mut map = HashMap::new();
@@ -204,5 +220,25 @@ mod tests {
         assert_eq!(witnessed, HashSet::from([pack]));
         log.remove();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn log_for_targets_is_independent_of_order_and_spelling() {
+        let dir = Path::new("/cache");
+        let a = log_for_targets(
+            dir,
+            "r",
+            "h",
+            &[PathBuf::from("/b/"), PathBuf::from("/a/./x/..")],
+        )
+        .expect("absolute");
+        assert_eq!(
+            a,
+            log_path(dir, "r", "h", &["/a".to_string(), "/b".to_string()])
+        );
+        assert_ne!(
+            a,
+            log_path(dir, "r", "other", &["/a".to_string(), "/b".to_string()])
+        );
     }
 }

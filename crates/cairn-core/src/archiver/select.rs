@@ -106,6 +106,30 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("size {s:?} is too large"))
 }
 
+/// The patterns given (`--exclude`) followed by those of each file (`--exclude-file`).
+pub fn patterns_with_files(
+    given: &[String],
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<Vec<String>> {
+    let mut v = given.to_vec();
+    for f in files {
+        v.extend(read_pattern_file(f)?);
+    }
+    Ok(v)
+}
+
+/// The patterns of an `--exclude-file` (or `--iexclude-file`): one a line, blank lines and
+/// `#` comments skipped, surrounding spaces trimmed.
+pub fn read_pattern_file(p: &Path) -> anyhow::Result<Vec<String>> {
+    let s = std::fs::read_to_string(p)
+        .map_err(|e| anyhow::anyhow!("reading exclude file {}: {e}", p.display()))?;
+    Ok(s.lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.to_string())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +179,22 @@ mod tests {
         })
         .unwrap();
         assert_eq!(bad.marker_in(d.path(), &names), None);
+    }
+
+    #[test]
+    fn pattern_files_skip_comments_and_blank_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let f = dir.path().join("ex");
+        std::fs::write(&f, "# c\n\n  *.iso  \nfoo\n").expect("write");
+        assert_eq!(
+            read_pattern_file(&f).expect("read"),
+            vec!["*.iso".to_string(), "foo".to_string()]
+        );
+        assert_eq!(
+            patterns_with_files(&["a".to_string()], &[f.clone(), f.clone()]).expect("read"),
+            ["a", "*.iso", "foo", "*.iso", "foo"]
+        );
+        let e = read_pattern_file(&dir.path().join("missing")).expect_err("missing");
+        assert!(e.to_string().starts_with("reading exclude file "), "{e}");
     }
 }

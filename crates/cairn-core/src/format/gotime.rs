@@ -359,6 +359,24 @@ pub fn clamp_year_local(t: GoTime) -> GoTime {
     go_date_local(go_date(target, n.month(), n.day()).and_time(n.time()))
 }
 
+/// Go's `time.Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`, where the zone name
+/// is `UTC` at offset 0 and the numeric offset otherwise (as Go names a zone it parsed).
+pub fn go_string(t: &GoTime) -> String {
+    let nanos = t.timestamp_subsec_nanos();
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    let off = t.format("%z").to_string();
+    let zone = if t.offset().local_minus_utc() == 0 {
+        "UTC".to_string()
+    } else {
+        off.clone()
+    };
+    format!("{}{frac} {off} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,5 +756,13 @@ mod tests {
         fn prop_parse_never_panics(s in "[0-9TZ:.,+-]{0,40}") {
             let _ = parse_rfc3339(&s);
         }
+    }
+
+    #[test]
+    fn go_string_is_gos() {
+        let t = parse_rfc3339("2020-01-02T03:04:05.5+01:00").expect("time");
+        assert_eq!(go_string(&t), "2020-01-02 03:04:05.5 +0100 +0100");
+        let t = parse_rfc3339("2020-01-02T03:04:05Z").expect("time");
+        assert_eq!(go_string(&t), "2020-01-02 03:04:05 +0000 UTC");
     }
 }

@@ -571,7 +571,7 @@ pub fn execute(
         nothing_known.finish();
         let writer = BlobWriter::for_repo(repo, opts.compression, &nothing_known);
         let jobs: Vec<(u32, Vec<(BlobType, PackedBlob)>)> = by_pack.into_iter().collect();
-        let res = crate::repository::parallel_map(&jobs, 2, |(slot, blobs)| {
+        let res = crate::util::parallel::parallel_map(&jobs, 2, |(slot, blobs)| {
             let pack = plan.packs[*slot as usize].id;
             let h = Handle::new(FileType::Data, pack.to_hex());
             let raw = crate::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)
@@ -658,7 +658,7 @@ fn write_index(
 }
 
 fn delete_files(repo: &IndexedRepository, kind: FileType, ids: &[Id]) -> anyhow::Result<()> {
-    crate::repository::parallel_map(ids, 4, |id| {
+    crate::util::parallel::parallel_map(ids, 4, |id| {
         repo.backend()
             .remove(&Handle::new(kind, id.to_hex()))
             .map_err(anyhow::Error::new)

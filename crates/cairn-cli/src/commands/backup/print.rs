@@ -1,0 +1,279 @@
+//! What `backup` prints: errors and per-file lines as they happen, the live progress line (or
+//! restic's `status` messages), the adoption of an interrupted run's packs, and the summary.
+
+use crate::global::GlobalOptions;
+use crate::output;
+use crate::signals::INTERRUPTED;
+use cairn_core::adopt::AdoptStats;
+use cairn_core::archiver::{self, BackupObserver};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Progress and errors: text on a terminal, restic's JSON messages with --json.
+pub(super) struct Observer {
+    pub(super) json: bool,
+    pub(super) quiet: bool,
+    pub(super) files: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) errors: AtomicU64,
+    pub(super) current: Mutex<String>,
+    pub(super) live: bool,
+    pub(super) verbose: u8,
+}
+
+impl BackupObserver for Observer {
+    fn error(&self, path: &Path, err: &anyhow::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if self.json {
+            let m = serde_json::json!({
+                "message_type": "error",
+                "error": {"message": format!("{err:#}")},
+                "during": "archival",
+                "item": path.to_string_lossy(),
+            });
+            eprintln!("{m}");
+        } else {
+            if self.live {
+                eprint!("\r\x1b[2K");
+            }
+            eprintln!("error: {err:#}");
+        }
+    }
+    fn file_unchanged(&self, path: &Path, bytes: u64) {
+        if self.verbose >= 2 {
+            if self.json {
+                let m = serde_json::json!({
+                    "message_type": "verbose_status", "action": "unchanged", "item": path.to_string_lossy(),
+                    "data_size": bytes, "data_size_in_repo": 0,
+                });
+                println!("{m}");
+            } else {
+                println!("unchanged {}", path.display());
+            }
+        }
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn file_done(&self, path: &Path, bytes: u64, added: u64) {
+        if self.verbose >= 2 {
+            if self.json {
+                let m = serde_json::json!({
+                    "message_type": "verbose_status", "action": "new", "item": path.to_string_lossy(),
+                    "data_size": bytes, "data_size_in_repo": added,
+                });
+                println!("{m}");
+            } else {
+                if self.live {
+                    print!("\r\x1b[2K");
+                }
+                println!(
+                    "new       {}, {} ({} added)",
+                    path.display(),
+                    output::bytes(bytes),
+                    output::bytes(added)
+                );
+            }
+        }
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            path.to_string_lossy().into_owned();
+    }
+}
+
+/// Messages about adopting an interrupted run's packs: lines on a terminal; with --json,
+/// warnings as restic's error messages on stderr (the summary counts what was adopted).
+pub(super) struct AdoptReport {
+    pub(super) json: bool,
+    pub(super) quiet: bool,
+    pub(super) verbose: u8,
+}
+
+impl cairn_core::repair::Report for AdoptReport {
+    fn info(&self, msg: &str) {
+        if !self.quiet && !self.json {
+            println!("{msg}");
+        }
+    }
+    fn warn(&self, msg: &str) {
+        if self.json {
+            let m = serde_json::json!({
+                "message_type": "error",
+                "error": {"message": msg},
+                "during": "adopt",
+                "item": "",
+            });
+            eprintln!("{m}");
+        } else {
+            eprintln!("warning: {msg}");
+        }
+    }
+    fn verbose(&self, msg: &str) {
+        if self.verbose > 0 && !self.quiet && !self.json {
+            println!("{msg}");
+        }
+    }
+    fn cancelled(&self) -> bool {
+        INTERRUPTED.load(Ordering::Relaxed)
+    }
+}
+
+/// The closing summary: restic's `summary` message with `--json`, its text otherwise.
+pub(super) fn print_summary(
+    res: &archiver::BackupResult,
+    adopted: &AdoptStats,
+    elapsed: f64,
+    dry_run: bool,
+    g: &GlobalOptions,
+) {
+    let sm = &res.summary;
+    if g.json {
+        let m = serde_json::json!({
+            "message_type": "summary",
+            "files_new": sm.files_new, "files_changed": sm.files_changed, "files_unmodified": sm.files_unmodified,
+            "dirs_new": sm.dirs_new, "dirs_changed": sm.dirs_changed, "dirs_unmodified": sm.dirs_unmodified,
+            "data_blobs": sm.data_blobs, "tree_blobs": sm.tree_blobs, "data_added": sm.data_added,
+            "data_added_packed": sm.data_added_packed,
+            "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
+            "total_duration": elapsed, "dry_run": dry_run, "files_resumed": res.files_resumed,
+            "packs_adopted": adopted.packs, "data_adopted_packed": adopted.bytes,
+        });
+        let mut m = m;
+        if let Some(id) = res.snapshot_id {
+            m["snapshot_id"] = id.short().into();
+        }
+        println!("{m}");
+    } else if !g.quiet {
+        println!();
+        if res.files_resumed > 0 {
+            println!(
+                "resumed {} files stored by an interrupted earlier run",
+                res.files_resumed
+            );
+        }
+        println!(
+            "Files:       {:5} new, {:5} changed, {:5} unmodified",
+            sm.files_new, sm.files_changed, sm.files_unmodified
+        );
+        println!(
+            "Dirs:        {:5} new, {:5} changed, {:5} unmodified",
+            sm.dirs_new, sm.dirs_changed, sm.dirs_unmodified
+        );
+        if dry_run {
+            println!(
+                "Would add to the repository: {}",
+                output::bytes(sm.data_added)
+            );
+        } else {
+            println!(
+                "Added to the repository: {} ({} stored)",
+                output::bytes(sm.data_added),
+                output::bytes(sm.data_added_packed)
+            );
+        }
+        println!();
+        println!(
+            "processed {} files, {} in {}",
+            sm.total_files_processed,
+            output::bytes(sm.total_bytes_processed),
+            output::duration(elapsed)
+        );
+        match (res.snapshot_id, dry_run) {
+            (Some(id), _) => println!("snapshot {} saved", id.short()),
+            (None, false) => println!("skipped creating snapshot: nothing changed"),
+            (None, true) => {}
+        }
+    }
+}
+
+/// Totals found by the scanner running beside the backup.
+pub(super) struct Totals {
+    pub(super) files: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) scanned: AtomicBool,
+}
+
+pub(super) fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, start: Instant) {
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < Duration::from_secs(1) || obs.quiet {
+            continue;
+        }
+        last = Instant::now();
+        let files = obs.files.load(Ordering::Relaxed);
+        let bytes = obs.bytes.load(Ordering::Relaxed);
+        let (total_files, total_bytes) = (
+            totals.files.load(Ordering::Relaxed),
+            totals.bytes.load(Ordering::Relaxed),
+        );
+        let secs = start.elapsed().as_secs_f64();
+        let fraction = if total_bytes > 0 {
+            (bytes as f64 / total_bytes as f64).min(1.0)
+        } else {
+            0.0
+        };
+        // An ETA only once the scanner knows the whole size and some progress was made.
+        let remaining = (totals.scanned.load(Ordering::Relaxed) && fraction > 0.0)
+            .then(|| secs / fraction - secs);
+        let cur = obs
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if obs.json {
+            let mut m = serde_json::json!({
+                "message_type": "status", "seconds_elapsed": secs as u64,
+            });
+            if let Some(r) = remaining {
+                m["seconds_remaining"] = (r as u64).into();
+            }
+            m["percent_done"] = fraction.into();
+            m["total_files"] = total_files.into();
+            m["files_done"] = files.into();
+            m["total_bytes"] = total_bytes.into();
+            m["bytes_done"] = bytes.into();
+            m["error_count"] = obs.errors.load(Ordering::Relaxed).into();
+            m["current_files"] = serde_json::json!([cur]);
+            println!("{m}");
+        } else {
+            let rate = bytes as f64 / secs.max(0.001);
+            let eta = remaining
+                .map(|r| format!(" ETA {}", output::duration(r)))
+                .unwrap_or_default();
+            let mut line = format!(
+                "[{}] {:.2}%  {} files {}, total {} files {}, {}/s, {} errors{eta}  {}",
+                output::duration(secs),
+                fraction * 100.0,
+                files,
+                output::bytes(bytes),
+                total_files,
+                output::bytes(total_bytes),
+                output::bytes(rate as u64),
+                obs.errors.load(Ordering::Relaxed),
+                cur
+            );
+            let width = terminal_width().saturating_sub(1).max(40);
+            if let Some((i, _)) = line.char_indices().nth(width) {
+                line.truncate(i);
+            }
+            print!("\r\x1b[2K{line}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+fn terminal_width() -> usize {
+    // SAFETY: an all-zero winsize is a valid value of this plain C struct.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        120
+    }
+}
