@@ -1,7 +1,6 @@
 use crate::global::GlobalOptions;
 use cairn_core::format::keyfile::KeyFile;
 use cairn_core::format::pack::BlobType;
-use cairn_core::format::tree::NodeType;
 use cairn_core::FileType;
 use cairn_core::Id;
 use std::io::Write;
@@ -87,16 +86,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             } else {
                 let (snap_spec, sub) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
                 let (_, snap) = cairn_core::snapshots::SnapshotFilter::default().find(&repo, snap_spec)?;
-                let mut id = snap.tree;
-                for comp in sub.split('/').filter(|c| !c.is_empty()) {
-                    let t = repo.load_tree(&id)?;
-                    let n = t
-                        .find(comp.as_bytes())
-                        .filter(|n| n.kind == NodeType::Dir)
-                        .ok_or_else(|| anyhow::anyhow!("path {sub:?} not found in snapshot"))?;
-                    id = n.subtree.ok_or_else(|| anyhow::anyhow!("directory {comp:?} has no subtree"))?;
-                }
-                id
+                cairn_core::walk::subtree_at(&repo, snap.tree, sub)?
             };
             out.write_all(&repo.load_blob(BlobType::Tree, &tree_id)?)?;
         }
