@@ -270,7 +270,7 @@ impl cairn_core::lock::LockObserver for LockMessages {
     }
 }
 
-fn first_line(b: &[u8]) -> Vec<u8> {
+pub(crate) fn first_line(b: &[u8]) -> Vec<u8> {
     let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
     let mut v = b[..end].to_vec();
     if v.last() == Some(&b'\r') {
@@ -279,7 +279,7 @@ fn first_line(b: &[u8]) -> Vec<u8> {
     v
 }
 
-fn run_password_command(cmd: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn run_password_command(cmd: &str) -> anyhow::Result<Vec<u8>> {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)

@@ -99,21 +99,12 @@ impl FromRepo {
             anyhow::bail!("Password file and command are mutually exclusive options");
         }
         if let Some(cmd) = cmd {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .with_context(|| format!("running password command {cmd:?}"))?;
-            if !out.status.success() {
-                anyhow::bail!("password command {cmd:?} failed: {}", out.status);
-            }
-            return Ok(first_line(&out.stdout));
+            return global::run_password_command(cmd);
         }
         if let Some(f) = file {
             let s = std::fs::read(f)
                 .with_context(|| format!("reading password file {}", f.display()))?;
-            return Ok(first_line(&s));
+            return Ok(global::first_line(&s));
         }
         if let Some(pw) = std::env::var_os("RESTIC_FROM_PASSWORD") {
             use std::os::unix::ffi::OsStringExt;
@@ -133,15 +124,6 @@ impl FromRepo {
         Repository::open(backend, &pw, nonempty(&self.key_hint).map(|s| s.as_str()))
             .with_context(|| format!("{what} repository {loc}"))
     }
-}
-
-fn first_line(b: &[u8]) -> Vec<u8> {
-    let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
-    let mut v = b[..end].to_vec();
-    if v.last() == Some(&b'\r') {
-        v.pop();
-    }
-    v
 }
 
 #[derive(clap::Args)]

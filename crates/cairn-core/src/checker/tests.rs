@@ -3,12 +3,10 @@
 use super::*;
 use crate::crypto::Key;
 use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
-use crate::format::keyfile::KdfParams;
 use crate::format::pack::{self, PackedBlob};
 use crate::format::tree::{Node, NodeType, Tree};
-use crate::repository::InitOptions;
-use cairn_backend::{Backend, Handle, LocalBackend};
-use std::sync::{Arc, Mutex};
+use cairn_backend::Handle;
+use std::sync::Mutex;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -98,21 +96,10 @@ fn save_snapshot(repo: &Repository, tree: Id) -> Id {
 /// A v2 repository: one data pack (three blobs, one compressed), one tree pack (root with a
 /// directory `src` holding files `a` and `b`), one index file and one snapshot.
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    // A v2 repository in `dir/repo`, as the engine's test helper makes them.
+    let (dir, repo) = crate::testing::new_repo();
+    let repo = repo.into_repository();
     let root = dir.path().join("repo");
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
-    let repo = Repository::init(
-        backend,
-        b"pw",
-        InitOptions {
-            version: 2,
-            kdf: KdfParams { n: 2, r: 1, p: 1 },
-            polynomial: None,
-            username: "u".into(),
-            hostname: "h".into(),
-        },
-    )
-    .unwrap();
     let chunks: Vec<Vec<u8>> = vec![
         (0..5000u32).map(|i| (i * 7) as u8).collect(),
         vec![b'z'; 3000],
