@@ -24,16 +24,7 @@ pub struct Garage {
 
 /// The `garage` program: on PATH, or where `cargo install` puts it.
 pub fn program() -> Option<PathBuf> {
-    let works = |p: &Path| {
-        Command::new(p)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
+    let works = |p: &Path| crate::tool_works(p, "--version");
     let on_path = PathBuf::from("garage");
     if works(&on_path) {
         return Some(on_path);

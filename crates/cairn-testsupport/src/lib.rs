@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Does `prog arg` run and succeed?
-pub fn tool_works(prog: &str, arg: &str) -> bool {
+pub fn tool_works(prog: impl AsRef<std::ffi::OsStr>, arg: &str) -> bool {
     Command::new(prog)
         .arg(arg)
         .stdin(Stdio::null())

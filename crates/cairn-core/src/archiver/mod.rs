@@ -392,20 +392,21 @@ impl<'a, 'w> Ctx<'a, 'w> {
                 } else {
                     None
                 };
-                if let Some(old) = &resumed {
-                    node.content = old.content.clone();
-                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                // Content known without reading: from an interrupted run's log (a new file
+                // to the summary) or from the parent snapshot (unmodified).
+                let known = if let Some(old) = &resumed {
                     self.stats.files_new.fetch_add(1, Ordering::Relaxed);
                     self.stats.files_resumed.fetch_add(1, Ordering::Relaxed);
-                    self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
-                    self.observer.file_unchanged(path, node.size);
-                    slot.deliver(Some(node));
-                    return Ok(());
-                }
-                if let Some(old) = parent.filter(|old| self.unchanged(old, &node)) {
-                    node.content = old.content.clone();
-                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                    Some(old.content.clone())
+                } else if let Some(old) = parent.filter(|old| self.unchanged(old, &node)) {
                     self.stats.files_unmodified.fetch_add(1, Ordering::Relaxed);
+                    Some(old.content.clone())
+                } else {
+                    None
+                };
+                if let Some(content) = known {
+                    node.content = content;
+                    self.stats.files.fetch_add(1, Ordering::Relaxed);
                     self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
                     self.observer.file_unchanged(path, node.size);
                     slot.deliver(Some(node));
