@@ -116,6 +116,27 @@ fn local_checked(path: &str, opts: &Options) -> Result<Box<dyn Backend>, OpenErr
     Ok(Box::new(LocalBackend::new(path)))
 }
 
+/// `%XX` escapes decoded, anything else (a lone `%`, bad hex) kept as it is; bytes that are not
+/// UTF-8 afterwards become U+FFFD. Works on bytes, so no input can split a character.
+pub(crate) fn percent_decode_lossy(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Go's `path.Clean`, which restic applies to the paths in sftp, s3 and b2 locations:
 /// repeated slashes and `.` dropped, `..` resolved lexically, a trailing slash dropped, `.`
 /// for nothing.
@@ -145,6 +166,18 @@ pub(crate) fn clean_path(p: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn percent_escapes_decode_without_splitting_characters() {
+        use super::percent_decode_lossy as d;
+        assert_eq!(d("a%20b"), "a b");
+        assert_eq!(d("%41%4a"), "AJ");
+        assert_eq!(d("100%"), "100%");
+        assert_eq!(d("%zz"), "%zz");
+        // A multi-byte character right after '%' is kept, not sliced through.
+        assert_eq!(d("%a\u{e9}x"), "%a\u{e9}x");
+        assert_eq!(d("%\u{e9}"), "%\u{e9}");
+    }
+
     #[test]
     fn paths_clean_as_go_does() {
         for (p, want) in [

@@ -97,8 +97,8 @@ impl RestBackend {
         let mut pass = None;
         if let Some(u) = userinfo {
             let (a, b) = u.split_once(':').unwrap_or((u, ""));
-            user = Some(percent_decode(a));
-            pass = Some(percent_decode(b));
+            user = Some(crate::location::percent_decode_lossy(a));
+            pass = Some(crate::location::percent_decode_lossy(b));
         }
         if let Ok(u) = std::env::var("RESTIC_REST_USERNAME") {
             if env && !u.is_empty() {
@@ -291,24 +291,6 @@ pub(crate) fn status_kind(code: u16) -> std::io::ErrorKind {
         400..=499 => ErrorKind::InvalidInput,
         _ => ErrorKind::Other,
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn base64_encode(data: &[u8]) -> String {

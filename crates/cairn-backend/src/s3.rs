@@ -114,7 +114,7 @@ pub fn parse_location(spec: &str) -> std::result::Result<S3Location, String> {
         if path.is_empty() {
             return Err(bad("bucket name not found"));
         }
-        let path = percent_decode(&path[1..]);
+        let path = crate::location::percent_decode_lossy(&path[1..]);
         let (bucket, prefix) = match path.split_once('/') {
             Some((b, p)) => (b.to_string(), p.to_string()),
             None => (path.clone(), String::new()),
@@ -801,25 +801,6 @@ fn is_amazon(host: &str) -> bool {
     host == "s3.amazonaws.com"
         || host == "s3-external-1.amazonaws.com"
         || region_from_host(host).is_some()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn content_md5(data: &[u8]) -> String {
