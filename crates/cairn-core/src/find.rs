@@ -223,7 +223,16 @@ impl PatternFinder<'_> {
             frames: Vec::new(),
             pending: None,
         };
-        walk::walk_sorted(repo, *root, b"", walk, &mut v)?;
+        walk::walk(
+            repo,
+            *root,
+            b"",
+            &WalkOptions {
+                sorted: true,
+                ..*walk
+            },
+            &mut v,
+        )?;
         if let Some(f) = v.frames.pop() {
             v.f.memo.insert(path_key(&f.id, &f.path), Rc::new(f.events));
         }
@@ -500,7 +509,16 @@ impl IdFinder<'_> {
             pending: None,
             stop: false,
         };
-        walk::walk_sorted(repo, *root, b"", walk, &mut v)?;
+        walk::walk(
+            repo,
+            *root,
+            b"",
+            &WalkOptions {
+                sorted: true,
+                ..*walk
+            },
+            &mut v,
+        )?;
         if !v.stop {
             if let Some(f) = v.frames.pop() {
                 if !f.hit {

@@ -124,6 +124,7 @@ impl<'r, 'w> TreeRewriter<'r, 'w> {
             max_depth: MAX_DEPTH,
             // With path-independent rules a tree met again is not walked again.
             refuse_dag_bombs: !cache,
+            ..Default::default()
         };
         // Children are `path/name`, as the walk joins them.
         let root_path = if path == b"/" { &b""[..] } else { path };

@@ -81,6 +81,10 @@ pub struct WalkOptions<'a> {
     /// Refuse DAG bombs (see the module documentation). On by default; commands that load
     /// every tree only once anyway (check, prune) may turn it off.
     pub refuse_dag_bombs: bool,
+    /// Visit each tree's nodes in name order even where a (damaged or forged) tree stores
+    /// them unsorted, as restic's walker does (`find`, `dump`); `Visitor::tree` then sees
+    /// the sorted tree.
+    pub sorted: bool,
 }
 
 impl Default for WalkOptions<'_> {
@@ -89,6 +93,7 @@ impl Default for WalkOptions<'_> {
             interrupted: None,
             max_depth: MAX_DEPTH,
             refuse_dag_bombs: true,
+            sorted: false,
         }
     }
 }
@@ -131,7 +136,7 @@ pub fn walk(
     opts: &WalkOptions,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
-    walk_impl(&CachedSource::new(repo), root, root_path, opts, false, v)
+    walk_impl(&CachedSource::new(repo), root, root_path, opts, v)
 }
 
 /// [`walk`] with trees from `src`.
@@ -142,20 +147,7 @@ pub fn walk_from(
     opts: &WalkOptions,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
-    walk_impl(src, root, root_path, opts, false, v)
-}
-
-/// [`walk`], visiting each tree's nodes in name order even where a (damaged or forged) tree
-/// stores them unsorted, as restic's walker does (`find`, `dump`). `Visitor::tree` sees the
-/// sorted tree.
-pub fn walk_sorted(
-    repo: &IndexedRepository,
-    root: Id,
-    root_path: &[u8],
-    opts: &WalkOptions,
-    v: &mut dyn Visitor,
-) -> anyhow::Result<()> {
-    walk_impl(&CachedSource::new(repo), root, root_path, opts, true, v)
+    walk_impl(src, root, root_path, opts, v)
 }
 
 fn walk_impl(
@@ -163,9 +155,9 @@ fn walk_impl(
     root: Id,
     root_path: &[u8],
     opts: &WalkOptions,
-    sort: bool,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
+    let sort = opts.sorted;
     let mut path = root_path.to_vec();
     let mut stack: Vec<Frame> = Vec::new();
     let mut distinct: HashSet<Id> = HashSet::new();

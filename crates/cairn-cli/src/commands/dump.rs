@@ -329,7 +329,10 @@ fn send_tree(
     emit: &mut Emit,
 ) -> anyhow::Result<()> {
     let mut seen: HashSet<&[u8]> = HashSet::new();
-    let opts = WalkOptions::interruptible(&crate::signals::INTERRUPTED);
+    let opts = WalkOptions {
+        sorted: true,
+        ..WalkOptions::interruptible(&crate::signals::INTERRUPTED)
+    };
     for n in nodes {
         if crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
             return Err(cairn_core::Error::Interrupted.into());
@@ -349,7 +352,7 @@ fn send_tree(
                 emit,
                 last: Vec::new(),
             };
-            walk::walk_sorted(repo, id, &p, &opts, &mut v)?;
+            walk::walk(repo, id, &p, &opts, &mut v)?;
         }
     }
     Ok(())

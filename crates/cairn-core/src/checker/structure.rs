@@ -241,6 +241,7 @@ impl Checker<'_> {
                         interrupted: self.opts.stop,
                         max_depth: MAX_DEPTH,
                         refuse_dag_bombs: false,
+                        ..Default::default()
                     };
                     let src = CheckSource(self);
                     if let Err(e) = walk_from(&src, root, b"", &opts, &mut v) {

@@ -80,6 +80,7 @@ pub fn mark_used(
         interrupted: Some(&failed),
         max_depth: MAX_DEPTH,
         refuse_dag_bombs: false,
+        ..Default::default()
     };
     std::thread::scope(|s| {
         for _ in 0..threads.max(1).min(roots.len()) {
