@@ -136,21 +136,11 @@ pub fn walk(
     opts: &WalkOptions,
     v: &mut dyn Visitor,
 ) -> anyhow::Result<()> {
-    walk_impl(&CachedSource::new(repo), root, root_path, opts, v)
+    walk_from(&CachedSource::new(repo), root, root_path, opts, v)
 }
 
 /// [`walk`] with trees from `src`.
 pub fn walk_from(
-    src: &dyn TreeSource,
-    root: Id,
-    root_path: &[u8],
-    opts: &WalkOptions,
-    v: &mut dyn Visitor,
-) -> anyhow::Result<()> {
-    walk_impl(src, root, root_path, opts, v)
-}
-
-fn walk_impl(
     src: &dyn TreeSource,
     root: Id,
     root_path: &[u8],

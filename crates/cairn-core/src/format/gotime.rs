@@ -327,17 +327,21 @@ fn normalize_leap_second(t: GoTime) -> GoTime {
 /// the local zone Go looks the offset up again for the new date; use
 /// [`clamp_year_local`] for that.
 pub fn clamp_year(t: GoTime) -> GoTime {
-    let year = t.year();
-    let target = if year < 0 {
-        0
-    } else if year > 9999 {
-        9999
-    } else {
+    let Some(target) = clamped_year(t.year()) else {
         return t;
     };
     let n: NaiveDateTime = t.naive_local();
     let naive = go_date(target, n.month(), n.day()).and_time(n.time());
     t.offset().from_local_datetime(&naive).single().unwrap_or(t)
+}
+
+/// The year Go's `FixTime` moves `year` to, if it is outside 0..=9999.
+fn clamped_year(year: i32) -> Option<i32> {
+    match year {
+        y if y < 0 => Some(0),
+        y if y > 9999 => Some(9999),
+        _ => None,
+    }
 }
 
 /// [`clamp_year`] for a time that lives in the machine's local zone (as restic's node
@@ -347,12 +351,7 @@ pub fn clamp_year(t: GoTime) -> GoTime {
 /// [`from_unix_local`] before writing them to get restic's bytes even when the new
 /// date falls in another DST period than the old one.
 pub fn clamp_year_local(t: GoTime) -> GoTime {
-    let year = t.year();
-    let target = if year < 0 {
-        0
-    } else if year > 9999 {
-        9999
-    } else {
+    let Some(target) = clamped_year(t.year()) else {
         return t;
     };
     let n = t.naive_local();
