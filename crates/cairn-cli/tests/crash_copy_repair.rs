@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::{
-    busy_tree, compare_dirs, cpu_of_run, kill_at_cpu, restored, CompareOptions, TempDir, Tool,
-};
+use common::{busy_tree, compare_dirs, restored, CompareOptions, TempDir, Tool};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PW: &str = "crash-pw";
 
@@ -44,7 +42,9 @@ impl Rng {
     }
 }
 
-/// Kill times: evenly spread fractions of `full`, then random ones.
+/// Kill times: evenly spread fractions of `full`, then random ones. `full` is wall time here,
+/// not CPU time as in crash.rs: `repair index` uses about 10 ms of CPU, below what the kernel
+/// accounts per tick, so CPU-timed kills all landed at 0 (tried, and reverted).
 fn kill_times(full: Duration, spread: u32, random: u32, rng: &mut Rng) -> Vec<Duration> {
     let mut v: Vec<Duration> = (0..spread)
         .map(|i| full.mul_f64((i as f64 + 0.5) / spread as f64))
@@ -53,20 +53,21 @@ fn kill_times(full: Duration, spread: u32, random: u32, rng: &mut Rng) -> Vec<Du
     v
 }
 
-/// The CPU time `tool ARGS` takes to run to its end. Kill times are fractions of CPU time, not
-/// of wall time, which varies with the load of the machine from one run to the next.
-fn cpu_of(tool: &Tool, env: &[(&str, &str)], args: &[&str]) -> Duration {
-    let mut child = tool.spawn(env, args);
-    drop(child.stdin.take());
-    cpu_of_run(child)
-}
-
-/// Starts `tool ARGS` with extra environment, kills it (SIGKILL) once it has used `delay` of
-/// CPU; returns whether it was still running then.
+/// Starts `tool ARGS` with extra environment, kills it (SIGKILL) after `delay`; returns
+/// whether it was still running then.
 fn kill_after(tool: &Tool, env: &[(&str, &str)], args: &[&str], delay: Duration) -> bool {
     let mut child = tool.spawn(env, args);
     drop(child.stdin.take());
-    let running = kill_at_cpu(&mut child, delay);
+    let start = Instant::now();
+    let mut running = true;
+    while start.elapsed() < delay {
+        if child.try_wait().unwrap().is_some() {
+            running = false;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2).min(delay));
+    }
+    child.kill().unwrap(); // SIGKILL
     let out = child.wait_with_output().unwrap();
     if !running && !out.status.success() {
         panic!(
@@ -130,8 +131,10 @@ fn sigkill_during_copy_loses_nothing() {
     probe
         .run_env(None, &env, &["init", "--copy-chunker-params"])
         .ok();
-    let full = cpu_of(&probe, &env, &["copy", "-q"]);
-    eprintln!("a full copy takes {full:?} of CPU");
+    let start = Instant::now();
+    probe.run_env(None, &env, &["copy", "-q"]).ok();
+    let full = start.elapsed();
+    eprintln!("a full copy takes {full:?}");
 
     let mut rng = Rng::from_env_or_time();
     let mut killed_midway = 0;
@@ -139,7 +142,7 @@ fn sigkill_during_copy_loses_nothing() {
         if kill_after(&cd, &env, &["copy", "-q"], delay) {
             killed_midway += 1;
         }
-        eprintln!("kill {i} after {delay:?} of CPU");
+        eprintln!("kill {i} after {delay:?}");
         unlock(&cd, &dst_repo);
         rd.run(&["check"]).ok();
         let now = snapshots(&rd);
@@ -158,7 +161,7 @@ fn sigkill_during_copy_loses_nothing() {
     }
     assert!(
         killed_midway >= 4,
-        "only {killed_midway} kills hit a running copy (a full copy took {full:?} of CPU)"
+        "only {killed_midway} kills hit a running copy (a full copy took {full:?})"
     );
 
     // Backing up works, the copy completes, and everything restores.
@@ -228,7 +231,9 @@ fn sigkill_during_repair_index_loses_nothing() {
                 .status()
                 .unwrap();
             assert!(st.success());
-            let full = cpu_of(&Tool::cairn(&probe_repo, PW), &[], &args);
+            let start = Instant::now();
+            Tool::cairn(&probe_repo, PW).run(&args).ok();
+            let full = start.elapsed();
             for delay in kill_times(full, 3, 2, &mut rng) {
                 if kill_after(&c, &[], &args, delay) {
                     killed_midway += 1;
@@ -236,7 +241,7 @@ fn sigkill_during_repair_index_loses_nothing() {
                 unlock(&c, &repo);
                 r.run(&["check"]).ok();
                 let now = snapshots(&r);
-                assert_eq!(now, before, "{args:?} killed after {delay:?} of CPU");
+                assert_eq!(now, before, "{args:?} killed after {delay:?}");
             }
         }
     }
@@ -298,7 +303,9 @@ fn sigkill_during_rewrite_forget_loses_nothing() {
         .status()
         .unwrap();
     assert!(st.success());
-    let full = cpu_of(&Tool::cairn(&probe_repo, PW), &[], &args);
+    let start = Instant::now();
+    Tool::cairn(&probe_repo, PW).run(&args).ok();
+    let full = start.elapsed();
     let mut rng = Rng::from_env_or_time();
     for delay in kill_times(full, 4, 4, &mut rng) {
         kill_after(&c, &[], &args, delay);
