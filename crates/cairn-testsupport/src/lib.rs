@@ -66,3 +66,62 @@ pub fn wait_for_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A program that `.ci/trixie-tools` unpacks from Debian's trixie suite: taken from `env_var`
+/// when set, else from `default` when it runs. None (after a loud message) when it is absent,
+/// unless `CAIRN_REQUIRE_SERVERS=1` or `CAIRN_REQUIRE_RESTIC=1` says it must be there.
+fn trixie_tool(
+    env_var: &str,
+    default: &str,
+    probe: &str,
+    what: &str,
+) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os(env_var)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(default));
+    if tool_works(&path, probe) {
+        return Some(path);
+    }
+    if std::env::var("CAIRN_REQUIRE_SERVERS").as_deref() == Ok("1")
+        || std::env::var("CAIRN_REQUIRE_RESTIC").as_deref() == Ok("1")
+    {
+        panic!(
+            "{what} is not at {} (run bash .ci/trixie-tools)",
+            path.display()
+        );
+    }
+    loud(&format!(
+        "SKIP: {what} not installed (bash .ci/trixie-tools installs it); these tests prove nothing here"
+    ));
+    None
+}
+
+/// restic 0.18 (Debian trixie's package, beside bookworm's restic 0.14 on PATH).
+pub fn restic_018() -> Option<std::path::PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            trixie_tool(
+                "CAIRN_RESTIC_018",
+                "/opt/restic-0.18/usr/bin/restic",
+                "version",
+                "restic 0.18",
+            )
+        })
+        .clone()
+}
+
+/// restic's rest-server 0.13 (Debian trixie's `restic-rest-server`).
+pub fn rest_server() -> Option<std::path::PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            trixie_tool(
+                "CAIRN_REST_SERVER",
+                "/opt/rest-server/usr/bin/restic-rest-server",
+                "--version",
+                "rest-server",
+            )
+        })
+        .clone()
+}
