@@ -2,11 +2,15 @@
 # bench/resume.sh: how much a backup killed part-way costs: a full backup's wall time vs.
 # the re-run after a backup killed (SIGKILL) at a fraction of that time, on the same data.
 #
-#   bash bench/resume.sh [--size-mb N] [--seed S] [--at "0.3 0.7 0.9"] [--no-checkpoints]
+#   bash bench/resume.sh [--size-mb N] [--seed S] [--at "0.3 0.7 0.9"] [--by data|time]
+#                        [--no-checkpoints]
 #
 # On a make-corpus tree (default 1024 MiB, seed 1) this times a full backup into a fresh local
 # repository, then for each fraction F of --at (default 0.7): a fresh repository, a backup
-# killed after F x the full backup's time, and the re-run, timed. The re-run finds what the
+# killed at F and the re-run, timed. --by data (the default) kills once the repository's data
+# directory holds F x what the full backup stored: "killed at 70%" then means 70% of the work,
+# wherever in the tree (and inside which file) that lands. --by time kills after F x the full
+# backup's wall time, which on a busy machine lands anywhere between 45% and 70% of the work. The re-run finds what the
 # killed run stored two ways: files its checkpoints (every 10 s) recorded are not read again
 # (the resume log), and packs it stored after the last checkpoint are adopted (no upload
 # twice). --no-checkpoints disables the checkpoints of the killed run (CAIRN_CHECKPOINT_SECS),
@@ -21,13 +25,15 @@ SIZE_MB=1024
 SEED=1
 AT="0.7"
 NOCKPT=0
+BY=data
 while [[ $# -gt 0 ]]; do
     case $1 in
         --size-mb) SIZE_MB=$2; shift 2 ;;
         --seed) SEED=$2; shift 2 ;;
         --at) AT=$2; shift 2 ;;
         --no-checkpoints) NOCKPT=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --by) BY=$2; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -80,32 +86,48 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sy
 echo "resume: full backup" >&2
 fresh "$R/full"
 FULL=$(timed_backup "$R/full" full)
-echo "resume: full backup took $FULL s" >&2
+FULL_DATA=$(du -sb "$R/full/repo/data" | cut -f1)
+echo "resume: full backup took $FULL s, stored $FULL_DATA bytes of packs" >&2
 
 echo "## Resume after a killed backup — $(date -u '+%F %T') UTC"
 echo
 echo "Corpus $SIZE_MB MiB (seed $SEED), local repository, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg);" \
-     "killed run's checkpoints: $([[ $NOCKPT = 1 ]] && echo off || echo every 10 s)"
+     "killed run's checkpoints: $([[ $NOCKPT = 1 ]] && echo off || echo every 10 s);" \
+     "killed by $([[ $BY = data ]] && echo "share of the full backup's pack bytes stored" || echo "share of the full backup's wall time")"
 echo
 echo "Full backup: $FULL s"
 echo
-echo "| killed at | killed after s | packs left | re-run s | re-run / full | packs adopted | MiB adopted | files resumed |"
+echo "| killed at | killed after s | share of packs stored | re-run s | re-run / full | packs adopted | MiB adopted | files resumed |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for f in $AT; do
     D=$R/kill-$f
     fresh "$D"
-    delay=$(python3 -c "print('%.2f' % ($f * $FULL))")
-    echo "resume: backup killed after $delay s" >&2
     env_ckpt=()
     [[ $NOCKPT = 1 ]] && env_ckpt=(CAIRN_CHECKPOINT_SECS=100000)
+    t0=$(date +%s.%N)
     env "${env_ckpt[@]}" "$CAIRN" -r "$D/repo" --cache-dir "$D/cache" backup -q "$CORPUS" \
         >/dev/null 2>"$W/logs/resume-killed-$f.err" &
     pid=$!
-    sleep "$delay"
+    if [[ $BY = data ]]; then
+        goal=$(python3 -c "print(int($f * $FULL_DATA))")
+        echo "resume: backup killed once $goal bytes of packs are stored" >&2
+        while kill -0 "$pid" 2>/dev/null; do
+            have=$(du -sb "$D/repo/data" 2>/dev/null | cut -f1)
+            [[ ${have:-0} -ge $goal ]] && break
+            sleep 0.02
+        done
+    else
+        delay=$(python3 -c "print('%.2f' % ($f * $FULL))")
+        echo "resume: backup killed after $delay s" >&2
+        sleep "$delay"
+    fi
     note=""
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; else note=" (finished first)"; fi
     wait "$pid" 2>/dev/null || true
-    left=$(find "$D/repo/data" -type f ! -name '.*' | wc -l)
+    delay=$(python3 -c "print('%.2f' % ($(date +%s.%N) - $t0))")
+    # Complete packs only: a pack being written when the kill came is a dot-file.
+    kept=$(find "$D/repo/data" -type f ! -name '.*' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+    left=$(python3 -c "print('%.0f%%' % (100.0 * $kept / $FULL_DATA))")
     RERUN=$(timed_backup "$D" "rerun-$f")
     ratio=$(python3 -c "print('%.2f' % ($RERUN / $FULL))")
     adopted=$(field "$R/rerun-$f.json" packs_adopted)

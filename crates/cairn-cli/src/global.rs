@@ -186,10 +186,7 @@ impl GlobalOptions {
             repo,
             exclusive,
             retry,
-            &LockMessages {
-                quiet: self.quiet,
-                warned: Default::default(),
-            },
+            &crate::printer::printer(self, crate::printer::During::Lock, false),
         )
         .context("unable to create lock in backend")?;
         Ok(Some(lock))
@@ -231,43 +228,6 @@ pub enum LockMode {
     Shared,
     /// Alone: nothing else may run (forget, prune, repairs).
     Exclusive,
-}
-
-struct LockMessages {
-    quiet: bool,
-    /// Unreadable locks already warned about (locks are looked at twice per attempt).
-    warned: std::sync::Mutex<std::collections::HashSet<cairn_core::Id>>,
-}
-
-impl cairn_core::lock::LockObserver for LockMessages {
-    fn removed_dead(&self, id: &cairn_core::Id, info: &cairn_core::lock::LockInfo) {
-        eprintln!(
-            "removed lock {} of PID {} on this host: that process no longer exists",
-            id.short(),
-            info.pid
-        );
-    }
-    fn waiting(&self, err: &cairn_core::lock::LockError, left: std::time::Duration) {
-        if !self.quiet {
-            eprintln!(
-                "{err}; waiting up to {} for the lock",
-                crate::output::duration(left.as_secs_f64())
-            );
-        }
-    }
-    fn unreadable(&self, id: &cairn_core::Id, err: &anyhow::Error) {
-        let first = self
-            .warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(*id);
-        if first {
-            eprintln!(
-                "warning: ignoring unreadable lock {}; `cairn unlock` removes it",
-                format!("{err:#}").replace('\n', " ")
-            );
-        }
-    }
 }
 
 pub(crate) fn first_line(b: &[u8]) -> Vec<u8> {

@@ -1,40 +1,301 @@
-//! The CLI's printers of the core's reports: progress and messages as restic prints them.
+//! The CLI's two printers of the core's events ([`cairn_core::observe`]): [`Text`], worded
+//! as restic prints its messages, and [`Json`], restic's `--json` messages. Every command
+//! hands one of them to the core; which one, and the wording, follow from the operation
+//! ([`During`]) and the global flags.
 
 use crate::global::GlobalOptions;
-use cairn_core::repair::Report;
+use crate::output;
+use cairn_core::observe::{Event, Observer};
 use std::io::Write;
-use std::sync::atomic::Ordering;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-/// Messages as restic prints them: progress on stdout (not with `--quiet`), warnings on
-/// stderr; Ctrl-C asks the core to stop.
-pub struct Printer {
-    pub quiet: bool,
-    pub verbose: u8,
+/// The operation whose events are printed: it picks restic's wording, and the `during`
+/// field of JSON error messages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum During {
+    Backup,
+    /// Backup's adoption of an interrupted run's packs.
+    Adopt,
+    Restore,
+    Prune,
+    /// Repairs, copy, rewrite.
+    Maintenance,
+    /// Choosing snapshots: its messages show even with `--quiet`, as restic's do.
+    Selection,
+    /// Taking a lock for any command.
+    Lock,
+    /// `unlock`, which removes unreadable locks instead of skipping them.
+    Unlock,
+}
+
+impl During {
+    /// restic's JSON `during` value.
+    fn json_name(self) -> &'static str {
+        match self {
+            During::Backup => "archival",
+            During::Adopt => "adopt",
+            During::Restore => "restore",
+            During::Prune => "prune",
+            During::Maintenance => "maintenance",
+            During::Selection => "selection",
+            During::Lock | During::Unlock => "lock",
+        }
+    }
+}
+
+/// What the printers count for progress lines and summaries.
+pub struct Tally {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub errors: AtomicU64,
+    /// The file finished last, shown on the progress line.
+    pub current: Mutex<String>,
+}
+
+impl Tally {
+    const fn new() -> Tally {
+        Tally {
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            current: Mutex::new(String::new()),
+        }
+    }
+
+    fn file(&self, path: &Path, bytes: u64) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            path.to_string_lossy().into_owned();
+    }
+}
+
+/// The settings both printers share.
+struct Settings {
+    during: During,
+    quiet: bool,
+    verbose: u8,
+    tally: Tally,
+}
+
+/// restic's text messages: progress on stdout, warnings and errors on stderr.
+pub struct Text {
+    s: Settings,
+    /// A live progress line is on the terminal; clear it before printing a message.
+    live: bool,
+    /// Unreadable locks already warned about (locks are looked at twice per attempt).
+    warned: Mutex<Vec<cairn_core::Id>>,
+}
+
+/// Messages of snapshot selection, printed the same whatever the flags.
+pub static SELECTION: Text = Text::new(During::Selection, false, 0, false);
+
+impl Text {
+    const fn new(during: During, quiet: bool, verbose: u8, live: bool) -> Text {
+        Text {
+            s: Settings {
+                during,
+                quiet,
+                verbose,
+                tally: Tally::new(),
+            },
+            live,
+            warned: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn clear_line(&self) {
+        if self.live {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn out(&self, msg: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{msg}");
+    }
+}
+
+impl Observer for Text {
+    fn event(&self, e: Event<'_>) {
+        let s = &self.s;
+        match e {
+            Event::Info(m) => {
+                if !s.quiet || s.during == During::Selection {
+                    self.out(m);
+                }
+            }
+            Event::Verbose(m) => {
+                if s.verbose > 0 && !s.quiet {
+                    self.out(m);
+                }
+            }
+            Event::Warning { path, message } => {
+                self.clear_line();
+                match (path, s.during) {
+                    (Some(p), _) => eprintln!("warning: {}: {message}", p.display()),
+                    (None, During::Adopt) => eprintln!("warning: {message}"),
+                    (None, _) => eprintln!("{message}"),
+                }
+            }
+            Event::Error { path, error } => {
+                s.tally.errors.fetch_add(1, Ordering::Relaxed);
+                self.clear_line();
+                match s.during {
+                    During::Backup => eprintln!("error: {error:#}"),
+                    During::Restore => {
+                        eprintln!("ignoring error for {}: {error:#}", path.display())
+                    }
+                    _ => eprintln!("error: {}: {error:#}", path.display()),
+                }
+            }
+            Event::FileSaved { path, bytes, added } => {
+                if s.verbose >= 2 {
+                    if self.live {
+                        print!("\r\x1b[2K");
+                    }
+                    self.out(&format!(
+                        "new       {}, {} ({} added)",
+                        path.display(),
+                        output::bytes(bytes),
+                        output::bytes(added)
+                    ));
+                }
+                s.tally.file(path, bytes);
+            }
+            Event::FileUnchanged { path, bytes } => {
+                if s.verbose >= 2 {
+                    self.out(&format!("unchanged {}", path.display()));
+                }
+                s.tally.file(path, bytes);
+            }
+            Event::LockRemovedDead { id, info } => eprintln!(
+                "removed lock {} of PID {} on this host: that process no longer exists",
+                id.short(),
+                info.pid
+            ),
+            Event::LockWaiting { error, left } => {
+                if !s.quiet {
+                    eprintln!(
+                        "{error}; waiting up to {} for the lock",
+                        output::duration(left.as_secs_f64())
+                    );
+                }
+            }
+            Event::LockUnreadable { id, error } => {
+                let error = format!("{error:#}").replace('\n', " ");
+                if s.during == During::Unlock {
+                    eprintln!("removing unreadable lock {error}");
+                    return;
+                }
+                let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+                if !warned.contains(id) {
+                    warned.push(*id);
+                    eprintln!(
+                        "warning: ignoring unreadable lock {error}; `cairn unlock` removes it"
+                    );
+                }
+            }
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        crate::signals::INTERRUPTED.load(Ordering::Relaxed)
+    }
+}
+
+/// restic's `--json` messages: errors as `error` messages on stderr, `-vv` file lines as
+/// `verbose_status` on stdout; plain progress messages are left out.
+pub struct Json {
+    s: Settings,
+    /// Events JSON has no message for (locking) are printed as text.
+    text: Text,
+}
+
+impl Json {
+    fn error_message(&self, message: &str, item: Option<&Path>) {
+        let m = serde_json::json!({
+            "message_type": "error",
+            "error": {"message": message},
+            "during": self.s.during.json_name(),
+            "item": item.map(|p| p.to_string_lossy()).unwrap_or_default(),
+        });
+        eprintln!("{m}");
+    }
+
+    fn verbose_status(&self, action: &str, path: &Path, bytes: u64, added: u64) {
+        if self.s.verbose >= 2 {
+            let m = serde_json::json!({
+                "message_type": "verbose_status", "action": action, "item": path.to_string_lossy(),
+                "data_size": bytes, "data_size_in_repo": added,
+            });
+            println!("{m}");
+        }
+    }
+}
+
+impl Observer for Json {
+    fn event(&self, e: Event<'_>) {
+        match e {
+            Event::Info(_) | Event::Verbose(_) => {}
+            Event::Warning { path, message } => self.error_message(message, path),
+            Event::Error { path, error } => {
+                self.s.tally.errors.fetch_add(1, Ordering::Relaxed);
+                self.error_message(&format!("{error:#}"), Some(path));
+            }
+            Event::FileSaved { path, bytes, added } => {
+                self.verbose_status("new", path, bytes, added);
+                self.s.tally.file(path, bytes);
+            }
+            Event::FileUnchanged { path, bytes } => {
+                self.verbose_status("unchanged", path, bytes, 0);
+                self.s.tally.file(path, bytes);
+            }
+            Event::LockRemovedDead { .. }
+            | Event::LockWaiting { .. }
+            | Event::LockUnreadable { .. } => self.text.event(e),
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        crate::signals::INTERRUPTED.load(Ordering::Relaxed)
+    }
+}
+
+/// One of the two printers, chosen by [`printer`].
+pub enum Printer {
+    Text(Text),
+    Json(Json),
 }
 
 impl Printer {
-    pub fn new(g: &GlobalOptions) -> Printer {
-        Printer {
-            quiet: g.quiet,
-            verbose: g.verbose,
+    /// The counts the printer kept.
+    pub fn tally(&self) -> &Tally {
+        match self {
+            Printer::Text(t) => &t.s.tally,
+            Printer::Json(j) => &j.s.tally,
         }
+    }
+
+    pub fn quiet(&self) -> bool {
+        match self {
+            Printer::Text(t) => t.s.quiet,
+            Printer::Json(j) => j.s.quiet,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        matches!(self, Printer::Json(_))
     }
 }
 
-impl Report for Printer {
-    fn info(&self, msg: &str) {
-        if !self.quiet {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{msg}");
-        }
-    }
-    fn warn(&self, msg: &str) {
-        eprintln!("{msg}");
-    }
-    fn verbose(&self, msg: &str) {
-        if self.verbose > 0 && !self.quiet {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{msg}");
+impl Observer for Printer {
+    fn event(&self, e: Event<'_>) {
+        match self {
+            Printer::Text(t) => t.event(e),
+            Printer::Json(j) => j.event(e),
         }
     }
     fn cancelled(&self) -> bool {
@@ -42,14 +303,21 @@ impl Report for Printer {
     }
 }
 
-/// Where restic prints the warnings of snapshot selection: stderr, even with `--quiet`.
-pub struct Warnings;
-
-impl Report for Warnings {
-    fn info(&self, msg: &str) {
-        println!("{msg}");
-    }
-    fn warn(&self, msg: &str) {
-        eprintln!("{msg}");
+/// The printer for an operation: JSON messages with `--json` where restic has them (backup,
+/// restore), text otherwise. `live` says a progress line is drawn on the terminal.
+pub fn printer(g: &GlobalOptions, during: During, live: bool) -> Printer {
+    let text = Text::new(during, g.quiet, g.verbose, live);
+    if g.json && matches!(during, During::Backup | During::Adopt | During::Restore) {
+        Printer::Json(Json {
+            s: Settings {
+                during,
+                quiet: g.quiet,
+                verbose: g.verbose,
+                tally: Tally::new(),
+            },
+            text,
+        })
+    } else {
+        Printer::Text(text)
     }
 }

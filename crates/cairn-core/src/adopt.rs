@@ -35,7 +35,8 @@
 use crate::crypto::OVERHEAD;
 use crate::format::indexfile::{IndexBlob, IndexPack};
 use crate::format::pack::PackedBlob;
-use crate::repair::{check_cancel, read_pack_header, save_index_files, Report};
+use crate::observe::{check_cancel, Observer};
+use crate::repair::{read_pack_header, save_index_files};
 use crate::repository::{IndexedRepository, Repository};
 use crate::util::parallel::parallel_map;
 use crate::Id;
@@ -105,7 +106,7 @@ pub struct AdoptStats {
 pub fn adopt_orphan_packs(
     repo: &mut IndexedRepository,
     opts: &AdoptOptions,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<AdoptStats> {
     let mut stats = AdoptStats::default();
     let known: HashSet<Id> = repo.index().pack_ids().iter().copied().collect();

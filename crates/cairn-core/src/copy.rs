@@ -10,8 +10,8 @@
 use crate::format::pack::BlobType;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeType, Tree};
+use crate::observe::{check_cancel, Observer};
 use crate::packer::{BlobWriter, Compression, WriterStats};
-use crate::repair::{check_cancel, Report};
 use crate::repository::IndexedRepository;
 use crate::walk::{walk_from, TreeSource, Visit, Visitor, WalkOptions};
 use crate::Id;
@@ -79,7 +79,7 @@ impl<'s, 'd> Copier<'s, 'd> {
     }
 
     /// Copies every tree and data blob reachable from `root` that the destination lacks.
-    pub fn copy_tree(&mut self, root: Id, report: &dyn Report) -> anyhow::Result<TreeCopyStats> {
+    pub fn copy_tree(&mut self, root: Id, report: &dyn Observer) -> anyhow::Result<TreeCopyStats> {
         let mut stats = TreeCopyStats::default();
         let mut wanted: Vec<Id> = Vec::new();
         if self.visited.insert(root) {
@@ -221,7 +221,7 @@ struct CopyVisitor<'a, 'd> {
     writer: &'a BlobWriter<'d>,
     wanted: &'a mut Vec<Id>,
     wanted_set: HashSet<Id>,
-    report: &'a dyn Report,
+    report: &'a dyn Observer,
 }
 
 impl Visitor for CopyVisitor<'_, '_> {

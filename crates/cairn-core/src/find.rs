@@ -19,7 +19,7 @@ use crate::format::indexfile::IndexFile;
 use crate::format::pack::{BlobType, PackedBlob};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeType, Tree};
-use crate::repair::Report;
+use crate::observe::Observer;
 use crate::repository::IndexedRepository;
 use crate::util::gopath::join_bytes as go_path_join;
 use crate::walk::{self, Visit, Visitor, WalkOptions};
@@ -105,7 +105,7 @@ impl IdSearch {
         repo: &IndexedRepository,
         kind: IdKind,
         pats: &[String],
-        report: &dyn Report,
+        report: &dyn Observer,
     ) -> anyhow::Result<IdSearch> {
         let mut ids = IdSearch::default();
         match kind {
@@ -677,7 +677,7 @@ impl Visitor for IdVisitor<'_, '_, '_> {
 fn packs_to_blobs(
     repo: &IndexedRepository,
     pats: &[String],
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<(Vec<Id>, Vec<Id>)> {
     let pats: Vec<String> = pats.iter().map(|p| p.to_ascii_lowercase()).collect();
     let mut found = vec![false; pats.len()];
@@ -952,11 +952,7 @@ mod tests {
         }
     }
 
-    struct Quiet;
-    impl Report for Quiet {
-        fn info(&self, _: &str) {}
-        fn warn(&self, _: &str) {}
-    }
+    use crate::observe::Quiet;
 
     #[test]
     fn patterns_and_ids_are_found_in_every_snapshot() {

@@ -18,27 +18,24 @@
 //! # Example: back up a directory, list snapshots, restore
 //!
 //! ```
-//! use cairn_core::archiver::{self, BackupObserver, BackupOptions};
+//! use cairn_core::archiver::{self, BackupOptions};
 //! use cairn_core::format::keyfile::KdfParams;
+//! use cairn_core::observe::{Event, Observer};
 //! use cairn_core::repository::InitOptions;
-//! use cairn_core::restorer::{self, RestoreObserver, RestoreOptions};
+//! use cairn_core::restorer::{self, RestoreOptions};
 //! use cairn_core::Repository;
-//! use std::path::Path;
 //! use std::sync::atomic::AtomicBool;
 //! use std::sync::Arc;
 //!
-//! struct Quiet;
-//! impl BackupObserver for Quiet {
-//!     fn error(&self, path: &Path, err: &anyhow::Error) {
-//!         eprintln!("{}: {err:#}", path.display());
-//!     }
-//! }
-//! impl RestoreObserver for Quiet {
-//!     fn error(&self, path: &Path, err: &anyhow::Error) {
-//!         eprintln!("{}: {err:#}", path.display());
-//!     }
-//!     fn warning(&self, path: &Path, msg: &str) {
-//!         eprintln!("{}: {msg}", path.display());
+//! // Every operation reports through one observer: here, errors and warnings go to stderr.
+//! struct Log;
+//! impl Observer for Log {
+//!     fn event(&self, e: Event<'_>) {
+//!         match e {
+//!             Event::Error { path, error } => eprintln!("{}: {error:#}", path.display()),
+//!             Event::Warning { message, .. } => eprintln!("{message}"),
+//!             _ => {}
+//!         }
 //!     }
 //! }
 //!
@@ -60,7 +57,7 @@
 //!     hostname: "example".into(),
 //!     ..Default::default()
 //! };
-//! let result = archiver::backup(&repo, &backup, &Quiet, &stop)?;
+//! let result = archiver::backup(&repo, &backup, &Log, &stop)?;
 //! let id = result.snapshot_id.expect("a snapshot was written");
 //! // The backup stored index files for what it added; reading them back makes those blobs
 //! // readable through this handle too.
@@ -80,7 +77,7 @@
 //!     verify: true,
 //!     threads: 2,
 //! };
-//! let stats = restorer::restore(&repo, snapshots[0].1.tree, &restore, &Quiet, &stop)?;
+//! let stats = restorer::restore(&repo, snapshots[0].1.tree, &restore, &Log, &stop)?;
 //! assert_eq!(stats.errors, 0);
 //! let restored = target.join(source.strip_prefix("/")?).join("docs/notes.txt");
 //! assert_eq!(std::fs::read(restored)?, b"remember the milk\n");
@@ -106,6 +103,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod migrate;
+pub mod observe;
 pub mod packer;
 pub mod pruner;
 pub mod repair;

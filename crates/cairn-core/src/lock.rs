@@ -201,18 +201,8 @@ pub fn parse_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<LockInfo> {
 /// This machine's name, as restic records it in locks (not the `--host` of snapshots).
 pub use crate::util::host::hostname;
 
-/// What the caller hears while a lock is being taken.
-pub trait LockObserver {
-    /// A dead process's lock was removed.
-    fn removed_dead(&self, _id: &Id, _info: &LockInfo) {}
-    /// The repository is locked; waiting up to the retry time.
-    fn waiting(&self, _err: &LockError, _left: Duration) {}
-    /// A lock file could not be read and is ignored (as restic 0.14 does).
-    fn unreadable(&self, _id: &Id, _err: &anyhow::Error) {}
-}
-
-pub struct Quiet;
-impl LockObserver for Quiet {}
+pub use crate::observe::Quiet;
+use crate::observe::{Event, Observer};
 
 /// A lock held on a repository; refreshed in the background, removed on drop.
 pub struct RepoLock {
@@ -228,7 +218,7 @@ impl RepoLock {
         repo: &Repository,
         exclusive: bool,
         retry: Duration,
-        observer: &dyn LockObserver,
+        observer: &dyn Observer,
     ) -> anyhow::Result<RepoLock> {
         let store = Store {
             backend: repo.backend().clone(),
@@ -246,7 +236,10 @@ impl RepoLock {
                         return Err(conflict.into());
                     }
                     let left = deadline - now;
-                    observer.waiting(&conflict, left);
+                    observer.event(Event::LockWaiting {
+                        error: &conflict,
+                        left,
+                    });
                     std::thread::sleep(pause.min(left));
                     pause = (pause * 2).min(Duration::from_secs(60));
                 }
@@ -340,7 +333,7 @@ fn refresh_interval() -> Duration {
 fn try_lock(
     store: &Store,
     exclusive: bool,
-    observer: &dyn LockObserver,
+    observer: &dyn Observer,
 ) -> anyhow::Result<Result<Id, LockError>> {
     let host = hostname();
     if let Err(c) = find_conflict(store, exclusive, None, &host, observer)? {
@@ -382,7 +375,7 @@ fn find_conflict(
     exclusive: bool,
     ours: Option<&Id>,
     host: &str,
-    observer: &dyn LockObserver,
+    observer: &dyn Observer,
 ) -> anyhow::Result<Result<(), LockError>> {
     for id in store.list().context("listing locks")? {
         if Some(&id) == ours {
@@ -394,7 +387,7 @@ fn find_conflict(
             Err(e) if is_not_found(&e) => continue,
             // Unreadable: reported, and does not block (see [`Unreadable`]).
             Err(e) if is_unreadable(&e) => {
-                observer.unreadable(&id, &e);
+                observer.event(Event::LockUnreadable { id: &id, error: &e });
                 continue;
             }
             Err(e) => return Err(e.context(format!("reading lock {}", id.short()))),
@@ -404,7 +397,10 @@ fn find_conflict(
         }
         if info.is_dead_local(host) {
             store.remove(&id)?;
-            observer.removed_dead(&id, &info);
+            observer.event(Event::LockRemovedDead {
+                id: &id,
+                info: &info,
+            });
             continue;
         }
         return Ok(Err(LockError::Conflict { id, info }));
@@ -426,7 +422,7 @@ fn is_not_found(e: &anyhow::Error) -> bool {
 pub fn remove_locks(
     repo: &Repository,
     all: bool,
-    observer: &dyn LockObserver,
+    observer: &dyn Observer,
 ) -> anyhow::Result<usize> {
     let store = Store {
         backend: repo.backend().clone(),
@@ -440,7 +436,7 @@ pub fn remove_locks(
             || match store.load(&id) {
                 Ok(info) => info.is_stale(&host),
                 Err(e) if is_unreadable(&e) => {
-                    observer.unreadable(&id, &e);
+                    observer.event(Event::LockUnreadable { id: &id, error: &e });
                     true
                 }
                 // Gone meanwhile, or not fetched: left alone.

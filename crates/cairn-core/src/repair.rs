@@ -10,6 +10,7 @@ use crate::crypto::OVERHEAD;
 use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
 use crate::format::pack::{self, PackedBlob};
 use crate::index::{BlobLocation, MasterIndex};
+use crate::observe::{check_cancel, Observer};
 use crate::packer::{BlobWriter, Compression};
 use crate::repository::Repository;
 use crate::util::parallel::parallel_map;
@@ -20,29 +21,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Start a new index file after this many blobs (restic's limit).
 pub const INDEX_MAX_BLOBS: usize = 50_000;
-
-/// Where the maintenance commands (repairs, copy, rewrite) send their messages; the command
-/// decides how (and whether) to print them.
-pub trait Report: Sync {
-    /// A progress message restic prints on stdout at normal verbosity.
-    fn info(&self, msg: &str);
-    /// A warning (stderr).
-    fn warn(&self, msg: &str);
-    /// A message for `-v`.
-    fn verbose(&self, _msg: &str) {}
-    /// Has the user asked to stop (Ctrl-C)? Long loops check this between steps.
-    fn cancelled(&self) -> bool {
-        false
-    }
-}
-
-/// Fails with [`crate::Error::Interrupted`] when the user asked to stop.
-pub fn check_cancel(report: &dyn Report) -> anyhow::Result<()> {
-    if report.cancelled() {
-        return Err(crate::Error::Interrupted.into());
-    }
-    Ok(())
-}
 
 /// The size a pack with these blobs has: the blobs, the encrypted header of one entry per blob
 /// (37 bytes, 41 when compressed) and the 4-byte header length (restic's `pack.Size`).
@@ -168,7 +146,7 @@ fn sorted_blobs(mut blobs: Vec<IndexBlob>) -> Vec<IndexBlob> {
 pub fn repair_index(
     repo: &Repository,
     opts: RepairIndexOptions,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<RepairIndexStats> {
     let mut stats = RepairIndexStats::default();
     let mut obsolete: Vec<Id> = Vec::new();
@@ -317,7 +295,7 @@ pub fn repair_packs(
     repo: &Repository,
     ids: &[Id],
     compression: Compression,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<RepairPacksStats> {
     let mut stats = RepairPacksStats::default();
     let damaged: BTreeSet<Id> = ids.iter().copied().collect();
@@ -418,7 +396,7 @@ fn salvage(
     pack: &Id,
     blobs: &[IndexBlob],
     stats: &mut RepairPacksStats,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<()> {
     let h = Handle::new(FileType::Data, pack.to_hex());
     for b in blobs {
@@ -486,7 +464,7 @@ pub fn save_pack_copies(
     repo: &Repository,
     ids: &[Id],
     dir: &std::path::Path,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     for id in ids {
@@ -532,15 +510,7 @@ mod tests {
         assert_eq!(pack_size(&[b(32, 0), b(50, 90)]), 105 + 50 + 41);
     }
 
-    #[derive(Default)]
-    struct Warnings(std::sync::Mutex<Vec<String>>);
-
-    impl Report for Warnings {
-        fn info(&self, _: &str) {}
-        fn warn(&self, msg: &str) {
-            self.0.lock().expect("not poisoned").push(msg.to_string());
-        }
-    }
+    use crate::testing::Warnings;
 
     #[test]
     fn pack_copies_are_saved_once_and_unreadable_packs_warned_about() {
@@ -556,7 +526,7 @@ mod tests {
         save_pack_copies(&repo, &[pack, missing], out.path(), &w).expect("copies");
         let copy = std::fs::read(out.path().join(format!("pack-{pack}"))).expect("copy");
         assert_eq!(Id::hash(&copy), pack);
-        let warned = w.0.lock().expect("not poisoned").clone();
+        let warned = w.take();
         assert_eq!(warned.len(), 1);
         assert!(
             warned[0].starts_with(&format!("will remove packfile {missing}")),

@@ -13,8 +13,8 @@ use crate::format::gotime::{go_string, GoTime};
 use crate::format::pack::BlobType;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeType, Tree};
+use crate::observe::{check_cancel, Observer};
 use crate::packer::{BlobWriter, Compression};
-use crate::repair::{check_cancel, Report};
 use crate::repository::IndexedRepository;
 use crate::snapshots::{describe, Selected};
 use crate::walk::{lossy_path, walk_from, CachedSource, Visit, Visitor, WalkOptions, MAX_DEPTH};
@@ -356,7 +356,7 @@ pub fn rewrite_snapshots(
     repo: &IndexedRepository,
     selected: Vec<Selected>,
     opts: &RewriteOptions,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<usize> {
     let how = &opts.replace;
     let writer = new_writer(repo, how);
@@ -427,7 +427,7 @@ pub(crate) fn replace_snapshot(
     new_tree: Option<Id>,
     summary: Option<(u64, u64)>,
     how: &Replace,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<bool> {
     let Some(tree) = new_tree else {
         if how.dry_run {
@@ -493,7 +493,7 @@ pub(crate) fn remove_snapshot(repo: &IndexedRepository, id: &Id) -> anyhow::Resu
 }
 
 /// restic's closing line of `rewrite` and `repair snapshots`.
-pub(crate) fn summary_line(report: &dyn Report, changed: usize, dry_run: bool) {
+pub(crate) fn summary_line(report: &dyn Observer, changed: usize, dry_run: bool) {
     report.info("");
     report.info(&match (changed, dry_run) {
         (0, false) => "no snapshots were modified".to_string(),
@@ -510,7 +510,7 @@ pub(crate) fn rewrite_failed(id: &Id, e: anyhow::Error) -> anyhow::Error {
 /// `rewrite --exclude`: drops every node whose path matches; counts what stays.
 struct ExcludeRules<'a> {
     sel: &'a Selection,
-    report: &'a dyn Report,
+    report: &'a dyn Observer,
     files: u64,
     bytes: u64,
 }
@@ -540,7 +540,7 @@ pub fn repair_snapshots(
     repo: &IndexedRepository,
     selected: Vec<Selected>,
     how: &Replace,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<usize> {
     let writer = new_writer(repo, how);
     let mut changed = 0;
@@ -591,7 +591,7 @@ pub fn repair_snapshots(
 /// The decisions of `repair snapshots`.
 struct RepairRules<'a> {
     repo: &'a IndexedRepository,
-    report: &'a dyn Report,
+    report: &'a dyn Observer,
 }
 
 impl RewriteRules for RepairRules<'_> {

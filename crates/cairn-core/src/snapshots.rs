@@ -18,7 +18,7 @@
 
 use crate::format::gotime::GoTime;
 use crate::format::snapshot::Snapshot;
-use crate::repair::Report;
+use crate::observe::Observer;
 use crate::repository::Repository;
 use crate::util::gopath;
 use crate::util::parallel::parallel_map;
@@ -135,7 +135,7 @@ impl SnapshotFilter {
         &self,
         repo: &Repository,
         ids: &[String],
-        report: &dyn Report,
+        report: &dyn Observer,
     ) -> anyhow::Result<Vec<(Id, Snapshot)>> {
         if ids.is_empty() {
             let mut snaps = repo.list_snapshots()?;
@@ -191,7 +191,7 @@ impl SnapshotFilter {
         &self,
         repo: &Repository,
         ids: &[String],
-        report: &dyn Report,
+        report: &dyn Observer,
     ) -> anyhow::Result<Vec<Selected>> {
         let names = snapshot_names(repo)?;
         if ids.is_empty() {
@@ -402,7 +402,7 @@ pub struct ParentQuery<'a> {
 pub fn find_parent(
     repo: &Repository,
     q: &ParentQuery,
-    report: &dyn Report,
+    report: &dyn Observer,
 ) -> anyhow::Result<Option<(Id, Snapshot)>> {
     if q.force {
         return Ok(None);
@@ -585,24 +585,8 @@ pub fn group_snapshots(list: Vec<(Id, Snapshot)>, by: GroupBy) -> Vec<Group> {
 mod tests {
     use super::*;
     use cairn_backend::Handle;
-    use std::sync::Mutex;
 
-    /// Collects warnings.
-    #[derive(Default)]
-    struct Warnings(Mutex<Vec<String>>);
-
-    impl Report for Warnings {
-        fn info(&self, _: &str) {}
-        fn warn(&self, msg: &str) {
-            self.0.lock().expect("not poisoned").push(msg.to_string());
-        }
-    }
-
-    impl Warnings {
-        fn take(&self) -> Vec<String> {
-            std::mem::take(&mut *self.0.lock().expect("not poisoned"))
-        }
-    }
+    use crate::testing::Warnings;
 
     fn snap(time: &str, host: &str, paths: &[&str], tags: &[&str]) -> serde_json::Value {
         serde_json::json!({

@@ -90,3 +90,25 @@ pub(crate) fn dir(name: &str, subtree: crate::Id) -> crate::format::tree::Node {
     n.subtree = Some(subtree);
     n
 }
+
+/// An observer that keeps the warnings it hears (and ignores everything else).
+#[derive(Default)]
+pub(crate) struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl crate::observe::Observer for Warnings {
+    fn event(&self, e: crate::observe::Event<'_>) {
+        if let crate::observe::Event::Warning { message, .. } = e {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push(message.to_string());
+        }
+    }
+}
+
+impl Warnings {
+    /// The warnings heard so far, leaving none behind.
+    pub(crate) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}

@@ -1,16 +1,17 @@
 mod print;
 
 use crate::global::{self, GlobalOptions};
+use crate::printer::{printer, During};
 use crate::signals::INTERRUPTED;
 use anyhow::Context;
 use cairn_core::archiver::select::{patterns_with_files, SelectOptions};
-use cairn_core::archiver::{self, BackupObserver, BackupOptions};
+use cairn_core::archiver::{self, BackupOptions};
+use cairn_core::observe::Observer;
 use cairn_core::util::timeparse::{self, LocalTimeError};
-use print::{print_summary, progress_loop, AdoptReport, Observer, Totals};
+use print::{print_summary, progress_loop, Totals};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -227,26 +228,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let adopted = if a.dry_run {
         Default::default()
     } else {
-        let r = AdoptReport {
-            json: g.json,
-            quiet: g.quiet,
-            verbose: g.verbose,
-        };
+        let r = printer(g, During::Adopt, false);
         let opts = cairn_core::adopt::AdoptOptions::for_backup(&repo, g.cache_dir().as_deref());
         cairn_core::adopt::adopt_orphan_packs(&mut repo, &opts, &r)
             .context("adopting the packs of an interrupted backup")?
     };
     let live = !g.quiet && !g.json && std::io::stdout().is_terminal();
-    let obs = Observer {
-        json: g.json,
-        quiet: g.quiet,
-        files: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        current: Mutex::new(String::new()),
-        live,
-        verbose: g.verbose,
-    };
+    let obs = printer(g, During::Backup, live);
     // Targets that do not exist are warnings, unless none exists at all.
     let existing: Vec<PathBuf> = paths
         .iter()
@@ -277,7 +265,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             targets: &parent_paths,
             time: time.unwrap_or_else(|| chrono::Local::now().fixed_offset()),
         },
-        &super::snapshot_ref::Warnings,
+        &crate::printer::SELECTION,
     )?;
     if !g.quiet && !g.json {
         match &parent {
@@ -348,7 +336,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let res = result?;
     let elapsed = start.elapsed().as_secs_f64();
     print_summary(&res, &adopted, elapsed, a.dry_run, g);
-    if obs.errors.load(Ordering::Relaxed) > 0 || res.errors > 0 {
+    if obs.tally().errors.load(Ordering::Relaxed) > 0 || res.errors > 0 {
         if !g.json {
             eprintln!("Warning: at least one source file could not be read");
         }

@@ -4,12 +4,13 @@
 
 use super::snapshot_ref;
 use crate::global::{self, GlobalOptions, LockMode};
-use crate::printer::Printer;
+use crate::printer::{printer, During};
 use anyhow::Context;
 use cairn_core::copy::{save_copied_snapshot, similar_snapshots, Copier};
 use cairn_core::format::gotime::go_string;
 use cairn_core::format::snapshot::Snapshot;
-use cairn_core::repair::{check_cancel, Report};
+use cairn_core::observe::check_cancel;
+use cairn_core::observe::Observer;
 use cairn_core::repository::Repository;
 use cairn_core::Id;
 use std::collections::HashMap;
@@ -153,7 +154,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     locking.no_lock = false;
     let _dst_lock = locking.lock(&dst, LockMode::Shared)?;
 
-    let p = Printer::new(g);
+    let p = printer(g, During::Maintenance, false);
     let src = src
         .load_index()
         .context("loading the source repository's index")?;

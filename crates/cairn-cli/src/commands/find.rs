@@ -97,12 +97,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     };
     // Packs are resolved before the snapshots are chosen, so their errors come first.
     let mut ids = id_kind
-        .map(|k| IdSearch::new(&repo, k, &patterns, &snapshot_ref::Warnings))
+        .map(|k| IdSearch::new(&repo, k, &patterns, &crate::printer::SELECTION))
         .transpose()?;
     let mut snaps = a
         .filter
         .core()
-        .select(&repo, &a.snapshots, &snapshot_ref::Warnings)?;
+        .select(&repo, &a.snapshots, &crate::printer::SELECTION)?;
     snaps.sort_by_key(|s| s.1.time);
     // Every walk stops at Ctrl-C.
     let walk = WalkOptions::interruptible(&crate::signals::INTERRUPTED);

@@ -202,13 +202,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let mut json_groups = Vec::new();
     if !a.ids.is_empty() {
         // Explicit snapshots go, whatever the policy says.
-        for (id, _) in filter.select(&repo, &a.ids, &snapshot_ref::Warnings)? {
+        for (id, _) in filter.select(&repo, &a.ids, &crate::printer::SELECTION)? {
             remove.insert(id);
         }
     } else {
         // As in restic, --group-by only matters (and is only checked) without explicit ids.
         let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
-        let snaps = filter.select(&repo, &[], &snapshot_ref::Warnings)?;
+        let snaps = filter.select(&repo, &[], &crate::printer::SELECTION)?;
         if policy.is_empty() {
             if !g.json && !g.quiet {
                 println!("no policy was specified, no snapshots will be removed");

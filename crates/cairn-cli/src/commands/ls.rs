@@ -33,7 +33,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .select(
             &repo,
             std::slice::from_ref(&a.snapshot),
-            &snapshot_ref::Warnings,
+            &crate::printer::SELECTION,
         )?
         .into_iter()
         .next()

@@ -2,6 +2,8 @@
 
 use crate::global::GlobalOptions;
 use crate::output::bytes;
+use crate::printer::{printer, During};
+use cairn_core::observe::Observer;
 use cairn_core::pruner::{self, MaxUnused, PruneOptions, PruneStats};
 use cairn_core::repository::Repository;
 
@@ -60,24 +62,6 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     Ok(crate::exit::OK)
 }
 
-struct Say<'g> {
-    g: &'g GlobalOptions,
-}
-
-impl pruner::PruneObserver for Say<'_> {
-    fn message(&self, msg: &str) {
-        if !self.g.quiet {
-            println!("{msg}");
-        }
-    }
-    fn warn(&self, msg: &str) {
-        eprintln!("{msg}");
-    }
-    fn cancelled(&self) -> bool {
-        crate::signals::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
 /// Prunes an opened, exclusively locked repository (also used by `forget --prune`).
 pub fn prune(
     repo: Repository,
@@ -85,11 +69,10 @@ pub fn prune(
     dry_run: bool,
     g: &GlobalOptions,
 ) -> anyhow::Result<()> {
-    let say = Say { g };
-    use pruner::PruneObserver;
-    say.message("loading indexes...");
+    let say = printer(g, During::Prune, false);
+    say.info("loading indexes...");
     let repo = &repo.load_index()?;
-    say.message("loading all snapshots...");
+    say.info("loading all snapshots...");
     let roots: Vec<cairn_core::Id> = repo
         .list_snapshots()?
         .into_iter()

@@ -2,8 +2,9 @@
 
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
-use crate::printer::Printer;
-use cairn_core::repair::{self, RepairIndexOptions, Report};
+use crate::printer::{printer, During};
+use cairn_core::observe::Observer;
+use cairn_core::repair::{self, RepairIndexOptions};
 use cairn_core::rewrite::Replace;
 use cairn_core::Id;
 
@@ -69,7 +70,7 @@ fn run_snapshots(a: SnapshotsArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
         g.open_exclusive()?
     }
     .load_index()?;
-    let p = Printer::new(g);
+    let p = printer(g, During::Maintenance, false);
     let compression = g.compression()?;
     let selected = a.filter.core().select_lenient(&repo, &a.ids, &p)?;
     let how = Replace {
@@ -88,7 +89,7 @@ fn run_snapshots(a: SnapshotsArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
 /// `repair index` and its 0.14 name `rebuild-index`.
 pub fn run_index(a: IndexArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
     let repo = g.open_exclusive()?;
-    let p = Printer::new(g);
+    let p = printer(g, During::Maintenance, false);
     repair::repair_index(
         &repo,
         RepairIndexOptions {
@@ -112,7 +113,7 @@ fn run_packs(a: PacksArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
         anyhow::bail!("no ids specified");
     }
     let repo = g.open_exclusive()?;
-    let p = Printer::new(g);
+    let p = printer(g, During::Maintenance, false);
 
     // A copy of each pack in the working directory, in case the salvage goes wrong.
     p.info("saving backup copies of pack files to current folder");

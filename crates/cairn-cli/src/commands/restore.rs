@@ -1,9 +1,10 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use crate::output;
+use crate::printer::{printer, During};
 use crate::signals::INTERRUPTED;
-use cairn_core::restorer::{self, RestoreObserver, RestoreOptions};
-use std::path::{Path, PathBuf};
+use cairn_core::restorer::{self, RestoreOptions};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -25,28 +26,6 @@ pub struct Args {
     verify: bool,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
-}
-
-struct Obs {
-    json: bool,
-}
-impl RestoreObserver for Obs {
-    fn error(&self, path: &Path, err: &anyhow::Error) {
-        if self.json {
-            let m = serde_json::json!({"message_type": "error", "error": {"message": format!("{err:#}")}, "during": "restore", "item": path.to_string_lossy()});
-            eprintln!("{m}");
-        } else {
-            eprintln!("ignoring error for {}: {err:#}", path.display());
-        }
-    }
-    fn warning(&self, path: &Path, msg: &str) {
-        if self.json {
-            let m = serde_json::json!({"message_type": "error", "error": {"message": msg}, "during": "restore", "item": path.to_string_lossy()});
-            eprintln!("{m}");
-        } else {
-            eprintln!("warning: {}: {msg}", path.display());
-        }
-    }
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
@@ -87,7 +66,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         verify: a.verify,
         threads,
     };
-    let obs = Obs { json: g.json };
+    let obs = printer(g, During::Restore, false);
     let st = restorer::restore(&repo, tree, &opts, &obs, &INTERRUPTED)?;
     let secs = start.elapsed().as_secs_f64();
     if g.json {

@@ -4,7 +4,7 @@
 
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
-use crate::printer::Printer;
+use crate::printer::{printer, During};
 use cairn_core::archiver::select::{patterns_with_files, SelectOptions, Selection};
 use cairn_core::rewrite::{Replace, RewriteOptions};
 use cairn_core::util::timeparse;
@@ -70,7 +70,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         g.open()?
     }
     .load_index()?;
-    let p = Printer::new(g);
+    let p = printer(g, During::Maintenance, false);
     let compression = g.compression()?;
     let selected = a.filter.core().select_lenient(&repo, &a.ids, &p)?;
     let opts = RewriteOptions {

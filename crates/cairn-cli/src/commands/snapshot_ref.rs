@@ -52,8 +52,6 @@ impl Filter {
     }
 }
 
-pub use crate::printer::Warnings;
-
 /// restic's JSON form of a snapshot in listings: the file's fields plus `id` and `short_id`.
 pub fn to_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     let mut v = serde_json::to_value(s).unwrap_or_else(|_| serde_json::json!({}));

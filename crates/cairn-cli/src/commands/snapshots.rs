@@ -41,7 +41,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let snaps = a
         .filter
         .core()
-        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
+        .select(&repo, &a.ids, &crate::printer::SELECTION)?;
     // restic prints its groups in Go's map order (random); the core orders them by their key.
     let mut groups: Vec<(serde_json::Value, Vec<(Id, Snapshot)>)> = group_snapshots(snaps, by)
         .into_iter()

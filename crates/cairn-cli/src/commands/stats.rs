@@ -46,7 +46,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let snaps = a
         .filter
         .core()
-        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
+        .select(&repo, &a.ids, &crate::printer::SELECTION)?;
     let mut c = Counts::default();
     for (_, snap) in &snaps {
         c.seen_inodes.clear();

@@ -32,7 +32,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let snaps = a
         .filter
         .core()
-        .select(&repo, &a.ids, &snapshot_ref::Warnings)?;
+        .select(&repo, &a.ids, &crate::printer::SELECTION)?;
     let set = flatten_tags(&a.set);
     let add = flatten_tags(&a.add);
     let remove = flatten_tags(&a.remove);

@@ -2,6 +2,7 @@
 //! lock files (too big, undecryptable, undecodable or not a lock), naming each of those.
 
 use crate::global::GlobalOptions;
+use crate::printer::{printer, During};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -10,20 +11,10 @@ pub struct Args {
     remove_all: bool,
 }
 
-struct Unreadable;
-
-impl cairn_core::lock::LockObserver for Unreadable {
-    fn unreadable(&self, _id: &cairn_core::Id, err: &anyhow::Error) {
-        eprintln!(
-            "removing unreadable lock {}",
-            format!("{err:#}").replace('\n', " ")
-        );
-    }
-}
-
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let repo = g.open_unlocked()?;
-    let removed = cairn_core::lock::remove_locks(&repo, a.remove_all, &Unreadable)?;
+    let removed =
+        cairn_core::lock::remove_locks(&repo, a.remove_all, &printer(g, During::Unlock, false))?;
     if !g.quiet {
         if g.verbose > 0 {
             println!("removed {removed} lock(s)");

@@ -20,6 +20,7 @@ use crate::format::gotime::GoTime;
 use crate::format::pack::BlobType;
 use crate::format::snapshot::{Snapshot, SnapshotSummary};
 use crate::format::tree::{Node, NodeType, Tree};
+use crate::observe::{Event, Observer};
 use crate::packer::{BlobWriter, Compression, WriterStats};
 use crate::repository::IndexedRepository;
 use crate::{Error, Id};
@@ -62,16 +63,6 @@ pub struct BackupOptions {
     /// The resume log for this backup (see [`resume`]); None disables resuming.
     pub resume_log: Option<PathBuf>,
     pub program_version: String,
-}
-
-/// What the caller hears about while a backup runs.
-pub trait BackupObserver: Sync {
-    /// A file or directory could not be read; the backup goes on without it.
-    fn error(&self, path: &Path, err: &anyhow::Error);
-    /// A file was finished: bytes read, and plaintext bytes of blobs that were new.
-    fn file_done(&self, _path: &Path, _bytes: u64, _added: u64) {}
-    /// A file was unchanged since the parent snapshot and was not read.
-    fn file_unchanged(&self, _path: &Path, _bytes: u64) {}
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +117,7 @@ struct Ctx<'a, 'w> {
     select: Selection,
     names: NameCache,
     with_atime: bool,
-    observer: &'w dyn BackupObserver,
+    observer: &'w dyn Observer,
     interrupted: &'w AtomicBool,
     stats: Stats,
     /// Files of an interrupted earlier run of this backup, by path.
@@ -281,7 +272,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
             self.stats.files_new.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.bytes.fetch_add(size, Ordering::Relaxed);
-        self.observer.file_done(path, size, added);
+        self.observer.event(Event::FileSaved {
+            path,
+            bytes: size,
+            added,
+        });
         Ok(node)
     }
 
@@ -408,7 +403,10 @@ impl<'a, 'w> Ctx<'a, 'w> {
                     node.content = content;
                     self.stats.files.fetch_add(1, Ordering::Relaxed);
                     self.stats.bytes.fetch_add(node.size, Ordering::Relaxed);
-                    self.observer.file_unchanged(path, node.size);
+                    self.observer.event(Event::FileUnchanged {
+                        path,
+                        bytes: node.size,
+                    });
                     slot.deliver(Some(node));
                     return Ok(());
                 }
@@ -595,7 +593,7 @@ fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
 pub fn backup(
     repo: &IndexedRepository,
     opts: &BackupOptions,
-    observer: &dyn BackupObserver,
+    observer: &dyn Observer,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<BackupResult> {
     let start = chrono::Local::now().fixed_offset();

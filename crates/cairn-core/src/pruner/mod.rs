@@ -20,6 +20,7 @@ pub mod used;
 use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
 use crate::format::pack::{BlobType, PackedBlob};
 use crate::index::BlobLocation;
+use crate::observe::Observer;
 use crate::packer::{BlobWriter, Compression, PACK_SIZE};
 use crate::repository::IndexedRepository;
 use crate::Id;
@@ -190,17 +191,6 @@ impl Plan {
     }
 }
 
-/// Messages and progress while pruning.
-pub trait PruneObserver: Sync {
-    fn message(&self, _msg: &str) {}
-    fn warn(&self, _msg: &str) {}
-    /// Ctrl-C: finding the blobs in use (before anything is changed) then stops with
-    /// [`crate::Error::Interrupted`].
-    fn cancelled(&self) -> bool {
-        false
-    }
-}
-
 fn ty_slot(ty: BlobType) -> usize {
     match ty {
         BlobType::Data => 0,
@@ -214,14 +204,14 @@ pub fn plan(
     repo: &IndexedRepository,
     roots: &[Id],
     opts: &PruneOptions,
-    obs: &dyn PruneObserver,
+    obs: &dyn Observer,
 ) -> anyhow::Result<Plan> {
     if opts.repack_uncompressed && repo.version() < 2 {
         anyhow::bail!("compression requires at least repository format version 2");
     }
     let idx = repo.index();
     let index_files = repo.list_ids(FileType::Index)?;
-    obs.message(&format!(
+    obs.info(&format!(
         "finding data that is still in use for {} snapshots",
         roots.len()
     ));
@@ -367,8 +357,8 @@ pub fn plan(
         }
     }
 
-    obs.message("searching used packs...");
-    obs.message("collecting packs for deletion and repacking");
+    obs.info("searching used packs...");
+    obs.info("collecting packs for deletion and repacking");
     let on_disk = repo
         .backend()
         .list(FileType::Data)
@@ -539,18 +529,18 @@ pub fn execute(
     repo: &IndexedRepository,
     plan: Plan,
     opts: &PruneOptions,
-    obs: &dyn PruneObserver,
+    obs: &dyn Observer,
 ) -> anyhow::Result<()> {
     let idx = repo.index();
     // Half-written files of killed processes on this host; failing to remove them is harmless.
     let _ = repo.backend().clean_stale_staging();
     if !plan.unreferenced.is_empty() {
-        obs.message("deleting unreferenced packs");
+        obs.info("deleting unreferenced packs");
         delete_files(repo, FileType::Data, &plan.unreferenced)?;
     }
 
     if !plan.repack.is_empty() {
-        obs.message("repacking packs");
+        obs.info("repacking packs");
         // Blobs to carry over, grouped by the pack they are read from.
         let mut by_pack: HashMap<u32, Vec<(BlobType, PackedBlob)>> = HashMap::new();
         for ty in [BlobType::Data, BlobType::Tree] {
@@ -596,17 +586,17 @@ pub fn execute(
 
     let dropped = |a: Action| a != Action::Keep;
     if plan.packs.iter().any(|p| dropped(p.action)) {
-        obs.message("rebuilding index");
+        obs.info("rebuilding index");
         write_index(repo, &plan, &dropped)?;
-        obs.message("deleting obsolete index files");
+        obs.info("deleting obsolete index files");
         delete_files(repo, FileType::Index, &plan.index_files)?;
     }
     let gone: Vec<Id> = plan.remove.iter().chain(&plan.repack).copied().collect();
     if !gone.is_empty() {
-        obs.message(&format!("removing {} old packs", gone.len()));
+        obs.info(&format!("removing {} old packs", gone.len()));
         delete_files(repo, FileType::Data, &gone)?;
     }
-    obs.message("done");
+    obs.info("done");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod packs;
 use crate::archiver::filter::Excludes;
 use crate::format::pack::BlobType;
 use crate::format::tree::{name_problem, Node, NodeType, Tree};
+use crate::observe::Observer;
 use crate::repository::IndexedRepository;
 use crate::walk::{self, Visit, Visitor, WalkOptions};
 use crate::{Error, Id};
@@ -26,14 +27,6 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     pub verify: bool,
     pub threads: usize,
-}
-
-pub trait RestoreObserver: Sync {
-    /// Something could not be restored because of an error (the restore fails, exit 1).
-    fn error(&self, path: &Path, err: &anyhow::Error);
-    /// Something in the snapshot was left out on purpose because restoring it would be unsafe
-    /// or impossible (unsafe or repeated names, device nodes without root, unknown types).
-    fn warning(&self, path: &Path, msg: &str);
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -269,7 +262,7 @@ pub fn restore(
     repo: &IndexedRepository,
     root_tree: Id,
     opts: &RestoreOptions,
-    observer: &dyn RestoreObserver,
+    observer: &dyn Observer,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<RestoreStats> {
     let excludes = Excludes::new(&opts.excludes)?;
@@ -321,7 +314,7 @@ pub fn restore(
             .join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path)))
     };
     for (path, msg) in &warnings {
-        observer.warning(&in_target(path), msg);
+        observer.warn_at(&in_target(path), msg);
     }
 
     let dirs = Dirs::new(&opts.target, &plan.dirs)

@@ -3,124 +3,12 @@
 
 use crate::global::GlobalOptions;
 use crate::output;
-use crate::signals::INTERRUPTED;
+use crate::printer::Printer;
 use cairn_core::adopt::AdoptStats;
-use cairn_core::archiver::{self, BackupObserver};
+use cairn_core::archiver;
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Progress and errors: text on a terminal, restic's JSON messages with --json.
-pub(super) struct Observer {
-    pub(super) json: bool,
-    pub(super) quiet: bool,
-    pub(super) files: AtomicU64,
-    pub(super) bytes: AtomicU64,
-    pub(super) errors: AtomicU64,
-    pub(super) current: Mutex<String>,
-    pub(super) live: bool,
-    pub(super) verbose: u8,
-}
-
-impl BackupObserver for Observer {
-    fn error(&self, path: &Path, err: &anyhow::Error) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if self.json {
-            let m = serde_json::json!({
-                "message_type": "error",
-                "error": {"message": format!("{err:#}")},
-                "during": "archival",
-                "item": path.to_string_lossy(),
-            });
-            eprintln!("{m}");
-        } else {
-            if self.live {
-                eprint!("\r\x1b[2K");
-            }
-            eprintln!("error: {err:#}");
-        }
-    }
-    fn file_unchanged(&self, path: &Path, bytes: u64) {
-        if self.verbose >= 2 {
-            if self.json {
-                let m = serde_json::json!({
-                    "message_type": "verbose_status", "action": "unchanged", "item": path.to_string_lossy(),
-                    "data_size": bytes, "data_size_in_repo": 0,
-                });
-                println!("{m}");
-            } else {
-                println!("unchanged {}", path.display());
-            }
-        }
-        self.files.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    fn file_done(&self, path: &Path, bytes: u64, added: u64) {
-        if self.verbose >= 2 {
-            if self.json {
-                let m = serde_json::json!({
-                    "message_type": "verbose_status", "action": "new", "item": path.to_string_lossy(),
-                    "data_size": bytes, "data_size_in_repo": added,
-                });
-                println!("{m}");
-            } else {
-                if self.live {
-                    print!("\r\x1b[2K");
-                }
-                println!(
-                    "new       {}, {} ({} added)",
-                    path.display(),
-                    output::bytes(bytes),
-                    output::bytes(added)
-                );
-            }
-        }
-        self.files.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            path.to_string_lossy().into_owned();
-    }
-}
-
-/// Messages about adopting an interrupted run's packs: lines on a terminal; with --json,
-/// warnings as restic's error messages on stderr (the summary counts what was adopted).
-pub(super) struct AdoptReport {
-    pub(super) json: bool,
-    pub(super) quiet: bool,
-    pub(super) verbose: u8,
-}
-
-impl cairn_core::repair::Report for AdoptReport {
-    fn info(&self, msg: &str) {
-        if !self.quiet && !self.json {
-            println!("{msg}");
-        }
-    }
-    fn warn(&self, msg: &str) {
-        if self.json {
-            let m = serde_json::json!({
-                "message_type": "error",
-                "error": {"message": msg},
-                "during": "adopt",
-                "item": "",
-            });
-            eprintln!("{m}");
-        } else {
-            eprintln!("warning: {msg}");
-        }
-    }
-    fn verbose(&self, msg: &str) {
-        if self.verbose > 0 && !self.quiet && !self.json {
-            println!("{msg}");
-        }
-    }
-    fn cancelled(&self) -> bool {
-        INTERRUPTED.load(Ordering::Relaxed)
-    }
-}
 
 /// The closing summary: restic's `summary` message with `--json`, its text otherwise.
 pub(super) fn print_summary(
@@ -197,16 +85,16 @@ pub(super) struct Totals {
     pub(super) scanned: AtomicBool,
 }
 
-pub(super) fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, start: Instant) {
+pub(super) fn progress_loop(obs: &Printer, totals: &Totals, done: &AtomicBool, start: Instant) {
     let mut last = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() < Duration::from_secs(1) || obs.quiet {
+        if last.elapsed() < Duration::from_secs(1) || obs.quiet() {
             continue;
         }
         last = Instant::now();
-        let files = obs.files.load(Ordering::Relaxed);
-        let bytes = obs.bytes.load(Ordering::Relaxed);
+        let files = obs.tally().files.load(Ordering::Relaxed);
+        let bytes = obs.tally().bytes.load(Ordering::Relaxed);
         let (total_files, total_bytes) = (
             totals.files.load(Ordering::Relaxed),
             totals.bytes.load(Ordering::Relaxed),
@@ -221,11 +109,12 @@ pub(super) fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, 
         let remaining = (totals.scanned.load(Ordering::Relaxed) && fraction > 0.0)
             .then(|| secs / fraction - secs);
         let cur = obs
+            .tally()
             .current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if obs.json {
+        if obs.is_json() {
             let mut m = serde_json::json!({
                 "message_type": "status", "seconds_elapsed": secs as u64,
             });
@@ -237,7 +126,7 @@ pub(super) fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, 
             m["files_done"] = files.into();
             m["total_bytes"] = total_bytes.into();
             m["bytes_done"] = bytes.into();
-            m["error_count"] = obs.errors.load(Ordering::Relaxed).into();
+            m["error_count"] = obs.tally().errors.load(Ordering::Relaxed).into();
             m["current_files"] = serde_json::json!([cur]);
             println!("{m}");
         } else {
@@ -254,7 +143,7 @@ pub(super) fn progress_loop(obs: &Observer, totals: &Totals, done: &AtomicBool, 
                 total_files,
                 output::bytes(total_bytes),
                 output::bytes(rate as u64),
-                obs.errors.load(Ordering::Relaxed),
+                obs.tally().errors.load(Ordering::Relaxed),
                 cur
             );
             let width = terminal_width().saturating_sub(1).max(40);
