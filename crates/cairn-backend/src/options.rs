@@ -7,6 +7,31 @@ use crate::OpenError;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// Every extended option some backend reads, with what it does (`cairn options` prints this
+/// list; in debug builds reading a key missing here panics, so the list stays complete).
+pub const KNOWN: &[(&str, &str)] = &[
+    ("b2.connections", "set a limit for the number of concurrent connections (default: 5)"),
+    ("b2.timeout", "how long a request may stall before it fails and is retried (default: 60s)"),
+    ("local.connections", "set a limit for the number of concurrent operations (default: 2)"),
+    ("rclone.args", "arguments for running rclone (default: serve restic --stdio --b2-hard-delete)"),
+    ("rclone.connections", "set a limit for the number of concurrent connections (default: 5)"),
+    ("rclone.program", "path to rclone (default: rclone)"),
+    ("rclone.timeout", "set a timeout limit to wait for rclone to establish a connection (default: 1m)"),
+    ("rest.connections", "set a limit for the number of concurrent connections (default: 5)"),
+    ("rest.timeout", "how long a request may stall before it fails and is retried (default: 60s)"),
+    ("retry.max-elapsed", "how long to keep retrying one failed operation, 0 for no retries (default: 15m)"),
+    ("s3.bucket-lookup", "bucket lookup style: 'auto', 'dns', or 'path'"),
+    ("s3.connections", "set a limit for the number of concurrent connections (default: 5)"),
+    ("s3.layout", "use this backend layout (only 'default'; deprecated)"),
+    ("s3.region", "set region"),
+    ("s3.storage-class", "set S3 storage class (STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING or REDUCED_REDUNDANCY)"),
+    ("s3.timeout", "how long a request may stall before it fails and is retried (default: 60s)"),
+    ("sftp.args", "specify arguments for ssh"),
+    ("sftp.command", "specify command to create sftp connection"),
+    ("sftp.connections", "set a limit for the number of concurrent connections (default: 5)"),
+    ("sftp.layout", "use this backend layout (only 'default'; deprecated)"),
+];
+
 #[derive(Debug, Default)]
 pub struct Options {
     values: BTreeMap<String, String>,
@@ -54,6 +79,10 @@ impl Options {
 
     /// The value of `key` (e.g. `s3.region`), marking it as known.
     pub fn get(&self, key: &str) -> Option<&str> {
+        debug_assert!(
+            cfg!(test) || KNOWN.iter().any(|(k, _)| *k == key),
+            "option {key} is read but not listed in options::KNOWN"
+        );
         self.read
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -51,11 +51,42 @@ fn tune_allocator() {
 #[cfg(not(target_env = "gnu"))]
 fn tune_allocator() {}
 
+/// The whole command line's definition (for completions and man pages).
+pub fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
+/// restic takes `--verbose=N` as well as repeated `-v`; clap counts only the latter, so a
+/// level is spelled out as that many `-v` before parsing (only before a `--`).
+fn expand_verbose_levels(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut options_done = false;
+    for arg in args {
+        if !options_done {
+            if arg == "--" {
+                options_done = true;
+            } else if let Some(level) = arg
+                .to_str()
+                .and_then(|s| s.strip_prefix("--verbose="))
+                .and_then(|n| n.parse::<u8>().ok())
+            {
+                out.extend((0..level.min(4)).map(|_| std::ffi::OsString::from("-v")));
+                continue;
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
 fn main() {
     tune_allocator();
     signals::install();
     cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(expand_verbose_levels(std::env::args_os()));
     let result = commands::run(cli.command, &cli.global);
     global::release_locks();
     let code = match result {
@@ -96,6 +127,26 @@ fn classify(e: &anyhow::Error) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn verbose_levels_become_repeated_flags() {
+        let args = ["cairn", "--verbose=2", "backup", "--", "--verbose=1"]
+            .iter()
+            .map(std::ffi::OsString::from);
+        let got = super::expand_verbose_levels(args);
+        assert_eq!(
+            got,
+            ["cairn", "-v", "-v", "backup", "--", "--verbose=1"]
+                .iter()
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+        );
+        // Not a level: left for clap to judge.
+        let args = ["cairn", "--verbose=x"]
+            .iter()
+            .map(std::ffi::OsString::from);
+        assert_eq!(super::expand_verbose_levels(args).len(), 2);
+    }
+
     #[test]
     fn command_line_definition_is_consistent() {
         use clap::CommandFactory;

@@ -179,14 +179,17 @@ fn a_cairn_backup_passes_restic_check_and_restores_with_restic() {
     // Both programs list the one snapshot, with the same id and tree.
     let snaps = cairn.snapshot_ids();
     assert_eq!(snaps.len(), 1, "cairn snapshots: {snaps:?}");
-    let short = summary["snapshot_id"]
+    // restic 0.18's summary names the whole id, and when the backup started and ended.
+    let full = summary["snapshot_id"]
         .as_str()
         .expect("summary without snapshot_id");
-    assert!(
-        snaps[0].0.starts_with(short),
-        "summary snapshot_id {short} is not the listed snapshot {}",
-        snaps[0].0
+    assert_eq!(
+        full, snaps[0].0,
+        "summary snapshot_id is not the listed snapshot"
     );
+    for k in ["backup_start", "backup_end"] {
+        assert!(summary[k].is_string(), "summary without {k}: {summary}");
+    }
     assert_eq!(
         restic.snapshot_ids(),
         snaps,

@@ -116,6 +116,7 @@ mod testing;
 pub mod util;
 pub mod walk;
 
+pub use cairn_backend::options::KNOWN as EXTENDED_OPTIONS;
 pub use cairn_backend::FileType;
 pub use error::{Error, ErrorKind};
 pub use id::Id;

@@ -44,6 +44,8 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     if g.json {
         let mut v = snapshot_ref::to_json(&id, &snap);
+        // restic 0.18 names the message as well as the struct.
+        v["message_type"] = "snapshot".into();
         v["struct_type"] = "snapshot".into();
         writeln!(out, "{v}")?;
     } else {
@@ -127,6 +129,8 @@ impl<W: Write> Ls<'_, W> {
             v["mtime"] = gotime::format_rfc3339_nano(&n.mtime).into();
             v["atime"] = gotime::format_rfc3339_nano(&n.atime).into();
             v["ctime"] = gotime::format_rfc3339_nano(&n.ctime).into();
+            v["inode"] = n.inode.into();
+            v["message_type"] = "node".into();
             v["struct_type"] = "node".into();
             writeln!(self.out, "{v}")?;
         } else if self.long {

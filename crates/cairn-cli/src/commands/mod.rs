@@ -7,13 +7,16 @@ pub mod check;
 pub mod copy;
 pub mod diff;
 pub mod dump;
+pub mod features;
 pub mod find;
 pub mod forget;
+pub mod generate;
 pub mod init;
 pub mod key;
 pub mod list;
 pub mod ls;
 pub mod migrate;
+pub mod options;
 pub mod prune;
 pub mod repair;
 pub mod restore;
@@ -78,6 +81,12 @@ pub enum Command {
     RebuildIndex(repair::IndexArgs),
     /// Rewrite snapshots to exclude unwanted files
     Rewrite(Box<rewrite::Args>),
+    /// Print list of feature flags
+    Features(features::Args),
+    /// Print list of extended options
+    Options(options::Args),
+    /// Generate manual pages and auto-completion files (bash, fish, zsh, powershell)
+    Generate(generate::Args),
 }
 
 /// Runs a command and returns the process exit code.
@@ -107,5 +116,8 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Repair(a) => repair::run(a, g),
         Command::RebuildIndex(a) => repair::run_index(a, g),
         Command::Rewrite(a) => rewrite::run(*a, g),
+        Command::Features(a) => features::run(a, g),
+        Command::Options(a) => options::run(a, g),
+        Command::Generate(a) => generate::run(a, g),
     }
 }

@@ -263,6 +263,16 @@ impl Tool {
         }
     }
 
+    /// restic 0.18 (Debian trixie's, see `.ci/trixie-tools`), or None after a loud skip
+    /// message when it is not installed and not required.
+    pub fn restic018(repo: &Path, password: &str) -> Option<Tool> {
+        let prog = cairn_testsupport::restic_018()?;
+        Some(Tool {
+            prog,
+            ..Tool::restic(repo, password)
+        })
+    }
+
     /// Runs `PROG -r REPO [--no-cache] ARGS...` in `cwd` (default: the test's own).
     pub fn run_in(&self, cwd: Option<&Path>, args: &[&str]) -> Run {
         self.run_env(cwd, &[], args)

@@ -6,6 +6,7 @@ use crate::output;
 use crate::printer::Printer;
 use cairn_core::adopt::AdoptStats;
 use cairn_core::archiver;
+use cairn_core::format::gotime;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,13 +28,22 @@ pub(super) fn print_summary(
             "data_blobs": sm.data_blobs, "tree_blobs": sm.tree_blobs, "data_added": sm.data_added,
             "data_added_packed": sm.data_added_packed,
             "total_files_processed": sm.total_files_processed, "total_bytes_processed": sm.total_bytes_processed,
-            "total_duration": elapsed, "dry_run": dry_run, "files_resumed": res.files_resumed,
-            "packs_adopted": adopted.packs, "data_adopted_packed": adopted.bytes,
+            "total_duration": elapsed,
+            "backup_start": gotime::format_rfc3339_nano(&sm.backup_start),
+            "backup_end": gotime::format_rfc3339_nano(&sm.backup_end),
         });
         let mut m = m;
-        if let Some(id) = res.snapshot_id {
-            m["snapshot_id"] = id.short().into();
+        // restic 0.18: `dry_run` only when true, the whole snapshot id.
+        if dry_run {
+            m["dry_run"] = true.into();
         }
+        if let Some(id) = res.snapshot_id {
+            m["snapshot_id"] = id.to_hex().into();
+        }
+        // cairn's own: what an interrupted earlier run had stored.
+        m["files_resumed"] = res.files_resumed.into();
+        m["packs_adopted"] = adopted.packs.into();
+        m["data_adopted_packed"] = adopted.bytes.into();
         println!("{m}");
     } else if !g.quiet {
         println!();
