@@ -5,7 +5,7 @@
 
 use crate::global::GlobalOptions;
 use crate::output;
-use cairn_core::observe::{Event, Observer};
+use cairn_core::observe::{Event, Observer, RestoreAction};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,6 +171,22 @@ impl Observer for Text {
                 }
                 s.tally.file(path, bytes);
             }
+            Event::Restored { path, action, size } => {
+                if s.verbose >= 2 && !s.quiet {
+                    let file = matches!(
+                        action,
+                        RestoreAction::FileRestored
+                            | RestoreAction::FileUpdated
+                            | RestoreAction::FileUnchanged
+                    );
+                    let tail = if file {
+                        format!(" with size {}", output::bytes(size))
+                    } else {
+                        String::new()
+                    };
+                    self.out(&format!("{:<9} {}{tail}", action.as_str(), path.display()));
+                }
+            }
             Event::LockRemovedDead { id, info } => eprintln!(
                 "removed lock {} of PID {} on this host: that process no longer exists",
                 id.short(),
@@ -252,6 +268,15 @@ impl Observer for Json {
             Event::FileUnchanged { path, bytes } => {
                 self.verbose_status("unchanged", path, bytes, 0);
                 self.s.tally.file(path, bytes);
+            }
+            Event::Restored { path, action, size } => {
+                if self.s.verbose >= 2 {
+                    let m = serde_json::json!({
+                        "message_type": "verbose_status", "action": action.as_str(),
+                        "item": path.to_string_lossy(), "size": size,
+                    });
+                    println!("{m}");
+                }
             }
             Event::LockRemovedDead { .. }
             | Event::LockWaiting { .. }

@@ -137,3 +137,173 @@ fn verbose_levels_features_options_and_generate_are_accepted() {
     );
     cairn.run(&["generate"]).expect_code(1);
 }
+
+/// A target as a day of work leaves it after an earlier restore: a file edited in place
+/// (same size), one grown, one touched into the future, one deleted, one replaced by a
+/// symlink, and an extra file and directory the snapshot does not have.
+fn dirty_target(target: &std::path::Path, future: std::time::SystemTime) {
+    use std::os::unix::fs::symlink;
+    let d = target.join("src/d");
+    std::fs::write(d.join("a.txt"), b"HELLO\n").unwrap();
+    std::fs::write(d.join("grown"), b"grown and grown and grown\n").unwrap();
+    std::fs::remove_file(d.join("gone")).unwrap();
+    std::fs::remove_file(d.join("was-file")).unwrap();
+    symlink("/etc/hostname", d.join("was-file")).unwrap();
+    std::fs::write(d.join("extra"), b"not in the snapshot\n").unwrap();
+    std::fs::create_dir_all(d.join("extra-dir/deeper")).unwrap();
+    std::fs::write(d.join("extra-dir/deeper/f"), b"x").unwrap();
+    // The same times in every twin target: older than the snapshot (if-newer replaces
+    // those) or newer (if-newer keeps them).
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for (p, t) in [
+        ("a.txt", old),
+        ("grown", future),
+        ("newer", future),
+        ("extra-dir/deeper/f", old),
+        ("extra-dir/deeper", old),
+        ("extra-dir", old),
+        ("extra", old),
+    ] {
+        std::fs::File::open(d.join(p))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    set_symlink_mtime(&d.join("was-file"), future);
+}
+
+fn set_symlink_mtime(p: &std::path::Path, t: std::time::SystemTime) {
+    use std::os::unix::ffi::OsStrExt;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as libc::time_t;
+    let ts = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+    ];
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and a two-element timespec array.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(r, 0, "utimensat {}", p.display());
+}
+
+/// `verbose_status` lines of a `restore --json -vv`, the target path masked, sorted.
+fn restore_actions(r: &common::Run, target: &std::path::Path) -> Vec<String> {
+    let t = std::path::absolute(target).unwrap();
+    let mut v: Vec<String> = r
+        .json_lines()
+        .into_iter()
+        .filter(|m| m["message_type"] == "verbose_status")
+        .map(|m| {
+            format!(
+                "{} {} {}",
+                m["action"].as_str().unwrap_or(""),
+                m["item"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace(t.to_str().unwrap(), "TARGET"),
+                m["size"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn restore_overwrite_delete_and_dry_run_match_restic_018() {
+    let t = TempDir::new("compat-restore");
+    let repo = t.join("repo");
+    let Some(restic) = Tool::restic018(&repo, "pw") else {
+        return;
+    };
+    let cairn = Tool::cairn(&repo, "pw");
+    let src = t.join("src");
+    let d = src.join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    for (name, body) in [
+        ("a.txt", &b"hello\n"[..]),
+        ("grown", b"small\n"),
+        ("gone", b"deleted later\n"),
+        ("was-file", b"a file in the snapshot\n"),
+        ("newer", b"touched later\n"),
+        ("same", b"left alone\n"),
+    ] {
+        std::fs::write(d.join(name), body).unwrap();
+    }
+    restic.run(&["init"]).ok();
+    // Relative paths: the snapshot holds src/..., restored to TARGET/src/...
+    restic.run_in(Some(t.path()), &["backup", "-q", "src"]).ok();
+
+    let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600 * 24);
+    let cases: &[&[&str]] = &[
+        &[],
+        &["--overwrite", "if-changed"],
+        &["--overwrite", "if-newer"],
+        &["--overwrite", "never"],
+        &["--delete"],
+        // Deletes within the selection only: extra-dir goes, extra stays.
+        &[
+            "--delete",
+            "--include",
+            "/src/d/extra-dir",
+            "--include",
+            "/src/d/same",
+        ],
+        &["--delete", "--exclude", "/src/d/extra"],
+        &["--dry-run", "--delete"],
+        &["--sparse", "--overwrite", "if-changed", "--delete"],
+    ];
+    for (n, extra) in cases.iter().enumerate() {
+        let mut outs = Vec::new();
+        for tool in [&restic, &cairn] {
+            let target = t.join(format!(
+                "t{n}-{}",
+                if tool.is_restic { "restic" } else { "cairn" }
+            ));
+            let tt = target.to_str().unwrap().to_string();
+            // Both start from the same restore, then the same day of work.
+            cairn.run(&["restore", "latest", "--target", &tt]).ok();
+            dirty_target(&target, future);
+            let mut args = vec!["restore", "latest", "--target", &tt, "--json", "-vv"];
+            args.extend_from_slice(extra);
+            let before = common::detailed_listing(&target);
+            let r = tool.run(&args).ok();
+            if extra.contains(&"--dry-run") {
+                assert_eq!(
+                    before,
+                    common::detailed_listing(&target),
+                    "{} restore {extra:?} changed the target",
+                    if tool.is_restic { "restic" } else { "cairn" }
+                );
+            }
+            outs.push((target, restore_actions(&r, std::path::Path::new(&tt))));
+        }
+        let (rt, ra) = &outs[0];
+        let (ct, ca) = &outs[1];
+        assert_eq!(
+            ra, ca,
+            "restore {extra:?}: restic's and cairn's actions differ"
+        );
+        if extra.contains(&"--dry-run") {
+            continue;
+        }
+        // Everything but the target directory itself (which no restore sets) must be equal.
+        let diffs: Vec<_> = common::compare_dirs(rt, ct, common::CompareOptions::default())
+            .into_iter()
+            .filter(|d| !(d.path == b"." && d.what == "mtime"))
+            .collect();
+        common::assert_diffs(&format!("restore {extra:?}"), diffs, vec![]);
+    }
+}

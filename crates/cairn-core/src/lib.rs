@@ -72,10 +72,8 @@
 //! let target = tmp.path().join("restored");
 //! let restore = RestoreOptions {
 //!     target: target.clone(),
-//!     includes: vec![],
-//!     excludes: vec![],
 //!     verify: true,
-//!     threads: 2,
+//!     ..Default::default()
 //! };
 //! let stats = restorer::restore(&repo, snapshots[0].1.tree, &restore, &Log, &stop)?;
 //! assert_eq!(stats.errors, 0);

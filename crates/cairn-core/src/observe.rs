@@ -37,6 +37,13 @@ pub enum Event<'a> {
     },
     /// Backup: a file was unchanged since the parent snapshot and was not read.
     FileUnchanged { path: &'a Path, bytes: u64 },
+    /// Restore: what became of one entry (restic's `verbose_status` actions). `path` is the
+    /// entry's path in the snapshot, or in the target for deletions.
+    Restored {
+        path: &'a Path,
+        action: RestoreAction,
+        size: u64,
+    },
     /// Locking: the lock of a process on this host that no longer exists was removed.
     LockRemovedDead { id: &'a Id, info: &'a LockInfo },
     /// Locking: the repository is locked by someone else; waiting up to `left`.
@@ -49,6 +56,36 @@ pub enum Event<'a> {
         id: &'a Id,
         error: &'a anyhow::Error,
     },
+}
+
+/// What a restore did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreAction {
+    /// A file that was not in the target was written.
+    FileRestored,
+    /// A file in the target with other content was rewritten.
+    FileUpdated,
+    /// A file was left as it was: its content matched, or `--overwrite` kept it.
+    FileUnchanged,
+    DirRestored,
+    /// A symlink, fifo, device or hard link.
+    OtherRestored,
+    /// `--delete` removed something the snapshot does not have.
+    Deleted,
+}
+
+impl RestoreAction {
+    /// restic's word for it in `verbose_status` messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreAction::FileRestored
+            | RestoreAction::DirRestored
+            | RestoreAction::OtherRestored => "restored",
+            RestoreAction::FileUpdated => "updated",
+            RestoreAction::FileUnchanged => "unchanged",
+            RestoreAction::Deleted => "deleted",
+        }
+    }
 }
 
 /// The receiver of an operation's events. Only [`Observer::event`] must be written; the

@@ -3,7 +3,8 @@ use crate::global::GlobalOptions;
 use crate::output;
 use crate::printer::{printer, During};
 use crate::signals::INTERRUPTED;
-use cairn_core::restorer::{self, RestoreOptions};
+use cairn_core::archiver::select::patterns_with_files;
+use cairn_core::restorer::{self, Overwrite, RestoreOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,6 +22,37 @@ pub struct Args {
     /// Exclude a pattern (can be specified multiple times)
     #[arg(short, long = "exclude")]
     excludes: Vec<String>,
+    /// Read exclude patterns from a file (can be specified multiple times)
+    #[arg(long = "exclude-file", value_name = "file")]
+    exclude_files: Vec<PathBuf>,
+    /// Read include patterns from a file (can be specified multiple times)
+    #[arg(long = "include-file", value_name = "file")]
+    include_files: Vec<PathBuf>,
+    /// Same as --exclude pattern but ignores the casing of filenames
+    #[arg(long = "iexclude", value_name = "pattern")]
+    iexcludes: Vec<String>,
+    /// Same as --exclude-file but ignores casing of filenames in patterns
+    #[arg(long = "iexclude-file", value_name = "file")]
+    iexclude_files: Vec<PathBuf>,
+    /// Same as --include pattern but ignores the casing of filenames
+    #[arg(long = "iinclude", value_name = "pattern")]
+    iincludes: Vec<String>,
+    /// Same as --include-file but ignores casing of filenames in patterns
+    #[arg(long = "iinclude-file", value_name = "file")]
+    iinclude_files: Vec<PathBuf>,
+    /// Overwrite behavior, one of (always|if-changed|if-newer|never)
+    #[arg(long, value_name = "behavior", default_value = "always", value_parser = parse_overwrite)]
+    overwrite: Overwrite,
+    /// Delete files from target directory if they do not exist in snapshot. Use '--dry-run -vv'
+    /// to check what would be deleted
+    #[arg(long)]
+    delete: bool,
+    /// Do not write any data, just show what would be done
+    #[arg(long)]
+    dry_run: bool,
+    /// Restore files as sparse
+    #[arg(long)]
+    sparse: bool,
     /// Verify restored files' content
     #[arg(long)]
     verify: bool,
@@ -28,9 +60,22 @@ pub struct Args {
     filter: snapshot_ref::Filter,
 }
 
+fn parse_overwrite(s: &str) -> Result<Overwrite, String> {
+    s.parse()
+}
+
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
-    if !a.includes.is_empty() && !a.excludes.is_empty() {
+    let excludes = patterns_with_files(&a.excludes, &a.exclude_files)?;
+    let iexcludes = patterns_with_files(&a.iexcludes, &a.iexclude_files)?;
+    let includes = patterns_with_files(&a.includes, &a.include_files)?;
+    let iincludes = patterns_with_files(&a.iincludes, &a.iinclude_files)?;
+    let including = !includes.is_empty() || !iincludes.is_empty();
+    let excluding = !excludes.is_empty() || !iexcludes.is_empty();
+    if including && excluding {
         anyhow::bail!("exclude and include patterns are mutually exclusive");
+    }
+    if a.dry_run && a.verify {
+        anyhow::bail!("--dry-run and --verify are mutually exclusive");
     }
     let start = Instant::now();
     let repo = g.open_with_index()?;
@@ -43,7 +88,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("snapshot {}: {e:#}", id.short()))?;
     if !g.quiet && !g.json {
         println!(
-            "restoring <Snapshot {} of [{}] at {} by {}@{}> to {}",
+            "restoring snapshot {} of [{}] at {} by {}@{} to {}",
             id.short(),
             snap.paths.join(" "),
             snap.time.format("%Y-%m-%d %H:%M:%S%.f %z"),
@@ -61,32 +106,21 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let threads = threads.max(2 * repo.connections());
     let opts = RestoreOptions {
         target: a.target.clone(),
-        includes: a.includes,
-        excludes: a.excludes,
+        includes,
+        excludes,
+        iincludes,
+        iexcludes,
         verify: a.verify,
         threads,
+        overwrite: a.overwrite,
+        delete: a.delete,
+        dry_run: a.dry_run,
+        sparse: a.sparse,
     };
     let obs = printer(g, During::Restore, false);
     let st = restorer::restore(&repo, tree, &opts, &obs, &INTERRUPTED)?;
     let secs = start.elapsed().as_secs_f64();
-    if g.json {
-        let m = serde_json::json!({
-            "message_type": "summary", "seconds_elapsed": secs as u64, "total_files": st.files + st.dirs,
-            "files_restored": st.files + st.dirs, "total_bytes": st.bytes, "bytes_restored": st.bytes,
-            "files_verified": st.verified, "error_count": st.errors,
-        });
-        println!("{m}");
-    } else if !g.quiet {
-        println!(
-            "Summary: Restored {} files/dirs ({}) in {}",
-            st.files + st.dirs,
-            output::bytes(st.bytes),
-            output::duration(secs)
-        );
-        if a.verify {
-            println!("verified {} files", st.verified);
-        }
-    }
+    print_summary(&st, secs, a.verify, g);
     if st.errors > 0 {
         anyhow::bail!("There were {} errors", st.errors);
     }
@@ -99,4 +133,54 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         return Ok(crate::exit::INCOMPLETE);
     }
     Ok(crate::exit::OK)
+}
+
+/// restic 0.18's closing line (text) or `summary` message (JSON, zero counts left out).
+fn print_summary(st: &restorer::RestoreStats, secs: f64, verify: bool, g: &GlobalOptions) {
+    let restored = st.files + st.dirs;
+    if g.json {
+        let mut m = serde_json::json!({"message_type": "summary"});
+        let fields = [
+            ("seconds_elapsed", secs as u64),
+            ("total_files", restored + st.skipped),
+            ("files_restored", restored),
+            ("files_skipped", st.skipped),
+            ("files_deleted", st.deleted),
+            ("total_bytes", st.bytes + st.bytes_skipped),
+            ("bytes_restored", st.bytes),
+            ("bytes_skipped", st.bytes_skipped),
+            // cairn's own.
+            ("files_verified", st.verified),
+            ("error_count", st.errors),
+        ];
+        for (k, v) in fields {
+            if v > 0 {
+                m[k] = v.into();
+            }
+        }
+        println!("{m}");
+        return;
+    }
+    if g.quiet {
+        return;
+    }
+    let mut line = format!(
+        "Summary: Restored {restored} files/dirs ({}) in {}",
+        output::bytes(st.bytes),
+        output::duration(secs)
+    );
+    if st.skipped > 0 {
+        line += &format!(
+            ", skipped {} files/dirs {}",
+            st.skipped,
+            output::bytes(st.bytes_skipped)
+        );
+    }
+    if st.deleted > 0 {
+        line += &format!(", deleted {} files/dirs", st.deleted);
+    }
+    println!("{line}");
+    if verify {
+        println!("verified {} files", st.verified);
+    }
 }

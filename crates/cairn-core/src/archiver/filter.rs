@@ -282,6 +282,41 @@ impl Excludes {
     }
 }
 
+/// Patterns matched as written and patterns matched ignoring case (restic's `--iexclude`,
+/// `--iinclude`: both sides lower-cased).
+#[derive(Default)]
+pub struct PatternSet {
+    exact: Excludes,
+    folded: Excludes,
+}
+
+impl PatternSet {
+    pub fn new(exact: &[String], folded: &[String]) -> anyhow::Result<PatternSet> {
+        let lower: Vec<String> = folded.iter().map(|p| p.to_lowercase()).collect();
+        Ok(PatternSet {
+            exact: Excludes::new(exact)?,
+            folded: Excludes::new(&lower)?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.folded.is_empty()
+    }
+
+    pub fn matches(&self, path: &[u8]) -> bool {
+        self.exact.matches(path) || (!self.folded.is_empty() && self.folded.matches(&fold(path)))
+    }
+
+    pub fn may_match_below(&self, path: &[u8]) -> bool {
+        self.exact.may_match_below(path)
+            || (!self.folded.is_empty() && self.folded.may_match_below(&fold(path)))
+    }
+}
+
+fn fold(path: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(path).to_lowercase().into_bytes()
+}
+
 fn components(path: &[u8]) -> Vec<&[u8]> {
     path.split(|b| *b == b'/')
         .filter(|c| !c.is_empty())
@@ -291,6 +326,17 @@ fn components(path: &[u8]) -> Vec<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_sets_fold_case_only_where_asked() {
+        let s = PatternSet::new(&["*.txt".into()], &["*.JPG".into()]).unwrap();
+        assert!(s.matches(b"/a/b.txt"));
+        assert!(!s.matches(b"/a/b.TXT"));
+        assert!(s.matches(b"/a/b.jpg") && s.matches(b"/a/B.Jpg"));
+        assert!(!PatternSet::new(&[], &[]).unwrap().matches(b"/x"));
+        let d = PatternSet::new(&[], &["/Home/*/Docs".into()]).unwrap();
+        assert!(d.may_match_below(b"/home/ann"));
+    }
 
     fn m(p: &str, path: &str) -> bool {
         Excludes::new(&[p.to_string()])

@@ -484,3 +484,216 @@ pub fn apply_fd(fd: RawFd, node: &Node) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("set times: {e}"))?;
     Ok(())
 }
+
+/// What a restore finds where it is about to put an entry.
+#[derive(Debug, Clone, Copy)]
+pub enum Existing {
+    Nothing,
+    /// A regular file: its size and modification time (seconds, nanoseconds).
+    File {
+        size: u64,
+        mtime: (i64, i64),
+    },
+    /// Anything else (directory, symlink, fifo, device), with its modification time.
+    Other {
+        mtime: (i64, i64),
+    },
+}
+
+impl Existing {
+    pub fn mtime(&self) -> Option<(i64, i64)> {
+        match self {
+            Existing::Nothing => None,
+            Existing::File { mtime, .. } | Existing::Other { mtime } => Some(*mtime),
+        }
+    }
+}
+
+/// Looks at a name in a directory without following it; a missing directory on the way (a
+/// dry run creates none) means nothing is there.
+pub fn lstat_at(dirs: &Dirs, place: &Place) -> std::io::Result<Existing> {
+    let dir = match dirs.get(place.dir) {
+        Ok(d) => d,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            return Ok(Existing::Nothing)
+        }
+        Err(e) => return Err(e),
+    };
+    let c = cstr(&place.name)?;
+    // SAFETY: st is written by fstatat before being read; valid descriptor and name.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r != 0 {
+        let e = last_err();
+        return if e.raw_os_error() == Some(libc::ENOENT) {
+            Ok(Existing::Nothing)
+        } else {
+            Err(e)
+        };
+    }
+    let mtime = (st.st_mtime as i64, st.st_mtime_nsec as i64);
+    Ok(if is_type(&st, libc::S_IFREG) {
+        Existing::File {
+            size: st.st_size as u64,
+            mtime,
+        }
+    } else {
+        Existing::Other { mtime }
+    })
+}
+
+/// The names in an open directory (without "." and "..").
+fn read_names(fd: RawFd) -> std::io::Result<Vec<Vec<u8>>> {
+    // fdopendir takes ownership of its descriptor: give it a copy.
+    // SAFETY: valid descriptor; dup returns a new one or -1.
+    let copy = unsafe { libc::dup(fd) };
+    if copy < 0 {
+        return Err(last_err());
+    }
+    // SAFETY: copy is a valid directory descriptor we own; on success the stream owns it.
+    let stream = unsafe { libc::fdopendir(copy) };
+    if stream.is_null() {
+        let e = last_err();
+        // SAFETY: fdopendir failed, so the copy is still ours to close.
+        unsafe { libc::close(copy) };
+        return Err(e);
+    }
+    // SAFETY: rewinding a fresh stream is always allowed.
+    unsafe { libc::rewinddir(stream) };
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: stream is open; the entry stays valid until the next readdir call.
+        let ent = unsafe { libc::readdir(stream) };
+        if ent.is_null() {
+            break;
+        }
+        // SAFETY: d_name is NUL-terminated within the entry.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    // SAFETY: closes the stream and its descriptor once.
+    unsafe { libc::closedir(stream) };
+    Ok(names)
+}
+
+impl Dirs<'_> {
+    /// The names directory `i` holds now.
+    pub fn names_in(&self, i: u32) -> std::io::Result<Vec<Vec<u8>>> {
+        let fd = self.get(i)?;
+        read_names(fd.as_raw_fd())
+    }
+
+    /// Removes `name` from directory `i` and, if it is a directory, everything below it:
+    /// iteratively, each level reached with `openat(O_NOFOLLOW)`, so that no symlink in the
+    /// target is ever followed. `removed` hears every entry (relative to directory `i`),
+    /// deepest first; with `dry_run` nothing is removed, only reported.
+    pub fn remove_tree(
+        &self,
+        i: u32,
+        name: &[u8],
+        dry_run: bool,
+        removed: &mut dyn FnMut(&[u8]),
+    ) -> std::io::Result<()> {
+        /// Far deeper than any real tree; keeps the descriptors held bounded.
+        const MAX_DEPTH: usize = 4096;
+        struct Level {
+            fd: OwnedFd,
+            path: Vec<u8>,
+            pending: Vec<Vec<u8>>,
+        }
+        let top = self.get(i)?;
+        let c = cstr(name)?;
+        let is_dir = |parent: RawFd, c: &CStr| -> std::io::Result<bool> {
+            // SAFETY: st is written before being read; valid descriptor and name.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            check(unsafe {
+                libc::fstatat(parent, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
+            })?;
+            Ok(is_type(&st, libc::S_IFDIR))
+        };
+        let unlink = |parent: RawFd, c: &CStr, dir: bool| -> std::io::Result<()> {
+            if dry_run {
+                return Ok(());
+            }
+            let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+            // SAFETY: valid descriptor and name.
+            check(unsafe { libc::unlinkat(parent, c.as_ptr(), flags) })
+        };
+        if !is_dir(top.as_raw_fd(), &c)? {
+            unlink(top.as_raw_fd(), &c, false)?;
+            removed(name);
+            return Ok(());
+        }
+        let fd = openat(top.as_raw_fd(), &c, DIR_FLAGS, 0)?;
+        let pending = read_names(fd.as_raw_fd())?;
+        let mut stack = vec![Level {
+            fd,
+            path: name.to_vec(),
+            pending,
+        }];
+        loop {
+            let depth = stack.len();
+            let Some(level) = stack.last_mut() else { break };
+            let Some(child) = level.pending.pop() else {
+                let done = stack.pop().expect("a level");
+                drop(done.fd);
+                let parent = stack.last().map_or(top.as_raw_fd(), |l| l.fd.as_raw_fd());
+                let base = done
+                    .path
+                    .rsplit(|b| *b == b'/')
+                    .next()
+                    .unwrap_or(&done.path);
+                unlink(parent, &cstr(base)?, true)?;
+                removed(&done.path);
+                continue;
+            };
+            let level = stack.last_mut().expect("a level");
+            let cc = cstr(&child)?;
+            let mut path = level.path.clone();
+            path.push(b'/');
+            path.extend_from_slice(&child);
+            if is_dir(level.fd.as_raw_fd(), &cc)? {
+                if depth >= MAX_DEPTH {
+                    return Err(std::io::Error::other("directory tree too deep to remove"));
+                }
+                let fd = openat(level.fd.as_raw_fd(), &cc, DIR_FLAGS, 0)?;
+                let pending = read_names(fd.as_raw_fd())?;
+                stack.push(Level { fd, path, pending });
+            } else {
+                unlink(level.fd.as_raw_fd(), &cc, false)?;
+                removed(&path);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An entry's path inside the snapshot, as restic names it in messages ("/dir/file").
+pub fn location(dirs: &[PlanDir], place: &Place) -> PathBuf {
+    dir_location(dirs, place.dir).join(std::ffi::OsStr::from_bytes(&place.name))
+}
+
+/// A directory's path inside the snapshot.
+pub fn dir_location(dirs: &[PlanDir], dir: u32) -> PathBuf {
+    let mut names = Vec::new();
+    let mut i = dir;
+    while i != ROOT {
+        let Some(d) = dirs.get(i as usize) else { break };
+        names.push(&d.name);
+        i = d.parent;
+    }
+    let mut p = PathBuf::from("/");
+    for n in names.iter().rev() {
+        p.push(std::ffi::OsStr::from_bytes(n));
+    }
+    p
+}

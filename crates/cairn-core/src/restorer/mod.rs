@@ -4,10 +4,10 @@
 pub mod fsops;
 mod packs;
 
-use crate::archiver::filter::Excludes;
+use crate::archiver::filter::PatternSet;
 use crate::format::pack::BlobType;
 use crate::format::tree::{name_problem, Node, NodeType, Tree};
-use crate::observe::Observer;
+use crate::observe::{Event, Observer, RestoreAction};
 use crate::repository::IndexedRepository;
 use crate::walk::{self, Visit, Visitor, WalkOptions};
 use crate::{Error, Id};
@@ -25,8 +25,69 @@ pub struct RestoreOptions {
     pub target: PathBuf,
     pub includes: Vec<String>,
     pub excludes: Vec<String>,
+    /// `--iinclude` / `--iexclude`: patterns that ignore case.
+    pub iincludes: Vec<String>,
+    pub iexcludes: Vec<String>,
     pub verify: bool,
     pub threads: usize,
+    /// What to do with entries that already exist in the target.
+    pub overwrite: Overwrite,
+    /// Remove what the target holds and the snapshot does not (within the selection).
+    pub delete: bool,
+    /// Decide and report everything, change nothing.
+    pub dry_run: bool,
+    /// Leave runs of zero bytes as holes instead of writing them.
+    pub sparse: bool,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> RestoreOptions {
+        RestoreOptions {
+            target: PathBuf::new(),
+            includes: vec![],
+            excludes: vec![],
+            iincludes: vec![],
+            iexcludes: vec![],
+            verify: false,
+            threads: 2,
+            overwrite: Overwrite::Always,
+            delete: false,
+            dry_run: false,
+            sparse: false,
+        }
+    }
+}
+
+/// restic 0.18's `--overwrite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    /// Replace what is there; a file whose content already matches is left (metadata only).
+    #[default]
+    Always,
+    /// As `Always`, but a file with the snapshot's size and modification time is trusted to
+    /// match without reading it.
+    IfChanged,
+    /// Replace only what is older than the snapshot's entry.
+    IfNewer,
+    /// Never replace anything that exists.
+    Never,
+}
+
+impl std::str::FromStr for Overwrite {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Overwrite, String> {
+        Ok(match s {
+            "always" => Overwrite::Always,
+            "if-changed" => Overwrite::IfChanged,
+            "if-newer" => Overwrite::IfNewer,
+            "never" => Overwrite::Never,
+            _ => {
+                return Err(format!(
+                    "invalid overwrite behavior {s:?}, must be one of (always|if-changed|if-newer|never)"
+                ))
+            }
+        })
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,6 +95,11 @@ pub struct RestoreStats {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
+    /// Files (and other entries) left as they were, and their size.
+    pub skipped: u64,
+    pub bytes_skipped: u64,
+    /// Entries `delete` removed (or would remove).
+    pub deleted: u64,
     pub errors: u64,
     /// Entries left out (see [`RestoreObserver::warning`]).
     pub warnings: u64,
@@ -53,6 +119,10 @@ struct Plan {
     /// (link, the file restored first) for hard links to a file restored elsewhere.
     hardlinks: Vec<(Place, Place, Node)>,
     others: Vec<(Place, Node)>,
+    /// Per directory (with `delete`): every name its tree holds, selected or not.
+    expected: Vec<HashSet<Box<[u8]>>>,
+    /// Per directory: everything below it is selected.
+    all_selected: Vec<bool>,
 }
 
 impl Plan {
@@ -65,14 +135,14 @@ impl Plan {
 /// directory on the way to one.
 struct Includes {
     any: bool,
-    matcher: Excludes,
+    matcher: PatternSet,
 }
 
 impl Includes {
-    fn new(pats: &[String]) -> anyhow::Result<Includes> {
+    fn new(pats: &[String], folded: &[String]) -> anyhow::Result<Includes> {
         Ok(Includes {
-            any: !pats.is_empty(),
-            matcher: Excludes::new(pats)?,
+            any: !pats.is_empty() || !folded.is_empty(),
+            matcher: PatternSet::new(pats, folded)?,
         })
     }
     fn selected(&self, path: &[u8]) -> bool {
@@ -99,7 +169,8 @@ struct Open {
 /// Builds the plan from the one tree walker; what cannot be restored safely is reported and
 /// left out.
 struct Planner<'a> {
-    excludes: &'a Excludes,
+    excludes: &'a PatternSet,
+    track_names: bool,
     includes: &'a Includes,
     plan: Plan,
     open: Vec<Open>,
@@ -125,6 +196,11 @@ impl Visitor for Planner<'_> {
         }
         if let Some(top) = self.open.last_mut() {
             top.repeated = repeated;
+            if self.track_names {
+                if let Some(e) = self.plan.expected.get_mut(top.dir as usize) {
+                    *e = tree.nodes.iter().map(|n| n.name.clone().into()).collect();
+                }
+            }
         }
         Ok(())
     }
@@ -177,6 +253,8 @@ impl Visitor for Planner<'_> {
                     name: place.name,
                     node: Some(meta),
                 });
+                self.plan.expected.push(HashSet::new());
+                self.plan.all_selected.push(selected);
                 let before = self.plan.entries();
                 self.open.push(Open {
                     dir: idx,
@@ -253,8 +331,63 @@ impl Visitor for Planner<'_> {
             && self.plan.dirs.len() == done.dir as usize + 1
         {
             self.plan.dirs.pop();
+            self.plan.expected.pop();
+            self.plan.all_selected.pop();
         }
         Ok(())
+    }
+}
+
+/// What to do with one regular file of the plan.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FileChoice {
+    /// Write it; `update` when a regular file with other content is there.
+    Write { update: bool },
+    /// Its content is there already: apply the metadata only.
+    MetadataOnly,
+    /// `--overwrite` keeps what is there.
+    Keep,
+}
+
+/// Does `--overwrite` allow replacing what is at the place (for any kind of entry)?
+fn may_replace(overwrite: Overwrite, existing: &fsops::Existing, node: &Node) -> bool {
+    match (overwrite, existing.mtime()) {
+        (_, None) | (Overwrite::Always | Overwrite::IfChanged, _) => true,
+        (Overwrite::Never, Some(_)) => false,
+        (Overwrite::IfNewer, Some(there)) => {
+            let (s, n) = crate::format::gotime::to_unix(&node.mtime);
+            (s, n as i64) > there
+        }
+    }
+}
+
+/// Decides a regular file: what is at its place, and whether its content matches.
+fn choose_file(
+    repo: &IndexedRepository,
+    dirs: Option<&Dirs>,
+    task: &FileTask,
+    overwrite: Overwrite,
+) -> FileChoice {
+    let Some(dirs) = dirs else {
+        return FileChoice::Write { update: false };
+    };
+    let existing = fsops::lstat_at(dirs, &task.place).unwrap_or(fsops::Existing::Nothing);
+    if !may_replace(overwrite, &existing, &task.node) {
+        return FileChoice::Keep;
+    }
+    let fsops::Existing::File { size, mtime } = existing else {
+        return FileChoice::Write { update: false };
+    };
+    if overwrite == Overwrite::IfChanged && size == task.node.size {
+        let (s, n) = crate::format::gotime::to_unix(&task.node.mtime);
+        if (s, n as i64) == mtime {
+            return FileChoice::MetadataOnly;
+        }
+    }
+    if size == task.node.size && verify_file(repo, dirs, &task.place, &task.node).is_ok() {
+        FileChoice::MetadataOnly
+    } else {
+        FileChoice::Write { update: true }
     }
 }
 
@@ -265,14 +398,19 @@ pub fn restore(
     observer: &dyn Observer,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<RestoreStats> {
-    let excludes = Excludes::new(&opts.excludes)?;
-    let includes = Includes::new(&opts.includes)?;
-    // A new target directory is private until the snapshot's own modes are applied (as restic).
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&opts.target)
-        .with_context(|| format!("create target directory {}", opts.target.display()))?;
+    let excludes = PatternSet::new(&opts.excludes, &opts.iexcludes)?;
+    let includes = Includes::new(&opts.includes, &opts.iincludes)?;
+    let dry = opts.dry_run;
+    if !dry {
+        // A new target directory is private until the snapshot's own modes are applied (as
+        // restic does).
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&opts.target)
+            .with_context(|| format!("create target directory {}", opts.target.display()))?;
+    }
     let mut planner = Planner {
         excludes: &excludes,
+        track_names: opts.delete,
         includes: &includes,
         plan: Plan {
             dirs: vec![PlanDir {
@@ -283,6 +421,8 @@ pub fn restore(
             files: vec![],
             hardlinks: vec![],
             others: vec![],
+            expected: vec![HashSet::new()],
+            all_selected: vec![false],
         },
         open: vec![Open {
             dir: ROOT,
@@ -317,140 +457,329 @@ pub fn restore(
         observer.warn_at(&in_target(path), msg);
     }
 
-    let dirs = Dirs::new(&opts.target, &plan.dirs)
-        .with_context(|| format!("open target directory {}", opts.target.display()))?;
+    // A dry run into a target that does not exist finds nothing there.
+    let dirs = match Dirs::new(&opts.target, &plan.dirs) {
+        Ok(d) => Some(d),
+        Err(e) if dry && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("open target directory {}", opts.target.display())))
+        }
+    };
     let errors = AtomicU64::new(0);
     let report = |p: &Path, e: anyhow::Error| {
         errors.fetch_add(1, Ordering::Relaxed);
         observer.error(p, &e);
     };
+    let item = |path: &Path, action: RestoreAction, size: u64| {
+        observer.event(Event::Restored { path, action, size });
+    };
+    let place_of = |place: &Place| fsops::location(&plan.dirs, place);
     for (path, e) in tree_errors {
         report(&in_target(&path), e);
     }
-    let dir_ok = dirs.create_all(|i, e| {
-        let p = dirs.display(i);
-        report(
-            &p,
-            anyhow::Error::new(e).context(format!("mkdir {}", p.display())),
-        );
-    });
-    // Regular files: contents pack by pack, in parallel, each file's metadata after its last
-    // blob; then the metadata of files without content.
+    let dir_ok = match (&dirs, dry) {
+        (Some(d), false) => d.create_all(|i, e| {
+            let p = d.display(i);
+            report(
+                &p,
+                anyhow::Error::new(e).context(format!("mkdir {}", p.display())),
+            );
+        }),
+        _ => vec![true; plan.dirs.len()],
+    };
     let threads = opts.threads.max(1);
-    let written = packs::write_contents(
-        repo,
-        &dirs,
-        &plan.files,
-        &dir_ok,
-        threads,
-        interrupted,
-        &report,
-    );
-    let bytes = AtomicU64::new(written.bytes);
-    let verified = AtomicU64::new(0);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(t) = plan.files.get(i) else { break };
-                // Files without content are created here.
-                if written.complete[i] && !written.finished[i] {
-                    let res = dirs
-                        .create_file(&t.place)
-                        .map_err(anyhow::Error::new)
-                        .and_then(|f| fsops::apply_fd(f.as_raw_fd(), &t.node));
-                    if let Err(e) = res {
-                        let p = dirs.display_place(&t.place);
-                        report(&p, e.context(format!("metadata of {}", p.display())));
-                    }
-                }
-            });
-        }
-    });
+
+    // Regular files: what is in the target decides, file by file (in parallel: deciding may
+    // mean reading a file to compare it).
+    let choices: Vec<FileChoice> =
+        crate::util::parallel::parallel_map(&plan.files, threads, |t| {
+            if !dir_ok[t.place.dir as usize] || interrupted.load(Ordering::Relaxed) {
+                return Ok(FileChoice::Keep);
+            }
+            Ok(choose_file(repo, dirs.as_ref(), t, opts.overwrite))
+        })?;
     if interrupted.load(Ordering::Relaxed) {
         return Err(Error::Interrupted.into());
     }
+    let mut skipped = 0u64;
+    let mut bytes_skipped = 0u64;
+    let mut to_write: Vec<&FileTask> = Vec::new();
+    let mut updates: Vec<bool> = Vec::new();
+    let mut metadata_only: Vec<&FileTask> = Vec::new();
+    for (t, c) in plan.files.iter().zip(&choices) {
+        match c {
+            FileChoice::Write { update } => {
+                to_write.push(t);
+                updates.push(*update);
+            }
+            FileChoice::MetadataOnly | FileChoice::Keep => {
+                if dir_ok[t.place.dir as usize] {
+                    skipped += 1;
+                    bytes_skipped += t.node.size;
+                    item(
+                        &place_of(&t.place),
+                        RestoreAction::FileUnchanged,
+                        t.node.size,
+                    );
+                }
+                if *c == FileChoice::MetadataOnly {
+                    metadata_only.push(t);
+                }
+            }
+        }
+    }
+    let file_action = |update: bool| {
+        if update {
+            RestoreAction::FileUpdated
+        } else {
+            RestoreAction::FileRestored
+        }
+    };
+    let bytes = AtomicU64::new(0);
+    let verified = AtomicU64::new(0);
+    if let (Some(dirs), false) = (&dirs, dry) {
+        let files: Vec<FileTask> = to_write
+            .iter()
+            .map(|t| FileTask {
+                place: t.place.clone(),
+                node: t.node.clone(),
+            })
+            .collect();
+        // Contents pack by pack, in parallel, each file's metadata after its last blob; then
+        // the files without content.
+        let written = packs::write_contents(
+            repo,
+            dirs,
+            &files,
+            &dir_ok,
+            packs::Writing {
+                threads,
+                sparse: opts.sparse,
+            },
+            interrupted,
+            &report,
+        );
+        bytes.fetch_add(written.bytes, Ordering::Relaxed);
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = files.get(i) else { break };
+                    if written.complete[i] && !written.finished[i] {
+                        let res = dirs
+                            .create_file(&t.place)
+                            .map_err(anyhow::Error::new)
+                            .and_then(|f| fsops::apply_fd(f.as_raw_fd(), &t.node));
+                        if let Err(e) = res {
+                            let p = dirs.display_place(&t.place);
+                            report(&p, e.context(format!("metadata of {}", p.display())));
+                            continue;
+                        }
+                    }
+                    if written.complete[i] {
+                        item(&place_of(&t.place), file_action(updates[i]), t.node.size);
+                    }
+                });
+            }
+        });
+        if interrupted.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted.into());
+        }
+        for t in &metadata_only {
+            if let Err(e) = dirs.metadata(&t.place, &t.node) {
+                let p = dirs.display_place(&t.place);
+                report(&p, e.context(format!("metadata of {}", p.display())));
+            }
+        }
+        if opts.verify {
+            let vnext = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| loop {
+                        let i = vnext.fetch_add(1, Ordering::Relaxed);
+                        let Some(t) = files.get(i) else { break };
+                        if !dir_ok[t.place.dir as usize] {
+                            continue;
+                        }
+                        match verify_file(repo, dirs, &t.place, &t.node) {
+                            Ok(()) => {
+                                verified.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => report(&dirs.display_place(&t.place), e),
+                        }
+                    });
+                }
+            });
+        }
+    } else {
+        for (t, update) in to_write.iter().zip(&updates) {
+            bytes.fetch_add(t.node.size, Ordering::Relaxed);
+            item(&place_of(&t.place), file_action(*update), t.node.size);
+        }
+    }
+
+    // Symlinks, fifos and devices, then hard links: replaced only where --overwrite allows.
+    let allowed = |place: &Place, node: &Node| -> bool {
+        match &dirs {
+            Some(d) => {
+                let there = fsops::lstat_at(d, place).unwrap_or(fsops::Existing::Nothing);
+                may_replace(opts.overwrite, &there, node)
+            }
+            None => true,
+        }
+    };
+    let mut others_done = 0u64;
     for (place, node) in &plan.others {
         if !dir_ok[place.dir as usize] {
             continue;
         }
-        let res = dirs
+        if !allowed(place, node) {
+            skipped += 1;
+            item(&place_of(place), RestoreAction::FileUnchanged, 0);
+            continue;
+        }
+        others_done += 1;
+        let Some(d) = dirs.as_ref().filter(|_| !dry) else {
+            item(&place_of(place), RestoreAction::OtherRestored, 0);
+            continue;
+        };
+        let res = d
             .create_special(place, node)
             .map_err(anyhow::Error::new)
-            .and_then(|_| dirs.metadata(place, node));
-        if let Err(e) = res {
-            let p = dirs.display_place(place);
-            report(
-                &p,
-                e.context(format!("create {} {}", node.kind.as_str(), p.display())),
-            );
+            .and_then(|_| d.metadata(place, node));
+        match res {
+            Ok(()) => item(&place_of(place), RestoreAction::OtherRestored, 0),
+            Err(e) => {
+                let p = d.display_place(place);
+                report(
+                    &p,
+                    e.context(format!("create {} {}", node.kind.as_str(), p.display())),
+                );
+            }
         }
     }
     for (place, first, node) in &plan.hardlinks {
         if !dir_ok[place.dir as usize] {
             continue;
         }
-        if let Err(e) = dirs.hard_link(first, place) {
-            let p = dirs.display_place(place);
+        if !allowed(place, node) {
+            skipped += 1;
+            item(&place_of(place), RestoreAction::FileUnchanged, 0);
+            continue;
+        }
+        others_done += 1;
+        let Some(d) = dirs.as_ref().filter(|_| !dry) else {
+            item(&place_of(place), RestoreAction::OtherRestored, 0);
+            continue;
+        };
+        if let Err(e) = d.hard_link(first, place) {
+            let p = d.display_place(place);
             // Fall back to a copy of the content so that no file is lost.
             report(
                 &p,
                 anyhow::Error::new(e).context(format!("hard link {}", p.display())),
             );
-            if let Ok(n) = restore_file(repo, &dirs, place, node) {
+            if let Ok(n) = restore_file(repo, d, place, node, opts.sparse) {
                 bytes.fetch_add(n, Ordering::Relaxed);
-                let _ = dirs.metadata(place, node);
+                let _ = d.metadata(place, node);
+            }
+        } else {
+            item(&place_of(place), RestoreAction::OtherRestored, 0);
+        }
+    }
+
+    // --delete: what each restored directory holds beyond its tree, within the selection.
+    let mut deleted = 0u64;
+    if opts.delete {
+        if let Some(d) = &dirs {
+            for (i, expected) in plan.expected.iter().enumerate() {
+                if !dir_ok[i] || interrupted.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let i = i as u32;
+                let names = match d.names_in(i) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && dry => continue,
+                    Err(e) => {
+                        let p = d.display(i);
+                        report(
+                            &p,
+                            anyhow::Error::new(e).context(format!("list {}", p.display())),
+                        );
+                        continue;
+                    }
+                };
+                let base = fsops::dir_location(&plan.dirs, i);
+                for name in names {
+                    if expected.contains(name.as_slice()) {
+                        continue;
+                    }
+                    let loc = base.join(OsStr::from_bytes(&name));
+                    let loc = loc.as_os_str().as_bytes();
+                    let selected = plan.all_selected[i as usize] || includes.selected(loc);
+                    if excludes.matches(loc) || !selected {
+                        continue;
+                    }
+                    let dir_path = d.display(i);
+                    let res = d.remove_tree(i, &name, dry, &mut |rel| {
+                        deleted += 1;
+                        let p = dir_path.join(OsStr::from_bytes(rel));
+                        let p = std::path::absolute(&p).unwrap_or(p);
+                        item(&p, RestoreAction::Deleted, 0);
+                    });
+                    if let Err(e) = res {
+                        let p = dir_path.join(OsStr::from_bytes(&name));
+                        report(
+                            &p,
+                            anyhow::Error::new(e).context(format!("delete {}", p.display())),
+                        );
+                    }
+                }
             }
         }
     }
-    if opts.verify {
-        let vnext = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| loop {
-                    let i = vnext.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = plan.files.get(i) else { break };
-                    if !dir_ok[t.place.dir as usize] {
-                        continue;
-                    }
-                    match verify_file(repo, &dirs, &t.place, &t.node) {
-                        Ok(()) => {
-                            verified.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => report(&dirs.display_place(&t.place), e),
-                    }
-                });
-            }
-        });
-    }
+
     // Directories last and deepest first, so that writing into them does not disturb times.
-    for (i, d) in plan.dirs.iter().enumerate().skip(1).rev() {
-        let Some(node) = &d.node else { continue };
+    for (i, pd) in plan.dirs.iter().enumerate().skip(1).rev() {
+        let Some(node) = &pd.node else { continue };
         if !dir_ok[i] {
             continue;
         }
-        if let Err(e) = dirs.dir_metadata(i as u32, node) {
-            let p = dirs.display(i as u32);
-            report(&p, e.context(format!("metadata of {}", p.display())));
+        if let (Some(d), false) = (&dirs, dry) {
+            if let Err(e) = d.dir_metadata(i as u32, node) {
+                let p = d.display(i as u32);
+                report(&p, e.context(format!("metadata of {}", p.display())));
+                continue;
+            }
         }
+        item(
+            &fsops::dir_location(&plan.dirs, i as u32),
+            RestoreAction::DirRestored,
+            0,
+        );
     }
     Ok(RestoreStats {
-        files: (plan.files.len() + plan.hardlinks.len()) as u64,
+        files: to_write.len() as u64 + others_done,
         dirs: (plan.dirs.len() - 1) as u64,
         bytes: bytes.load(Ordering::Relaxed),
+        skipped,
+        bytes_skipped,
+        deleted,
         errors: errors.load(Ordering::Relaxed),
         warnings: warnings.len() as u64,
         verified: verified.load(Ordering::Relaxed),
     })
 }
 
-/// Writes one file's content; zero blocks are skipped to leave holes.
+/// Writes one file's content; with `sparse`, zero blocks are skipped to leave holes.
 fn restore_file(
     repo: &IndexedRepository,
     dirs: &Dirs,
     place: &Place,
     node: &Node,
+    sparse: bool,
 ) -> anyhow::Result<u64> {
     let path = dirs.display_place(place);
     let f = dirs
@@ -472,7 +801,7 @@ fn restore_file(
                 d
             }
         };
-        if !is_zero(&data) {
+        if !sparse || !is_zero(&data) {
             f.write_all_at(&data, offset)
                 .with_context(|| format!("write {}", path.display()))?;
         }

@@ -57,6 +57,14 @@ pub(super) struct Written {
     pub finished: Vec<bool>,
 }
 
+/// How contents are written.
+#[derive(Clone, Copy)]
+pub(super) struct Writing {
+    pub threads: usize,
+    /// Zero blobs become holes.
+    pub sparse: bool,
+}
+
 /// Writes the content of every file; a file whose last blob is written gets its metadata at
 /// once, through the descriptor it was written with (errors go to `report`).
 pub(super) fn write_contents(
@@ -64,7 +72,7 @@ pub(super) fn write_contents(
     dirs: &Dirs,
     files: &[FileTask],
     dir_ok: &[bool],
-    threads: usize,
+    how: Writing,
     interrupted: &AtomicBool,
     report: &(dyn Fn(&Path, anyhow::Error) + Sync),
 ) -> Written {
@@ -117,12 +125,13 @@ pub(super) fn write_contents(
         finished: &finished,
         created: &created,
         sizes: &sizes,
+        sparse: how.sparse,
     };
     let reads = plan_reads(uses.into_values().collect());
     let next = AtomicUsize::new(0);
     let bytes = AtomicU64::new(0);
     std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
+        for _ in 0..how.threads.max(1) {
             s.spawn(|| {
                 let mut open = OpenFiles::default();
                 loop {
@@ -147,6 +156,8 @@ pub(super) fn write_contents(
 
 /// Blob uses still to be written per file, and which files got their metadata.
 struct Progress<'a> {
+    /// Zero blobs are left as holes (the file is created at its full size).
+    sparse: bool,
     remaining: &'a [AtomicU32],
     finished: &'a [AtomicBool],
     created: &'a [OnceLock<Result<(), String>>],
@@ -290,7 +301,7 @@ fn restore_read(
                 continue;
             }
         };
-        let zero = super::is_zero(&plain);
+        let zero = progress.sparse && super::is_zero(&plain);
         for &&(i, offset) in &live {
             if !zero {
                 let place = &files[i].place;
