@@ -60,6 +60,12 @@ pub struct GlobalOptions {
     /// Set extended option (key=value)
     #[arg(short = 'o', long = "option", global = true)]
     pub options: Vec<String>,
+    /// Use an empty password for the repository, must be passed to every command (insecure)
+    #[arg(long, global = true)]
+    pub insecure_no_password: bool,
+    /// Set target pack size in MiB, created pack files may be larger
+    #[arg(long, env = "RESTIC_PACK_SIZE", global = true, value_name = "size")]
+    pub pack_size: Option<u64>,
 }
 
 impl GlobalOptions {
@@ -89,7 +95,28 @@ impl GlobalOptions {
     }
 
     /// The password from (in restic's order) a file, a command, the environment, or a prompt.
+    /// An empty password needs `--insecure-no-password` (restic 0.18), which in turn must not
+    /// come with another source of a password.
     pub fn password(&self, prompt: &str) -> anyhow::Result<Vec<u8>> {
+        if self.insecure_no_password {
+            if self.password_file.is_some()
+                || self.password_command.is_some()
+                || std::env::var_os("RESTIC_PASSWORD").is_some_and(|p| !p.is_empty())
+            {
+                anyhow::bail!(
+                    "--insecure-no-password must not be specified together with providing a password via a cli option or environment variable"
+                );
+            }
+            return Ok(Vec::new());
+        }
+        let pw = self.password_from_sources(prompt)?;
+        if pw.is_empty() {
+            anyhow::bail!(EMPTY_PASSWORD);
+        }
+        Ok(pw)
+    }
+
+    fn password_from_sources(&self, prompt: &str) -> anyhow::Result<Vec<u8>> {
         if let Some(f) = &self.password_file {
             let s = std::fs::read(f)
                 .with_context(|| format!("reading password file {}", f.display()))?;
@@ -147,6 +174,9 @@ impl GlobalOptions {
         let pw = self.password("enter password for repository: ")?;
         let remote = cairn_backend::is_remote(&backend.location());
         let mut repo = Repository::open(backend, &pw, self.key_hint.as_deref())?;
+        if let Some(mib) = self.pack_size {
+            repo.set_pack_size_mib(mib)?;
+        }
         // Remote repositories keep their metadata in a local cache; a local repository is
         // as fast to read as a cache would be.
         if remote {
@@ -271,11 +301,24 @@ pub fn read_password(prompt: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// A new password, asked twice on a terminal.
+/// restic 0.18's refusal of an empty password.
+pub const EMPTY_PASSWORD: &str = "an empty password is not allowed by default. Pass the flag `--insecure-no-password` to cairn to disable this check";
+
+/// The password for a new key: from `file`, else a prompt (twice) on a terminal, else the
+/// usual sources. `insecure` (`--insecure-no-password`, `--new-insecure-no-password`) makes it
+/// empty on purpose.
 pub fn new_password(
     g: &GlobalOptions,
     file: Option<&PathBuf>,
+    insecure: bool,
     what: &str,
 ) -> anyhow::Result<Vec<u8>> {
+    if insecure {
+        if file.is_some() {
+            anyhow::bail!("--new-insecure-no-password must not be specified together with --new-password-file");
+        }
+        return Ok(Vec::new());
+    }
     if let Some(f) = file {
         let s =
             std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
@@ -292,13 +335,13 @@ pub fn new_password(
             anyhow::bail!("passwords do not match");
         }
         if a.is_empty() {
-            anyhow::bail!("an empty password is not allowed");
+            anyhow::bail!(EMPTY_PASSWORD);
         }
         return Ok(a.into_bytes());
     }
     let pw = g.password(&format!("enter password for {what}: "))?;
     if pw.is_empty() {
-        anyhow::bail!("an empty password is not allowed");
+        anyhow::bail!(EMPTY_PASSWORD);
     }
     Ok(pw)
 }

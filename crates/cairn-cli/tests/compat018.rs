@@ -307,3 +307,102 @@ fn restore_overwrite_delete_and_dry_run_match_restic_018() {
         common::assert_diffs(&format!("restore {extra:?}"), diffs, vec![]);
     }
 }
+
+#[test]
+fn empty_passwords_need_insecure_no_password_as_in_restic_018() {
+    let t = TempDir::new("compat-nopw");
+    let repo = t.join("repo");
+    let Some(restic) = Tool::restic018(&repo, "") else {
+        return;
+    };
+    let cairn = Tool::cairn(&repo, "");
+    let src = source(&t);
+    // Refused without the flag, by both, before anything is written.
+    for tool in [&restic, &cairn] {
+        let err = tool.run(&["init"]).expect_code(1).stderr_str();
+        assert!(err.contains("--insecure-no-password"), "{err}");
+        assert!(!repo.join("config").exists());
+    }
+    cairn.run(&["init", "--insecure-no-password"]).ok();
+    cairn
+        .run(&[
+            "backup",
+            "-q",
+            "--insecure-no-password",
+            src.to_str().unwrap(),
+        ])
+        .ok();
+    // restic 0.18 reads the repository cairn made with the empty password.
+    let listed = restic
+        .run(&["snapshots", "--json", "--insecure-no-password"])
+        .ok()
+        .json();
+    assert_eq!(listed.as_array().map(|a| a.len()), Some(1));
+    restic.run(&["check", "--insecure-no-password"]).ok();
+    // The flag with a password from elsewhere is a contradiction, for both.
+    for tool in [&restic, &cairn] {
+        let err = tool
+            .run_env(
+                None,
+                &[("RESTIC_PASSWORD", "pw")],
+                &["snapshots", "--insecure-no-password"],
+            )
+            .expect_code(1)
+            .stderr_str();
+        assert!(err.contains("must not be specified together"), "{err}");
+    }
+    // A key with a real password, then a second empty one through key add.
+    let pwfile = t.join("pw");
+    std::fs::write(&pwfile, "secret\n").unwrap();
+    cairn
+        .run(&[
+            "key",
+            "add",
+            "--insecure-no-password",
+            "--new-password-file",
+            pwfile.to_str().unwrap(),
+        ])
+        .ok();
+    let with_pw = Tool::cairn(&repo, "secret");
+    with_pw
+        .run(&["key", "add", "--new-insecure-no-password"])
+        .ok();
+    let keys = with_pw.run(&["key", "list", "--json"]).ok().json();
+    assert_eq!(keys.as_array().map(|a| a.len()), Some(3), "{keys}");
+}
+
+#[test]
+fn pack_size_is_honoured_and_restic_014_reads_the_packs() {
+    let t = TempDir::new("compat-packsize");
+    let repo = t.join("repo");
+    let cairn = Tool::cairn(&repo, "pw");
+    cairn.run(&["init"]).ok();
+    cairn.run(&["--pack-size", "2", "snapshots"]).expect_code(1);
+    let src = t.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // 14 MiB that neither compress nor deduplicate.
+    std::fs::write(src.join("noise"), common::noise(7, 14 << 20)).unwrap();
+    cairn
+        .run_env(
+            None,
+            &[("RESTIC_PACK_SIZE", "4")],
+            &["backup", "-q", src.to_str().unwrap()],
+        )
+        .ok();
+    let packs: Vec<u64> = common::files_in(&repo.join("data"))
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(
+        packs.len() >= 3,
+        "4 MiB packs expected, got sizes {packs:?}"
+    );
+    assert!(
+        packs.iter().all(|&n| n < 13 << 20),
+        "a pack far over 4 MiB: {packs:?}"
+    );
+    require_restic!();
+    Tool::restic(&repo, "pw")
+        .run(&["check", "--read-data"])
+        .ok();
+}

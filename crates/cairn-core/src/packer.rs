@@ -253,13 +253,15 @@ impl<'a> BlobWriter<'a> {
         compression: Compression,
         known: &'a MasterIndex,
     ) -> BlobWriter<'a> {
-        BlobWriter::new(
+        let mut w = BlobWriter::new(
             repo.backend().clone(),
             repo.key().clone(),
             repo.version(),
             compression,
             known,
-        )
+        );
+        w.pack_size = repo.pack_size();
+        w
     }
 
     pub fn new(

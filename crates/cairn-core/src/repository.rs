@@ -26,6 +26,8 @@ pub struct Repository {
     key_id: String,
     config: Config,
     polynomial: Polynomial,
+    /// The size new packs are cut at (restic's `--pack-size`).
+    pack_size: usize,
 }
 
 /// An opened repository with its index loaded: what reading blobs and trees needs. Everything
@@ -108,6 +110,7 @@ impl Repository {
             key_id,
             config,
             polynomial: pol,
+            pack_size: crate::packer::PACK_SIZE,
         })
     }
 
@@ -162,7 +165,22 @@ impl Repository {
             key_id,
             config,
             polynomial,
+            pack_size: crate::packer::PACK_SIZE,
         })
+    }
+
+    /// The size at which writers of this handle cut new packs.
+    pub fn pack_size(&self) -> usize {
+        self.pack_size
+    }
+
+    /// Sets the target size of new packs in MiB (restic's `--pack-size`, 4 to 128).
+    pub fn set_pack_size_mib(&mut self, mib: u64) -> anyhow::Result<()> {
+        if !(4..=128).contains(&mib) {
+            anyhow::bail!("pack size must be between 4 and 128 MiB, not {mib} MiB");
+        }
+        self.pack_size = (mib as usize) << 20;
+        Ok(())
     }
 
     /// Keeps snapshots, index files and packs of trees in a local cache under `base` (in a

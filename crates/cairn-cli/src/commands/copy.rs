@@ -59,6 +59,9 @@ pub struct FromRepo {
         value_name = "command"
     )]
     pub password_command: Option<String>,
+    /// Use an empty password for the source repository (insecure)
+    #[arg(id = "from_insecure_no_password", long = "from-insecure-no-password")]
+    pub insecure_no_password: bool,
 }
 
 fn nonempty<T: AsRef<std::ffi::OsStr>>(v: &Option<T>) -> Option<&T> {
@@ -96,6 +99,15 @@ impl FromRepo {
     pub fn password(&self, prompt: &str) -> anyhow::Result<Vec<u8>> {
         let file = nonempty(&self.password_file);
         let cmd = nonempty(&self.password_command);
+        if self.insecure_no_password {
+            if file.is_some()
+                || cmd.is_some()
+                || std::env::var_os("RESTIC_FROM_PASSWORD").is_some_and(|p| !p.is_empty())
+            {
+                anyhow::bail!("--from-insecure-no-password must not be specified together with providing a password via a cli option or environment variable");
+            }
+            return Ok(Vec::new());
+        }
         if file.is_some() && cmd.is_some() {
             anyhow::bail!("Password file and command are mutually exclusive options");
         }
@@ -107,11 +119,17 @@ impl FromRepo {
                 .with_context(|| format!("reading password file {}", f.display()))?;
             return Ok(global::first_line(&s));
         }
-        if let Some(pw) = std::env::var_os("RESTIC_FROM_PASSWORD") {
-            use std::os::unix::ffi::OsStringExt;
-            return Ok(pw.into_vec());
+        let pw = match std::env::var_os("RESTIC_FROM_PASSWORD") {
+            Some(pw) => {
+                use std::os::unix::ffi::OsStringExt;
+                pw.into_vec()
+            }
+            None => global::read_password(prompt)?,
+        };
+        if pw.is_empty() {
+            anyhow::bail!(global::EMPTY_PASSWORD);
         }
-        global::read_password(prompt)
+        Ok(pw)
     }
 
     /// Opens the other repository (`what` names it in the password prompt), without a lock.

@@ -40,7 +40,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let pw = global::new_password(g, a.new_password_file.as_ref(), "new repository")?;
+    let pw = global::new_password(
+        g,
+        a.new_password_file.as_ref(),
+        g.insecure_no_password,
+        "new repository",
+    )?;
     let repo = Repository::init(
         backend,
         &pw,

@@ -11,6 +11,9 @@ pub struct Args {
     /// File from which to read the new password
     #[arg(long)]
     new_password_file: Option<PathBuf>,
+    /// Add an empty password for the repository (insecure)
+    #[arg(long)]
+    new_insecure_no_password: bool,
     /// The username for the new key (default: current user)
     #[arg(long)]
     user: Option<String>,
@@ -73,7 +76,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             }
         }
         "add" => {
-            let pw = global::new_password(g, a.new_password_file.as_ref(), "the new key")?;
+            let pw = global::new_password(
+                g,
+                a.new_password_file.as_ref(),
+                a.new_insecure_no_password,
+                "the new key",
+            )?;
             let user = a.user.clone().unwrap_or_else(global::username);
             let host = a.host.clone().unwrap_or_else(global::hostname);
             let id = repo.add_key(&pw, global::kdf_params(), &user, &host)?;
@@ -91,7 +99,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             }
         }
         "passwd" => {
-            let pw = global::new_password(g, a.new_password_file.as_ref(), "the new key")?;
+            let pw = global::new_password(
+                g,
+                a.new_password_file.as_ref(),
+                a.new_insecure_no_password,
+                "the new key",
+            )?;
             let user = a.user.clone().unwrap_or_else(global::username);
             let host = a.host.clone().unwrap_or_else(global::hostname);
             cairn_core::keys::change_password(&repo, &pw, global::kdf_params(), &user, &host)?;

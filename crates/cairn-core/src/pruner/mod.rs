@@ -21,7 +21,7 @@ use crate::format::indexfile::{IndexBlob, IndexFile, IndexPack};
 use crate::format::pack::{BlobType, PackedBlob};
 use crate::index::BlobLocation;
 use crate::observe::Observer;
-use crate::packer::{BlobWriter, Compression, PACK_SIZE};
+use crate::packer::{BlobWriter, Compression};
 use crate::repository::IndexedRepository;
 use crate::Id;
 use anyhow::Context;
@@ -364,10 +364,11 @@ pub fn plan(
         .list(FileType::Data)
         .map_err(anyhow::Error::new)
         .context("listing packs")?;
+    let pack_size = repo.pack_size() as u64;
     let target = if opts.repack_small {
-        PACK_SIZE as u64 / 5 * 4
+        pack_size / 5 * 4
     } else {
-        PACK_SIZE as u64 / 25
+        pack_size / 25
     };
     let mut seen = vec![false; packs.len()];
     let mut unreferenced = Vec::new();
