@@ -63,6 +63,12 @@ pub struct GlobalOptions {
     /// Use an empty password for the repository, must be passed to every command (insecure)
     #[arg(long, global = true)]
     pub insecure_no_password: bool,
+    /// Limits uploads to a maximum rate in KiB/s (default: unlimited)
+    #[arg(long, global = true, value_name = "rate")]
+    pub limit_upload: Option<u64>,
+    /// Limits downloads to a maximum rate in KiB/s (default: unlimited)
+    #[arg(long, global = true, value_name = "rate")]
+    pub limit_download: Option<u64>,
     /// Set target pack size in MiB, created pack files may be larger
     #[arg(long, env = "RESTIC_PACK_SIZE", global = true, value_name = "size")]
     pub pack_size: Option<u64>,
@@ -91,7 +97,15 @@ impl GlobalOptions {
     }
 
     pub fn backend(&self) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
-        open_backend(&self.repository()?, &self.options)
+        let b = open_backend(&self.repository()?, &self.options)?;
+        if self.limit_upload.is_none() && self.limit_download.is_none() {
+            return Ok(b);
+        }
+        Ok(Arc::new(cairn_backend::limit::Limited::new(
+            b,
+            self.limit_upload.filter(|r| *r > 0),
+            self.limit_download.filter(|r| *r > 0),
+        )))
     }
 
     /// The password from (in restic's order) a file, a command, the environment, or a prompt.

@@ -225,6 +225,64 @@ fn cairn_writes_restic_reads(kind: Kind, seed: u32) {
     }
 }
 
+/// `--limit-upload` and `--limit-download` hold on this server: 1 MiB of noise at 256 KiB/s
+/// takes at least 4 s each way (only lower bounds: a busy machine makes it slower, never
+/// faster).
+fn limits_hold(kind: Kind) {
+    let Some(s) = Server::start(kind) else {
+        return;
+    };
+    let what = s.name();
+    let t = TempDir::new(&format!("remote-{what}-limits"));
+    let src = t.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("noise"), common::noise(11, 1 << 20)).unwrap();
+    let loc = s.location("limited");
+    let cairn = Tool::cairn(Path::new(&loc), "pw");
+    s.run(&cairn, &["init"]).ok();
+    let start = std::time::Instant::now();
+    s.run(
+        &cairn,
+        &[
+            "--limit-upload",
+            "256",
+            "backup",
+            "-q",
+            src.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let up = start.elapsed();
+    assert!(
+        up >= std::time::Duration::from_millis(3800),
+        "{what}: upload took {up:?}"
+    );
+    let start = std::time::Instant::now();
+    let out = t.join("out");
+    s.run(
+        &cairn,
+        &[
+            "--no-cache",
+            "--limit-download",
+            "256",
+            "restore",
+            "latest",
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let down = start.elapsed();
+    assert!(
+        down >= std::time::Duration::from_millis(3800),
+        "{what}: download took {down:?}"
+    );
+    assert_eq!(
+        std::fs::read(restored(&out, &src).join("noise")).unwrap(),
+        std::fs::read(src.join("noise")).unwrap()
+    );
+}
+
 /// The two directions against one kind of server, as tests named after it. Each test has
 /// its own corpus seed, so that no two share their data by accident.
 macro_rules! both_ways_over {
@@ -240,6 +298,11 @@ macro_rules! both_ways_over {
             #[test]
             fn cairn_backup_restores_identically_with_restic() {
                 cairn_writes_restic_reads($kind, $seed + 1);
+            }
+
+            #[test]
+            fn bandwidth_limits_hold() {
+                limits_hold($kind);
             }
         }
     )*};
