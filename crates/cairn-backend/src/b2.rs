@@ -172,10 +172,13 @@ pub fn authorize(
     key_id: &str,
     key: &str,
     timeout: Option<Duration>,
+    http: &crate::http::Http,
 ) -> Result<Authorization, OpenError> {
     let unreachable = |why: String| OpenError::connect(location, why);
     use base64::Engine;
-    let mut b = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(30));
+    let mut b = http
+        .agent_builder()
+        .timeout_connect(Duration::from_secs(30));
     if let Some(t) = timeout {
         b = b.timeout_read(t);
     }
@@ -256,7 +259,7 @@ pub fn open_with(
     let location = format!("b2:{spec}");
     let connections = opts.get_usize("b2.connections")?.unwrap_or(5);
     let timeout = crate::s3::parse_timeout(opts, "b2.timeout")?;
-    let auth = authorize(&location, authorize_url, key_id, key, timeout)?;
+    let auth = authorize(&location, authorize_url, key_id, key, timeout, opts.http())?;
     // A key limited to other buckets or names cannot serve this location.
     check_allowed(&auth, loc).map_err(|e| OpenError::credentials(&location, e))?;
     let endpoint = url::Url::parse(&auth.s3_api_url).map_err(|e| {
@@ -290,6 +293,7 @@ pub fn open_with(
         storage_class: None,
         label: location,
         denied_hint: Some(hint),
+        http: opts.http().clone(),
     }))
 }
 

@@ -58,6 +58,7 @@ mod staged;
 
 pub mod b2;
 pub mod cache;
+pub mod http;
 pub mod limit;
 pub mod local;
 pub mod options;

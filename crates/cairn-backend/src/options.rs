@@ -35,6 +35,8 @@ pub const KNOWN: &[(&str, &str)] = &[
 #[derive(Debug, Default)]
 pub struct Options {
     values: BTreeMap<String, String>,
+    /// Settings of the HTTP backends that come from global flags.
+    http: crate::http::Http,
     /// Keys some backend has asked for; the rest are reported as unknown.
     read: Mutex<Vec<String>>,
 }
@@ -43,6 +45,7 @@ impl Clone for Options {
     fn clone(&self) -> Options {
         Options {
             values: self.values.clone(),
+            http: self.http.clone(),
             read: Mutex::new(Vec::new()),
         }
     }
@@ -73,8 +76,19 @@ impl Options {
         }
         Ok(Options {
             values,
+            http: Default::default(),
             read: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The same options with these HTTP settings (user agent, stall timeout, TLS).
+    pub fn with_http(mut self, http: crate::http::Http) -> Options {
+        self.http = http;
+        self
+    }
+
+    pub fn http(&self) -> &crate::http::Http {
+        &self.http
     }
 
     /// The value of `key` (e.g. `s3.region`), marking it as known.

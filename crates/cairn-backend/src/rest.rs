@@ -13,9 +13,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An HTTP agent whose reads and writes time out after `idle` without progress (each read
 /// or write call, not the whole transfer, so large packs on slow links are fine).
-fn agent(idle: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(30).min(idle.max(Duration::from_secs(5))))
+fn agent(base: ureq::AgentBuilder, idle: Duration) -> ureq::Agent {
+    base.timeout_connect(Duration::from_secs(30).min(idle.max(Duration::from_secs(5))))
         .timeout_read(idle)
         .timeout_write(idle)
         .build()
@@ -43,17 +42,18 @@ impl RestBackend {
         if let Some(n) = opts.get_usize("rest.connections")? {
             b.connections = n;
         }
-        if let Some(v) = opts.get("rest.timeout") {
-            let t = crate::retry::parse_duration(v)
+        let idle = match opts.get("rest.timeout") {
+            Some(v) => crate::retry::parse_duration(v)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     OpenError::bad_option(
                         "rest.timeout",
                         format!("invalid option rest.timeout={v:?}: want e.g. 60s"),
                     )
-                })?;
-            b.agent = agent(t);
-        }
+                })?,
+            None => opts.http().stuck_timeout.unwrap_or(IDLE_TIMEOUT),
+        };
+        b.agent = agent(opts.http().agent_builder(), idle);
         Ok(b)
     }
 
@@ -118,7 +118,7 @@ impl RestBackend {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let agent = agent(IDLE_TIMEOUT);
+        let agent = agent(ureq::AgentBuilder::new(), IDLE_TIMEOUT);
         Ok(RestBackend {
             connections: 5,
             base,

@@ -224,6 +224,8 @@ pub struct S3Settings {
     pub label: String,
     /// Added to access-denied errors (the B2 backend explains its keys there).
     pub denied_hint: Option<String>,
+    /// User agent and TLS from the global flags.
+    pub http: crate::http::Http,
 }
 
 impl S3Settings {
@@ -289,6 +291,7 @@ impl S3Settings {
             storage_class,
             label,
             denied_hint: None,
+            http: opts.http().clone(),
         })
     }
 }
@@ -299,7 +302,7 @@ pub(crate) fn parse_timeout(
     key: &str,
 ) -> std::result::Result<Option<Duration>, OpenError> {
     match opts.get(key) {
-        None => Ok(Some(DEFAULT_TIMEOUT)),
+        None => Ok(Some(opts.http().stuck_timeout.unwrap_or(DEFAULT_TIMEOUT))),
         Some(v) => match crate::retry::parse_duration(v) {
             Some(d) if d.is_zero() => Ok(None),
             Some(d) => Ok(Some(d)),
@@ -363,7 +366,9 @@ impl S3Backend {
     }
 
     pub fn new(settings: S3Settings) -> S3Backend {
-        let mut b = ureq::AgentBuilder::new()
+        let mut b = settings
+            .http
+            .agent_builder()
             .timeout_connect(Duration::from_secs(30))
             // Presigned URLs are tied to their host: a redirect cannot be followed blindly,
             // and S3 redirects only to say that the bucket lives elsewhere.

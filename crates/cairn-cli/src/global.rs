@@ -63,6 +63,33 @@ pub struct GlobalOptions {
     /// Use an empty password for the repository, must be passed to every command (insecure)
     #[arg(long, global = true)]
     pub insecure_no_password: bool,
+    /// File to load root certificates from (default: use the built-in Mozilla roots)
+    #[arg(
+        long,
+        env = "RESTIC_CACERT",
+        global = true,
+        value_name = "file",
+        value_delimiter = ','
+    )]
+    pub cacert: Vec<PathBuf>,
+    /// Path to a file containing PEM encoded TLS client certificate and private key
+    #[arg(
+        long,
+        env = "RESTIC_TLS_CLIENT_CERT",
+        global = true,
+        value_name = "file"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification when connecting to the repository (insecure)
+    #[arg(long, global = true)]
+    pub insecure_tls: bool,
+    /// Set a http user agent for outgoing http requests
+    #[arg(long, global = true, value_name = "string")]
+    pub http_user_agent: Option<String>,
+    /// Duration after which to retry stuck requests: how long a request may go without a
+    /// byte moving (default: 60s, or the backend's -o *.timeout)
+    #[arg(long, global = true, value_name = "duration")]
+    pub stuck_request_timeout: Option<String>,
     /// Limits uploads to a maximum rate in KiB/s (default: unlimited)
     #[arg(long, global = true, value_name = "rate")]
     pub limit_upload: Option<u64>,
@@ -96,8 +123,31 @@ impl GlobalOptions {
         anyhow::bail!("Please specify repository location (-r or --repository-file)")
     }
 
+    /// User agent, stall timeout and TLS for the HTTP backends, from the flags.
+    pub fn http(&self) -> anyhow::Result<cairn_backend::http::Http> {
+        use cairn_backend::http::{tls_config, Http, TlsOptions};
+        let stuck_timeout = match &self.stuck_request_timeout {
+            Some(d) => Some(
+                crate::output::parse_duration(d)
+                    .with_context(|| format!("invalid --stuck-request-timeout {d:?}"))?,
+            )
+            .filter(|d| !d.is_zero()),
+            None => None,
+        };
+        let tls = tls_config(&TlsOptions {
+            ca_certs: self.cacert.clone(),
+            client_cert: self.tls_client_cert.clone(),
+            insecure: self.insecure_tls,
+        })?;
+        Ok(Http {
+            user_agent: self.http_user_agent.clone(),
+            stuck_timeout,
+            tls,
+        })
+    }
+
     pub fn backend(&self) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
-        let b = open_backend(&self.repository()?, &self.options)?;
+        let b = open_backend(&self.repository()?, &self.options, self.http()?)?;
         if self.limit_upload.is_none() && self.limit_download.is_none() {
             return Ok(b);
         }
@@ -245,8 +295,9 @@ impl GlobalOptions {
 pub fn open_backend(
     location: &str,
     options: &[String],
+    http: cairn_backend::http::Http,
 ) -> anyhow::Result<Arc<dyn cairn_backend::Backend>> {
-    let opts = cairn_backend::Options::parse(options)?;
+    let opts = cairn_backend::Options::parse(options)?.with_http(http);
     let b = cairn_backend::open_with(location, &opts)?;
     Ok(Arc::from(b))
 }

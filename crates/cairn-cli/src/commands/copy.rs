@@ -133,9 +133,9 @@ impl FromRepo {
     }
 
     /// Opens the other repository (`what` names it in the password prompt), without a lock.
-    pub fn open(&self, what: &str) -> anyhow::Result<Repository> {
+    pub fn open(&self, what: &str, g: &GlobalOptions) -> anyhow::Result<Repository> {
         let loc = self.location()?;
-        let backend = global::open_backend(&loc, &[])?;
+        let backend = global::open_backend(&loc, &[], g.http()?)?;
         if !backend.exists().map_err(anyhow::Error::new)? {
             return Err(cairn_core::Error::RepoNotFound(backend.location()).into());
         }
@@ -163,7 +163,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             "Please specify a source repository location (--from-repo or --from-repository-file)"
         );
     }
-    let src = a.from.open("source")?;
+    let src = a.from.open("source", g)?;
     let dst = g.open_unlocked()?;
     // The source is only read (no lock with --no-lock); the destination is always locked,
     // shared, as a backup locks it.

@@ -32,7 +32,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     // The other repository is opened first, as restic does (its password is asked first).
     let polynomial = if a.copy_chunker_params {
-        Some(a.from.open("secondary")?.polynomial())
+        Some(a.from.open("secondary", g)?.polynomial())
     } else if a.from.is_set() {
         anyhow::bail!(
             "Secondary repository must only be specified when copying the chunker parameters"
