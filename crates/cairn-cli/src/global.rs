@@ -96,6 +96,12 @@ pub struct GlobalOptions {
     /// Limits downloads to a maximum rate in KiB/s (default: unlimited)
     #[arg(long, global = true, value_name = "rate")]
     pub limit_download: Option<u64>,
+    /// Skip additional verification of data before upload
+    #[arg(long, global = true)]
+    pub no_extra_verify: bool,
+    /// Auto remove old cache directories
+    #[arg(long, global = true)]
+    pub cleanup_cache: bool,
     /// Set target pack size in MiB, created pack files may be larger
     #[arg(long, env = "RESTIC_PACK_SIZE", global = true, value_name = "size")]
     pub pack_size: Option<u64>,
@@ -241,6 +247,7 @@ impl GlobalOptions {
         if let Some(mib) = self.pack_size {
             repo.set_pack_size_mib(mib)?;
         }
+        repo.set_extra_verify(!self.no_extra_verify);
         // Remote repositories keep their metadata in a local cache; a local repository is
         // as fast to read as a cache would be.
         if remote {

@@ -88,6 +88,10 @@ fn main() {
     cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
     let cli = Cli::parse_from(expand_verbose_levels(std::env::args_os()));
     let result = commands::run(cli.command, &cli.global);
+    let result = match (result, cli.global.cleanup_cache) {
+        (Ok(code), true) => commands::cache::cleanup_after(&cli.global).map(|_| code),
+        (r, _) => r,
+    };
     global::release_locks();
     let code = match result {
         Ok(code) => code,

@@ -182,5 +182,19 @@ fn a_remote_repository_is_read_from_the_cache() {
     let r = with_cache(&["cache", "--cleanup"]).stdout_str();
     assert!(r.contains("removing old cache dir"), "{r}");
     assert!(!cache.join(&id).exists());
+    // The global --cleanup-cache does the same after any command (restic 0.18).
+    let stale = cache.join("0".repeat(64));
+    std::fs::create_dir_all(stale.join("snapshots")).unwrap();
+    std::fs::write(
+        stale.join("CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55",
+    )
+    .unwrap();
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    with_cache(&["--cleanup-cache", "cat", "config"]);
+    assert!(!stale.exists(), "--cleanup-cache left an old cache");
     let _ = snaps;
 }

@@ -225,6 +225,9 @@ pub struct BlobWriter<'a> {
     version: u32,
     compression: Compression,
     pack_size: usize,
+    /// Decrypt (and decompress) every blob again before it is stored (restic 0.17's check
+    /// against memory errors and bugs; `--no-extra-verify` turns it off).
+    extra_verify: bool,
     /// Count what would be stored, store nothing (`--dry-run`).
     dry_run: bool,
     known: &'a MasterIndex,
@@ -261,6 +264,7 @@ impl<'a> BlobWriter<'a> {
             known,
         );
         w.pack_size = repo.pack_size();
+        w.extra_verify = repo.extra_verify();
         w
     }
 
@@ -315,6 +319,7 @@ impl<'a> BlobWriter<'a> {
             version,
             compression,
             pack_size: PACK_SIZE,
+            extra_verify: true,
             dry_run: false,
             known,
             seen: [Mutex::new(HashSet::new()), Mutex::new(HashSet::new())],
@@ -386,6 +391,10 @@ impl<'a> BlobWriter<'a> {
             None => (plain, 0),
         };
         let sealed = self.key.seal(payload);
+        if self.extra_verify {
+            verify_sealed(&self.key, &sealed, plain, compressed.is_some())
+                .map_err(|e| e.context(format!("{ty:?} blob {id}: not stored")))?;
+        }
         let slen = sealed.len() as u64;
         let full = {
             let mut op = lock(&self.open[slot(ty)]);
@@ -571,4 +580,52 @@ fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens a blob just sealed and compares it with what went in: the encryption (its MAC) and
+/// the compression must both give back the plaintext, byte for byte.
+fn verify_sealed(
+    key: &crate::crypto::Key,
+    sealed: &[u8],
+    plain: &[u8],
+    compressed: bool,
+) -> anyhow::Result<()> {
+    let payload = key
+        .open(sealed)
+        .map_err(|e| anyhow::anyhow!("extra verification: decryption failed: {e}"))?;
+    let same = if compressed {
+        crate::format::limits::decompress_exact(&payload, plain.len())
+            .map(|back| back == plain)
+            .unwrap_or(false)
+    } else {
+        payload == plain
+    };
+    if !same {
+        anyhow::bail!("extra verification: the sealed blob does not give back its data");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::verify_sealed;
+
+    #[test]
+    fn sealed_blobs_are_checked_against_their_data() {
+        let key = crate::crypto::Key::random();
+        let plain =
+            b"some data that compresses: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec();
+        let z = zstd::bulk::compress(&plain, 3).unwrap();
+        let sealed = key.seal(&z);
+        verify_sealed(&key, &sealed, &plain, true).unwrap();
+        // A bit flipped after sealing, a compressor that lost data, the wrong plaintext.
+        let mut bad = sealed.clone();
+        bad[20] ^= 1;
+        assert!(verify_sealed(&key, &bad, &plain, true).is_err());
+        let lossy = key.seal(&zstd::bulk::compress(&plain[1..], 3).unwrap());
+        assert!(verify_sealed(&key, &lossy, &plain, true).is_err());
+        let raw = key.seal(&plain);
+        verify_sealed(&key, &raw, &plain, false).unwrap();
+        assert!(verify_sealed(&key, &raw, b"other", false).is_err());
+    }
 }

@@ -28,6 +28,8 @@ pub struct Repository {
     polynomial: Polynomial,
     /// The size new packs are cut at (restic's `--pack-size`).
     pack_size: usize,
+    /// Writers check each sealed blob before storing it (off with `--no-extra-verify`).
+    extra_verify: bool,
 }
 
 /// An opened repository with its index loaded: what reading blobs and trees needs. Everything
@@ -111,6 +113,7 @@ impl Repository {
             config,
             polynomial: pol,
             pack_size: crate::packer::PACK_SIZE,
+            extra_verify: true,
         })
     }
 
@@ -166,7 +169,18 @@ impl Repository {
             config,
             polynomial,
             pack_size: crate::packer::PACK_SIZE,
+            extra_verify: true,
         })
+    }
+
+    /// Do writers check every sealed blob before storing it?
+    pub fn extra_verify(&self) -> bool {
+        self.extra_verify
+    }
+
+    /// Turns the check of sealed blobs before upload on or off.
+    pub fn set_extra_verify(&mut self, on: bool) {
+        self.extra_verify = on;
     }
 
     /// The size at which writers of this handle cut new packs.

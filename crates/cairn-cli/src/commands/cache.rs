@@ -17,6 +17,43 @@ pub struct Args {
     no_size: bool,
 }
 
+/// Removes the caches not used for longer than `max_age`.
+fn remove_old(
+    caches: &[cairn_backend::cache::CacheDir],
+    max_age: Duration,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let old: Vec<_> = caches
+        .iter()
+        .filter(|c| now.duration_since(c.last_used).is_ok_and(|d| d > max_age))
+        .collect();
+    if old.is_empty() {
+        if !quiet {
+            println!("no old cache dirs found");
+        }
+        return Ok(());
+    }
+    for c in old {
+        if !quiet {
+            println!("removing old cache dir {}", c.path.display());
+        }
+        std::fs::remove_dir_all(&c.path)
+            .map_err(|e| anyhow::anyhow!("removing {}: {e}", c.path.display()))?;
+    }
+    Ok(())
+}
+
+/// The global `--cleanup-cache`: after a command, caches unused for 30 days are removed.
+pub fn cleanup_after(g: &GlobalOptions) -> anyhow::Result<()> {
+    let Some(base) = g.cache_dir() else {
+        return Ok(());
+    };
+    let caches = cairn_backend::cache::list_caches(&base)
+        .map_err(|e| anyhow::anyhow!("reading cache directory {}: {e}", base.display()))?;
+    remove_old(&caches, Duration::from_secs(30 * 24 * 3600), g.quiet)
+}
+
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let Some(base) = g.cache_dir() else {
         anyhow::bail!("the cache is disabled (--no-cache)");
@@ -27,20 +64,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let now = SystemTime::now();
     let is_old = |t: SystemTime| now.duration_since(t).map(|d| d > max_age).unwrap_or(false);
     if a.cleanup {
-        let old: Vec<_> = caches.iter().filter(|c| is_old(c.last_used)).collect();
-        if old.is_empty() {
-            if !g.quiet {
-                println!("no old cache dirs found");
-            }
-            return Ok(crate::exit::OK);
-        }
-        for c in old {
-            if !g.quiet {
-                println!("removing old cache dir {}", c.path.display());
-            }
-            std::fs::remove_dir_all(&c.path)
-                .map_err(|e| anyhow::anyhow!("removing {}: {e}", c.path.display()))?;
-        }
+        remove_old(&caches, max_age, g.quiet)?;
         return Ok(crate::exit::OK);
     }
     if caches.is_empty() {
