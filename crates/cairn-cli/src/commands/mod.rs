@@ -18,6 +18,7 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
+pub mod serve;
 mod snapshot_ref;
 pub mod snapshots;
 pub mod stats;
@@ -78,6 +79,8 @@ pub enum Command {
     RebuildIndex(repair::IndexArgs),
     /// Rewrite snapshots to exclude unwanted files
     Rewrite(Box<rewrite::Args>),
+    /// Serve repositories over restic's REST protocol (rest-server's flags)
+    Serve(Box<serve::Args>),
 }
 
 /// Runs a command and returns the process exit code.
@@ -107,5 +110,6 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Repair(a) => repair::run(a, g),
         Command::RebuildIndex(a) => repair::run_index(a, g),
         Command::Rewrite(a) => rewrite::run(*a, g),
+        Command::Serve(a) => serve::run(*a, g),
     }
 }
