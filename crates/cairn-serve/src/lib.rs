@@ -8,8 +8,8 @@
 //! fsync of the directory); [`htpasswd`] checks passwords; `http` answers requests; `net`
 //! listens and times out stalled connections.
 //!
-//! Timeouts: a client must send its request headers within `header_timeout` of starting
-//! them, and a connection on which no byte moves in either direction for `idle_timeout`
+//! Timeouts: a client must send a complete request head within `header_timeout` of the
+//! connection being ready for one (so it also bounds idle keep-alive), and a connection on which no byte moves in either direction for `idle_timeout`
 //! while the server waits on it is closed — an idle keep-alive connection, an upload that
 //! stalls, or a download the client stopped reading. A TLS handshake must finish within
 //! `header_timeout`.
@@ -56,7 +56,11 @@ pub struct Config {
     pub idle_timeout: Duration,
 }
 
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// hyper's header timer also runs while a keep-alive connection waits for its next request,
+/// so it is the idle limit between requests too: longer than the 90 s Go's HTTP client (and
+/// so restic) keeps an idle connection, so that the client, not the server, closes it and
+/// never sends a request into a connection the server just closed.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(100);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// State shared by all connections.
@@ -81,7 +85,10 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     r
 }
 
-fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls;

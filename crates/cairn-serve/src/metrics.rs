@@ -18,12 +18,18 @@ const NAMES: [(&str, &str); 6] = [
         "rest_server_blob_read_bytes_total",
         "Total number of bytes read from blobs",
     ),
-    ("rest_server_blob_write_total", "Total number of blobs written"),
+    (
+        "rest_server_blob_write_total",
+        "Total number of blobs written",
+    ),
     (
         "rest_server_blob_write_bytes_total",
         "Total number of bytes written to blobs",
     ),
-    ("rest_server_blob_delete_total", "Total number of blobs deleted"),
+    (
+        "rest_server_blob_delete_total",
+        "Total number of blobs deleted",
+    ),
     (
         "rest_server_blob_delete_bytes_total",
         "Total number of bytes of blobs deleted",
@@ -93,7 +99,9 @@ mod tests {
         assert!(t.contains(
             "rest_server_blob_write_total{repo=\"alice/laptop\",type=\"data\",user=\"alice\"} 2"
         ));
-        assert!(t.contains("rest_server_blob_delete_total{repo=\"\",type=\"locks\",user=\"a\\\"b\"} 1"));
+        assert!(
+            t.contains("rest_server_blob_delete_total{repo=\"\",type=\"locks\",user=\"a\\\"b\"} 1")
+        );
         assert!(t.contains("# TYPE rest_server_blob_read_total counter"));
     }
 }

@@ -94,8 +94,13 @@ fn from_systemd() -> io::Result<Option<Listener>> {
     let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: addr and len describe a buffer large enough for any socket address.
-    if unsafe { libc::getsockname(FD, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) }
-        != 0
+    if unsafe {
+        libc::getsockname(
+            FD,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } != 0
     {
         return Err(io::Error::last_os_error());
     }

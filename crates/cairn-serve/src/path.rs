@@ -127,10 +127,7 @@ fn hex_val(c: u8) -> Option<u8> {
 
 /// Does the query string say `create=true`? Only the exact pair counts, as in rest-server.
 pub fn wants_create(query: Option<&str>) -> bool {
-    query
-        .unwrap_or("")
-        .split('&')
-        .any(|kv| kv == "create=true")
+    query.unwrap_or("").split('&').any(|kv| kv == "create=true")
 }
 
 #[cfg(test)]
@@ -191,14 +188,8 @@ mod tests {
             assert_eq!(parse(p), Err(PathError::NotFound), "{p}");
         }
         let upper = id().to_uppercase();
-        assert_eq!(
-            parse(&format!("/data/{upper}")),
-            Err(PathError::NotFound)
-        );
-        assert_eq!(
-            parse(&format!("/data/{}0", id())),
-            Err(PathError::NotFound)
-        );
+        assert_eq!(parse(&format!("/data/{upper}")), Err(PathError::NotFound));
+        assert_eq!(parse(&format!("/data/{}0", id())), Err(PathError::NotFound));
         assert_eq!(
             parse(&format!("/data/{}", &id()[1..])),
             Err(PathError::NotFound)

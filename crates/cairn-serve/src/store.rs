@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where `kind`/`name` lives in the repository at `root`.
 pub fn file_path(root: &Path, kind: FileType, name: &str) -> PathBuf {
-    root.join(cairn_backend::local::relative_path(&Handle::new(kind, name)))
+    root.join(cairn_backend::local::relative_path(&Handle::new(
+        kind, name,
+    )))
 }
 
 fn mkdir_all(p: &Path) -> io::Result<()> {
@@ -319,19 +321,28 @@ mod tests {
         up.write(std::slice::from_ref(&body)).unwrap();
         assert!(list(dir.path(), FileType::Data).unwrap().is_empty());
         assert_eq!(up.finish(Some(&name)).unwrap(), 5);
-        assert_eq!(list(dir.path(), FileType::Data).unwrap(), vec![(name.clone(), 5)]);
+        assert_eq!(
+            list(dir.path(), FileType::Data).unwrap(),
+            vec![(name.clone(), 5)]
+        );
 
         // A second upload of the same name does not replace the first.
         let mut again = Upload::begin(&dest, false).unwrap();
         again.write(&[Bytes::from_static(b"other")]).unwrap();
-        assert!(matches!(again.finish(Some(&name)), Err(FinishError::Exists)));
+        assert!(matches!(
+            again.finish(Some(&name)),
+            Err(FinishError::Exists)
+        ));
 
         // A wrong hash is refused and leaves nothing behind.
         let wrong = "0".repeat(64);
         let dest = file_path(dir.path(), FileType::Key, &wrong);
         let mut bad = Upload::begin(&dest, true).unwrap();
         bad.write(std::slice::from_ref(&body)).unwrap();
-        assert!(matches!(bad.finish(Some(&wrong)), Err(FinishError::HashMismatch)));
+        assert!(matches!(
+            bad.finish(Some(&wrong)),
+            Err(FinishError::HashMismatch)
+        ));
         assert_eq!(fs::read_dir(dir.path().join("keys")).unwrap().count(), 0);
 
         // Dropped half-way: nothing.

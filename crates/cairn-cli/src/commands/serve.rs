@@ -74,8 +74,12 @@ pub fn run(a: Args, _g: &GlobalOptions) -> anyhow::Result<i32> {
     }
     let tls = a.tls.then(|| {
         (
-            a.tls_cert.clone().unwrap_or_else(|| a.path.join("public_key")),
-            a.tls_key.clone().unwrap_or_else(|| a.path.join("private_key")),
+            a.tls_cert
+                .clone()
+                .unwrap_or_else(|| a.path.join("public_key")),
+            a.tls_key
+                .clone()
+                .unwrap_or_else(|| a.path.join("private_key")),
         )
     });
     let htpasswd = (!a.no_auth).then(|| {
