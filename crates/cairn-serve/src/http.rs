@@ -239,7 +239,7 @@ async fn route(
         Target::Config => {
             let p = repo.dir.join("config");
             match method {
-                Method::HEAD => head(srv, p).await,
+                Method::HEAD => head(p).await,
                 Method::GET => get(srv, req, p, &repo, None).await,
                 Method::POST => match body.take() {
                     Some(b) => save(srv, b, p, &repo, None).await,
@@ -250,13 +250,13 @@ async fn route(
             }
         }
         Target::List(kind) => match method {
-            Method::GET => list(srv, req, &repo, kind).await,
+            Method::GET => list(req, &repo, kind).await,
             _ => not_allowed("GET"),
         },
         Target::File(kind, name) => {
             let p = store::file_path(&repo.dir, kind, &name);
             match method {
-                Method::HEAD => head(srv, p).await,
+                Method::HEAD => head(p).await,
                 Method::GET => get(srv, req, p, &repo, Some(kind)).await,
                 Method::POST => match body.take() {
                     Some(b) => save(srv, b, p, &repo, Some((kind, name))).await,
@@ -269,7 +269,7 @@ async fn route(
     }
 }
 
-async fn head(srv: &Server, p: PathBuf) -> Response<Body> {
+async fn head(p: PathBuf) -> Response<Body> {
     match blocking(move || store::size(&p)).await {
         Ok(size) => {
             let mut r = ok();
@@ -281,7 +281,7 @@ async fn head(srv: &Server, p: PathBuf) -> Response<Body> {
     }
 }
 
-async fn list(srv: &Server, req: &Parts, repo: &Repo, kind: FileType) -> Response<Body> {
+async fn list(req: &Parts, repo: &Repo, kind: FileType) -> Response<Body> {
     let d = repo.dir.clone();
     let files = match blocking(move || store::list(&d, kind)).await {
         Ok(f) => f,

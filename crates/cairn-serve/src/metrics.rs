@@ -36,9 +36,13 @@ const NAMES: [(&str, &str); 6] = [
     ),
 ];
 
+/// user, repository folder, file type
+type Labels = (String, String, &'static str);
+
 #[derive(Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, String, &'static str), [u64; 6]>>,
+    /// Per label set: the six counters in the order of `NAMES`.
+    counters: Mutex<BTreeMap<Labels, [u64; 6]>>,
 }
 
 impl Metrics {
