@@ -8,8 +8,10 @@
 # /work/linux/linux-source-6.1). For each server (the order alternates between rounds) it
 # starts the server on a free loopback port with a fresh data directory (--no-auth), runs
 # `restic init`, times the initial backup and a full restore (to $RESTORE_DIR, memory by
-# default), checks the restore with `diff -r`, and reads the server's peak RSS (VmHWM) from
-# /proc before stopping it. The table goes to stdout; logs to $BENCH_DIR/logs-serve/.
+# default), checks the restore with `diff -r`, and reads the server's CPU time (user +
+# system, after the backup and at the end) and peak RSS (VmHWM) from /proc before stopping
+# it. The server's CPU time is the number to trust on a busy machine: wall times move with
+# whatever else runs, what the server itself spends does not. The table goes to stdout; logs to $BENCH_DIR/logs-serve/.
 #
 # Environment: CAIRN_SHARED (default ../shared), BENCH_DIR (default bench/work), CAIRN_BIN
 # (default target/release/cairn), RESTIC_BIN (default restic 0.18 from .ci/trixie-tools, else
@@ -57,6 +59,8 @@ tar cf - "$SRC" 2>/dev/null | cat >/dev/null   # warm the page cache for both ru
 export RESTIC_PASSWORD=bench
 RESULTS=()
 
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # run_server NAME: one fresh server, backup + restore through it.
@@ -80,10 +84,12 @@ run_server() {
   /usr/bin/time -f '%e' -o "$LOGS/$tag-backup.time" \
     "$RESTIC" -r "$repo" --cache-dir "$cache" backup -q "$SRC" >"$LOGS/$tag-backup.log" 2>&1
   local hwm_backup; hwm_backup=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  local cpu_backup; cpu_backup=$(cpu_s "$pid")
   sync; sleep 1
   /usr/bin/time -f '%e' -o "$LOGS/$tag-restore.time" \
     "$RESTIC" -r "$repo" --cache-dir "$cache" --no-cache restore latest --target "$out" >"$LOGS/$tag-restore.log" 2>&1
   local hwm; hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  local cpu; cpu=$(cpu_s "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local ok=OK
   diff -r --no-dereference "$SRC" "$out$SRC" 2>&1 | grep -v 'is a fifo while file .* is a fifo$' >"$LOGS/$tag-diff.log" || true
@@ -91,8 +97,8 @@ run_server() {
   local size; size=$(du -sm "$data" | cut -f1)
   rm -rf "$out" "$cache" "$data"
   sync
-  RESULTS+=("$name $(cat "$LOGS/$tag-backup.time") $hwm_backup $(cat "$LOGS/$tag-restore.time") $hwm $size $ok")
-  echo "   $name: backup $(cat "$LOGS/$tag-backup.time") s, restore $(cat "$LOGS/$tag-restore.time") s, server peak RSS $((hwm / 1024)) MiB, $ok" >&2
+  RESULTS+=("$name $(cat "$LOGS/$tag-backup.time") $cpu_backup $hwm_backup $(cat "$LOGS/$tag-restore.time") $cpu $hwm $size $ok")
+  echo "   $name: backup $(cat "$LOGS/$tag-backup.time") s, restore $(cat "$LOGS/$tag-restore.time") s, server CPU $cpu s, server peak RSS $((hwm / 1024)) MiB, $ok" >&2
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -106,9 +112,11 @@ done
 echo
 echo "restic $("$RESTIC" version | cut -d' ' -f2) backing up $SRC ($(du -sh "$SRC" | cut -f1)) through each server, $(nproc) CPUs, $(date -u +%F)"
 echo
-echo "| server | backup s | server RSS after backup MiB | restore s | server peak RSS MiB | repo MiB | restore |"
-echo "|---|---:|---:|---:|---:|---:|---|"
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| server | backup s | server CPU s (backup) | server RSS after backup MiB | restore s | server CPU s (total) | server peak RSS MiB | repo MiB | restore |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 for r in "${RESULTS[@]}"; do
   set -- $r
-  printf '| %s | %s | %d | %s | %d | %s | %s |\n' "$1" "$2" $(($3 / 1024)) "$4" $(($5 / 1024)) "$6" "$7"
+  printf '| %s | %s | %s | %d | %s | %s | %d | %s | %s |\n' "$1" "$2" "$3" $(($4 / 1024)) "$5" "$6" $(($7 / 1024)) "$8" "$9"
 done
