@@ -423,6 +423,23 @@ fn private_repositories_keep_users_apart() {
     bob.run(&["snapshots"]).ok();
     // With private repositories, only the user "metrics" may read /metrics.
     assert_eq!(get(s.port, "/metrics", &basic("alice:a-pass")).status, 401);
+
+    // The htpasswd file is reread when it changes: bob is gone, even with his password
+    // still remembered from a moment ago.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&ht, bcrypt_line("alice", "a-pass")).unwrap();
+    let start = Instant::now();
+    while get(s.port, "/bob/config", &basic("bob:b-pass")).status != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "htpasswd not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        get(s.port, "/alice/laptop/config", &basic("alice:a-pass")).status,
+        200
+    );
 }
 
 #[test]
