@@ -30,6 +30,20 @@ impl FileType {
         }
     }
 
+    /// The type whose directory is `dir` (`"config"` for the config file): how servers map a
+    /// URL or path component back to a file type.
+    pub fn from_dir(dir: &str) -> Option<FileType> {
+        match dir {
+            "config" => Some(FileType::Config),
+            "keys" => Some(FileType::Key),
+            "snapshots" => Some(FileType::Snapshot),
+            "index" => Some(FileType::Index),
+            "data" => Some(FileType::Data),
+            "locks" => Some(FileType::Lock),
+            _ => None,
+        }
+    }
+
     pub fn all_dirs() -> [FileType; 5] {
         [
             FileType::Key,

@@ -31,18 +31,24 @@ impl LocalBackend {
     }
 
     fn path(&self, h: &Handle) -> PathBuf {
-        match h.kind {
-            FileType::Config => self.root.join("config"),
-            FileType::Data => {
-                let sub = h.name.get(..2).unwrap_or("00");
-                self.root.join("data").join(sub).join(&h.name)
-            }
-            k => self.root.join(k.dir()).join(&h.name),
-        }
+        self.root.join(relative_path(h))
     }
 
     fn fsync_dir(dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+}
+
+/// Where a file lives below a repository's root in restic's layout (packs fanned out into
+/// `data/XX/` by the first two characters of their name); shared with `cairn serve`.
+pub fn relative_path(h: &Handle) -> PathBuf {
+    match h.kind {
+        FileType::Config => PathBuf::from("config"),
+        FileType::Data => {
+            let sub = h.name.get(..2).unwrap_or("00");
+            Path::new("data").join(sub).join(&h.name)
+        }
+        k => Path::new(k.dir()).join(&h.name),
     }
 }
 

@@ -21,6 +21,7 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
+pub mod serve;
 mod snapshot_ref;
 pub mod snapshots;
 pub mod stats;
@@ -87,6 +88,8 @@ pub enum Command {
     Options(options::Args),
     /// Generate manual pages and auto-completion files (bash, fish, zsh, powershell)
     Generate(generate::Args),
+    /// Serve repositories over restic's REST protocol (rest-server's flags)
+    Serve(Box<serve::Args>),
 }
 
 /// Runs a command and returns the process exit code.
@@ -119,5 +122,6 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Features(a) => features::run(a, g),
         Command::Options(a) => options::run(a, g),
         Command::Generate(a) => generate::run(a, g),
+        Command::Serve(a) => serve::run(*a, g),
     }
 }
