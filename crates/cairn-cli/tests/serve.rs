@@ -529,6 +529,15 @@ fn tls_with_a_self_signed_certificate() {
     .ok();
     let v: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    // cairn as the client: refused without the certificate (one clear error, no 15-minute
+    // retry), reading restic's backup with it.
+    let cairn = Tool::cairn(&tool.repo, "pw");
+    let err = cairn
+        .run(&["-o", "retry.max-elapsed=0", "snapshots"])
+        .expect_code(1)
+        .stderr_str();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    cairn.run(&["--cacert", ca, "check", "--read-data"]).ok();
     // Plain HTTP on the TLS port gets nothing useful.
     let a = get(s.port, "/tls/config", "");
     assert_ne!(a.status, 200);
