@@ -406,3 +406,62 @@ fn pack_size_is_honoured_and_restic_014_reads_the_packs() {
         .run(&["check", "--read-data"])
         .ok();
 }
+
+/// Ids a `forget --json` run would remove.
+fn forget_removes(r: &common::Run) -> BTreeSet<String> {
+    let v: Value = r.json();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["remove"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s["id"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn forget_refuses_what_restic_018_refuses() {
+    let t = TempDir::new("compat-forget");
+    let repo = t.join("repo");
+    let Some(restic) = Tool::restic018(&repo, "pw") else {
+        return;
+    };
+    let cairn = Tool::cairn(&repo, "pw");
+    let src = source(&t);
+    restic.run(&["init"]).ok();
+    for _ in 0..3 {
+        restic
+            .run(&["backup", "-q", "--host", "h1", src.to_str().unwrap()])
+            .ok();
+    }
+    let all: BTreeSet<String> = cairn.snapshot_ids().into_iter().map(|(id, _)| id).collect();
+    // Refused by both, nothing removed.
+    for args in [
+        &["forget", "--keep-tag", "nosuchtag"][..],
+        &["forget"],
+        &["forget", "--unsafe-allow-remove-all"],
+        &["forget", "--keep-last", "-1"],
+    ] {
+        for tool in [&restic, &cairn] {
+            let r = tool.run(args);
+            assert_ne!(r.code, Some(0), "{} accepted {args:?}", r.desc);
+        }
+        let now: BTreeSet<String> = cairn.snapshot_ids().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(now, all, "{args:?} removed snapshots");
+    }
+    // Accepted by both, with the same outcome.
+    for (args, removes_all) in [
+        (&["forget", "--keep-last", "unlimited"][..], false),
+        (&["forget", "--keep-last", "1"], false),
+        (
+            &["forget", "--unsafe-allow-remove-all", "--host", "h1"],
+            true,
+        ),
+    ] {
+        let mut full = args.to_vec();
+        full.extend(["--dry-run", "--json"]);
+        let theirs = forget_removes(&restic.run(&full).ok());
+        let ours = forget_removes(&cairn.run(&full).ok());
+        assert_eq!(theirs, ours, "{args:?}");
+        assert_eq!(ours == all, removes_all, "{args:?}: {ours:?}");
+    }
+}

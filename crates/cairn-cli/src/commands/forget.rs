@@ -23,7 +23,8 @@ pub struct Args {
         long,
         value_name = "n",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_count
     )]
     keep_last: i64,
     /// Keep the last n hourly snapshots
@@ -32,7 +33,8 @@ pub struct Args {
         long,
         value_name = "n",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_count
     )]
     keep_hourly: i64,
     /// Keep the last n daily snapshots
@@ -41,7 +43,8 @@ pub struct Args {
         long,
         value_name = "n",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_count
     )]
     keep_daily: i64,
     /// Keep the last n weekly snapshots
@@ -50,7 +53,8 @@ pub struct Args {
         long,
         value_name = "n",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_count
     )]
     keep_weekly: i64,
     /// Keep the last n monthly snapshots
@@ -59,7 +63,8 @@ pub struct Args {
         long,
         value_name = "n",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_count
     )]
     keep_monthly: i64,
     /// Keep the last n yearly snapshots
@@ -68,7 +73,8 @@ pub struct Args {
         long,
         value_name = "n",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_count
     )]
     keep_yearly: i64,
     /// Keep snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
@@ -107,6 +113,9 @@ pub struct Args {
     /// Group snapshots by host, paths and/or tags, separated by comma (disable grouping with '')
     #[arg(short, long, value_name = "group", default_value = "host,paths")]
     group_by: String,
+    /// Allow deleting all snapshots of a snapshot group
+    #[arg(long)]
+    unsafe_allow_remove_all: bool,
     /// Do not delete anything, just print what would be done
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -134,15 +143,29 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::parse(s)
 }
 
+/// A `--keep-*` count: a number or `unlimited` (restic 0.18), kept here as -1. Negative
+/// numbers are refused with restic 0.18's words (restic 0.14 took them as "keep nothing" and
+/// forgot every snapshot).
+fn parse_count(s: &str) -> Result<i64, String> {
+    if s == "unlimited" {
+        return Ok(UNLIMITED);
+    }
+    let n: i64 = s.parse().map_err(|_| format!("invalid count {s:?}"))?;
+    if n < 0 {
+        return Err("negative values not allowed, use 'unlimited' instead".into());
+    }
+    Ok(n)
+}
+
+const UNLIMITED: i64 = -1;
+
 /// The policy from the flags. Negative values are refused: restic 0.14 takes a negative
 /// count as "a policy that keeps nothing" and forgets every snapshot of the group (a bug
 /// fixed in restic 0.16, which refuses them too).
 fn policy(a: &Args) -> anyhow::Result<ExpirePolicy> {
     let count = |n: i64, flag: &str| -> anyhow::Result<u32> {
-        if n < 0 {
-            anyhow::bail!(
-                "--{flag} {n}: negative values are not allowed (restic 0.14 would forget every snapshot)"
-            );
+        if n == UNLIMITED {
+            return Ok(u32::MAX);
         }
         u32::try_from(n).with_context(|| format!("--{flag} {n}: too large"))
     };
@@ -198,6 +221,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         paths: a.paths.clone(),
         tags: a.tags.clone(),
     };
+    if a.unsafe_allow_remove_all && filter.is_empty() {
+        anyhow::bail!(
+            "--unsafe-allow-remove-all is not allowed unless a snapshot filter option is specified"
+        );
+    }
     let mut remove: BTreeSet<Id> = BTreeSet::new();
     let mut json_groups = Vec::new();
     if !a.ids.is_empty() {
@@ -209,19 +237,36 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         // As in restic, --group-by only matters (and is only checked) without explicit ids.
         let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
         let snaps = filter.select(&repo, &[], &crate::printer::SELECTION)?;
-        if policy.is_empty() {
-            if !g.json && !g.quiet {
-                println!("no policy was specified, no snapshots will be removed");
-            }
-        } else {
-            if !g.json && !g.quiet {
+        if policy.is_empty() && !a.unsafe_allow_remove_all {
+            // restic 0.18 makes this an error (0.14 printed it and succeeded).
+            anyhow::bail!("no policy was specified, no snapshots will be removed");
+        }
+        {
+            if !g.json && !g.quiet && !policy.is_empty() {
                 println!("Applying Policy: {policy}");
             }
             for (key, group) in policy::group_snapshots(snaps, group_by) {
                 if g.verbose >= 1 && !g.json {
                     print!("{}", group_header(&key));
                 }
-                let applied = policy::apply_policy(group, &policy);
+                let applied = if policy.is_empty() {
+                    // Only with --unsafe-allow-remove-all and a filter (checked above):
+                    // everything the filter chose goes, as in restic 0.18.
+                    policy::Applied {
+                        remove: group,
+                        ..Default::default()
+                    }
+                } else {
+                    policy::apply_policy(group, &policy)
+                };
+                // restic 0.18's safe-forget rule: a policy never empties a group, unless the
+                // user says so (and named which snapshots with a filter).
+                if applied.keep.is_empty() && !a.unsafe_allow_remove_all {
+                    anyhow::bail!(
+                        "refusing to delete last snapshot of snapshot group \"{}\"",
+                        group_name(&key)
+                    );
+                }
                 if !g.json && !g.quiet {
                     if !applied.keep.is_empty() {
                         println!("keep {} snapshots:", applied.keep.len());
@@ -268,6 +313,21 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         super::prune::prune(repo, &prune_opts, false, g)?;
     }
     Ok(crate::exit::OK)
+}
+
+/// A group as restic 0.18 names it in its refusal: "host vm, path [/tmp/x]".
+fn group_name(key: &policy::GroupKey) -> String {
+    let mut parts = Vec::new();
+    if !key.hostname.is_empty() {
+        parts.push(format!("host {}", key.hostname));
+    }
+    if let Some(p) = &key.paths {
+        parts.push(format!("path [{}]", p.join(" ")));
+    }
+    if let Some(t) = &key.tags {
+        parts.push(format!("tags [{}]", t.join(" ")));
+    }
+    parts.join(", ")
 }
 
 /// restic's "snapshots for (host [h], tags [a, b], paths [/x]):" line (nothing without
