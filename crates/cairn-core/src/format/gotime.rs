@@ -435,7 +435,7 @@ pub fn format_layout(t: &GoTime, layout: &str) -> String {
             ("04", &|| format!("{min:02}")),
             ("05", &|| format!("{sec:02}")),
             ("06", &|| format!("{:02}", year.rem_euclid(100))),
-            ("15", &|| hour.to_string()),
+            ("15", &|| format!("{hour:02}")),
             ("1", &|| (month0 + 1).to_string()),
             ("3", &|| ((hour + 11) % 12 + 1).to_string()),
             ("4", &|| min.to_string()),
