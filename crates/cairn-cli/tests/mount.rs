@@ -34,7 +34,13 @@ fn set_xattr(p: &Path, name: &str, value: &[u8]) {
             0,
         )
     };
-    assert_eq!(r, 0, "setxattr {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "setxattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Every kind of entry the mount must show.
@@ -50,7 +56,8 @@ fn build_source(src: &Path) {
     w("a/b/mid.bin", &noise(12, 300_000));
     std::os::unix::fs::symlink("a/b/c/deep.txt", src.join("link")).unwrap();
     std::os::unix::fs::symlink("/does/not/exist", src.join("dangling")).unwrap();
-    std::os::unix::fs::symlink(OsStr::from_bytes(b"target-\xff\xfe"), src.join("odd-link")).unwrap();
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"target-\xff\xfe"), src.join("odd-link"))
+        .unwrap();
     w("hl1", b"one inode, two names\n");
     std::fs::hard_link(src.join("hl1"), src.join("a/hl2")).unwrap();
     let fifo = std::ffi::CString::new(src.join("pipe").as_os_str().as_bytes()).unwrap();
@@ -66,9 +73,17 @@ fn build_source(src: &Path) {
     set_xattr(&src.join("small.txt"), "user.cairn.test", b"value one");
     set_xattr(&src.join("a"), "user.dir", b"on a directory");
     w("ünïcödé name.txt", b"utf-8\n");
-    std::fs::write(src.join(OsStr::from_bytes(b"bad-\xff\xfe-name")), b"not utf-8\n").unwrap();
+    std::fs::write(
+        src.join(OsStr::from_bytes(b"bad-\xff\xfe-name")),
+        b"not utf-8\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(src.join("small.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(
+        src.join("small.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     std::fs::set_permissions(src.join("a/b"), std::fs::Permissions::from_mode(0o2750)).unwrap();
 }
 
@@ -125,7 +140,10 @@ impl Mounted {
             }
             if t.elapsed() > Duration::from_secs(20) {
                 let _ = child.kill();
-                panic!("cairn mount did not exit within 20 s of SIGTERM; log: {}", self.log());
+                panic!(
+                    "cairn mount did not exit within 20 s of SIGTERM; log: {}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -202,7 +220,14 @@ fn setup(name: &str) -> Option<Setup> {
     let cairn = Tool::cairn(&repo, PW);
     cairn.run(&["init"]).ok();
     cairn
-        .run(&["backup", src.to_str().unwrap(), "--host", "mounthost", "--tag", "one,two"])
+        .run(&[
+            "backup",
+            src.to_str().unwrap(),
+            "--host",
+            "mounthost",
+            "--tag",
+            "one,two",
+        ])
         .ok();
     Some(Setup {
         t,
@@ -227,10 +252,16 @@ fn mounted_snapshot_matches_its_source_and_restics_layout() {
     // restic's layout.
     assert_eq!(names(&mnt), ["hosts", "ids", "snapshots", "tags"]);
     assert_eq!(names(&mnt.join("ids")), [short.clone()]);
-    assert_eq!(names(&mnt.join("snapshots")), [tname.clone(), "latest".into()]);
+    assert_eq!(
+        names(&mnt.join("snapshots")),
+        [tname.clone(), "latest".into()]
+    );
     assert_eq!(link(&mnt.join("snapshots/latest")), tname);
     assert_eq!(names(&mnt.join("hosts")), ["mounthost"]);
-    assert_eq!(names(&mnt.join("hosts/mounthost")), [tname.clone(), "latest".into()]);
+    assert_eq!(
+        names(&mnt.join("hosts/mounthost")),
+        [tname.clone(), "latest".into()]
+    );
     assert_eq!(link(&mnt.join("hosts/mounthost/latest")), tname);
     assert_eq!(names(&mnt.join("tags")), ["one", "two"]);
     assert_eq!(link(&mnt.join("tags/two/latest")), tname);
@@ -251,7 +282,8 @@ fn mounted_snapshot_matches_its_source_and_restics_layout() {
     let p = std::ffi::CString::new(mounted.join("small.txt").as_os_str().as_bytes()).unwrap();
     let n = std::ffi::CString::new("user.cairn.test").unwrap();
     // SAFETY: valid C strings and buffer.
-    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     assert_eq!(len, 9, "getxattr: {}", std::io::Error::last_os_error());
     assert_eq!(&buf[..9], b"value one");
 
@@ -266,16 +298,33 @@ fn mounted_snapshot_matches_its_source_and_restics_layout() {
     assert_eq!(m1.nlink(), 2);
     let big = std::fs::symlink_metadata(s.src.join("big.bin")).unwrap();
     let mbig = std::fs::symlink_metadata(via_latest.join("big.bin")).unwrap();
-    assert_eq!((mbig.size(), mbig.mtime(), mbig.mtime_nsec()), (big.size(), big.mtime(), big.mtime_nsec()));
-    assert_eq!(std::fs::read(via_latest.join("sparse.bin")).unwrap(), std::fs::read(s.src.join("sparse.bin")).unwrap());
+    assert_eq!(
+        (mbig.size(), mbig.mtime(), mbig.mtime_nsec()),
+        (big.size(), big.mtime(), big.mtime_nsec())
+    );
+    assert_eq!(
+        std::fs::read(via_latest.join("sparse.bin")).unwrap(),
+        std::fs::read(s.src.join("sparse.bin")).unwrap()
+    );
 
     // Inode numbers are stable and distinct.
-    let again = std::fs::symlink_metadata(mounted.join("a/b/c/deep.txt")).unwrap().ino();
-    assert_eq!(again, std::fs::symlink_metadata(mounted.join("a/b/c/deep.txt")).unwrap().ino());
+    let again = std::fs::symlink_metadata(mounted.join("a/b/c/deep.txt"))
+        .unwrap()
+        .ino();
+    assert_eq!(
+        again,
+        std::fs::symlink_metadata(mounted.join("a/b/c/deep.txt"))
+            .unwrap()
+            .ino()
+    );
     let mut inos = std::collections::BTreeMap::new();
     for (p, e) in &b.entries {
         if e.nlink <= 1 || e.kind == Kind::Dir {
-            assert!(inos.insert(e.dev_ino.1, p.clone()).is_none(), "inode {} given twice", e.dev_ino.1);
+            assert!(
+                inos.insert(e.dev_ino.1, p.clone()).is_none(),
+                "inode {} given twice",
+                e.dev_ino.1
+            );
         }
     }
 
@@ -289,9 +338,23 @@ fn concurrent_readers_get_the_right_bytes() {
     };
     let mnt = s.t.join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let mut m = Mounted::start(&s.repo, &mnt, &s.t.join("mount.log"), &["--blob-cache", "2M"]);
-    let root = mnt.join("snapshots/latest").join(s.src.strip_prefix("/").unwrap());
-    let files = ["big.bin", "big.bin", "big.bin", "a/b/mid.bin", "sparse.bin", "small.txt"];
+    let mut m = Mounted::start(
+        &s.repo,
+        &mnt,
+        &s.t.join("mount.log"),
+        &["--blob-cache", "2M"],
+    );
+    let root = mnt
+        .join("snapshots/latest")
+        .join(s.src.strip_prefix("/").unwrap());
+    let files = [
+        "big.bin",
+        "big.bin",
+        "big.bin",
+        "a/b/mid.bin",
+        "sparse.bin",
+        "small.txt",
+    ];
     std::thread::scope(|sc| {
         for (k, f) in files.iter().enumerate() {
             let (root, src) = (&root, &s.src);
@@ -335,21 +398,57 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
     // Two more with the same time: restic names the second "<time>-1".
     std::fs::write(s.src.join("new-file"), b"added while mounted\n").unwrap();
     let t = "2031-02-03 04:05:06";
-    s.cairn.run(&["backup", s.src.to_str().unwrap(), "--tag", "one", "--time", t]).ok();
+    s.cairn
+        .run(&[
+            "backup",
+            s.src.to_str().unwrap(),
+            "--tag",
+            "one",
+            "--time",
+            t,
+        ])
+        .ok();
     std::fs::write(s.src.join("new-file"), b"added again\n").unwrap();
-    s.cairn.run(&["backup", s.src.to_str().unwrap(), "--tag", "one", "--time", t]).ok();
+    s.cairn
+        .run(&[
+            "backup",
+            s.src.to_str().unwrap(),
+            "--tag",
+            "one",
+            "--time",
+            t,
+        ])
+        .ok();
     // Filtered out: no tag "one".
-    s.cairn.run(&["backup", s.src.to_str().unwrap(), "--tag", "other"]).ok();
+    s.cairn
+        .run(&["backup", s.src.to_str().unwrap(), "--tag", "other"])
+        .ok();
     let snaps = s.cairn.snapshots_json();
-    let tname = time_name(&snaps.iter().find(|j| j["time"].as_str().unwrap().starts_with("2031")).unwrap());
+    let tname = time_name(
+        &snaps
+            .iter()
+            .find(|j| j["time"].as_str().unwrap().starts_with("2031"))
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while names(&mnt.join("ids")).len() < 3 {
-        assert!(Instant::now() < deadline, "new snapshots did not appear: {:?}", names(&mnt.join("ids")));
+        assert!(
+            Instant::now() < deadline,
+            "new snapshots did not appear: {:?}",
+            names(&mnt.join("ids"))
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(names(&mnt.join("ids")).len(), 3, "the snapshot without tag one is filtered out");
+    assert_eq!(
+        names(&mnt.join("ids")).len(),
+        3,
+        "the snapshot without tag one is filtered out"
+    );
     let listed = names(&mnt.join("snapshots"));
-    assert!(listed.contains(&tname) && listed.contains(&format!("{tname}-1")), "{listed:?}");
+    assert!(
+        listed.contains(&tname) && listed.contains(&format!("{tname}-1")),
+        "{listed:?}"
+    );
     // The later of the two by id gets "-1" and the latest link, as in restic.
     let mut same: Vec<String> = snaps
         .iter()
@@ -359,8 +458,16 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
     same.sort();
     assert_eq!(link(&mnt.join("snapshots/latest")), format!("{tname}-1"));
     let rel = s.src.strip_prefix("/").unwrap();
-    let last = mnt.join("ids").join(&same[1][..8]).join(rel).join("new-file");
-    assert_eq!(std::fs::read(&last).unwrap(), b"added again\n", "content of a snapshot added while mounted");
+    let last = mnt
+        .join("ids")
+        .join(&same[1][..8])
+        .join(rel)
+        .join("new-file");
+    assert_eq!(
+        std::fs::read(&last).unwrap(),
+        b"added again\n",
+        "content of a snapshot added while mounted"
+    );
 
     // SIGTERM: unmounted, lock gone, exit 0.
     assert_eq!(m.terminate(), Some(0), "log: {}", m.log());
@@ -377,16 +484,36 @@ fn refuses_bad_mount_points() {
     let full = s.t.join("full");
     std::fs::create_dir(&full).unwrap();
     std::fs::write(full.join("x"), b"x").unwrap();
-    let r = s.cairn.run(&["mount", full.to_str().unwrap()]).expect_code(1);
+    let r = s
+        .cairn
+        .run(&["mount", full.to_str().unwrap()])
+        .expect_code(1);
     let err = r.stderr_str();
-    assert!(err.contains("is not empty") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("is not empty") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     let inside = s.repo.join("mnt-inside");
     std::fs::create_dir(&inside).unwrap();
-    let err = s.cairn.run(&["mount", inside.to_str().unwrap()]).expect_code(1).stderr_str();
+    let err = s
+        .cairn
+        .run(&["mount", inside.to_str().unwrap()])
+        .expect_code(1)
+        .stderr_str();
     assert!(err.contains("local repository"), "{err}");
-    let err = s.cairn.run(&["mount", s.t.join("nope").to_str().unwrap()]).expect_code(1).stderr_str();
+    let err = s
+        .cairn
+        .run(&["mount", s.t.join("nope").to_str().unwrap()])
+        .expect_code(1)
+        .stderr_str();
     assert!(err.contains("does not exist"), "{err}");
-    assert!(s.cairn.run(&["list", "locks"]).ok().stdout_str().trim().is_empty());
+    assert!(s
+        .cairn
+        .run(&["list", "locks"])
+        .ok()
+        .stdout_str()
+        .trim()
+        .is_empty());
 }
 
 /// restic 0.14 mounts the same repository: the top-level layout must be the same.
@@ -411,14 +538,43 @@ fn layout_matches_restic_mount() {
         }
         std::os::unix::fs::symlink("/usr/bin/fusermount3", bin.join("fusermount")).unwrap();
     }
-    s.cairn.run(&["backup", s.src.to_str().unwrap(), "--host", "other", "--tag", "a"]).ok();
-    s.cairn.run(&["backup", s.src.to_str().unwrap(), "--time", "2030-01-01 00:00:00"]).ok();
-    s.cairn.run(&["backup", s.src.to_str().unwrap(), "--time", "2030-01-01 00:00:00", "--tag", "x"]).ok();
+    s.cairn
+        .run(&[
+            "backup",
+            s.src.to_str().unwrap(),
+            "--host",
+            "other",
+            "--tag",
+            "a",
+        ])
+        .ok();
+    s.cairn
+        .run(&[
+            "backup",
+            s.src.to_str().unwrap(),
+            "--time",
+            "2030-01-01 00:00:00",
+        ])
+        .ok();
+    s.cairn
+        .run(&[
+            "backup",
+            s.src.to_str().unwrap(),
+            "--time",
+            "2030-01-01 00:00:00",
+            "--tag",
+            "x",
+        ])
+        .ok();
     let (cm, rm) = (s.t.join("cmnt"), s.t.join("rmnt"));
     std::fs::create_dir(&cm).unwrap();
     std::fs::create_dir(&rm).unwrap();
     let _c = Mounted::start(&s.repo, &cm, &s.t.join("c.log"), &[]);
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let rlog = s.t.join("r.log");
     let r = Command::new("restic")
         .args(["-r", s.repo.to_str().unwrap(), "--no-cache", "mount"])
@@ -441,7 +597,9 @@ fn layout_matches_restic_mount() {
     while names(&rm).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut dirs: Vec<String> = ["", "ids", "snapshots", "hosts", "tags"].map(String::from).to_vec();
+    let mut dirs: Vec<String> = ["", "ids", "snapshots", "hosts", "tags"]
+        .map(String::from)
+        .to_vec();
     for top in ["hosts", "tags"] {
         for n in names(&cm.join(top)) {
             dirs.push(format!("{top}/{n}"));
@@ -454,8 +612,14 @@ fn layout_matches_restic_mount() {
         assert_eq!(cn, names(&r), "listing of /{rel} differs");
         for n in cn {
             let (cp, rp) = (c.join(&n), r.join(&n));
-            let cl = std::fs::symlink_metadata(&cp).unwrap().file_type().is_symlink();
-            let rl = std::fs::symlink_metadata(&rp).unwrap().file_type().is_symlink();
+            let cl = std::fs::symlink_metadata(&cp)
+                .unwrap()
+                .file_type()
+                .is_symlink();
+            let rl = std::fs::symlink_metadata(&rp)
+                .unwrap()
+                .file_type()
+                .is_symlink();
             assert_eq!(cl, rl, "/{rel}/{n}: symlink on one side only");
             if cl {
                 assert_eq!(link(&cp), link(&rp), "/{rel}/{n}");
@@ -465,4 +629,77 @@ fn layout_matches_restic_mount() {
     }
     assert!(compared >= 3);
     restic.terminate();
+}
+
+/// A forged tree (names that are not file names, a repeated name, unsorted entries, a file
+/// whose blob is not in the index, one that claims more bytes than it has) is served without
+/// breaking: bad names left out with a warning, the missing blob an EIO, the rest readable.
+#[test]
+fn forged_trees_do_not_break_the_mount() {
+    use cairn_core::format::tree::NodeType;
+    use cairn_testsupport::hostile::{self, Forger};
+    if !fuse_usable() {
+        cairn_testsupport::missing::<()>("FUSE (/dev/fuse, and root or fusermount)");
+        return;
+    }
+    let t = TempDir::new("mount-forged");
+    let repo = t.join("repo");
+    Tool::cairn(&repo, PW).run(&["init"]).ok();
+    let mut f = Forger::open(&repo, PW);
+    let ok = f.file(b"ok", b"fine\n");
+    let mut nodes = vec![ok];
+    for bad in [&b"a/b"[..], b"..", b".", b"", b"nul\0x"] {
+        nodes.push(f.file(bad, b"should not be seen\n"));
+    }
+    nodes.push(f.file(b"dup", b"first\n"));
+    nodes.push(f.file(b"dup", b"second\n"));
+    nodes.push(f.file(b"aaa-unsorted", b"unsorted\n"));
+    let mut lost = hostile::node(b"lost-blob", NodeType::File);
+    lost.content = Some(vec![cairn_core::Id::hash(b"never stored")]);
+    lost.size = 12;
+    nodes.push(lost);
+    let mut long = f.file(b"longer-than-content", b"short\n");
+    long.size = 1 << 40;
+    nodes.push(long);
+    let root = f.tree(&nodes);
+    let id = f.snapshot(root).to_hex();
+    drop(f);
+    let mnt = t.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mut m = Mounted::start(&repo, &mnt, &t.join("mount.log"), &[]);
+    let dir = mnt.join("ids").join(&id[..8]);
+    assert_eq!(
+        names(&dir),
+        [
+            "aaa-unsorted",
+            "dup",
+            "longer-than-content",
+            "lost-blob",
+            "ok"
+        ]
+    );
+    assert_eq!(std::fs::read(dir.join("ok")).unwrap(), b"fine\n");
+    assert_eq!(
+        std::fs::read(dir.join("aaa-unsorted")).unwrap(),
+        b"unsorted\n"
+    );
+    assert_eq!(std::fs::read(dir.join("dup")).unwrap(), b"first\n");
+    let e = std::fs::read(dir.join("lost-blob")).expect_err("a missing blob is an error");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    // What the blobs hold, then the end: no 1 TiB of zeros.
+    let mut buf = vec![0u8; 4096];
+    use std::io::Read;
+    let n = std::fs::File::open(dir.join("longer-than-content"))
+        .unwrap()
+        .read(&mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], b"short\n");
+    assert!(is_mounted(&mnt), "still serving after the errors");
+    let log = m.log();
+    assert!(
+        log.contains("left out") && log.contains("repeated name"),
+        "{log}"
+    );
+    assert!(log.contains("not in the index"), "{log}");
+    assert_eq!(m.terminate(), Some(0), "log: {}", m.log());
 }

@@ -155,12 +155,19 @@ impl CairnFs {
         if self.last_listed.is_some_and(|t| t.elapsed() < RELIST_AFTER) {
             return Ok(());
         }
+        // The index was loaded just before the first listing.
+        let first = self.last_listed.is_none();
         let ids: HashSet<Id> = {
             let repo = self.shared.repo();
             repo.list_ids(RepoFile::Snapshot)?.into_iter().collect()
         };
         self.last_listed = Some(Instant::now());
-        let known: HashSet<Id> = self.snaps.keys().chain(self.broken.iter()).copied().collect();
+        let known: HashSet<Id> = self
+            .snaps
+            .keys()
+            .chain(self.broken.iter())
+            .copied()
+            .collect();
         if ids == known {
             return Ok(());
         }
@@ -183,7 +190,7 @@ impl CairnFs {
                 }
             }
         }
-        if added > 0 && self.inodes.len() > 1 {
+        if added > 0 && !first {
             // Blobs of the new snapshots are in index files written after ours was read.
             let fresh = self.shared.repo().read_fresh_index()?;
             self.shared.repo_mut().replace_index(fresh);
@@ -194,7 +201,11 @@ impl CairnFs {
             .filter(|s| self.opts.filter.matches(&s.snap))
             .cloned()
             .collect();
-        self.layout = Layout::build(selected, &self.opts.path_templates, &self.opts.time_template);
+        self.layout = Layout::build(
+            selected,
+            &self.opts.path_templates,
+            &self.opts.time_template,
+        );
         Ok(())
     }
 
@@ -265,7 +276,12 @@ impl CairnFs {
         self.inodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
     }
 
-    fn push(&mut self, mut attr: FileAttr, kind: Kind, xattrs: Option<Box<[(Vec<u8>, Vec<u8>)]>>) -> u64 {
+    fn push(
+        &mut self,
+        mut attr: FileAttr,
+        kind: Kind,
+        xattrs: Option<Box<[(Vec<u8>, Vec<u8>)]>>,
+    ) -> u64 {
         let ino = self.inodes.len() as u64 + 1;
         attr.ino = ino;
         self.inodes.push(Inode { attr, kind, xattrs });
@@ -516,7 +532,9 @@ impl CairnFs {
             return;
         };
         let Some(Inode {
-            kind: Kind::Dir { tree: Some(tree), .. },
+            kind: Kind::Dir {
+                tree: Some(tree), ..
+            },
             ..
         }) = self.inode(*parent)
         else {
@@ -685,7 +703,10 @@ impl Filesystem for CairnFs {
             return reply.error(libc::EBADF);
         };
         let start = usize::try_from(offset).unwrap_or(0);
-        let dots = [(ino, FileType::Directory, &b"."[..]), (ino, FileType::Directory, b"..")];
+        let dots = [
+            (ino, FileType::Directory, &b"."[..]),
+            (ino, FileType::Directory, b".."),
+        ];
         let all = dots
             .into_iter()
             .chain(l.entries.iter().map(|(i, k, n)| (*i, *k, n.as_slice())));
@@ -725,12 +746,26 @@ impl Filesystem for CairnFs {
         reply.ok();
     }
 
-    fn releasedir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
+    fn releasedir(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        reply: ReplyEmpty,
+    ) {
         self.dirs.remove(&fh);
         reply.ok();
     }
 
-    fn getxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        name: &OsStr,
+        size: u32,
+        reply: ReplyXattr,
+    ) {
         let Some(i) = self.inode(ino) else {
             return reply.error(libc::ENOENT);
         };

@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// restic's default path templates.
-pub const DEFAULT_PATH_TEMPLATES: [&str; 4] = ["ids/%i", "snapshots/%T", "hosts/%h/%T", "tags/%t/%T"];
+pub const DEFAULT_PATH_TEMPLATES: [&str; 4] =
+    ["ids/%i", "snapshots/%T", "hosts/%h/%T", "tags/%t/%T"];
 /// Go's `time.RFC3339`, restic's default `--time-template`.
 pub const DEFAULT_TIME_TEMPLATE: &str = "2006-01-02T15:04:05Z07:00";
 
@@ -134,7 +135,11 @@ fn static_prefix(template: &str) -> String {
 
 impl Layout {
     /// The layout for `snaps` (any order; sorted here by time, then id, as restic does).
-    pub fn build(mut snaps: Vec<Arc<SnapRef>>, templates: &[String], time_template: &str) -> Layout {
+    pub fn build(
+        mut snaps: Vec<Arc<SnapRef>>,
+        templates: &[String],
+        time_template: &str,
+    ) -> Layout {
         snaps.sort_by(|a, b| a.snap.time.cmp(&b.snap.time).then(a.id.cmp(&b.id)));
         let mut l = Layout::default();
         l.entries.insert(String::new(), Entry::Dir(BTreeSet::new()));
@@ -163,7 +168,10 @@ impl Layout {
                     l.add(&path, Some(Entry::Snapshot(s.clone())));
                     if !suffix.is_empty() && latest.get(&p).map_or(true, |t| s.snap.time >= *t) {
                         let target = path.rsplit('/').next().unwrap_or_default().to_string();
-                        l.add(&clean(&format!("{p}/latest")), Some(Entry::Link(target, s.clone())));
+                        l.add(
+                            &clean(&format!("{p}/latest")),
+                            Some(Entry::Link(target, s.clone())),
+                        );
                         latest.insert(p, s.snap.time);
                     }
                 }
@@ -248,13 +256,21 @@ mod tests {
             snap(2, "2026-01-01T10:00:00Z", "b", &[]),
             snap(3, "2026-01-02T10:00:00Z", "a", &[".."]),
         ];
-        let t: Vec<String> = DEFAULT_PATH_TEMPLATES.iter().map(|s| s.to_string()).collect();
+        let t: Vec<String> = DEFAULT_PATH_TEMPLATES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let l = Layout::build(snaps.clone(), &t, DEFAULT_TIME_TEMPLATE);
         let names = |p: &str| -> Vec<String> { l.children(p).expect(p).iter().cloned().collect() };
         assert_eq!(names(""), ["hosts", "ids", "snapshots", "tags"]);
         assert_eq!(
             names("/snapshots"),
-            ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z-1", "2026-01-02T10:00:00Z", "latest"]
+            [
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:00:00Z-1",
+                "2026-01-02T10:00:00Z",
+                "latest"
+            ]
         );
         assert_eq!(names("/hosts"), ["a", "b"]);
         assert_eq!(names("/tags"), ["__", "x", "y_z"]);
@@ -267,13 +283,20 @@ mod tests {
             _ => panic!("no latest link"),
         }
         // Same time: the one with the larger id sorts last and gets "-1" and the link.
-        let (first, second) = if snaps[0].id < snaps[1].id { (0, 1) } else { (1, 0) };
+        let (first, second) = if snaps[0].id < snaps[1].id {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         match l.entries.get("/snapshots/2026-01-01T10:00:00Z-1") {
             Some(Entry::Snapshot(s)) => assert_eq!(s.id, snaps[second].id),
             _ => panic!("no -1"),
         }
         let _ = first;
-        assert!(matches!(l.entries.get("/hosts/b/latest"), Some(Entry::Link(..))));
+        assert!(matches!(
+            l.entries.get("/hosts/b/latest"),
+            Some(Entry::Link(..))
+        ));
     }
 
     #[test]

@@ -63,7 +63,9 @@ impl Default for MountOptions {
 /// through itself and hang).
 pub fn check_mountpoint(mnt: &Path, local_repo: Option<&Path>) -> anyhow::Result<()> {
     let md = std::fs::metadata(mnt).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("mountpoint {} does not exist", mnt.display()),
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("mountpoint {} does not exist", mnt.display())
+        }
         _ => anyhow::anyhow!("mountpoint {} is inaccessible: {e}", mnt.display()),
     })?;
     if !md.is_dir() {
@@ -76,9 +78,8 @@ pub fn check_mountpoint(mnt: &Path, local_repo: Option<&Path>) -> anyhow::Result
     }
     if let Some(repo) = local_repo {
         let resolve = |p: &Path| -> PathBuf {
-            std::fs::canonicalize(p).unwrap_or_else(|_| {
-                std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-            })
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
         };
         let (r, m) = (resolve(repo), resolve(mnt));
         if m.starts_with(&r) || r.starts_with(&m) {

@@ -2,7 +2,7 @@
 
 use cairn_core::blobcache::BoundedCache;
 use cairn_core::format::pack::BlobType;
-use cairn_core::{IndexedRepository, Id};
+use cairn_core::{Id, IndexedRepository};
 use crossbeam_channel::{Receiver, Sender};
 use fuser::ReplyData;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(repo: IndexedRepository, cache_bytes: usize, log: Box<dyn Fn(&str) + Send + Sync>) -> Shared {
+    pub fn new(
+        repo: IndexedRepository,
+        cache_bytes: usize,
+        log: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Shared {
         Shared {
             repo: RwLock::new(repo),
             blobs: BoundedCache::new(cache_bytes),

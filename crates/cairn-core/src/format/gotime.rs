@@ -381,11 +381,27 @@ pub fn go_string(t: &GoTime) -> String {
 /// its own offset, everything else is copied. Used for restic's `mount --time-template`.
 pub fn format_layout(t: &GoTime, layout: &str) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     const DAYS: [&str; 7] = [
-        "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
     ];
     let mut out = String::new();
     let (year, month0, day) = (t.year(), t.month0() as usize, t.day());
@@ -888,11 +904,26 @@ mod tests {
     #[test]
     fn go_layouts_format_like_go() {
         let t = p("2026-03-05T07:08:09.120000000+01:30");
-        assert_eq!(format_layout(&t, "2006-01-02T15:04:05Z07:00"), "2026-03-05T07:08:09+01:30");
-        assert_eq!(format_layout(&p("2026-03-05T17:08:09Z"), "2006-01-02T15:04:05Z07:00"), "2026-03-05T17:08:09Z");
-        assert_eq!(format_layout(&t, "2006-01-02_15-04-05"), "2026-03-05_07-08-09");
-        assert_eq!(format_layout(&t, "Mon Jan _2 3:4:5 PM -0700 MST 06"), "Thu Mar  5 7:8:9 AM +0130 +0130 26");
-        assert_eq!(format_layout(&t, "January 2, 2006 15:04:05.000 .999999 ,99"), "March 5, 2026 07:08:09.120 .12 ,12");
+        assert_eq!(
+            format_layout(&t, "2006-01-02T15:04:05Z07:00"),
+            "2026-03-05T07:08:09+01:30"
+        );
+        assert_eq!(
+            format_layout(&p("2026-03-05T17:08:09Z"), "2006-01-02T15:04:05Z07:00"),
+            "2026-03-05T17:08:09Z"
+        );
+        assert_eq!(
+            format_layout(&t, "2006-01-02_15-04-05"),
+            "2026-03-05_07-08-09"
+        );
+        assert_eq!(
+            format_layout(&t, "Mon Jan _2 3:4:5 PM -0700 MST 06"),
+            "Thu Mar  5 7:8:9 AM +0130 +0130 26"
+        );
+        assert_eq!(
+            format_layout(&t, "January 2, 2006 15:04:05.000 .999999 ,99"),
+            "March 5, 2026 07:08:09.120 .12 ,12"
+        );
         assert_eq!(format_layout(&t, "002 x/y"), "064 x/y");
     }
 }
