@@ -5,7 +5,7 @@
 #   bash bench/mount.sh [--order restic-first|cairn-first] [TREE]
 #
 # TREE (default: the Linux 6.1 source tree at /work/linux/linux-source-6.1) is backed up
-# once by cairn into a fresh local repository (restic reads it like its own). Then each tool
+# once by restic into a fresh local repository (kept for later runs of the same TREE). Then each tool
 # in turn mounts it (a fresh mount, so neither sees the other's caches; the repository's
 # files are in the page cache for both) and, with wall times:
 #   walk: find MNT/snapshots/latest/ -printf '%s %m\n' > /dev/null   (metadata only)
@@ -42,8 +42,8 @@ export RESTIC_PASSWORD=bench
 if [[ ! -f $M/repo/config || ! -f $M/tree-path || $(cat "$M/tree-path") != "$TREE" ]]; then
     rm -rf "$M"; mkdir -p "$M"
     echo "mount: backing up $TREE" >&2
-    "$CAIRN" -r "$M/repo" init >/dev/null
-    "$CAIRN" -r "$M/repo" backup -q "$TREE" >"$W/logs/mount-backup.out"
+    "$RESTIC" -r "$M/repo" init >/dev/null
+    "$RESTIC" -r "$M/repo" --no-cache backup -q "$TREE" >"$W/logs/mount-backup.out"
     echo "$TREE" >"$M/tree-path"
 fi
 
