@@ -251,7 +251,7 @@ fn mounted_snapshot_matches_its_source_and_restics_layout() {
 
     // restic's layout.
     assert_eq!(names(&mnt), ["hosts", "ids", "snapshots", "tags"]);
-    assert_eq!(names(&mnt.join("ids")), [short.clone()]);
+    assert_eq!(names(&mnt.join("ids")), std::slice::from_ref(&short));
     assert_eq!(
         names(&mnt.join("snapshots")),
         [tname.clone(), "latest".into()]
@@ -425,7 +425,7 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
         .ok();
     let snaps = s.cairn.snapshots_json();
     let tname = time_name(
-        &snaps
+        snaps
             .iter()
             .find(|j| j["time"].as_str().unwrap().starts_with("2031"))
             .unwrap(),

@@ -52,10 +52,13 @@ enum Kind {
     Other,
 }
 
+/// Extended attributes as (name, value); None for the many nodes without any.
+type Xattrs = Option<Box<[(Vec<u8>, Vec<u8>)]>>;
+
 struct Inode {
     attr: FileAttr,
     kind: Kind,
-    xattrs: Option<Box<[(Vec<u8>, Vec<u8>)]>>,
+    xattrs: Xattrs,
 }
 
 /// A directory listing taken at opendir, served in pieces by readdir.
@@ -276,12 +279,7 @@ impl CairnFs {
         self.inodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
     }
 
-    fn push(
-        &mut self,
-        mut attr: FileAttr,
-        kind: Kind,
-        xattrs: Option<Box<[(Vec<u8>, Vec<u8>)]>>,
-    ) -> u64 {
+    fn push(&mut self, mut attr: FileAttr, kind: Kind, xattrs: Xattrs) -> u64 {
         let ino = self.inodes.len() as u64 + 1;
         attr.ino = ino;
         self.inodes.push(Inode { attr, kind, xattrs });

@@ -166,7 +166,7 @@ impl Layout {
                         continue;
                     }
                     l.add(&path, Some(Entry::Snapshot(s.clone())));
-                    if !suffix.is_empty() && latest.get(&p).map_or(true, |t| s.snap.time >= *t) {
+                    if !suffix.is_empty() && latest.get(&p).is_none_or(|t| s.snap.time >= *t) {
                         let target = path.rsplit('/').next().unwrap_or_default().to_string();
                         l.add(
                             &clean(&format!("{p}/latest")),
