@@ -458,15 +458,24 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
     same.sort();
     assert_eq!(link(&mnt.join("snapshots/latest")), format!("{tname}-1"));
     let rel = s.src.strip_prefix("/").unwrap();
-    let last = mnt
-        .join("ids")
-        .join(&same[1][..8])
-        .join(rel)
-        .join("new-file");
+    // Which of the two holds which content is up to their ids; both must be readable (their
+    // blobs are in index files written after the mount loaded its index).
+    let read = |short: &str| {
+        std::fs::read(mnt.join("ids").join(short).join(rel).join("new-file")).unwrap()
+    };
+    let mut both = [read(&same[0][..8]), read(&same[1][..8])];
+    let latest = std::fs::read(mnt.join("snapshots/latest").join(rel).join("new-file")).unwrap();
+    assert_eq!(latest, both[1], "latest is the snapshot with the larger id");
+    both.sort();
     assert_eq!(
-        std::fs::read(&last).unwrap(),
-        b"added again\n",
-        "content of a snapshot added while mounted"
+        both,
+        [b"added again\n".to_vec(), b"added while mounted\n".to_vec()]
+    );
+    let locks = s.cairn.run(&["list", "locks"]).ok().stdout_str();
+    assert_eq!(
+        locks.lines().count(),
+        1,
+        "one shared lock while mounted: {locks}"
     );
 
     // SIGTERM: unmounted, lock gone, exit 0.
