@@ -115,10 +115,12 @@ impl Handle {
 
     /// Blobs after `last` to fetch ahead, each at most once per open file.
     fn ahead_of(&self, last: usize) -> Vec<Id> {
-        let from = last + 1;
+        let n = self.content.len();
+        // `last` may be past the end when the file claims more bytes than its blobs hold.
+        let from = (last + 1).min(n);
         let mut until = from;
         let mut bytes = 0;
-        while until < self.content.len() && until - from < AHEAD_BLOBS && bytes < AHEAD_BYTES {
+        while until < n && until - from < AHEAD_BLOBS && bytes < AHEAD_BYTES {
             bytes += self.ends[until] - self.start_of(until);
             until += 1;
         }
@@ -192,6 +194,17 @@ impl Pool {
 
 fn serve(shared: &Shared, rx: &Receiver<Job>, ahead: Option<&Sender<Job>>) {
     for job in rx.iter() {
+        // A bug must cost one request (its reply, dropped unsent, becomes EIO), not a
+        // thread of the pool.
+        let run = std::panic::AssertUnwindSafe(|| serve_one(shared, job, ahead));
+        if std::panic::catch_unwind(run).is_err() {
+            (shared.log)("internal error while reading (answered with EIO)");
+        }
+    }
+}
+
+fn serve_one(shared: &Shared, job: Job, ahead: Option<&Sender<Job>>) {
+    {
         match job {
             Job::Read(h, offset, len, reply) => match h.read(shared, offset, len) {
                 Ok((data, last)) => {
@@ -215,5 +228,27 @@ fn serve(shared: &Shared, rx: &Receiver<Job>, ahead: Option<&Sender<Job>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_stays_within_the_file_and_schedules_each_blob_once() {
+        let ids: Vec<Id> = (0..6u8).map(|n| Id::hash(&[n])).collect();
+        let h = Handle {
+            content: ids.clone().into(),
+            ends: vec![10, 20, 30, 40, 50, 60],
+            // A forged size beyond what the blobs hold.
+            size: 1 << 40,
+            ahead: AtomicUsize::new(0),
+        };
+        assert_eq!(h.ahead_of(0), ids[1..5]);
+        assert_eq!(h.ahead_of(1), ids[5..6]);
+        assert!(h.ahead_of(1).is_empty());
+        assert!(h.ahead_of(5).is_empty());
+        assert!(h.ahead_of(99).is_empty());
     }
 }
