@@ -40,6 +40,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .then(|| PathBuf::from(location.strip_prefix("local:").unwrap_or(&location)));
     cairn_mount::check_mountpoint(&a.mountpoint, local.as_deref())?;
     let repo = g.open()?.load_index()?;
+    limit_heap_growth();
     let id = repo.config().id.clone();
     let opts = cairn_mount::MountOptions {
         filter: a.filter.core(),
@@ -71,3 +72,19 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     )?;
     Ok(crate::exit::OK)
 }
+
+/// Blobs of up to 8 MiB pass through the blob cache for as long as the mount lives. With
+/// glibc's sliding mmap threshold they end up in the heap once one has been freed, and the
+/// holes evicted blobs leave grow the heap well past the cache's size. A fixed threshold
+/// keeps large blobs in their own mappings, returned to the system when evicted (peak RSS
+/// reading the Linux tree: ~300 MiB before, ~250 MiB after, with a 64 MiB cache).
+#[cfg(target_env = "gnu")]
+fn limit_heap_growth() {
+    // SAFETY: mallopt only changes allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn limit_heap_growth() {}
