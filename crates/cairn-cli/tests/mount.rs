@@ -395,6 +395,12 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
     std::fs::create_dir(&mnt).unwrap();
     let mut m = Mounted::start(&s.repo, &mnt, &s.t.join("mount.log"), &["--tag", "one"]);
     assert_eq!(names(&mnt.join("ids")).len(), 1);
+    // Seen (and so cached by the kernel) before it has to change.
+    let first_latest = link(&mnt.join("snapshots/latest"));
+    assert_eq!(
+        names(&mnt.join("snapshots")),
+        [first_latest.clone(), "latest".into()]
+    );
     // Two more with the same time: restic names the second "<time>-1".
     std::fs::write(s.src.join("new-file"), b"added while mounted\n").unwrap();
     let t = "2031-02-03 04:05:06";
@@ -444,6 +450,8 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
         3,
         "the snapshot without tag one is filtered out"
     );
+    // The link first, without listing its directory again: a lookup must see the new one.
+    assert_eq!(link(&mnt.join("snapshots/latest")), format!("{tname}-1"));
     let listed = names(&mnt.join("snapshots"));
     assert!(
         listed.contains(&tname) && listed.contains(&format!("{tname}-1")),

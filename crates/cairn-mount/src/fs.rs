@@ -37,8 +37,10 @@ const NEXT_FILES_MAX: usize = 16;
 enum Kind {
     /// A directory of the layout (its path there).
     Layout(String),
-    /// A symlink: a `latest` link or a snapshot's symlink (raw target).
+    /// A snapshot's symlink (raw target).
     Link(Box<[u8]>),
+    /// A `latest` link of the layout (its target changes as snapshots come).
+    LayoutLink(Box<[u8]>),
     /// A directory of a snapshot; `snap` is the inode of the snapshot's root.
     Dir { tree: Option<Id>, snap: u64 },
     /// A regular file: its blobs, and where it sits (directory inode, position in its tree)
@@ -313,7 +315,7 @@ impl CairnFs {
         if let Some(&ino) = self.names.get(&key) {
             if let Entry::Link(target, _) = &e {
                 if let Some(i) = self.inodes.get_mut(ino as usize - 1) {
-                    i.kind = Kind::Link(target.as_bytes().into());
+                    i.kind = Kind::LayoutLink(target.as_bytes().into());
                     i.attr.size = target.len() as u64;
                 }
             }
@@ -342,7 +344,7 @@ impl CairnFs {
                 attr.perm = 0o777;
                 attr.nlink = 1;
                 attr.size = target.len() as u64;
-                self.push(attr, Kind::Link(target.as_bytes().into()), None)
+                self.push(attr, Kind::LayoutLink(target.as_bytes().into()), None)
             }
         };
         self.names.insert(key, ino);
@@ -500,21 +502,10 @@ impl CairnFs {
 
     fn ttl(&self, ino: u64) -> Duration {
         match self.inode(ino).map(|i| &i.kind) {
-            Some(Kind::Layout(_)) => TTL_LAYOUT,
-            // `latest` links and snapshot roots live in layout directories.
-            Some(Kind::Link(_)) | Some(Kind::Dir { .. }) if self.is_layout_child(ino) => TTL_LAYOUT,
+            Some(Kind::Layout(_)) | Some(Kind::LayoutLink(_)) => TTL_LAYOUT,
+            // A snapshot's root lives in a layout directory, where its name may go.
+            Some(Kind::Dir { snap, .. }) if *snap == ino => TTL_LAYOUT,
             _ => TTL_SNAPSHOT,
-        }
-    }
-
-    fn is_layout_child(&self, ino: u64) -> bool {
-        match self.inode(ino).map(|i| &i.kind) {
-            Some(Kind::Dir { snap, .. }) => *snap == ino,
-            Some(Kind::Link(_)) => {
-                // Snapshot symlinks are never looked at often enough for this to matter.
-                false
-            }
-            _ => false,
         }
     }
 
@@ -601,7 +592,7 @@ impl Filesystem for CairnFs {
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
         match self.inode(ino).map(|i| &i.kind) {
-            Some(Kind::Link(t)) => reply.data(t),
+            Some(Kind::Link(t)) | Some(Kind::LayoutLink(t)) => reply.data(t),
             Some(_) => reply.error(libc::EINVAL),
             None => reply.error(libc::ENOENT),
         }
