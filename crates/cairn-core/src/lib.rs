@@ -85,6 +85,7 @@
 
 pub mod adopt;
 pub mod archiver;
+pub mod blobcache;
 pub mod checker;
 pub mod chunker;
 pub mod content;

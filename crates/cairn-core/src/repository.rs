@@ -398,6 +398,17 @@ impl IndexedRepository {
         Ok(())
     }
 
+    /// Reads every index file into a new index while the loaded one stays in use, so that a
+    /// long-running reader (a mount) is not stalled for the whole reload; swap it in with
+    /// [`replace_index`](Self::replace_index).
+    pub fn read_fresh_index(&self) -> anyhow::Result<MasterIndex> {
+        self.repo.read_index()
+    }
+
+    pub fn replace_index(&mut self, index: MasterIndex) {
+        self.index = index;
+    }
+
     /// Adds packs to the loaded index (after storing an index file that names them).
     pub fn add_to_index(&mut self, packs: &[crate::format::indexfile::IndexPack]) {
         for p in packs {

@@ -17,6 +17,7 @@ pub mod list;
 pub mod ls;
 pub mod migrate;
 pub mod options;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;
@@ -64,6 +65,8 @@ pub enum Command {
     Check(check::Args),
     /// Remove snapshots from the repository
     Forget(Box<forget::Args>),
+    /// Mount the repository (read-only, via FUSE)
+    Mount(mount::Args),
     /// Remove unneeded data from the repository
     Prune(prune::Args),
     /// Remove locks other processes created
@@ -110,6 +113,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Find(a) => find::run(a, g),
         Command::Check(a) => check::run(a, g),
         Command::Forget(a) => forget::run(*a, g),
+        Command::Mount(a) => mount::run(a, g),
         Command::Prune(a) => prune::run(a, g),
         Command::Unlock(a) => unlock::run(a, g),
         Command::Cache(a) => cache::run(a, g),

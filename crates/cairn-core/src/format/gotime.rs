@@ -376,6 +376,142 @@ pub fn go_string(t: &GoTime) -> String {
     format!("{}{frac} {off} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
 }
 
+/// Go's `time.Time.Format(layout)`: the layout is written with Go's reference time
+/// (`Mon Jan 2 15:04:05 MST 2006`); every element Go knows is replaced by the time's value in
+/// its own offset, everything else is copied. Used for restic's `mount --time-template`.
+pub fn format_layout(t: &GoTime, layout: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let mut out = String::new();
+    let (year, month0, day) = (t.year(), t.month0() as usize, t.day());
+    let (hour, min, sec) = (t.hour(), t.minute(), t.second());
+    let nanos = t.timestamp_subsec_nanos().min(NANOS_PER_SEC - 1);
+    let weekday = t.weekday().num_days_from_sunday() as usize;
+    let off = t.offset().local_minus_utc();
+    let zone = |colon: bool, secs: bool, z: bool, hours_only: bool| -> String {
+        if z && off == 0 {
+            return "Z".into();
+        }
+        let sign = if off < 0 { '-' } else { '+' };
+        let a = off.unsigned_abs();
+        let (h, m, s) = (a / 3600, a / 60 % 60, a % 60);
+        let sep = if colon { ":" } else { "" };
+        let mut r = format!("{sign}{h:02}");
+        if !hours_only {
+            r += &format!("{sep}{m:02}");
+        }
+        if secs {
+            r += &format!("{sep}{s:02}");
+        }
+        r
+    };
+    let mut l = layout;
+    while let Some(c) = l.chars().next() {
+        // Longest elements first, in the order Go's nextStdChunk tries them.
+        let elements: &[(&str, &dyn Fn() -> String)] = &[
+            ("January", &|| MONTHS[month0].into()),
+            ("Jan", &|| MONTHS[month0][..3].into()),
+            ("Monday", &|| DAYS[weekday].into()),
+            ("Mon", &|| DAYS[weekday][..3].into()),
+            ("MST", &|| {
+                if off == 0 {
+                    "UTC".into()
+                } else {
+                    zone(false, false, false, false)
+                }
+            }),
+            ("2006", &|| format!("{year:04}")),
+            ("2", &|| day.to_string()),
+            ("_2", &|| format!("{day:>2}")),
+            ("002", &|| format!("{:03}", t.ordinal())),
+            ("01", &|| format!("{:02}", month0 + 1)),
+            ("02", &|| format!("{day:02}")),
+            ("03", &|| format!("{:02}", (hour + 11) % 12 + 1)),
+            ("04", &|| format!("{min:02}")),
+            ("05", &|| format!("{sec:02}")),
+            ("06", &|| format!("{:02}", year.rem_euclid(100))),
+            ("15", &|| format!("{hour:02}")),
+            ("1", &|| (month0 + 1).to_string()),
+            ("3", &|| ((hour + 11) % 12 + 1).to_string()),
+            ("4", &|| min.to_string()),
+            ("5", &|| sec.to_string()),
+            ("PM", &|| if hour >= 12 { "PM" } else { "AM" }.into()),
+            ("pm", &|| if hour >= 12 { "pm" } else { "am" }.into()),
+            ("-07:00:00", &|| zone(true, true, false, false)),
+            ("-070000", &|| zone(false, true, false, false)),
+            ("-07:00", &|| zone(true, false, false, false)),
+            ("-0700", &|| zone(false, false, false, false)),
+            ("-07", &|| zone(false, false, false, true)),
+            ("Z07:00:00", &|| zone(true, true, true, false)),
+            ("Z070000", &|| zone(false, true, true, false)),
+            ("Z07:00", &|| zone(true, false, true, false)),
+            ("Z0700", &|| zone(false, false, true, false)),
+            ("Z07", &|| zone(false, false, true, true)),
+        ];
+        // Go matches "2006" before "2", "002" before "01"…: try the longest that fits.
+        let hit = elements
+            .iter()
+            .filter(|(e, _)| l.starts_with(e))
+            .max_by_key(|(e, _)| e.len());
+        // "Jan" inside "January" and the like are settled by the longest match; a fraction is
+        // `.` or `,` followed by 0s or 9s and no further digit (Go's stdFracSecond).
+        if let Some((e, f)) = hit {
+            out += &f();
+            l = &l[e.len()..];
+            continue;
+        }
+        if (c == '.' || c == ',') && l.len() > 1 {
+            let rest = &l[1..];
+            let digit = rest.as_bytes()[0];
+            if digit == b'0' || digit == b'9' {
+                let n = rest.bytes().take_while(|b| *b == digit).count();
+                let next_is_digit = rest.as_bytes().get(n).is_some_and(u8::is_ascii_digit);
+                if !next_is_digit {
+                    let n9 = n.min(9);
+                    let full = format!("{nanos:09}");
+                    let mut frac = full[..n9].to_string();
+                    if digit == b'9' {
+                        frac = frac.trim_end_matches('0').to_string();
+                        if !frac.is_empty() {
+                            out.push(c);
+                            out += &frac;
+                        }
+                    } else {
+                        out.push(c);
+                        out += &frac;
+                    }
+                    l = &rest[n..];
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+        l = &l[c.len_utf8()..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,5 +899,31 @@ mod tests {
         assert_eq!(go_string(&t), "2020-01-02 03:04:05.5 +0100 +0100");
         let t = parse_rfc3339("2020-01-02T03:04:05Z").expect("time");
         assert_eq!(go_string(&t), "2020-01-02 03:04:05 +0000 UTC");
+    }
+
+    #[test]
+    fn go_layouts_format_like_go() {
+        let t = p("2026-03-05T07:08:09.120000000+01:30");
+        assert_eq!(
+            format_layout(&t, "2006-01-02T15:04:05Z07:00"),
+            "2026-03-05T07:08:09+01:30"
+        );
+        assert_eq!(
+            format_layout(&p("2026-03-05T17:08:09Z"), "2006-01-02T15:04:05Z07:00"),
+            "2026-03-05T17:08:09Z"
+        );
+        assert_eq!(
+            format_layout(&t, "2006-01-02_15-04-05"),
+            "2026-03-05_07-08-09"
+        );
+        assert_eq!(
+            format_layout(&t, "Mon Jan _2 3:4:5 PM -0700 MST 06"),
+            "Thu Mar  5 7:8:9 AM +0130 +0130 26"
+        );
+        assert_eq!(
+            format_layout(&t, "January 2, 2006 15:04:05.000 .999999 ,99"),
+            "March 5, 2026 07:08:09.120 .12 ,12"
+        );
+        assert_eq!(format_layout(&t, "002 x/y"), "064 x/y");
     }
 }
