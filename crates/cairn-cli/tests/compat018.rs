@@ -17,6 +17,22 @@ fn source(t: &TempDir) -> std::path::PathBuf {
     src
 }
 
+/// One repository (`DIR/repo`, not yet created) seen by restic 0.18 and by cairn with the same
+/// password; None (after a loud skip) when restic 0.18 is not installed.
+struct Twins {
+    t: TempDir,
+    restic: Tool,
+    cairn: Tool,
+}
+
+fn twins(name: &str, password: &str) -> Option<Twins> {
+    let t = TempDir::new(name);
+    let repo = t.join("repo");
+    let restic = Tool::restic018(&repo, password)?;
+    let cairn = Tool::cairn(&repo, password);
+    Some(Twins { t, restic, cairn })
+}
+
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object()
         .map(|o| o.keys().cloned().collect())
@@ -25,12 +41,9 @@ fn keys(v: &Value) -> BTreeSet<String> {
 
 #[test]
 fn backup_json_summary_has_every_field_restic_018_prints() {
-    let t = TempDir::new("compat-summary");
-    let repo = t.join("repo");
-    let Some(restic) = Tool::restic018(&repo, "pw") else {
+    let Some(Twins { t, restic, cairn }) = twins("compat-summary", "pw") else {
         return;
     };
-    let cairn = Tool::cairn(&repo, "pw");
     let src = source(&t);
     restic.run(&["init"]).ok();
     let theirs = restic
@@ -61,12 +74,9 @@ fn backup_json_summary_has_every_field_restic_018_prints() {
 
 #[test]
 fn ls_json_lines_equal_restic_018s() {
-    let t = TempDir::new("compat-ls");
-    let repo = t.join("repo");
-    let Some(restic) = Tool::restic018(&repo, "pw") else {
+    let Some(Twins { t, restic, cairn }) = twins("compat-ls", "pw") else {
         return;
     };
-    let cairn = Tool::cairn(&repo, "pw");
     let src = source(&t);
     restic.run(&["init"]).ok();
     restic.run(&["backup", "-q", src.to_str().unwrap()]).ok();
@@ -223,12 +233,9 @@ fn restore_actions(r: &common::Run, target: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn restore_overwrite_delete_and_dry_run_match_restic_018() {
-    let t = TempDir::new("compat-restore");
-    let repo = t.join("repo");
-    let Some(restic) = Tool::restic018(&repo, "pw") else {
+    let Some(Twins { t, restic, cairn }) = twins("compat-restore", "pw") else {
         return;
     };
-    let cairn = Tool::cairn(&repo, "pw");
     let src = t.join("src");
     let d = src.join("d");
     std::fs::create_dir_all(&d).unwrap();
@@ -310,12 +317,10 @@ fn restore_overwrite_delete_and_dry_run_match_restic_018() {
 
 #[test]
 fn empty_passwords_need_insecure_no_password_as_in_restic_018() {
-    let t = TempDir::new("compat-nopw");
-    let repo = t.join("repo");
-    let Some(restic) = Tool::restic018(&repo, "") else {
+    let Some(Twins { t, restic, cairn }) = twins("compat-nopw", "") else {
         return;
     };
-    let cairn = Tool::cairn(&repo, "");
+    let repo = t.join("repo");
     let src = source(&t);
     // Refused without the flag, by both, before anything is written.
     for tool in [&restic, &cairn] {
@@ -420,12 +425,9 @@ fn forget_removes(r: &common::Run) -> BTreeSet<String> {
 
 #[test]
 fn forget_refuses_what_restic_018_refuses() {
-    let t = TempDir::new("compat-forget");
-    let repo = t.join("repo");
-    let Some(restic) = Tool::restic018(&repo, "pw") else {
+    let Some(Twins { t, restic, cairn }) = twins("compat-forget", "pw") else {
         return;
     };
-    let cairn = Tool::cairn(&repo, "pw");
     let src = source(&t);
     restic.run(&["init"]).ok();
     for _ in 0..3 {

@@ -631,18 +631,25 @@ pub fn restore(
         }
     };
     let mut others_done = 0u64;
-    for (place, node) in &plan.others {
+    // Where the entry is to be written, or None when it is kept (or only reported: dry run).
+    let mut gate = |place: &Place, node: &Node| -> Option<&Dirs> {
         if !dir_ok[place.dir as usize] {
-            continue;
+            return None;
         }
         if !allowed(place, node) {
             skipped += 1;
             item(&place_of(place), RestoreAction::FileUnchanged, 0);
-            continue;
+            return None;
         }
         others_done += 1;
-        let Some(d) = dirs.as_ref().filter(|_| !dry) else {
+        let d = dirs.as_ref().filter(|_| !dry);
+        if d.is_none() {
             item(&place_of(place), RestoreAction::OtherRestored, 0);
+        }
+        d
+    };
+    for (place, node) in &plan.others {
+        let Some(d) = gate(place, node) else {
             continue;
         };
         let res = d
@@ -661,17 +668,7 @@ pub fn restore(
         }
     }
     for (place, first, node) in &plan.hardlinks {
-        if !dir_ok[place.dir as usize] {
-            continue;
-        }
-        if !allowed(place, node) {
-            skipped += 1;
-            item(&place_of(place), RestoreAction::FileUnchanged, 0);
-            continue;
-        }
-        others_done += 1;
-        let Some(d) = dirs.as_ref().filter(|_| !dry) else {
-            item(&place_of(place), RestoreAction::OtherRestored, 0);
+        let Some(d) = gate(place, node) else {
             continue;
         };
         if let Err(e) = d.hard_link(first, place) {
