@@ -467,3 +467,48 @@ fn forget_refuses_what_restic_018_refuses() {
         assert_eq!(ours == all, removes_all, "{args:?}: {ours:?}");
     }
 }
+
+#[test]
+fn dump_target_writes_what_restic_018_writes() {
+    let Some(Twins { t, restic, cairn }) = twins("compat-dump", "pw") else {
+        return;
+    };
+    let src = source(&t);
+    restic.run(&["init"]).ok();
+    restic.run_in(Some(t.path()), &["backup", "-q", "src"]).ok();
+    for (what, path) in [("file", "/src/d/a.txt"), ("tar", "/src")] {
+        let mut outs = Vec::new();
+        for tool in [&restic, &cairn] {
+            let out = t.join(format!(
+                "{what}-{}",
+                if tool.is_restic { "restic" } else { "cairn" }
+            ));
+            // An existing file is replaced.
+            std::fs::write(&out, b"old content that must go").unwrap();
+            let r = tool
+                .run(&["dump", "latest", path, "--target", out.to_str().unwrap()])
+                .ok();
+            assert!(r.stdout.is_empty(), "{}: output went to stdout too", r.desc);
+            outs.push(std::fs::read(&out).unwrap());
+        }
+        if what == "file" {
+            assert_eq!(outs[0], b"hello\n");
+            assert_eq!(outs[0], outs[1]);
+        } else {
+            // Both tars hold the same entries (headers may differ in details).
+            let names = |b: &[u8]| -> Vec<String> {
+                let mut a = tar::Archive::new(b);
+                let mut v: Vec<String> = a
+                    .entries()
+                    .unwrap()
+                    .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(&outs[0]), names(&outs[1]));
+            assert!(names(&outs[1]).iter().any(|n| n.ends_with("a.txt")));
+        }
+    }
+    let _ = src;
+}

@@ -66,8 +66,18 @@ pub struct Args {
     /// Set archive format as "tar" or "zip"
     #[arg(short, long, value_name = "format", default_value = "tar")]
     archive: String,
+    /// Write the output to target path (replaced if it exists)
+    #[arg(short, long, value_name = "path")]
+    target: Option<std::path::PathBuf>,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
+}
+
+/// Where the dump goes and in which form.
+#[derive(Clone, Copy)]
+struct Output {
+    format: Format,
+    to_terminal: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -84,18 +94,33 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     };
     let repo = g.open_with_index()?;
     let (snap_id, snap) = a.filter.core().find(&repo, &a.snapshot)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let (sink, to_terminal): (Box<dyn Write>, bool) = match &a.target {
+        Some(t) => (
+            Box::new(
+                std::fs::File::create(t)
+                    .with_context(|| format!("cannot create {}", t.display()))?,
+            ),
+            false,
+        ),
+        // SAFETY: isatty only inspects the file descriptor.
+        None => (Box::new(std::io::stdout()), unsafe {
+            libc::isatty(libc::STDOUT_FILENO) == 1
+        }),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
     let mut left_out = 0u64;
     let result = dump(
         &repo,
         snap.tree,
         &a.path,
-        format,
+        Output {
+            format,
+            to_terminal,
+        },
         &mut out,
         &mut Checks::new(&snap_id, &mut left_out),
     )
-    .and_then(|()| out.flush().context("writing to stdout"));
+    .and_then(|()| out.flush().context("writing the output"));
     match result {
         Ok(()) if left_out > 0 => {
             eprintln!(
@@ -131,7 +156,7 @@ fn dump<W: Write>(
     repo: &IndexedRepository,
     root: Id,
     path: &str,
-    format: Format,
+    how: Output,
     out: &mut W,
     checks: &mut Checks,
 ) -> anyhow::Result<()> {
@@ -142,7 +167,7 @@ fn dump<W: Write>(
         cleaned.split('/').filter(|c| !c.is_empty()).collect()
     };
     if comps.is_empty() {
-        return archive(repo, &repo.load_tree(&root)?.nodes, "", format, out, checks);
+        return archive(repo, &repo.load_tree(&root)?.nodes, "", how, out, checks);
     }
     let mut tree = repo.load_tree(&root)?;
     let mut item = String::new();
@@ -164,7 +189,7 @@ fn dump<W: Write>(
                     ),
                     out,
                 )
-                .context("writing to stdout")?;
+                .context("writing the output")?;
                 return Ok(());
             }
             (NodeType::Dir, _) => {
@@ -173,7 +198,7 @@ fn dump<W: Write>(
                     .load_tree(&sub)
                     .with_context(|| format!("cannot load subtree for {item:?}"))?;
                 if last {
-                    return archive(repo, &t.nodes, &item[1..], format, out, checks);
+                    return archive(repo, &t.nodes, &item[1..], how, out, checks);
                 }
                 tree = t;
             }
@@ -199,15 +224,15 @@ fn archive<W: Write>(
     repo: &IndexedRepository,
     nodes: &[Node],
     prefix: &str,
-    format: Format,
+    how: Output,
     out: &mut W,
     checks: &mut Checks,
 ) -> anyhow::Result<()> {
-    // SAFETY: isatty only inspects the file descriptor.
-    if unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1 {
+    // An archive is not for a terminal (a single file's content may be).
+    if how.to_terminal {
         anyhow::bail!("stdout is the terminal, please redirect output");
     }
-    match format {
+    match how.format {
         Format::Tar => {
             let mut tar = tar::Builder::new(out);
             tar.follow_symlinks(false);
