@@ -218,6 +218,14 @@ pub trait Backend: Send + Sync {
     fn save(&self, handle: &Handle, data: &[u8]) -> Result<()>;
     /// Read `length` bytes at `offset` (length 0 = to the end).
     fn load(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>>;
+    /// Loads a whole file, but never more than `max + 1` bytes of it: enough for the caller to
+    /// see that the file is larger than `max` without holding more of it. A server that sends
+    /// endless data, or a file grown past any sane size, then costs at most that much memory.
+    /// Streaming stores stop reading there; this default, for stores that hold files in
+    /// memory anyway, loads the whole file.
+    fn load_capped(&self, handle: &Handle, _max: u64) -> Result<Vec<u8>> {
+        self.load(handle, 0, 0)
+    }
     /// The size of a file.
     fn stat(&self, handle: &Handle) -> Result<u64>;
     /// Every file of a type.
@@ -273,6 +281,19 @@ pub(crate) fn list_config(stat: Result<u64>) -> Result<Vec<FileInfo>> {
         Err(BackendError::NotFound(_)) => Ok(vec![]),
         Err(e) => Err(e),
     }
+}
+
+/// A whole body, but at most `max + 1` bytes of it (see [`Backend::load_capped`]).
+pub(crate) fn read_capped(body: &mut dyn std::io::Read, h: &Handle, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    body.take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|err| BackendError::Io {
+            handle: h.to_string(),
+            err,
+        })?;
+    Ok(out)
 }
 
 /// The `offset`/`length` part of a body a server answered a ranged GET with (`partial`: it

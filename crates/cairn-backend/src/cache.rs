@@ -219,6 +219,16 @@ impl crate::Decorator for CacheBackend {
         }
         self.inner.load(h, offset, length)
     }
+    fn load_capped(&self, h: &Handle, max: u64) -> Result<Vec<u8>> {
+        if let Some(d) = self.read(h, 0, 0).filter(|d| d.len() as u64 <= max) {
+            return Ok(d);
+        }
+        let whole = self.inner.load_capped(h, max)?;
+        if CacheBackend::always(h) && whole.len() as u64 <= max {
+            self.store(h, &whole);
+        }
+        Ok(whole)
+    }
     fn load_cacheable(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
         if let Some(d) = self.read(h, offset, length) {
             return Ok(d);

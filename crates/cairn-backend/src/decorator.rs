@@ -62,6 +62,9 @@ pub trait Decorator: Send + Sync {
     fn load(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
         self.inner().load(handle, offset, length)
     }
+    fn load_capped(&self, handle: &Handle, max: u64) -> Result<Vec<u8>> {
+        self.inner().load_capped(handle, max)
+    }
     fn stat(&self, handle: &Handle) -> Result<u64> {
         self.inner().stat(handle)
     }
@@ -112,6 +115,9 @@ impl<D: Decorator> Backend for D {
     }
     fn load(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
         Decorator::load(self, handle, offset, length)
+    }
+    fn load_capped(&self, handle: &Handle, max: u64) -> Result<Vec<u8>> {
+        Decorator::load_capped(self, handle, max)
     }
     fn stat(&self, handle: &Handle) -> Result<u64> {
         Decorator::stat(self, handle)

@@ -104,6 +104,11 @@ impl Decorator for Limited {
         self.downloaded(data.len() as u64);
         Ok(data)
     }
+    fn load_capped(&self, handle: &Handle, max: u64) -> Result<Vec<u8>> {
+        let data = self.inner.load_capped(handle, max)?;
+        self.downloaded(data.len() as u64);
+        Ok(data)
+    }
 }
 
 #[cfg(test)]

@@ -152,7 +152,7 @@ impl Backend for LocalBackend {
     fn load(&self, h: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
         let path = self.path(h);
         let read = || -> io::Result<Vec<u8>> {
-            let mut f = File::open(&path)?;
+            let mut f = open_regular(&path)?;
             if length == 0 {
                 let mut buf = Vec::new();
                 if offset > 0 {
@@ -164,6 +164,18 @@ impl Backend for LocalBackend {
             let mut buf = vec![0u8; length as usize];
             use std::os::unix::fs::FileExt;
             f.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        };
+        read().map_err(|e| io_err(h, e))
+    }
+
+    fn load_capped(&self, h: &Handle, max: u64) -> Result<Vec<u8>> {
+        let path = self.path(h);
+        let read = || -> io::Result<Vec<u8>> {
+            let mut buf = Vec::new();
+            open_regular(&path)?
+                .take(max.saturating_add(1))
+                .read_to_end(&mut buf)?;
             Ok(buf)
         };
         read().map_err(|e| io_err(h, e))
@@ -311,6 +323,23 @@ impl Backend for LocalBackend {
             Err(e) => Err(io_err(h, e)),
         }
     }
+}
+
+/// Opens a repository file for reading, refusing anything but a regular file: a fifo planted
+/// in the repository would otherwise block the open forever, a device would be read from.
+/// `O_NONBLOCK` makes the open itself return at once; it changes nothing for regular files.
+fn open_regular(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
 }
 
 #[cfg(test)]

@@ -222,6 +222,14 @@ impl Backend for RestBackend {
         crate::backend::read_ranged(&mut resp.into_reader(), partial, h, offset, length)
     }
 
+    fn load_capped(&self, h: &Handle, max: u64) -> Result<Vec<u8>> {
+        let resp = self
+            .request("GET", &self.url(h))
+            .call()
+            .map_err(|e| self.fail(h, e))?;
+        crate::backend::read_capped(&mut resp.into_reader(), h, max)
+    }
+
     fn stat(&self, h: &Handle) -> Result<u64> {
         let resp = self
             .request("HEAD", &self.url(h))

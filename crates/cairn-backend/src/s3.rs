@@ -918,6 +918,18 @@ impl Backend for S3Backend {
         crate::backend::read_ranged(&mut resp.into_reader(), partial, h, offset, length)
     }
 
+    fn load_capped(&self, h: &Handle, max: u64) -> Result<Vec<u8>> {
+        self.check_name(h)?;
+        let bucket = self.bucket()?;
+        let url = bucket
+            .get_object(Some(&self.creds), &self.key(h))
+            .sign(SIGNATURE_TTL);
+        let resp = self
+            .send("GET", &url, &[], None)
+            .map_err(|f| self.fail(&h.to_string(), f))?;
+        crate::backend::read_capped(&mut resp.into_reader(), h, max)
+    }
+
     fn stat(&self, h: &Handle) -> Result<u64> {
         self.check_name(h)?;
         let bucket = self.bucket()?;

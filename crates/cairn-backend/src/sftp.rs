@@ -1143,6 +1143,20 @@ impl Backend for SftpBackend {
         r.map_err(|e| self.fail(&conn, &h.to_string(), e))
     }
 
+    fn load_capped(&self, h: &Handle, max: u64) -> Result<Vec<u8>> {
+        let conn = self.conn()?;
+        let path = self.path(h);
+        let r = self.run(async {
+            let mut file = conn.sftp()?.open(&path).await?;
+            // The size the server reports decides how much is read, so it is capped too.
+            let size = file.metadata().await?.len().unwrap_or(0);
+            let data = read_pipelined(&file, 0, size.min(max.saturating_add(1))).await;
+            let _ = file.close().await;
+            data
+        });
+        r.map_err(|e| self.fail(&conn, &h.to_string(), e))
+    }
+
     fn stat(&self, h: &Handle) -> Result<u64> {
         let conn = self.conn()?;
         let path = self.path(h);

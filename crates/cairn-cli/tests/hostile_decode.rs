@@ -289,3 +289,67 @@ fn zstd_bombs_as_index_files_are_an_error_naming_them() {
         assert!(!hits.is_empty(), "{}:\n{out}", r.desc);
     }
 }
+
+/// A file far beyond its ceiling: a server sends it whole when asked for it, so only the
+/// client's cap on what it reads stands between it and the machine's memory.
+#[test]
+fn an_oversized_file_behind_a_rest_server_is_refused_after_reading_past_its_ceiling_only() {
+    let Some(server) = cairn_testsupport::rclone::RcloneRest::start() else {
+        return;
+    };
+    let (_t, repo, _src) = setup("capped-remote");
+    let served = server.dir().join("r");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&repo)
+        .arg(&served)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // 4 GiB of zeros (sparse: no disk), four times the address space cairn gets.
+    let name = "ab".repeat(32);
+    let f = std::fs::File::create(served.join("snapshots").join(&name)).unwrap();
+    f.set_len(4 << 30).unwrap();
+    drop(f);
+    let loc = server.location("r");
+    let r = limited(std::path::Path::new(&loc), &["snapshots"]).expect_code(1);
+    let hits = lines_with(&r, &format!("snapshots/{name}"));
+    assert_eq!(hits.len(), 1, "{}: {}", r.desc, r.stderr_str());
+    assert!(
+        hits[0].starts_with("Fatal: ") && hits[0].contains("more than a snapshot file of at most"),
+        "{}",
+        hits[0]
+    );
+    // Without it, the repository is fine over the same server.
+    std::fs::remove_file(served.join("snapshots").join(&name)).unwrap();
+    let r = limited(std::path::Path::new(&loc), &["snapshots", "--json"]).ok();
+    assert_eq!(r.json().as_array().map(Vec::len), Some(1), "{}", r.desc);
+}
+
+/// A fifo planted where a repository file goes: opening it for reading would wait for a
+/// writer forever.
+#[test]
+fn a_fifo_planted_in_a_local_repository_is_an_error_not_a_hang() {
+    let (_t, repo, _src) = setup("fifo-repo");
+    let name = "cd".repeat(32);
+    let fifo = repo.join("snapshots").join(&name);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // A listing shows files only; asked for by name, it is refused rather than waited on.
+    limited(&repo, &["snapshots"]).ok();
+    let r = limited(&repo, &["cat", "snapshot", &name]).expect_code(1);
+    let hits = lines_with(&r, &format!("snapshots/{name}"));
+    assert_eq!(hits.len(), 1, "{}: {}", r.desc, r.stderr_str());
+    assert!(hits[0].contains("not a regular file"), "{}", hits[0]);
+    // A fifo as a lock file: not a file, so no lock; locking commands neither wait on it nor
+    // trip over it.
+    std::fs::remove_file(&fifo).unwrap();
+    let lock = repo.join("locks").join(&name);
+    let c = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    limited(&repo, &["unlock"]).ok();
+    limited(&repo, &["check"]).ok();
+    limited(&repo, &["snapshots"]).ok();
+}

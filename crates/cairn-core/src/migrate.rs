@@ -9,10 +9,7 @@ use cairn_backend::Handle;
 /// back (restic's `UpgradeRepoV2.Apply`).
 pub fn upgrade_repo_v2(repo: &Repository) -> anyhow::Result<()> {
     let h = Handle::config();
-    let old = repo
-        .backend()
-        .load(&h, 0, 0)
-        .map_err(anyhow::Error::new)
+    let old = crate::format::limits::load_bounded(&**repo.backend(), &h)
         .context("load config file failed")?;
     let dir = std::env::temp_dir().join(format!(
         "cairn-migrate-upgrade-repo-v2-{}",

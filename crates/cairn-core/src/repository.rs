@@ -123,7 +123,8 @@ impl Repository {
         password: &[u8],
         key_hint: Option<&str>,
     ) -> anyhow::Result<Repository> {
-        let cfg_sealed = match backend.load(&Handle::config(), 0, 0) {
+        let config_cap = limits::max_stored(limits::MAX_CONFIG) as u64;
+        let cfg_sealed = match backend.load_capped(&Handle::config(), config_cap) {
             Ok(b) => b,
             Err(BackendError::NotFound(_)) => {
                 return Err(Error::RepoNotFound(backend.location()).into());
@@ -142,7 +143,9 @@ impl Repository {
             if k.size > limits::max_stored(limits::MAX_KEY_FILE) as u64 {
                 continue;
             }
-            let Ok(bytes) = backend.load(&h, 0, 0) else {
+            let Ok(bytes) =
+                backend.load_capped(&h, limits::max_stored(limits::MAX_KEY_FILE) as u64)
+            else {
                 continue;
             };
             if bytes.len() > limits::max_stored(limits::MAX_KEY_FILE) {

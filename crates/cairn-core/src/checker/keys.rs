@@ -52,7 +52,8 @@ pub fn check_key_files(backend: &dyn Backend) -> anyhow::Result<Vec<Problem>> {
             });
             continue;
         }
-        let bytes = match backend.load(&h, 0, 0) {
+        let cap = crate::format::limits::max_stored(crate::format::limits::MAX_KEY_FILE) as u64;
+        let bytes = match backend.load_capped(&h, cap) {
             Ok(b) => b,
             Err(e) => {
                 out.push(Problem::KeyFile {

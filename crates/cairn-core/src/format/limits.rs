@@ -165,19 +165,21 @@ pub fn check_stored(kind: FileType, stored: u64) -> Result<(), LimitError> {
 }
 
 /// Loads a whole unpacked file of `kind` (or the config), refusing one whose stored size is
-/// beyond the ceiling for its kind: before reading it where the size is cheap to learn (a
-/// local repository: one `stat`), else as soon as it has been read, before it is decrypted.
+/// beyond the ceiling for its kind. Every store reads at most one byte past the ceiling
+/// ([`cairn_backend::Backend::load_capped`]), so neither a huge file nor a server that sends
+/// endless data costs more memory than the ceiling.
 pub fn load_bounded(
     backend: &dyn cairn_backend::Backend,
     h: &cairn_backend::Handle,
 ) -> anyhow::Result<Vec<u8>> {
-    if !cairn_backend::is_remote(&backend.location()) {
-        if let Ok(n) = backend.stat(h) {
-            check_stored(h.kind, n).map_err(|e| anyhow::anyhow!("{h}: {e}"))?;
-        }
+    let max = max_stored(max_unpacked(h.kind)) as u64;
+    let raw = backend.load_capped(h, max).map_err(anyhow::Error::new)?;
+    if raw.len() as u64 > max {
+        // Read only up to the cap: the store's own size, where it tells one, says how big.
+        let stored = backend.stat(h).ok().filter(|n| *n > max);
+        let stored = stored.unwrap_or(raw.len() as u64);
+        check_stored(h.kind, stored).map_err(|e| anyhow::anyhow!("{h}: {e}"))?;
     }
-    let raw = backend.load(h, 0, 0).map_err(anyhow::Error::new)?;
-    check_stored(h.kind, raw.len() as u64).map_err(|e| anyhow::anyhow!("{h}: {e}"))?;
     Ok(raw)
 }
 
@@ -203,7 +205,9 @@ pub fn load_pack_bounded(
             return Err(refuse(n));
         }
     }
-    let raw = backend.load(h, 0, 0).map_err(anyhow::Error::new)?;
+    let raw = backend
+        .load_capped(h, MAX_PACK_FILE)
+        .map_err(anyhow::Error::new)?;
     if raw.len() as u64 > MAX_PACK_FILE {
         return Err(refuse(raw.len() as u64));
     }
