@@ -339,14 +339,16 @@ pub struct Replace<'a> {
     pub compression: Compression,
     /// Stops the run with [`crate::Error::Interrupted`] when set (Ctrl-C).
     pub interrupted: Option<&'a AtomicBool>,
+    /// Give a snapshot without a summary one (restic 0.18's `--snapshot-summary`).
+    pub create_summary: bool,
 }
 
 /// What `rewrite` changes besides the metadata in [`Replace`].
 pub struct RewriteOptions<'a> {
     /// Paths to drop (`--exclude` and friends); `None` when only metadata changes.
     pub excludes: Option<&'a Selection>,
-    /// Recount the files and bytes of the summary (created when missing), as restic 0.18's
-    /// `--snapshot-summary` does (it also does so whenever paths are excluded).
+    /// Recount the files and bytes of the summary even when no path is excluded (restic
+    /// 0.18's `--snapshot-summary`; with `replace.create_summary` a missing one is created).
     pub snapshot_summary: bool,
     pub replace: Replace<'a>,
 }
@@ -442,10 +444,15 @@ pub(crate) fn replace_snapshot(
         }
         return Ok(true);
     };
-    // restic 0.18: the recounted summary is the old one (or an empty one) with the new
-    // counts; a snapshot whose summary would change is rewritten.
-    let new_summary = summary.map(|(files, bytes)| {
-        let mut s = snap.summary.clone().unwrap_or_else(empty_summary);
+    // restic 0.18: the recounted summary is the old one (or, with `--snapshot-summary`, an
+    // empty one) with the new counts; a snapshot whose summary would change is rewritten.
+    // Unlike 0.18, excluding paths alone does not add a summary to a snapshot without one.
+    let base = match (&snap.summary, how.create_summary) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(empty_summary()),
+        (None, false) => None,
+    };
+    let new_summary = summary.zip(base).map(|((files, bytes), mut s)| {
         s.total_files_processed = files;
         s.total_bytes_processed = bytes;
         s

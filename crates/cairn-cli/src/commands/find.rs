@@ -301,8 +301,8 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// A match as restic 0.14's `find --json` writes it: the node's JSON fields minus name,
-/// inode, extended attributes, device, content and subtree, after `path` and `permissions`.
+/// A match as restic 0.18's `find --json` writes it: the node's JSON fields minus name,
+/// extended attributes, device, content and subtree, after `path` and `permissions`.
 fn node_json(out: &mut Vec<u8>, path: &[u8], n: &Node) {
     out.extend_from_slice(b"{\"path\":");
     write_json_bytes_as_str(out, path);
@@ -330,6 +330,8 @@ fn node_json(out: &mut Vec<u8>, path: &[u8], n: &Node) {
         }
     }
     for (k, v) in [
+        // restic 0.18 shows the inode (0.14 left it out).
+        ("inode", n.inode),
         ("device_id", n.device_id),
         ("size", n.size),
         ("links", n.links),

@@ -103,12 +103,12 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         // restic 0.18 names the message as well as the struct.
         v["message_type"] = "snapshot".into();
         v["struct_type"] = "snapshot".into();
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", go_escaped(v.to_string()))?;
         Style::Json
     } else if a.ncdu {
         // ncdu's header: format version 1.2, then restic's snapshot (without its id) as the
         // metadata object, then the root directory's list.
-        let meta = String::from_utf8_lossy(&snap.to_json()).into_owned();
+        let meta = go_escaped(String::from_utf8_lossy(&snap.to_json()).into_owned());
         write!(out, "[1, 2, {meta}, [{{\"name\":\"/\"}}")?;
         Style::Ncdu
     } else {
@@ -257,7 +257,7 @@ impl<W: Write> Ls<'_, W> {
 
     fn print(&mut self, n: &Node, path: &[u8]) -> anyhow::Result<()> {
         match self.style {
-            Style::Json => writeln!(self.out, "{}", node_json(n, path))?,
+            Style::Json => writeln!(self.out, "{}", go_escaped(node_json(n, path).to_string()))?,
             Style::Text { long, human } => {
                 let mut line = Vec::with_capacity(path.len() + 64);
                 output::node_line(&mut line, path, n, long, human);
@@ -289,6 +289,20 @@ impl<W: Write> Ls<'_, W> {
         write!(self.out, "\n{}]", "  ".repeat(self.depth))?;
         Ok(())
     }
+}
+
+/// serde_json's text as Go's encoder writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped.
+/// In JSON text these characters only occur inside strings, so replacing them everywhere is
+/// exact.
+fn go_escaped(json: String) -> String {
+    if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return json;
+    }
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// A node as restic 0.18's `ls --json` writes it.

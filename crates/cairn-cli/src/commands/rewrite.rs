@@ -87,6 +87,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             new_time,
             compression,
             interrupted: Some(&crate::signals::INTERRUPTED),
+            create_summary: a.snapshot_summary,
         },
     };
     cairn_core::rewrite::rewrite_snapshots(&repo, selected, &opts, &p)?;
