@@ -217,9 +217,10 @@ impl S3Credentials {
 /// or profile. A profile without both keys is an error naming the file.
 fn shared_credentials() -> std::result::Result<Option<S3Credentials>, String> {
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    let Some(path) = var("AWS_SHARED_CREDENTIALS_FILE").map(std::path::PathBuf::from).or_else(|| {
-        var("HOME").map(|h| std::path::PathBuf::from(h).join(".aws/credentials"))
-    }) else {
+    let Some(path) = var("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|h| std::path::PathBuf::from(h).join(".aws/credentials")))
+    else {
         return Ok(None);
     };
     let profile = std::env::var("AWS_PROFILE")
@@ -1068,9 +1069,18 @@ mod tests {
     #[test]
     fn ini_profiles_are_read_by_section() {
         let text = "# c\n[default]\naws_access_key_id = A\n\n[work]\n; x\nAWS_ACCESS_KEY_ID=B\naws_secret_access_key = s=2\n[other]\naws_access_key_id = C\n";
-        assert_eq!(ini_section(text, "default").unwrap()["aws_access_key_id"], "A");
+        assert_eq!(
+            ini_section(text, "default").unwrap()["aws_access_key_id"],
+            "A"
+        );
         let w = ini_section(text, "work").unwrap();
-        assert_eq!((w["aws_access_key_id"].as_str(), w["aws_secret_access_key"].as_str()), ("B", "s=2"));
+        assert_eq!(
+            (
+                w["aws_access_key_id"].as_str(),
+                w["aws_secret_access_key"].as_str()
+            ),
+            ("B", "s=2")
+        );
         assert!(ini_section(text, "none").is_none());
     }
 

@@ -111,7 +111,12 @@ fn json_errors_end_in_restic_018s_exit_error() {
     assert_eq!(a["code"], b["code"]);
     // Both say what the text form says, "Fatal: " first.
     for m in [&a, &b] {
-        assert!(m["message"].as_str().is_some_and(|s| s.starts_with("Fatal: ")), "{m}");
+        assert!(
+            m["message"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Fatal: ")),
+            "{m}"
+        );
     }
 }
 

@@ -44,7 +44,11 @@ fn sortable_tree(t: &TempDir) -> PathBuf {
             .write(true)
             .open(&p)
             .unwrap()
-            .set_times(std::fs::FileTimes::new().set_modified(when).set_accessed(when))
+            .set_times(
+                std::fs::FileTimes::new()
+                    .set_modified(when)
+                    .set_accessed(when),
+            )
             .unwrap();
     }
     std::os::unix::fs::symlink("a.txt", src.join("d/link")).unwrap();
@@ -77,7 +81,15 @@ fn ls_sorts_filters_and_formats_as_restic_018() {
         vec!["--json", "--sort", "size", "--reverse"],
         vec!["-q", "/src/d"],
     ];
-    for mode in ["name", "size", "time", "mtime", "atime", "ctime", "extension"] {
+    for mode in [
+        "name",
+        "size",
+        "time",
+        "mtime",
+        "atime",
+        "ctime",
+        "extension",
+    ] {
         cases.push(vec!["--sort", mode, "-l"]);
         cases.push(vec!["--sort", mode, "--reverse"]);
     }
@@ -147,7 +159,14 @@ fn ls_ncdu_export_is_restic_018s_and_ncdu_reads_it() {
         out.status
     );
     let again = std::fs::read_to_string(&back).expect("ncdu wrote its export");
-    for name in ["big.tar.gz", "a.txt", "z.txt", "empty-dir", "link", ".hidden"] {
+    for name in [
+        "big.tar.gz",
+        "a.txt",
+        "z.txt",
+        "empty-dir",
+        "link",
+        ".hidden",
+    ] {
         assert!(
             again.contains(&format!("\"{name}\"")),
             "ncdu lost {name}: {again}"
@@ -162,9 +181,13 @@ fn find_orders_newest_first_like_restic_018() {
     };
     let src = sortable_tree(&t);
     restic.run(&["init"]).ok();
-    for (i, time) in ["2024-01-01 10:00:00", "2025-06-01 10:00:00", "2023-03-03 10:00:00"]
-        .iter()
-        .enumerate()
+    for (i, time) in [
+        "2024-01-01 10:00:00",
+        "2025-06-01 10:00:00",
+        "2023-03-03 10:00:00",
+    ]
+    .iter()
+    .enumerate()
     {
         std::fs::write(src.join(format!("d/a{i}.txt")), format!("{i}")).unwrap();
         restic
@@ -236,6 +259,9 @@ fn check_json(repo: &Path, args: &[&str]) -> Vec<(Option<i32>, serde_json::Value
         .collect()
 }
 
+/// A repository, check's extra arguments, the exit code both give, the broken packs named.
+type CheckCase<'a> = (&'a Path, &'a [&'a str], i32, Option<Vec<&'a str>>);
+
 #[test]
 fn check_json_summary_matches_restic_018() {
     let Some((t, restic, cairn)) = twins("compat-check") else {
@@ -294,7 +320,7 @@ fn check_json_summary_matches_restic_018() {
     std::fs::remove_file(&gone).unwrap();
 
     // (repository, extra args, exit code, broken packs)
-    let cases: Vec<(&Path, &[&str], i32, Option<Vec<&str>>)> = vec![
+    let cases: Vec<CheckCase> = vec![
         (&base, &[], 0, None),
         (&base, &["--read-data"], 0, None),
         (&orphaned, &[], 0, None),
@@ -315,13 +341,30 @@ fn check_json_summary_matches_restic_018() {
         assert_eq!(theirs.1["broken_packs"], want_broken, "restic on {what}");
         // Same keys, same advice, same broken packs; errors counted by both (restic counts
         // some damage once per blob, cairn once per finding).
-        for k in ["message_type", "broken_packs", "suggest_repair_index", "suggest_prune"] {
-            assert_eq!(theirs.1[k], ours.1[k], "{k} on {what}: {} vs {}", theirs.1, ours.1);
+        for k in [
+            "message_type",
+            "broken_packs",
+            "suggest_repair_index",
+            "suggest_prune",
+        ] {
+            assert_eq!(
+                theirs.1[k], ours.1[k],
+                "{k} on {what}: {} vs {}",
+                theirs.1, ours.1
+            );
         }
-        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&theirs.1), keys(&ours.1));
-        let (a, b) = (theirs.1["num_errors"].as_u64(), ours.1["num_errors"].as_u64());
-        assert_eq!(a == Some(0), b == Some(0), "num_errors on {what}: {a:?} vs {b:?}");
+        let (a, b) = (
+            theirs.1["num_errors"].as_u64(),
+            ours.1["num_errors"].as_u64(),
+        );
+        assert_eq!(
+            a == Some(0),
+            b == Some(0),
+            "num_errors on {what}: {a:?} vs {b:?}"
+        );
         assert_eq!(theirs.2 == 0, ours.2 == 0, "error messages on {what}");
     }
     assert_eq!(
@@ -405,12 +448,22 @@ fn rewrite_snapshot_summary_recounts_as_restic_018() {
     let repo2 = t.join("repo2");
     copy_repo(&t.join("repo"), &repo2);
     let restic2 = Tool::restic018(&repo2, "pw").unwrap();
-    let theirs = restic.run(&["rewrite", "--snapshot-summary", "--forget"]).ok();
+    let theirs = restic
+        .run(&["rewrite", "--snapshot-summary", "--forget"])
+        .ok();
     let ours = Tool::cairn(&repo2, "pw")
         .run(&["rewrite", "--snapshot-summary", "--forget"])
         .ok();
-    assert!(theirs.stdout_str().contains("modified 1 snapshots"), "{}", theirs.stdout_str());
-    assert!(ours.stdout_str().contains("modified 1 snapshots"), "{}", ours.stdout_str());
+    assert!(
+        theirs.stdout_str().contains("modified 1 snapshots"),
+        "{}",
+        theirs.stdout_str()
+    );
+    assert!(
+        ours.stdout_str().contains("modified 1 snapshots"),
+        "{}",
+        ours.stdout_str()
+    );
     let summary = |tool: &Tool| {
         let v = tool.snapshots_json();
         assert_eq!(v.len(), 1);
@@ -423,7 +476,11 @@ fn rewrite_snapshot_summary_recounts_as_restic_018() {
     // Nothing left to do: both leave the snapshot alone.
     for tool in [&restic, &cairn] {
         let r = tool.run(&["rewrite", "-s"]).ok();
-        assert!(r.stdout_str().contains("no snapshots were modified"), "{}", r.stdout_str());
+        assert!(
+            r.stdout_str().contains("no snapshots were modified"),
+            "{}",
+            r.stdout_str()
+        );
     }
 }
 
@@ -457,7 +514,9 @@ fn backup_group_by_no_scan_and_cloud_files_as_restic_018() {
         assert_eq!(outs[0], outs[1], "{extra:?}");
         assert_eq!(outs[0].0 != 0, parent, "{extra:?}: {outs:?}");
     }
-    let r = cairn.run(&["backup", "--exclude-cloud-files", s]).expect_code(1);
+    let r = cairn
+        .run(&["backup", "--exclude-cloud-files", s])
+        .expect_code(1);
     assert!(r.stderr_str().contains("only supported on Windows"));
 }
 
@@ -481,21 +540,33 @@ fn prune_repack_smaller_than_and_unsafe_recovery_as_restic_018() {
         restic.run(&["backup", "-q", src.to_str().unwrap()]).ok();
     }
     assert_eq!(pack_count(&repo), 24);
-    let id = serde_json::from_slice::<serde_json::Value>(
-        &restic.run(&["cat", "config"]).ok().stdout,
-    )
-    .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id =
+        serde_json::from_slice::<serde_json::Value>(&restic.run(&["cat", "config"]).ok().stdout)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     // (args, exit code)
     let cases: Vec<(Vec<&str>, i32)> = vec![
         (vec!["prune", "--repack-smaller-than", "5k"], 0),
         (vec!["prune"], 0),
         (vec!["prune", "--repack-smaller-than", "100M"], 1),
         (vec!["prune", "--repack-smaller-than", "lots"], 1),
-        (vec!["prune", "--unsafe-recover-no-free-space", "not-the-id"], 1),
-        (vec!["forget", "--keep-last", "6", "--prune", "--repack-smaller-than", "5k"], 0),
+        (
+            vec!["prune", "--unsafe-recover-no-free-space", "not-the-id"],
+            1,
+        ),
+        (
+            vec![
+                "forget",
+                "--keep-last",
+                "6",
+                "--prune",
+                "--repack-smaller-than",
+                "5k",
+            ],
+            0,
+        ),
     ];
     for (n, (args, code)) in cases.iter().enumerate() {
         let mut counts = Vec::new();
@@ -529,13 +600,17 @@ fn prune_repack_smaller_than_and_unsafe_recovery_as_restic_018() {
             Tool::cairn(&r, "pw")
         };
         tool.run(&["forget", "--keep-last", "6"]).ok();
-        tool.run(&["prune", "--unsafe-recover-no-free-space", &id]).ok();
+        tool.run(&["prune", "--unsafe-recover-no-free-space", &id])
+            .ok();
         counts.push((pack_count(&r), common::files_in(&r.join("index")).len()));
         if common::restic_available() {
             Tool::restic(&r, "pw").run(&["check", "--read-data"]).ok();
         }
     }
-    assert_eq!(counts[0], counts[1], "(packs, index files) after unsafe recovery");
+    assert_eq!(
+        counts[0], counts[1],
+        "(packs, index files) after unsafe recovery"
+    );
     assert!(counts[0].0 < 24, "{counts:?}");
 }
 
@@ -567,7 +642,11 @@ fn restore_xattr_filters_match_restic_018() {
     std::fs::create_dir_all(src.join("d")).unwrap();
     std::fs::write(src.join("d/f"), b"x").unwrap();
     for p in [src.join("d/f"), src.join("d")] {
-        for (k, v) in [("user.alpha", "1"), ("user.beta", "2"), ("user.keep.me", "3")] {
+        for (k, v) in [
+            ("user.alpha", "1"),
+            ("user.beta", "2"),
+            ("user.keep.me", "3"),
+        ] {
             let st = std::process::Command::new("setfattr")
                 .args(["-n", k, "-v", v])
                 .arg(&p)
@@ -593,7 +672,10 @@ fn restore_xattr_filters_match_restic_018() {
             let mut args = vec!["restore", "latest", "--target", tt];
             args.extend_from_slice(extra);
             tool.run(&args).ok();
-            got.push((xattrs_of(&target.join("src/d")), xattrs_of(&target.join("src/d/f"))));
+            got.push((
+                xattrs_of(&target.join("src/d")),
+                xattrs_of(&target.join("src/d/f")),
+            ));
         }
         assert_eq!(got[0], got[1], "restore {extra:?}");
         if n == 0 {
@@ -645,7 +727,13 @@ fn restore_json_status_messages_are_restic_018s() {
             .run_env(
                 None,
                 &[("RESTIC_PROGRESS_FPS", "60")],
-                &["restore", "latest", "--json", "--target", target.to_str().unwrap()],
+                &[
+                    "restore",
+                    "latest",
+                    "--json",
+                    "--target",
+                    target.to_str().unwrap(),
+                ],
             )
             .ok();
         let msgs = r.json_lines();
@@ -661,7 +749,12 @@ fn restore_json_status_messages_are_restic_018s() {
             let p = m["percent_done"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&p), "{m}");
         }
-        assert_eq!(msgs.last().unwrap()["message_type"], "summary", "{}", r.desc);
+        assert_eq!(
+            msgs.last().unwrap()["message_type"],
+            "summary",
+            "{}",
+            r.desc
+        );
         // Quiet: no status at all.
         let q = tool
             .run(&[
@@ -670,7 +763,9 @@ fn restore_json_status_messages_are_restic_018s() {
                 "--json",
                 "-q",
                 "--target",
-                t.join(format!("quiet-{}", tool.is_restic)).to_str().unwrap(),
+                t.join(format!("quiet-{}", tool.is_restic))
+                    .to_str()
+                    .unwrap(),
             ])
             .ok();
         assert!(
@@ -697,8 +792,15 @@ fn recover_finds_the_roots_restic_018_finds() {
     copy_repo(&repo, &intact);
     let c = Tool::cairn(&intact, "pw");
     let out = c.run(&["recover"]).ok().stdout_str();
-    assert!(out.contains("found 0 unreferenced roots") && out.contains("no snapshot to write."), "{out}");
-    let out = Tool::restic018(&intact, "pw").unwrap().run(&["recover"]).ok().stdout_str();
+    assert!(
+        out.contains("found 0 unreferenced roots") && out.contains("no snapshot to write."),
+        "{out}"
+    );
+    let out = Tool::restic018(&intact, "pw")
+        .unwrap()
+        .run(&["recover"])
+        .ok()
+        .stdout_str();
     assert!(out.contains("found 0 unreferenced roots"), "{out}");
 
     // The first snapshot's file is lost; its tree is still there.
@@ -729,10 +831,16 @@ fn recover_finds_the_roots_restic_018_finds() {
         assert!(out.contains("saved new snapshot"), "{who}: {out}");
         // Read back by restic 0.18: the recovered snapshot and what it holds.
         let r18 = Tool::restic018(&r, "pw").unwrap();
-        let snaps = r18.run(&["snapshots", "--json", "--tag", "recovered"]).ok().json();
+        let snaps = r18
+            .run(&["snapshots", "--json", "--tag", "recovered"])
+            .ok()
+            .json();
         let s = &snaps.as_array().unwrap()[0];
         assert_eq!(s["paths"], serde_json::json!(["/recover"]), "{who}");
-        let ls = r18.run(&["ls", "latest", "--tag", "recovered"]).ok().stdout_str();
+        let ls = r18
+            .run(&["ls", "latest", "--tag", "recovered"])
+            .ok()
+            .stdout_str();
         // The recovered root holds the first snapshot's tree: no `later` file.
         let paths: Vec<String> = ls.lines().skip(1).map(String::from).collect();
         assert!(paths.iter().any(|p| p.ends_with("/d/a.txt")), "{who}: {ls}");
@@ -783,10 +891,18 @@ fn aws_profiles_from_a_shared_credentials_file_as_restic_018() {
     let src = sortable_tree(&t);
     restic.run_env(None, &env("cairn"), &["init"]).ok();
     restic
-        .run_env(None, &env("cairn"), &["backup", "-q", src.to_str().unwrap()])
+        .run_env(
+            None,
+            &env("cairn"),
+            &["backup", "-q", src.to_str().unwrap()],
+        )
         .ok();
     cairn
-        .run_env(None, &env("cairn"), &["backup", "-q", src.to_str().unwrap()])
+        .run_env(
+            None,
+            &env("cairn"),
+            &["backup", "-q", src.to_str().unwrap()],
+        )
         .ok();
     for tool in [&restic, &cairn] {
         let v = tool
@@ -801,6 +917,8 @@ fn aws_profiles_from_a_shared_credentials_file_as_restic_018() {
     assert_ne!(r.code, Some(0), "{} with the default profile", r.desc);
     // A profile the file lacks gives cairn no keys (restic would go on to ask a cloud
     // metadata service, which is not here).
-    let r = cairn.run_env(None, &env("nosuch"), &["snapshots"]).expect_code(1);
+    let r = cairn
+        .run_env(None, &env("nosuch"), &["snapshots"])
+        .expect_code(1);
     assert!(r.stderr_str().contains("AWS_PROFILE"), "{}", r.stderr_str());
 }

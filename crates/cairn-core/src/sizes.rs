@@ -62,7 +62,12 @@ pub struct RepositorySizes {
 
 pub fn collect(repo: &IndexedRepository) -> anyhow::Result<RepositorySizes> {
     let mut files = Vec::new();
-    for ty in [FileType::Key, FileType::Lock, FileType::Index, FileType::Data] {
+    for ty in [
+        FileType::Key,
+        FileType::Lock,
+        FileType::Index,
+        FileType::Data,
+    ] {
         let mut h = SizeHistogram::new(FILE_LIMIT);
         for f in repo.backend().list(ty)? {
             h.add(f.size);

@@ -61,8 +61,8 @@ fn parse_sort(s: &str) -> Result<SortMode, String> {
         "extension" => SortMode::Extension,
         _ => {
             return Err(format!(
-                "invalid sort mode {s:?}, must be one of (name|size|time=mtime|atime|ctime|extension)"
-            ))
+            "invalid sort mode {s:?}, must be one of (name|size|time=mtime|atime|ctime|extension)"
+        ))
         }
     })
 }

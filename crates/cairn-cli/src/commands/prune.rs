@@ -46,7 +46,9 @@ impl Tuning {
             repack_smaller_than: match self.repack_smaller_than.as_deref() {
                 Some(s) if !s.is_empty() => {
                     Some(cairn_core::archiver::select::parse_size(s).map_err(|e| {
-                        anyhow::anyhow!("invalid number of bytes {s:?} for --repack-smaller-than: {e}")
+                        anyhow::anyhow!(
+                            "invalid number of bytes {s:?} for --repack-smaller-than: {e}"
+                        )
                     })?)
                 }
                 _ => None,

@@ -4,8 +4,8 @@ use crate::output;
 use crate::printer::{printer, During, Printer};
 use crate::signals::INTERRUPTED;
 use cairn_core::archiver::select::patterns_with_files;
-use cairn_core::restorer::{self, Overwrite, RestoreOptions};
 use cairn_core::observe::{Event, Observer, RestoreAction};
+use cairn_core::restorer::{self, Overwrite, RestoreOptions};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -319,7 +319,10 @@ impl Progress {
             return m.to_string();
         }
         let percent = if total_bytes > 0 {
-            format!("{:3.2}%", (bytes as f64 * 100.0 / total_bytes as f64).min(100.0))
+            format!(
+                "{:3.2}%",
+                (bytes as f64 * 100.0 / total_bytes as f64).min(100.0)
+            )
         } else {
             String::new()
         };

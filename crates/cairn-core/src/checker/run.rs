@@ -162,7 +162,14 @@ fn phases(
         Finding::Error(p) => problem(p, false),
         Finding::Hint(h) => tell(obs, CheckEvent::Hint(h)),
     })?;
-    tell(obs, CheckEvent::Progress { done: 0, total: 0, start: None });
+    tell(
+        obs,
+        CheckEvent::Progress {
+            done: 0,
+            total: 0,
+            start: None,
+        },
+    );
     obs.verbose(&format!(
         "checked {} snapshots and {} trees",
         stats.snapshots, stats.trees
@@ -222,6 +229,13 @@ fn phases(
             )
         },
     )?;
-    tell(obs, CheckEvent::Progress { done: 0, total: 0, start: None });
+    tell(
+        obs,
+        CheckEvent::Progress {
+            done: 0,
+            total: 0,
+            start: None,
+        },
+    );
     Ok(())
 }
