@@ -283,7 +283,7 @@ impl Observer for Text {
                 }
             }
             Event::Check(c) => self.check(c),
-            Event::RestorePlanned { .. } => {}
+            Event::RestorePlanned { .. } | Event::RestoreBytes { .. } => {}
         }
     }
 
@@ -358,7 +358,7 @@ impl Observer for Json {
                 let m = serde_json::json!({"message_type": "error", "message": format!("{p}\n")});
                 eprintln!("{m}");
             }
-            Event::Check(_) | Event::RestorePlanned { .. } => {}
+            Event::Check(_) | Event::RestorePlanned { .. } | Event::RestoreBytes { .. } => {}
         }
     }
 

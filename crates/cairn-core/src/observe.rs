@@ -54,6 +54,8 @@ pub enum Event<'a> {
     /// Restore: what the restore will write, once it is planned: files, directories and other
     /// entries, and the bytes of the files.
     RestorePlanned { entries: u64, bytes: u64 },
+    /// Restore: file content written (one blob's bytes), as it happens.
+    RestoreBytes { bytes: u64 },
     /// Locking: a lock file could not be read and is ignored (or, by unlock, removed).
     LockUnreadable {
         id: &'a Id,

@@ -222,7 +222,10 @@ struct Counts {
     total: AtomicU64,
     total_bytes: AtomicU64,
     restored: AtomicU64,
+    /// Bytes of the files finished (a dry run writes none).
     bytes: AtomicU64,
+    /// Bytes written so far, blob by blob.
+    written: AtomicU64,
     skipped: AtomicU64,
     bytes_skipped: AtomicU64,
     deleted: AtomicU64,
@@ -241,6 +244,9 @@ impl Observer for Progress {
             Event::RestorePlanned { entries, bytes } => {
                 c.total.store(entries, Ordering::Relaxed);
                 c.total_bytes.store(bytes, Ordering::Relaxed);
+            }
+            Event::RestoreBytes { bytes } => {
+                c.written.fetch_add(bytes, Ordering::Relaxed);
             }
             Event::Restored { action, size, .. } => {
                 let (n, b) = match action {
@@ -289,7 +295,8 @@ impl Progress {
         let c = &self.counts;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (total, total_bytes) = (get(&c.total), get(&c.total_bytes));
-        let (restored, bytes) = (get(&c.restored), get(&c.bytes));
+        // Files are reported when all of them are written; the bytes as they go.
+        let (restored, bytes) = (get(&c.restored), get(&c.bytes).max(get(&c.written)));
         let (skipped, bytes_skipped, deleted) =
             (get(&c.skipped), get(&c.bytes_skipped), get(&c.deleted));
         if json {

@@ -623,6 +623,7 @@ pub fn restore(
             packs::Writing {
                 threads,
                 sparse: opts.sparse,
+                wrote: &|n| observer.event(Event::RestoreBytes { bytes: n }),
             },
             interrupted,
             &report,
