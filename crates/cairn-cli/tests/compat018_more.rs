@@ -5,6 +5,7 @@
 mod common;
 
 use common::{TempDir, Tool};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -921,4 +922,90 @@ fn aws_profiles_from_a_shared_credentials_file_as_restic_018() {
         .run_env(None, &env("nosuch"), &["snapshots"])
         .expect_code(1);
     assert!(r.stderr_str().contains("AWS_PROFILE"), "{}", r.stderr_str());
+}
+
+/// The progress lines a command drew on a terminal (run under `script`, which gives it one).
+fn terminal_lines(tool: &Tool, args: &[&str]) -> Option<Vec<String>> {
+    if !cairn_testsupport::tool_works("script", "--version") {
+        common::loud("SKIP: script (util-linux) is not installed: no terminal for the test");
+        return None;
+    }
+    let mut cmd = format!("{} -r {}", tool.prog.display(), tool.repo.display());
+    if tool.is_restic {
+        cmd.push_str(" --no-cache");
+    }
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(a);
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("RESTIC_PASSWORD", &tool.password)
+        .env("CAIRN_TEST_KDF", "fast")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .split(['\r', '\n'])
+            .map(|l| l.trim_start_matches("\x1b[2K"))
+            // Progress lines only, not the closing "Summary: Restored N files/dirs ...".
+            .filter(|l| l.starts_with('[') && l.contains("files/dirs"))
+            .map(String::from)
+            .collect(),
+    )
+}
+
+#[test]
+fn restore_progress_line_on_a_terminal_is_restic_018s() {
+    let Some((t, restic, cairn)) = twins("compat-restore-tty") else {
+        return;
+    };
+    let src = t.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big"), common::noise(9, 64 << 20)).unwrap();
+    restic.run(&["init"]).ok();
+    restic.run_in(Some(t.path()), &["backup", "-q", "src"]).ok();
+    let mut shapes = Vec::new();
+    for tool in [&restic, &cairn] {
+        let target = t.join(format!("tty-{}", tool.is_restic));
+        let Some(lines) = terminal_lines(
+            tool,
+            &["restore", "latest", "--target", target.to_str().unwrap()],
+        ) else {
+            return;
+        };
+        assert!(
+            !lines.is_empty(),
+            "{}: no progress line",
+            tool.prog.display()
+        );
+        // "[0:01] 12.34%  0 files/dirs 7.890 MiB, total 3 files/dirs 64.000 MiB"
+        for l in &lines {
+            let (head, total) = l.split_once(", total ").unwrap_or_else(|| panic!("{l:?}"));
+            let (time, rest) = head.split_once("] ").unwrap_or_else(|| panic!("{l:?}"));
+            assert!(time.starts_with('[') && time.contains(':'), "{l:?}");
+            let (pct, done) = rest.split_once("%  ").unwrap_or_else(|| panic!("{l:?}"));
+            assert!(
+                pct.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)),
+                "{l:?}"
+            );
+            assert!(done.contains(" files/dirs "), "{l:?}");
+            shapes.push((tool.is_restic, total.to_string()));
+        }
+    }
+    // The same totals: every file and directory, and the bytes of the files.
+    let totals = |r: bool| -> BTreeSet<String> {
+        shapes
+            .iter()
+            .filter(|s| s.0 == r)
+            .map(|s| s.1.clone())
+            .collect()
+    };
+    assert_eq!(totals(true), totals(false));
 }
