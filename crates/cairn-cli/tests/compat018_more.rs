@@ -94,6 +94,14 @@ fn ls_sorts_filters_and_formats_as_restic_018() {
         cases.push(vec!["--sort", mode, "-l"]);
         cases.push(vec!["--sort", mode, "--reverse"]);
     }
+    // restic 0.18's ID:SUBFOLDER.
+    for (snap, extra) in [("latest:/src/d", &[][..]), ("latest:src", &["--json"][..])] {
+        let mut args = vec!["ls", snap];
+        args.extend_from_slice(extra);
+        let (theirs, ours) = both(&restic, &cairn, t.path(), &args, 0);
+        assert!(theirs.contains("/a.txt"), "{args:?}: {theirs}");
+        assert_eq!(theirs, ours, "{args:?}");
+    }
     for extra in &cases {
         let mut args = vec!["ls", "latest"];
         args.extend_from_slice(extra);

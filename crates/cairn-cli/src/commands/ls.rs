@@ -15,7 +15,7 @@ use std::io::Write;
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_when_latest))]
 pub struct Args {
-    /// Snapshot id, or "latest"
+    /// Snapshot id, or "latest", optionally followed by :SUBFOLDER
     snapshot: String,
     /// Only list these directories (absolute paths inside the snapshot)
     dirs: Vec<String>,
@@ -81,14 +81,19 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         anyhow::bail!("All path filters must be absolute, starting with a forward slash '/'");
     }
     let repo = g.open_with_index()?;
+    // restic 0.18's `ID:SUBFOLDER` lists that directory as the root (and names its tree).
+    let (spec, sub) = match a.snapshot.split_once(':') {
+        Some((s, p)) => (s.to_string(), Some(p)),
+        None => (a.snapshot.clone(), None),
+    };
     // A `latest` that no snapshot matches, or an unknown id, is a warning and lists nothing
     // (restic picks the snapshot as `find` does).
-    let Some((id, snap)) = a
+    let Some((id, mut snap)) = a
         .filter
         .core()
         .select(
             &repo,
-            std::slice::from_ref(&a.snapshot),
+            std::slice::from_ref(&spec),
             &crate::printer::SELECTION,
         )?
         .into_iter()
@@ -96,6 +101,10 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     else {
         return Ok(crate::exit::OK);
     };
+    if let Some(sub) = sub {
+        snap.tree = walk::subtree_at(&repo, snap.tree, sub)
+            .map_err(|e| anyhow::anyhow!("snapshot {}: {e:#}", id.short()))?;
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let style = if g.json {
