@@ -6,7 +6,10 @@
 //! - Layout: restic's default layout under the prefix: `prefix/config`, `prefix/keys/ID`,
 //!   `prefix/snapshots/ID`, `prefix/index/ID`, `prefix/locks/ID`, `prefix/data/xx/ID`
 //!   (restic's old `s3legacy` layout is not supported).
-//! - Credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`.
+//! - Credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`;
+//!   when neither key variable is set, the profile `$AWS_PROFILE` (default `default`) of the
+//!   shared credentials file (`$AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`), as
+//!   restic 0.18's S3 library reads it.
 //! - Region: `-o s3.region`, else `AWS_DEFAULT_REGION`, else the region in an AWS endpoint's
 //!   host name (`s3.eu-west-1.amazonaws.com`), else asked of the server with GetBucketLocation
 //!   as minio-go (restic's S3 library) does, reading the region from the answer or from the
@@ -181,7 +184,8 @@ impl std::fmt::Debug for S3Credentials {
 }
 
 impl S3Credentials {
-    /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, or else from
+    /// the shared credentials file's profile.
     /// The error is the whole message, for [`OpenError::Credentials`].
     pub fn from_env() -> std::result::Result<S3Credentials, String> {
         let missing = |why: &str| format!("unable to open S3 backend: {why}");
@@ -194,14 +198,92 @@ impl S3Credentials {
                 secret,
                 session_token: var("AWS_SESSION_TOKEN"),
             }),
-            (None, None) => Err(missing(
-                "no credentials: set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (and \
-                 $AWS_SESSION_TOKEN for temporary credentials)",
-            )),
+            (None, None) => match shared_credentials()? {
+                Some(c) => Ok(c),
+                None => Err(missing(
+                    "no credentials: set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (and \
+                     $AWS_SESSION_TOKEN for temporary credentials), or $AWS_PROFILE with a \
+                     shared credentials file",
+                )),
+            },
             (None, Some(_)) => Err(missing("Key ID ($AWS_ACCESS_KEY_ID) is empty")),
             (Some(_), None) => Err(missing("Secret ($AWS_SECRET_ACCESS_KEY) is empty")),
         }
     }
+}
+
+/// The profile `$AWS_PROFILE` (or `default`) of the shared credentials file
+/// (`$AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/credentials`); None when there is no such file
+/// or profile. A profile without both keys is an error naming the file.
+fn shared_credentials() -> std::result::Result<Option<S3Credentials>, String> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let Some(path) = var("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|h| std::path::PathBuf::from(h).join(".aws/credentials")))
+    else {
+        return Ok(None);
+    };
+    let profile = std::env::var("AWS_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "default".into());
+    // A credentials file is a few lines; anything far larger is not one.
+    const MAX: u64 = 1 << 20;
+    let text = match std::fs::File::open(&path) {
+        Ok(f) => {
+            use std::io::Read;
+            let mut s = String::new();
+            f.take(MAX)
+                .read_to_string(&mut s)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            s
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    let Some(keys) = ini_section(&text, &profile) else {
+        return Ok(None);
+    };
+    let get = |k: &str| keys.get(k).filter(|v| !v.is_empty()).cloned();
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(key_id), Some(secret)) => Ok(Some(S3Credentials {
+            key_id,
+            secret,
+            session_token: get("aws_session_token"),
+        })),
+        _ => Err(format!(
+            "unable to open S3 backend: profile {profile:?} in {} lacks aws_access_key_id or \
+             aws_secret_access_key",
+            path.display()
+        )),
+    }
+}
+
+/// The `key = value` pairs of one `[section]` of an INI file (comments `#` and `;`), or None
+/// when the section is not there.
+fn ini_section(text: &str, name: &str) -> Option<std::collections::HashMap<String, String>> {
+    let mut found = None;
+    let mut current: Option<bool> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(sec) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let mine = sec.trim() == name;
+            if mine && found.is_none() {
+                found = Some(std::collections::HashMap::new());
+            }
+            current = Some(mine);
+            continue;
+        }
+        if current == Some(true) {
+            if let (Some((k, v)), Some(map)) = (line.split_once('='), found.as_mut()) {
+                map.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+    }
+    found
 }
 
 /// Everything an [`S3Backend`] needs; [`S3Backend::open`] fills it from a location, the
@@ -995,6 +1077,24 @@ impl Backend for S3Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ini_profiles_are_read_by_section() {
+        let text = "# c\n[default]\naws_access_key_id = A\n\n[work]\n; x\nAWS_ACCESS_KEY_ID=B\naws_secret_access_key = s=2\n[other]\naws_access_key_id = C\n";
+        assert_eq!(
+            ini_section(text, "default").unwrap()["aws_access_key_id"],
+            "A"
+        );
+        let w = ini_section(text, "work").unwrap();
+        assert_eq!(
+            (
+                w["aws_access_key_id"].as_str(),
+                w["aws_secret_access_key"].as_str()
+            ),
+            ("B", "s=2")
+        );
+        assert!(ini_section(text, "none").is_none());
+    }
 
     fn loc(endpoint: &str, http: bool, bucket: &str, prefix: &str) -> S3Location {
         S3Location {

@@ -86,7 +86,21 @@ fn main() {
     tune_allocator();
     signals::install();
     cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
-    let cli = Cli::parse_from(expand_verbose_levels(std::env::args_os()));
+    let cli = match Cli::try_parse_from(expand_verbose_levels(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // A command line restic would refuse: exit 1 as restic does (clap's own is 2).
+            let _ = e.print();
+            std::process::exit(exit::FATAL);
+        }
+    };
     let result = commands::run(cli.command, &cli.global);
     let result = match (result, cli.global.cleanup_cache) {
         (Ok(code), true) => commands::cache::cleanup_after(&cli.global).map(|_| code),
@@ -103,7 +117,7 @@ fn main() {
                 classify(&e)
             };
             if cli.global.json {
-                let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": format!("{e:#}")});
+                let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": format!("Fatal: {e:#}")});
                 eprintln!("{msg}");
             } else {
                 eprintln!("Fatal: {}", one_line(&e));

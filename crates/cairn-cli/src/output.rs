@@ -1,7 +1,10 @@
 //! Human-readable formatting shared by the commands.
 
+use cairn_core::format::tree::{mode, Node, NodeType};
+
+/// restic's `ui.FormatBytes`: B below 1 KiB, else three decimals of the largest unit up to TiB.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");
     }
@@ -46,6 +49,49 @@ pub fn permissions(mode: u32) -> String {
     s
 }
 
+/// Go's mode bits for a node's type, as restic's `formatNode` adds them.
+fn type_bits(kind: &NodeType) -> u32 {
+    match kind {
+        NodeType::Dir => mode::DIR,
+        NodeType::Symlink => mode::SYMLINK,
+        NodeType::Dev => mode::DEVICE,
+        NodeType::Chardev => mode::DEVICE | mode::CHAR_DEVICE,
+        NodeType::Fifo => mode::NAMED_PIPE,
+        NodeType::Socket => mode::SOCKET,
+        NodeType::File | NodeType::Other(_) => 0,
+    }
+}
+
+/// restic's `formatNode` (ls and find): the path, or an `ls -l` style line whose size is
+/// right-aligned bytes or, with `human`, restic's `FormatBytes`. Names and link targets are
+/// raw bytes, as restic writes them.
+pub fn node_line(out: &mut Vec<u8>, path: &[u8], n: &Node, long: bool, human: bool) {
+    if !long {
+        out.extend_from_slice(path);
+        return;
+    }
+    let size = if human {
+        bytes(n.size)
+    } else {
+        format!("{:6}", n.size)
+    };
+    out.extend_from_slice(
+        format!(
+            "{} {:5} {:5} {size} {} ",
+            permissions(type_bits(&n.kind) | n.mode),
+            n.uid,
+            n.gid,
+            local_time(&n.mtime)
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(path);
+    if n.kind == NodeType::Symlink {
+        out.extend_from_slice(b" -> ");
+        out.extend_from_slice(&n.linktarget);
+    }
+}
+
 /// A snapshot or file time in the local time zone, as restic's text listings show them.
 pub fn local_time(t: &cairn_core::format::gotime::GoTime) -> String {
     t.with_timezone(&chrono::Local)
@@ -68,6 +114,16 @@ mod tests {
         assert_eq!(permissions((1 << 31) | (1 << 20) | 0o777), "dtrwxrwxrwx");
         assert_eq!(permissions((1 << 26) | (1 << 21) | 0o620), "Dcrw--w----");
     }
+}
+
+/// `RESTIC_PROGRESS_FPS` as an interval between progress updates (at most 60 a second), or
+/// None when it is not set to a positive number.
+pub fn progress_interval() -> Option<std::time::Duration> {
+    std::env::var("RESTIC_PROGRESS_FPS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|fps| fps.is_finite() && *fps > 0.0)
+        .map(|fps| std::time::Duration::from_secs_f64(1.0 / fps.min(60.0)))
 }
 
 /// A duration as Go's time.ParseDuration reads it ("90s", "5m", "1h30m", "1.5h").

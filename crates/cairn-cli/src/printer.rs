@@ -5,7 +5,8 @@
 
 use crate::global::GlobalOptions;
 use crate::output;
-use cairn_core::observe::{Event, Observer, RestoreAction};
+use cairn_core::checker::Hint;
+use cairn_core::observe::{CheckEvent, Event, Observer, RestoreAction};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ pub enum During {
     Lock,
     /// `unlock`, which removes unreadable locks instead of skipping them.
     Unlock,
+    Check,
 }
 
 impl During {
@@ -41,6 +43,7 @@ impl During {
             During::Maintenance => "maintenance",
             During::Selection => "selection",
             During::Lock | During::Unlock => "lock",
+            During::Check => "check",
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct Text {
     live: bool,
     /// Unreadable locks already warned about (locks are looked at twice per attempt).
     warned: Mutex<Vec<cairn_core::Id>>,
+    /// check's progress line is on stdout (cleared before anything else is printed).
+    check_line: Mutex<bool>,
 }
 
 /// Messages of snapshot selection, printed the same whatever the flags.
@@ -103,6 +108,67 @@ impl Text {
             },
             live,
             warned: Mutex::new(Vec::new()),
+            check_line: Mutex::new(false),
+        }
+    }
+
+    /// Clears check's progress line if it is on screen.
+    fn clear_check_line(&self) {
+        let mut on = self.check_line.lock().unwrap_or_else(|e| e.into_inner());
+        if *on {
+            print!("\r\x1b[K");
+            *on = false;
+        }
+    }
+
+    /// check's findings as restic 0.14 prints them: problems on stderr, hints and notes on
+    /// stdout (packs no index lists only without --quiet), packs read with -vv, a progress
+    /// line on a terminal.
+    fn check(&self, e: CheckEvent<'_>) {
+        let s = &self.s;
+        if !matches!(e, CheckEvent::Progress { .. } | CheckEvent::ReadingPack(_)) {
+            self.clear_check_line();
+        }
+        match e {
+            CheckEvent::Problem(p) => {
+                s.tally.errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("{p}");
+            }
+            CheckEvent::Hint(h @ Hint::UnreferencedPack { .. }) => {
+                if !s.quiet {
+                    self.out(&h.to_string());
+                }
+            }
+            CheckEvent::Hint(h) => self.out(&h.to_string()),
+            CheckEvent::Note(n) => self.out(n),
+            CheckEvent::ReadingPack(id) => {
+                if s.verbose > 1 {
+                    self.out(&format!("reading pack {id}"));
+                }
+            }
+            CheckEvent::Progress { done, total, start } => {
+                if !self.live {
+                    return;
+                }
+                let Some(start) = start else {
+                    self.clear_check_line();
+                    return;
+                };
+                let mut on = self.check_line.lock().unwrap_or_else(|e| e.into_inner());
+                let pct = if total == 0 {
+                    100.0
+                } else {
+                    done as f64 * 100.0 / total as f64
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = write!(
+                    out,
+                    "\r\x1b[K[{}] {pct:.2}%  {done} / {total} packs",
+                    output::duration(start.elapsed().as_secs_f64())
+                );
+                let _ = out.flush();
+                *on = true;
+            }
         }
     }
 
@@ -124,11 +190,13 @@ impl Observer for Text {
         match e {
             Event::Info(m) => {
                 if !s.quiet || s.during == During::Selection {
+                    self.clear_check_line();
                     self.out(m);
                 }
             }
             Event::Verbose(m) => {
                 if s.verbose > 0 && !s.quiet {
+                    self.clear_check_line();
                     self.out(m);
                 }
             }
@@ -214,6 +282,8 @@ impl Observer for Text {
                     );
                 }
             }
+            Event::Check(c) => self.check(c),
+            Event::RestorePlanned { .. } | Event::RestoreBytes { .. } => {}
         }
     }
 
@@ -281,6 +351,14 @@ impl Observer for Json {
             Event::LockRemovedDead { .. }
             | Event::LockWaiting { .. }
             | Event::LockUnreadable { .. } => self.text.event(e),
+            // restic 0.18's `check --json`: each error a message of its own on stderr, the
+            // text ending in a newline as restic's does; nothing else.
+            Event::Check(CheckEvent::Problem(p)) => {
+                self.s.tally.errors.fetch_add(1, Ordering::Relaxed);
+                let m = serde_json::json!({"message_type": "error", "message": format!("{p}\n")});
+                eprintln!("{m}");
+            }
+            Event::Check(_) | Event::RestorePlanned { .. } | Event::RestoreBytes { .. } => {}
         }
     }
 
@@ -329,10 +407,15 @@ impl Observer for Printer {
 }
 
 /// The printer for an operation: JSON messages with `--json` where restic has them (backup,
-/// restore), text otherwise. `live` says a progress line is drawn on the terminal.
+/// restore, check), text otherwise. `live` says a progress line is drawn on the terminal.
 pub fn printer(g: &GlobalOptions, during: During, live: bool) -> Printer {
     let text = Text::new(during, g.quiet, g.verbose, live);
-    if g.json && matches!(during, During::Backup | During::Adopt | During::Restore) {
+    if g.json
+        && matches!(
+            during,
+            During::Backup | During::Adopt | During::Restore | During::Check
+        )
+    {
         Printer::Json(Json {
             s: Settings {
                 during,

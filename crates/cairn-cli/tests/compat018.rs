@@ -109,6 +109,15 @@ fn json_errors_end_in_restic_018s_exit_error() {
     assert_eq!(keys(&a), keys(&b));
     assert_eq!(a["message_type"], "exit_error");
     assert_eq!(a["code"], b["code"]);
+    // Both say what the text form says, "Fatal: " first.
+    for m in [&a, &b] {
+        assert!(
+            m["message"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Fatal: ")),
+            "{m}"
+        );
+    }
 }
 
 #[test]

@@ -367,7 +367,20 @@ fn filtered_sets_are_restics_for_find_stats_and_snapshots() {
                     .cloned()
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|v| (f.label(v["snapshot"].as_str().unwrap_or("")), v))
+                    .map(|mut v| {
+                        // restic 0.18's `inode` (which cairn writes) is not in 0.14's answer.
+                        for m in v["matches"].as_array_mut().into_iter().flatten() {
+                            if let Some(o) = m.as_object() {
+                                *m = serde_json::Value::Object(
+                                    o.iter()
+                                        .filter(|(k, _)| *k != "inode")
+                                        .map(|(k, v)| (k.clone(), v.clone()))
+                                        .collect(),
+                                );
+                            }
+                        }
+                        (f.label(v["snapshot"].as_str().unwrap_or("")), v)
+                    })
                     .collect()
             };
             assert_eq!(by_snapshot(&c), by_snapshot(&r), "find {fl:?} {ids:?}");
@@ -462,7 +475,13 @@ fn snapshots_grouping_and_latest_are_restics() {
         vec!["snapshots", "--tag", "c", "-g", "tags"],
         vec!["snapshots", "--compact", "--tag", "a", "--latest", "1"],
     ] {
-        let (r, c) = f.both(None, &strs(&a));
+        // Against restic 0.18, whose tables (like cairn's) have a Size column for snapshots
+        // with a summary; restic 0.14's have none.
+        let Some(r18) = Tool::restic018(&f.restic.repo, &f.restic.password) else {
+            break;
+        };
+        let c = f.cairn.run_in(Some(f.root()), &a);
+        let r = r18.run_in(Some(f.root()), &a);
         assert_eq!(c.code, r.code, "{a:?}");
         assert_eq!(c.stdout_str(), r.stdout_str(), "{a:?}");
     }

@@ -105,10 +105,12 @@ pub mod migrate;
 pub mod observe;
 pub mod packer;
 pub mod pruner;
+pub mod recover;
 pub mod repair;
 pub mod repository;
 pub mod restorer;
 pub mod rewrite;
+pub mod sizes;
 pub mod snapshots;
 #[cfg(test)]
 mod testing;

@@ -51,10 +51,36 @@ pub enum Event<'a> {
         error: &'a LockError,
         left: Duration,
     },
+    /// Restore: what the restore will write, once it is planned: files, directories and other
+    /// entries, and the bytes of the files.
+    RestorePlanned { entries: u64, bytes: u64 },
+    /// Restore: file content written (one blob's bytes), as it happens.
+    RestoreBytes { bytes: u64 },
     /// Locking: a lock file could not be read and is ignored (or, by unlock, removed).
     LockUnreadable {
         id: &'a Id,
         error: &'a anyhow::Error,
+    },
+    /// Check: a finding or a step of [`crate::checker::run`].
+    Check(CheckEvent<'a>),
+}
+
+/// What a check reports besides plain messages.
+#[derive(Debug, Clone, Copy)]
+pub enum CheckEvent<'a> {
+    /// Damage found (the check will fail).
+    Problem(&'a crate::checker::Problem),
+    /// Something worth knowing that is not an error.
+    Hint(&'a crate::checker::Hint),
+    /// Advice after hints ("non-critical, ... prune removes them").
+    Note(&'a str),
+    /// A pack about to be read (`-vv` lists them).
+    ReadingPack(&'a Id),
+    /// Packs read so far since `start`; `start: None` says the phase ended (clear the line).
+    Progress {
+        done: u64,
+        total: u64,
+        start: Option<std::time::Instant>,
     },
 }
 

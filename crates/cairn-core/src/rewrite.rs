@@ -11,7 +11,7 @@
 use crate::archiver::select::Selection;
 use crate::format::gotime::{go_string, GoTime};
 use crate::format::pack::BlobType;
-use crate::format::snapshot::Snapshot;
+use crate::format::snapshot::{Snapshot, SnapshotSummary};
 use crate::format::tree::{Node, NodeType, Tree};
 use crate::observe::{check_cancel, Observer};
 use crate::packer::{BlobWriter, Compression};
@@ -339,12 +339,17 @@ pub struct Replace<'a> {
     pub compression: Compression,
     /// Stops the run with [`crate::Error::Interrupted`] when set (Ctrl-C).
     pub interrupted: Option<&'a AtomicBool>,
+    /// Give a snapshot without a summary one (restic 0.18's `--snapshot-summary`).
+    pub create_summary: bool,
 }
 
 /// What `rewrite` changes besides the metadata in [`Replace`].
 pub struct RewriteOptions<'a> {
     /// Paths to drop (`--exclude` and friends); `None` when only metadata changes.
     pub excludes: Option<&'a Selection>,
+    /// Recount the files and bytes of the summary even when no path is excluded (restic
+    /// 0.18's `--snapshot-summary`; with `replace.create_summary` a missing one is created).
+    pub snapshot_summary: bool,
     pub replace: Replace<'a>,
 }
 
@@ -374,8 +379,9 @@ pub fn rewrite_snapshots(
             }
         };
         report.info(&format!("\n{}", describe(&s.id, &snap)));
+        let recount = opts.excludes.is_some() || opts.snapshot_summary;
         let (tree, summary) = match opts.excludes {
-            Some(sel) => {
+            sel if recount => {
                 let mut rules = ExcludeRules {
                     sel,
                     report,
@@ -391,7 +397,7 @@ pub fn rewrite_snapshots(
                     .map_err(|e| rewrite_failed(&s.id, e))?;
                 (t, Some((rules.files, rules.bytes)))
             }
-            None => (Some(snap.tree), None),
+            _ => (Some(snap.tree), None),
         };
         if replace_snapshot(repo, &writer, s.id, snap, tree, summary, how, report)
             .map_err(|e| rewrite_failed(&s.id, e))?
@@ -438,7 +444,28 @@ pub(crate) fn replace_snapshot(
         }
         return Ok(true);
     };
-    if tree == snap.tree && how.new_host.is_none() && how.new_time.is_none() {
+    // restic 0.18: the recounted summary is the old one (or, with `--snapshot-summary`, an
+    // empty one) with the new counts; a snapshot whose summary would change is rewritten.
+    // Unlike 0.18, excluding paths alone does not add a summary to a snapshot without one.
+    let base = match (&snap.summary, how.create_summary) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(empty_summary()),
+        (None, false) => None,
+    };
+    let new_summary = summary.zip(base).map(|((files, bytes), mut s)| {
+        s.total_files_processed = files;
+        s.total_bytes_processed = bytes;
+        s
+    });
+    let same_summary = match (&new_summary, &snap.summary) {
+        (None, _) => true,
+        (Some(n), Some(o)) => {
+            (n.total_files_processed, n.total_bytes_processed)
+                == (o.total_files_processed, o.total_bytes_processed)
+        }
+        (Some(_), None) => false,
+    };
+    if tree == snap.tree && how.new_host.is_none() && how.new_time.is_none() && same_summary {
         return Ok(false);
     }
     if how.dry_run {
@@ -457,9 +484,8 @@ pub(crate) fn replace_snapshot(
     // The new snapshot names the one it replaces (always: it is a new snapshot).
     snap.original = Some(id);
     snap.tree = tree;
-    if let (Some((files, bytes)), Some(sum)) = (summary, snap.summary.as_mut()) {
-        sum.total_files_processed = files;
-        sum.total_bytes_processed = bytes;
+    if new_summary.is_some() {
+        snap.summary = new_summary;
     }
     if !how.forget && !snap.has_tag(how.tag) {
         snap.tags.push(how.tag.to_string());
@@ -483,6 +509,18 @@ pub(crate) fn replace_snapshot(
         report.info(&format!("removed old snapshot {}", id.short()));
     }
     Ok(true)
+}
+
+/// A summary with Go's zero times and zero counts, as restic starts one for a snapshot
+/// that has none.
+fn empty_summary() -> SnapshotSummary {
+    let zero = crate::format::gotime::parse_rfc3339("0001-01-01T00:00:00Z")
+        .unwrap_or_else(|_| crate::format::gotime::from_unix_local(0, 0));
+    SnapshotSummary {
+        backup_start: zero,
+        backup_end: zero,
+        ..Default::default()
+    }
 }
 
 pub(crate) fn remove_snapshot(repo: &IndexedRepository, id: &Id) -> anyhow::Result<()> {
@@ -509,7 +547,7 @@ pub(crate) fn rewrite_failed(id: &Id, e: anyhow::Error) -> anyhow::Error {
 
 /// `rewrite --exclude`: drops every node whose path matches; counts what stays.
 struct ExcludeRules<'a> {
-    sel: &'a Selection,
+    sel: Option<&'a Selection>,
     report: &'a dyn Observer,
     files: u64,
     bytes: u64,
@@ -517,7 +555,10 @@ struct ExcludeRules<'a> {
 
 impl RewriteRules for ExcludeRules<'_> {
     fn node(&mut self, node: &Node, path: &[u8]) -> NodeAction {
-        if self.sel.excluded_path(Path::new(OsStr::from_bytes(path))) {
+        let excluded = self
+            .sel
+            .is_some_and(|sel| sel.excluded_path(Path::new(OsStr::from_bytes(path))));
+        if excluded {
             // At normal verbosity, as restic's documentation shows it.
             self.report
                 .info(&format!("excluding {}", String::from_utf8_lossy(path)));

@@ -392,10 +392,16 @@ pub struct ParentQuery<'a> {
     pub targets: &'a [PathBuf],
     /// The new snapshot's time (`--time`): a newer snapshot is never the parent.
     pub time: GoTime,
+    /// restic 0.18's `--group-by` for the parent (default host and paths): which of host,
+    /// paths and tags the parent must share with the new snapshot.
+    pub group: GroupBy,
+    /// The new snapshot's tags (a parent grouped by tags has all of them).
+    pub tags: &'a [String],
 }
 
 /// restic's parent rule: none with `--force`; `--parent` if given; otherwise the latest
-/// snapshot of this host with exactly these paths that is not newer than the new snapshot.
+/// snapshot not newer than the new snapshot in the new snapshot's group (`q.group`: by
+/// default this host with exactly these paths).
 ///
 /// A parent only saves reading unchanged files, so when the snapshots cannot be listed
 /// (a damaged or hostile snapshot file) that is reported and the backup goes on without one.
@@ -431,12 +437,14 @@ pub fn find_parent(
     };
     Ok(all
         .into_iter()
-        .filter(|(_, s)| s.hostname == q.hostname && s.time <= q.time)
+        .filter(|(_, s)| s.time <= q.time)
+        .filter(|(_, s)| !q.group.host || s.hostname == q.hostname)
         .filter(|(_, s)| {
             let mut p = s.paths.clone();
             p.sort();
-            p == want
+            !q.group.paths || p == want
         })
+        .filter(|(_, s)| !q.group.tags || q.tags.iter().all(|t| s.has_tag(t)))
         .max_by(|x, y| x.1.time.cmp(&y.1.time)))
 }
 
@@ -787,6 +795,12 @@ mod tests {
             hostname: "a",
             targets: &targets,
             time,
+            group: GroupBy {
+                host: true,
+                paths: true,
+                tags: false,
+            },
+            tags: &[],
         };
         let parent = |q: &ParentQuery| find_parent(&repo, q, &w).expect("parent").map(|p| p.0);
         assert_eq!(parent(&q), Some(ids[2]));

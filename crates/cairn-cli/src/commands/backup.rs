@@ -78,9 +78,20 @@ pub struct Args {
     /// Store the atime for all files and directories
     #[arg(long)]
     with_atime: bool,
-    /// Use this parent snapshot (default: the latest snapshot with the same host and paths)
+    /// Use this parent snapshot (default: latest snapshot in the group determined by
+    /// --group-by and not newer than the timestamp determined by --time)
     #[arg(long)]
     parent: Option<String>,
+    /// Group snapshots by host, paths and/or tags, separated by comma (disable grouping
+    /// with ''), to choose the parent
+    #[arg(short = 'g', long, value_name = "group", default_value = "host,paths")]
+    group_by: String,
+    /// Do not run scanner to estimate size of backup
+    #[arg(long)]
+    no_scan: bool,
+    /// Excludes online-only cloud files (Windows only: refused here, as restic does)
+    #[arg(long, hide = true)]
+    exclude_cloud_files: bool,
     /// Force re-reading the target files/directories (overrides the "parent" flag)
     #[arg(short, long)]
     force: bool,
@@ -185,6 +196,9 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     if !from_stdin && paths.is_empty() {
         anyhow::bail!("nothing to backup, please specify target files/dirs");
     }
+    if a.exclude_cloud_files && !from_stdin {
+        anyhow::bail!("exclude-cloud-files is only supported on Windows");
+    }
     if a.stdin && !a.paths.is_empty() {
         anyhow::bail!("--stdin was specified and files/dirs were listed as arguments");
     }
@@ -256,6 +270,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     } else {
         existing.clone()
     };
+    let tags: Vec<String> = a
+        .tags
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_string())
+        .collect();
     let parent = cairn_core::snapshots::find_parent(
         &repo,
         &cairn_core::snapshots::ParentQuery {
@@ -264,6 +285,9 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             hostname: &hostname,
             targets: &parent_paths,
             time: time.unwrap_or_else(|| chrono::Local::now().fixed_offset()),
+            group: cairn_core::snapshots::GroupBy::parse(&a.group_by)
+                .map_err(anyhow::Error::msg)?,
+            tags: &tags,
         },
         &crate::printer::SELECTION,
     )?;
@@ -273,13 +297,6 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             None => println!("no parent snapshot found, will read all files"),
         }
     }
-    let tags: Vec<String> = a
-        .tags
-        .iter()
-        .flat_map(|t| t.split(','))
-        .filter(|t| !t.is_empty())
-        .map(|t| t.to_string())
-        .collect();
     let resume_log = match (from_stdin, g.cache_dir()) {
         (false, Some(dir)) => Some(archiver::resume::log_for_targets(
             &dir,
@@ -315,7 +332,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let result = std::thread::scope(|s| {
         if live || g.json && !g.quiet {
             s.spawn(|| progress_loop(&obs, &totals, &done, start));
-            if !from_stdin {
+            if !from_stdin && !a.no_scan {
                 s.spawn(|| {
                     archiver::scan(&opts, &totals.files, &totals.bytes, &done);
                     totals.scanned.store(true, Ordering::Relaxed);

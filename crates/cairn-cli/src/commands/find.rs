@@ -1,7 +1,8 @@
 //! `find`: files and directories whose paths match patterns, or the files and directories
 //! that hold given blobs, trees or packs, in every snapshot (or the chosen ones), printed
-//! as restic 0.14 prints them. The search is the core's ([`cairn_core::find`]); snapshots are
-//! searched oldest first (restic 0.14's order was unspecified).
+//! as restic prints them. The search is the core's ([`cairn_core::find`]); snapshots are
+//! searched newest first, or oldest first with `--reverse`, as in restic 0.18 (0.14's order
+//! was unspecified).
 
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
@@ -11,7 +12,7 @@ use cairn_core::find::{
 };
 use cairn_core::format::gojson::{write_json_bytes_as_str, write_json_str};
 use cairn_core::format::gotime::{self, GoTime};
-use cairn_core::format::tree::{mode, Node, NodeType};
+use cairn_core::format::tree::Node;
 use cairn_core::repository::IndexedRepository;
 use cairn_core::util::timeparse;
 use cairn_core::walk::WalkOptions;
@@ -51,6 +52,12 @@ pub struct Args {
     /// Use a long listing format showing size and mode
     #[arg(short = 'l', long)]
     long: bool,
+    /// Print sizes in human readable format
+    #[arg(long)]
+    human_readable: bool,
+    /// Reverse sort order oldest to newest
+    #[arg(short = 'R', long)]
+    reverse: bool,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
 }
@@ -89,6 +96,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         w: std::io::BufWriter::new(stdout.lock()),
         json: g.json,
         long: a.long,
+        human: a.human_readable,
         quiet: g.quiet,
         inuse: false,
         current: None,
@@ -103,7 +111,11 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .filter
         .core()
         .select(&repo, &a.snapshots, &crate::printer::SELECTION)?;
+    // restic 0.18's order: newest first, oldest first with --reverse.
     snaps.sort_by_key(|s| s.1.time);
+    if !a.reverse {
+        snaps.reverse();
+    }
     // Every walk stops at Ctrl-C.
     let walk = WalkOptions::interruptible(&crate::signals::INTERRUPTED);
     match ids.as_mut() {
@@ -134,6 +146,7 @@ struct Output<W: Write> {
     w: W,
     json: bool,
     long: bool,
+    human: bool,
     quiet: bool,
     /// Has the JSON array been opened?
     inuse: bool,
@@ -192,7 +205,7 @@ impl<W: Write> FindOutput for Output<W> {
                 }
             }
             let mut line = Vec::with_capacity(path.len() + 64);
-            format_node(&mut line, path, node, self.long);
+            output::node_line(&mut line, path, node, self.long, self.human);
             line.push(b'\n');
             self.w.write_all(&line)?;
         }
@@ -288,45 +301,8 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// Go's mode bits for a node's type, as restic's `formatNode` adds them.
-fn type_bits(kind: &NodeType) -> u32 {
-    match kind {
-        NodeType::Dir => mode::DIR,
-        NodeType::Symlink => mode::SYMLINK,
-        NodeType::Dev => mode::DEVICE,
-        NodeType::Chardev => mode::DEVICE | mode::CHAR_DEVICE,
-        NodeType::Fifo => mode::NAMED_PIPE,
-        NodeType::Socket => mode::SOCKET,
-        NodeType::File | NodeType::Other(_) => 0,
-    }
-}
-
-/// restic's `formatNode`: the path, or an `ls -l` style line.
-fn format_node(out: &mut Vec<u8>, path: &[u8], n: &Node, long: bool) {
-    if !long {
-        out.extend_from_slice(path);
-        return;
-    }
-    out.extend_from_slice(
-        format!(
-            "{} {:5} {:5} {:6} {} ",
-            output::permissions(type_bits(&n.kind) | n.mode),
-            n.uid,
-            n.gid,
-            n.size,
-            output::local_time(&n.mtime)
-        )
-        .as_bytes(),
-    );
-    out.extend_from_slice(path);
-    if n.kind == NodeType::Symlink {
-        out.extend_from_slice(b" -> ");
-        out.extend_from_slice(&n.linktarget);
-    }
-}
-
-/// A match as restic 0.14's `find --json` writes it: the node's JSON fields minus name,
-/// inode, extended attributes, device, content and subtree, after `path` and `permissions`.
+/// A match as restic 0.18's `find --json` writes it: the node's JSON fields minus name,
+/// extended attributes, device, content and subtree, after `path` and `permissions`.
 fn node_json(out: &mut Vec<u8>, path: &[u8], n: &Node) {
     out.extend_from_slice(b"{\"path\":");
     write_json_bytes_as_str(out, path);
@@ -354,6 +330,8 @@ fn node_json(out: &mut Vec<u8>, path: &[u8], n: &Node) {
         }
     }
     for (k, v) in [
+        // restic 0.18 shows the inode (0.14 left it out).
+        ("inode", n.inode),
         ("device_id", n.device_id),
         ("size", n.size),
         ("links", n.links),

@@ -137,6 +137,9 @@ pub struct Args {
     /// Repack all uncompressed data (for --prune)
     #[arg(long)]
     repack_uncompressed: bool,
+    /// Pack below-limit packfiles (allowed suffixes: k/K, m/M)
+    #[arg(long, value_name = "below-limit")]
+    repack_smaller_than: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -202,6 +205,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         repack_cacheable_only: a.repack_cacheable_only,
         repack_small: a.repack_small,
         repack_uncompressed: a.repack_uncompressed,
+        repack_smaller_than: a.repack_smaller_than.clone(),
     }
     .options(g)?;
     if g.no_lock && !a.dry_run {

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod mount;
 pub mod options;
 pub mod prune;
+pub mod recover;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
@@ -79,6 +80,8 @@ pub enum Command {
     Copy(copy::Args),
     /// Apply migrations
     Migrate(migrate::Args),
+    /// Recover data from the repository not referenced by snapshots
+    Recover(recover::Args),
     /// Repair the repository
     Repair(repair::Args),
     /// Build a new index (restic 0.14's name for `repair index`)
@@ -120,6 +123,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::List(a) => list::run(a, g),
         Command::Copy(a) => copy::run(a, g),
         Command::Migrate(a) => migrate::run(a, g),
+        Command::Recover(a) => recover::run(a, g),
         Command::Repair(a) => repair::run(a, g),
         Command::RebuildIndex(a) => repair::run_index(a, g),
         Command::Rewrite(a) => rewrite::run(*a, g),

@@ -26,6 +26,9 @@ pub struct Tuning {
     /// Repack all uncompressed data
     #[arg(long)]
     pub repack_uncompressed: bool,
+    /// Pack below-limit packfiles (allowed suffixes: k/K, m/M)
+    #[arg(long, value_name = "below-limit")]
+    pub repack_smaller_than: Option<String>,
 }
 
 impl Tuning {
@@ -40,6 +43,17 @@ impl Tuning {
             repack_cacheable_only: self.repack_cacheable_only,
             repack_small: self.repack_small,
             repack_uncompressed: self.repack_uncompressed,
+            repack_smaller_than: match self.repack_smaller_than.as_deref() {
+                Some(s) if !s.is_empty() => {
+                    Some(cairn_core::archiver::select::parse_size(s).map_err(|e| {
+                        anyhow::anyhow!(
+                            "invalid number of bytes {s:?} for --repack-smaller-than: {e}"
+                        )
+                    })?)
+                }
+                _ => None,
+            },
+            unsafe_recovery: false,
             compression: g.compression()?,
         })
     }
@@ -52,12 +66,32 @@ pub struct Args {
     dry_run: bool,
     #[command(flatten)]
     tuning: Tuning,
+    /// UNSAFE, READ THE DOCUMENTATION BEFORE USING! Try to recover a repository stuck with no
+    /// free space. Do not use without trying out 'prune --max-repack-size 0' first.
+    #[arg(long, value_name = "repository-id")]
+    unsafe_recover_no_free_space: Option<String>,
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     // Validate options before touching the repository.
-    let opts = a.tuning.options(g)?;
+    let mut opts = a.tuning.options(g)?;
+    let unsafe_id = a
+        .unsafe_recover_no_free_space
+        .as_deref()
+        .filter(|s| !s.is_empty());
+    if unsafe_id.is_some() {
+        // Nothing is repacked: repacking needs room that is not there.
+        opts.max_repack_bytes = 0;
+    }
     let repo = g.open_exclusive()?;
+    if let Some(given) = unsafe_id {
+        // The repository's id, so that nobody runs this on a repository by accident.
+        let id = &repo.config().id;
+        if given != id {
+            anyhow::bail!("must pass id '{id}' to --unsafe-recover-no-free-space");
+        }
+        opts.unsafe_recovery = true;
+    }
     prune(repo, &opts, a.dry_run, g)?;
     Ok(crate::exit::OK)
 }

@@ -81,6 +81,7 @@ fn run_snapshots(a: SnapshotsArgs, g: &GlobalOptions) -> anyhow::Result<i32> {
         new_time: None,
         compression,
         interrupted: Some(&crate::signals::INTERRUPTED),
+        create_summary: false,
     };
     cairn_core::rewrite::repair_snapshots(&repo, selected, &how, &p)?;
     Ok(crate::exit::OK)

@@ -1,12 +1,15 @@
 use super::snapshot_ref;
 use crate::global::GlobalOptions;
 use crate::output;
-use crate::printer::{printer, During};
+use crate::printer::{printer, During, Printer};
 use crate::signals::INTERRUPTED;
 use cairn_core::archiver::select::patterns_with_files;
+use cairn_core::observe::{Event, Observer, RestoreAction};
 use cairn_core::restorer::{self, Overwrite, RestoreOptions};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 #[command(mut_args(snapshot_ref::help_when_latest))]
@@ -56,6 +59,12 @@ pub struct Args {
     /// Verify restored files' content
     #[arg(long)]
     verify: bool,
+    /// Exclude xattr by pattern (can be specified multiple times)
+    #[arg(long = "exclude-xattr", value_name = "pattern")]
+    exclude_xattrs: Vec<String>,
+    /// Include xattr by pattern (can be specified multiple times)
+    #[arg(long = "include-xattr", value_name = "pattern")]
+    include_xattrs: Vec<String>,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
 }
@@ -116,9 +125,31 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         delete: a.delete,
         dry_run: a.dry_run,
         sparse: a.sparse,
+        xattr_excludes: a.exclude_xattrs.clone(),
+        xattr_includes: a.include_xattrs.clone(),
     };
-    let obs = printer(g, During::Restore, false);
-    let st = restorer::restore(&repo, tree, &opts, &obs, &INTERRUPTED)?;
+    // restic 0.18: a live line on a terminal and `status` messages with --json, 60 a second
+    // unless RESTIC_PROGRESS_FPS says otherwise; none with --quiet.
+    let live = !g.quiet && !g.json && std::io::stdout().is_terminal();
+    let interval = ((live || g.json) && !g.quiet)
+        .then(|| output::progress_interval().unwrap_or(Duration::from_secs(1) / 60));
+    let obs = Progress {
+        inner: printer(g, During::Restore, live),
+        counts: Default::default(),
+    };
+    let done = AtomicBool::new(false);
+    let st = std::thread::scope(|s| {
+        if let Some(every) = interval {
+            let (obs, done) = (&obs, &done);
+            s.spawn(move || obs.report_until(done, every, start, g.json));
+        }
+        let r = restorer::restore(&repo, tree, &opts, &obs, &INTERRUPTED);
+        done.store(true, Ordering::Relaxed);
+        r
+    })?;
+    if live {
+        print!("\r\x1b[2K");
+    }
     let secs = start.elapsed().as_secs_f64();
     print_summary(&st, secs, a.verify, g);
     if st.errors > 0 {
@@ -182,5 +213,141 @@ fn print_summary(st: &restorer::RestoreStats, secs: f64, verify: bool, g: &Globa
     println!("{line}");
     if verify {
         println!("verified {} files", st.verified);
+    }
+}
+
+/// restic 0.18's restore progress counts, kept from the core's events.
+#[derive(Default)]
+struct Counts {
+    total: AtomicU64,
+    total_bytes: AtomicU64,
+    restored: AtomicU64,
+    /// Bytes of the files finished (a dry run writes none).
+    bytes: AtomicU64,
+    /// Bytes written so far, blob by blob.
+    written: AtomicU64,
+    skipped: AtomicU64,
+    bytes_skipped: AtomicU64,
+    deleted: AtomicU64,
+}
+
+/// The printer, plus the counts for the progress line and `status` messages.
+struct Progress {
+    inner: Printer,
+    counts: Counts,
+}
+
+impl Observer for Progress {
+    fn event(&self, e: Event<'_>) {
+        let c = &self.counts;
+        match e {
+            Event::RestorePlanned { entries, bytes } => {
+                c.total.store(entries, Ordering::Relaxed);
+                c.total_bytes.store(bytes, Ordering::Relaxed);
+            }
+            Event::RestoreBytes { bytes } => {
+                c.written.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Event::Restored { action, size, .. } => {
+                let (n, b) = match action {
+                    RestoreAction::FileUnchanged => (&c.skipped, &c.bytes_skipped),
+                    RestoreAction::Deleted => (&c.deleted, &c.bytes),
+                    _ => (&c.restored, &c.bytes),
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+                if action != RestoreAction::Deleted {
+                    b.fetch_add(size, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        self.inner.event(e);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+}
+
+impl Progress {
+    /// Prints the progress every `every` until `done`.
+    fn report_until(&self, done: &AtomicBool, every: Duration, start: Instant, json: bool) {
+        let mut next = Instant::now() + every;
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(every));
+            if Instant::now() < next {
+                continue;
+            }
+            next = Instant::now() + every;
+            let line = self.status(start.elapsed(), json);
+            if json {
+                println!("{line}");
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "\r\x1b[2K{line}");
+                let _ = out.flush();
+            }
+        }
+    }
+
+    /// restic 0.18's `status` message (zero counts left out) or its progress line.
+    fn status(&self, elapsed: Duration, json: bool) -> String {
+        let c = &self.counts;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (total, total_bytes) = (get(&c.total), get(&c.total_bytes));
+        // Files are reported when all of them are written; the bytes as they go.
+        let (restored, bytes) = (get(&c.restored), get(&c.bytes).max(get(&c.written)));
+        let (skipped, bytes_skipped, deleted) =
+            (get(&c.skipped), get(&c.bytes_skipped), get(&c.deleted));
+        if json {
+            let mut m = serde_json::json!({"message_type": "status"});
+            let secs = elapsed.as_secs();
+            if secs > 0 {
+                m["seconds_elapsed"] = secs.into();
+            }
+            m["percent_done"] = if total_bytes > 0 {
+                (bytes as f64 / total_bytes as f64).into()
+            } else {
+                0.0.into()
+            };
+            for (k, v) in [
+                ("total_files", total),
+                ("files_restored", restored),
+                ("files_skipped", skipped),
+                ("files_deleted", deleted),
+                ("total_bytes", total_bytes),
+                ("bytes_restored", bytes),
+                ("bytes_skipped", bytes_skipped),
+            ] {
+                if v > 0 {
+                    m[k] = v.into();
+                }
+            }
+            return m.to_string();
+        }
+        let percent = if total_bytes > 0 {
+            format!(
+                "{:3.2}%",
+                (bytes as f64 * 100.0 / total_bytes as f64).min(100.0)
+            )
+        } else {
+            String::new()
+        };
+        let mut line = format!(
+            "[{}] {percent}  {restored} files/dirs {}, total {total} files/dirs {}",
+            output::duration(elapsed.as_secs_f64()),
+            output::bytes(bytes),
+            output::bytes(total_bytes)
+        );
+        if skipped > 0 {
+            line += &format!(
+                ", skipped {skipped} files/dirs {}",
+                output::bytes(bytes_skipped)
+            );
+        }
+        if deleted > 0 {
+            line += &format!(", deleted {deleted} files/dirs");
+        }
+        line
     }
 }

@@ -42,6 +42,9 @@ pub struct Args {
     /// Replace time of the backup
     #[arg(long, value_name = "time")]
     new_time: Option<String>,
+    /// Create snapshot summary record if it does not exist (recounts files and bytes)
+    #[arg(short = 's', long)]
+    snapshot_summary: bool,
 }
 
 pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
@@ -50,7 +53,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let filtering = !excludes.is_empty() || !iexcludes.is_empty();
     let new_host = a.new_host.as_deref().filter(|h| !h.is_empty());
     let new_time = a.new_time.as_deref().filter(|t| !t.is_empty());
-    if !filtering && new_host.is_none() && new_time.is_none() {
+    if !filtering && !a.snapshot_summary && new_host.is_none() && new_time.is_none() {
         anyhow::bail!("Nothing to do: no excludes provided and no new metadata provided");
     }
     let new_time = new_time
@@ -75,6 +78,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let selected = a.filter.core().select_lenient(&repo, &a.ids, &p)?;
     let opts = RewriteOptions {
         excludes: filtering.then_some(&sel),
+        snapshot_summary: a.snapshot_summary,
         replace: Replace {
             dry_run: a.dry_run,
             forget: a.forget,
@@ -83,6 +87,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             new_time,
             compression,
             interrupted: Some(&crate::signals::INTERRUPTED),
+            create_summary: a.snapshot_summary,
         },
     };
     cairn_core::rewrite::rewrite_snapshots(&repo, selected, &opts, &p)?;

@@ -101,10 +101,13 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
 /// restic's snapshot table (`PrintSnapshots`), oldest first. `reasons` (one list per snapshot,
 /// in the order of `snaps`) adds forget's Reasons column; `compact` shows only id, time, host
 /// and tags (one per line). When a snapshot has several paths, a blank line separates the
-/// snapshots. Widths count bytes, as restic's do.
+/// snapshots. As in restic 0.18, a Size column (the bytes the backup read, from the
+/// snapshot's summary) is added when any snapshot has a summary. Widths count bytes, as
+/// restic's do.
 pub fn print_table(snaps: &[(Id, Snapshot)], reasons: Option<&[Vec<String>]>, compact: bool) {
     let mut order: Vec<usize> = (0..snaps.len()).collect();
     order.sort_by(|&a, &b| snaps[a].1.time.cmp(&snaps[b].1.time));
+    let has_size = snaps.iter().any(|(_, s)| s.summary.is_some());
     let mut head = vec!["ID", "Time"];
     if compact {
         head.extend(["Host", "Tags  "]);
@@ -114,6 +117,9 @@ pub fn print_table(snaps: &[(Id, Snapshot)], reasons: Option<&[Vec<String>]>, co
             head.push("Reasons");
         }
         head.push("Paths");
+    }
+    if has_size {
+        head.push("Size");
     }
     let rows: Vec<Vec<String>> = order
         .iter()
@@ -128,6 +134,10 @@ pub fn print_table(snaps: &[(Id, Snapshot)], reasons: Option<&[Vec<String>]>, co
                     row.push(r.get(i).map(|r| r.join("\n")).unwrap_or_default());
                 }
                 row.push(s.paths.join("\n"));
+            }
+            if has_size {
+                let size = s.summary.as_ref().map(|m| m.total_bytes_processed);
+                row.push(size.map(crate::output::bytes).unwrap_or_default());
             }
             row
         })

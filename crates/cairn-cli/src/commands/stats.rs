@@ -14,7 +14,8 @@ pub struct Args {
     ids: Vec<String>,
     #[command(flatten)]
     filter: snapshot_ref::Filter,
-    /// Counting mode: restore-size, files-by-contents, blobs-per-file or raw-data
+    /// Counting mode: restore-size (default), files-by-contents, blobs-per-file, raw-data or
+    /// debug (size histograms of files and blobs)
     #[arg(long, default_value = "restore-size")]
     mode: String,
 }
@@ -37,12 +38,17 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         "files-by-contents",
         "blobs-per-file",
         "raw-data",
+        "debug",
     ]
     .contains(&mode)
     {
-        anyhow::bail!("unknown mode {mode:?}: use restore-size, files-by-contents, blobs-per-file or raw-data");
+        anyhow::bail!("unknown mode {mode:?}: use restore-size, files-by-contents, blobs-per-file, raw-data or debug");
     }
     let repo = g.open_with_index()?;
+    if mode == "debug" {
+        print_debug(&cairn_core::sizes::collect(&repo)?);
+        return Ok(crate::exit::OK);
+    }
     let snaps = a
         .filter
         .core()
@@ -166,4 +172,59 @@ fn stored_size(repo: &IndexedRepository, ty: BlobType, id: &Id) -> u64 {
         .lookup(ty, id)
         .map(|l| l.blob.length as u64)
         .unwrap_or(0)
+}
+
+/// restic 0.18's `stats --mode debug`, on stderr as restic writes it: per file type and blob
+/// type the count, the total size and a table of the decades from the first to the last
+/// one used, then the sizes above the limit.
+fn print_debug(sizes: &cairn_core::sizes::RepositorySizes) {
+    let mut out = String::from("Collecting size statistics\n\n");
+    for (ty, h) in &sizes.files {
+        let name = match ty {
+            cairn_backend::FileType::Data => "data".to_string(),
+            other => other.dir().trim_end_matches('s').to_string(),
+        };
+        out.push_str(&format!("File Type: {name}\n{}\n", histogram(h)));
+    }
+    for (ty, h) in &sizes.blobs {
+        out.push_str(&format!("Blob Type: {ty}\n{}\n\n", histogram(h)));
+    }
+    eprint!("{out}");
+}
+
+fn histogram(h: &cairn_core::sizes::SizeHistogram) -> String {
+    let mut s = format!(
+        "Count: {}\nTotal Size: {}\n",
+        h.count,
+        output::bytes(h.total)
+    );
+    let first = h.buckets.iter().position(|b| b.2 > 0);
+    let last = h.buckets.iter().rposition(|b| b.2 > 0);
+    let rows: Vec<(String, u64)> = match (first, last) {
+        (Some(f), Some(l)) => h.buckets[f..=l]
+            .iter()
+            .map(|(lo, hi, n)| (format!("{lo} - {hi} Byte"), *n))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let range_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
+    let count_w = rows
+        .iter()
+        .map(|r| r.1.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let rule = "-".repeat(range_w + 2 + count_w);
+    s.push_str(&format!("{:<range_w$}  Count\n{rule}\n", "Size"));
+    for (range, n) in &rows {
+        // Ranges are right-aligned among themselves, as restic pads them.
+        s.push_str(&format!("{range:>range_w$}  {n}\n"));
+    }
+    s.push_str(&rule);
+    s.push('\n');
+    if !h.oversized.is_empty() {
+        let v: Vec<String> = h.oversized.iter().map(u64::to_string).collect();
+        s.push_str(&format!("Oversized: [{}]\n", v.join(" ")));
+    }
+    s
 }

@@ -20,6 +20,7 @@
 mod index;
 mod keys;
 mod read;
+pub mod run;
 mod structure;
 pub mod subset;
 

@@ -79,6 +79,14 @@ pub struct PruneOptions {
     pub repack_cacheable_only: bool,
     pub repack_small: bool,
     pub repack_uncompressed: bool,
+    /// restic 0.18's `--repack-smaller-than`: packs below this size are small (instead of
+    /// 1/25 of the pack size, or 80 % with `repack_small`); at most the pack size.
+    pub repack_smaller_than: Option<u64>,
+    /// restic 0.18's `--unsafe-recover-no-free-space`: nothing is repacked, and the old index
+    /// files are deleted *before* the packs and the new index is written last, so that a
+    /// repository on a full disk can be pruned. A crash in between leaves no index at all
+    /// (`repair index` rebuilds it).
+    pub unsafe_recovery: bool,
     pub compression: Compression,
 }
 
@@ -90,6 +98,8 @@ impl Default for PruneOptions {
             repack_cacheable_only: false,
             repack_small: false,
             repack_uncompressed: false,
+            repack_smaller_than: None,
+            unsafe_recovery: false,
             compression: Compression::Auto,
         }
     }
@@ -365,10 +375,13 @@ pub fn plan(
         .map_err(anyhow::Error::new)
         .context("listing packs")?;
     let pack_size = repo.pack_size() as u64;
-    let target = if opts.repack_small {
-        pack_size / 5 * 4
-    } else {
-        pack_size / 25
+    if opts.repack_smaller_than.is_some_and(|n| n > pack_size) {
+        anyhow::bail!("repack-smaller-than exceeds repository packsize");
+    }
+    let target = match opts.repack_smaller_than {
+        Some(n) if n > 0 => n,
+        _ if opts.repack_small => pack_size / 5 * 4,
+        _ => pack_size / 25,
     };
     let mut seen = vec![false; packs.len()];
     let mut unreferenced = Vec::new();
@@ -586,13 +599,26 @@ pub fn execute(
     }
 
     let dropped = |a: Action| a != Action::Keep;
+    let gone: Vec<Id> = plan.remove.iter().chain(&plan.repack).copied().collect();
+    if opts.unsafe_recovery {
+        // Room first: no new file is written before old ones are gone.
+        obs.info("deleting index files");
+        delete_files(repo, FileType::Index, &plan.index_files)?;
+        if !gone.is_empty() {
+            obs.info(&format!("removing {} old packs", gone.len()));
+            delete_files(repo, FileType::Data, &gone)?;
+        }
+        obs.info("rebuilding index");
+        write_index(repo, &plan, &dropped)?;
+        obs.info("done");
+        return Ok(());
+    }
     if plan.packs.iter().any(|p| dropped(p.action)) {
         obs.info("rebuilding index");
         write_index(repo, &plan, &dropped)?;
         obs.info("deleting obsolete index files");
         delete_files(repo, FileType::Index, &plan.index_files)?;
     }
-    let gone: Vec<Id> = plan.remove.iter().chain(&plan.repack).copied().collect();
     if !gone.is_empty() {
         obs.info(&format!("removing {} old packs", gone.len()));
         delete_files(repo, FileType::Data, &gone)?;

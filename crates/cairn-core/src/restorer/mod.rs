@@ -4,7 +4,7 @@
 pub mod fsops;
 mod packs;
 
-use crate::archiver::filter::PatternSet;
+use crate::archiver::filter::{Excludes, PatternSet};
 use crate::format::pack::BlobType;
 use crate::format::tree::{name_problem, Node, NodeType, Tree};
 use crate::observe::{Event, Observer, RestoreAction};
@@ -38,6 +38,10 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Leave runs of zero bytes as holes instead of writing them.
     pub sparse: bool,
+    /// restic 0.18's `--exclude-xattr` / `--include-xattr`: patterns on extended attribute
+    /// names (at most one of the two lists is used; none restores every attribute).
+    pub xattr_excludes: Vec<String>,
+    pub xattr_includes: Vec<String>,
 }
 
 impl Default for RestoreOptions {
@@ -54,6 +58,8 @@ impl Default for RestoreOptions {
             delete: false,
             dry_run: false,
             sparse: false,
+            xattr_excludes: vec![],
+            xattr_includes: vec![],
         }
     }
 }
@@ -154,6 +160,46 @@ impl Includes {
     }
 }
 
+/// Which extended attributes are restored, by name: restic's glob patterns, either
+/// excluding or including (not both).
+enum XattrFilter {
+    All,
+    Exclude(Excludes),
+    Include(Excludes),
+}
+
+impl XattrFilter {
+    fn new(excludes: &[String], includes: &[String]) -> anyhow::Result<XattrFilter> {
+        Ok(match (excludes.is_empty(), includes.is_empty()) {
+            (true, true) => XattrFilter::All,
+            (false, false) => {
+                anyhow::bail!("exclude and include xattr patterns are mutually exclusive")
+            }
+            (false, true) => XattrFilter::Exclude(
+                Excludes::new(excludes).map_err(|e| anyhow::anyhow!("--exclude-xattr: {e}"))?,
+            ),
+            (true, false) => XattrFilter::Include(
+                Excludes::new(includes).map_err(|e| anyhow::anyhow!("--include-xattr: {e}"))?,
+            ),
+        })
+    }
+
+    /// The node without the attributes left out, or None when it keeps them all.
+    fn filter(&self, node: &Node) -> Option<Node> {
+        let keep = |name: &[u8]| match self {
+            XattrFilter::All => true,
+            XattrFilter::Exclude(p) => !p.matches(name),
+            XattrFilter::Include(p) => p.matches(name),
+        };
+        if node.extended_attributes.iter().all(|x| keep(&x.name)) {
+            return None;
+        }
+        let mut n = node.clone();
+        n.extended_attributes.retain(|x| keep(&x.name));
+        Some(n)
+    }
+}
+
 /// A directory being walked: its plan index, whether everything below is selected, the plan
 /// size when it was entered (to drop it again if nothing below was selected), and the names
 /// its tree holds more than once.
@@ -170,6 +216,7 @@ struct Open {
 /// left out.
 struct Planner<'a> {
     excludes: &'a PatternSet,
+    xattrs: &'a XattrFilter,
     track_names: bool,
     includes: &'a Includes,
     plan: Plan,
@@ -206,6 +253,15 @@ impl Visitor for Planner<'_> {
     }
 
     fn node(&mut self, path: &[u8], node: &Node, _depth: usize) -> anyhow::Result<Visit> {
+        // Extended attributes the filter leaves out never enter the plan.
+        let filtered;
+        let node = match self.xattrs.filter(node) {
+            Some(n) => {
+                filtered = n;
+                &filtered
+            }
+            None => node,
+        };
         let Some(top) = self.open.last_mut() else {
             return Ok(Visit::Skip);
         };
@@ -408,8 +464,10 @@ pub fn restore(
             .create(&opts.target)
             .with_context(|| format!("create target directory {}", opts.target.display()))?;
     }
+    let xattrs = XattrFilter::new(&opts.xattr_excludes, &opts.xattr_includes)?;
     let mut planner = Planner {
         excludes: &excludes,
+        xattrs: &xattrs,
         track_names: opts.delete,
         includes: &includes,
         plan: Plan {
@@ -456,6 +514,15 @@ pub fn restore(
     for (path, msg) in &warnings {
         observer.warn_at(&in_target(path), msg);
     }
+    // What progress is measured against (restic counts files, directories and other
+    // entries alike, and the bytes of the files).
+    observer.event(Event::RestorePlanned {
+        entries: (plan.files.len()
+            + plan.hardlinks.len()
+            + plan.others.len()
+            + plan.dirs.len().saturating_sub(1)) as u64,
+        bytes: plan.files.iter().map(|f| f.node.size).sum(),
+    });
 
     // A dry run into a target that does not exist finds nothing there.
     let dirs = match Dirs::new(&opts.target, &plan.dirs) {
@@ -556,6 +623,7 @@ pub fn restore(
             packs::Writing {
                 threads,
                 sparse: opts.sparse,
+                wrote: &|n| observer.event(Event::RestoreBytes { bytes: n }),
             },
             interrupted,
             &report,

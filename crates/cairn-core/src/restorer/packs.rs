@@ -59,10 +59,12 @@ pub(super) struct Written {
 
 /// How contents are written.
 #[derive(Clone, Copy)]
-pub(super) struct Writing {
+pub(super) struct Writing<'a> {
     pub threads: usize,
     /// Zero blobs become holes.
     pub sparse: bool,
+    /// Told the bytes of each blob as it is written (for progress).
+    pub wrote: &'a (dyn Fn(u64) + Sync),
 }
 
 /// Writes the content of every file; a file whose last blob is written gets its metadata at
@@ -72,7 +74,7 @@ pub(super) fn write_contents(
     dirs: &Dirs,
     files: &[FileTask],
     dir_ok: &[bool],
-    how: Writing,
+    how: Writing<'_>,
     interrupted: &AtomicBool,
     report: &(dyn Fn(&Path, anyhow::Error) + Sync),
 ) -> Written {
@@ -126,6 +128,7 @@ pub(super) fn write_contents(
         created: &created,
         sizes: &sizes,
         sparse: how.sparse,
+        wrote: how.wrote,
     };
     let reads = plan_reads(uses.into_values().collect());
     let next = AtomicUsize::new(0);
@@ -158,6 +161,7 @@ pub(super) fn write_contents(
 struct Progress<'a> {
     /// Zero blobs are left as holes (the file is created at its full size).
     sparse: bool,
+    wrote: &'a (dyn Fn(u64) + Sync),
     remaining: &'a [AtomicU32],
     finished: &'a [AtomicBool],
     created: &'a [OnceLock<Result<(), String>>],
@@ -315,6 +319,7 @@ fn restore_read(
                 }
             }
             bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
+            (progress.wrote)(plain.len() as u64);
             if progress.remaining[i].fetch_sub(1, Ordering::AcqRel) == 1
                 && !failed[i].load(Ordering::Relaxed)
             {

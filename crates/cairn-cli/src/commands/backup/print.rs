@@ -96,7 +96,7 @@ pub(super) struct Totals {
 }
 
 pub(super) fn progress_loop(obs: &Printer, totals: &Totals, done: &AtomicBool, start: Instant) {
-    let interval = progress_interval();
+    let interval = output::progress_interval().unwrap_or(Duration::from_secs(1));
     let mut last = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100).min(interval));
@@ -176,15 +176,4 @@ fn terminal_width() -> usize {
     } else {
         120
     }
-}
-
-/// How often the progress line (or `status` message) is renewed: once a second, or as often
-/// as `RESTIC_PROGRESS_FPS` asks (restic's variable; at most 60 times a second).
-fn progress_interval() -> Duration {
-    std::env::var("RESTIC_PROGRESS_FPS")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|fps| fps.is_finite() && *fps > 0.0)
-        .map(|fps| Duration::from_secs_f64(1.0 / fps.min(60.0)))
-        .unwrap_or(Duration::from_secs(1))
 }
