@@ -5,6 +5,7 @@ mod commands;
 mod global;
 mod output;
 mod printer;
+mod profile_run;
 mod signals;
 
 use clap::Parser;
@@ -86,7 +87,13 @@ fn main() {
     tune_allocator();
     signals::install();
     cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
-    let cli = Cli::parse_from(expand_verbose_levels(std::env::args_os()));
+    let args = expand_verbose_levels(std::env::args_os());
+    let cli = Cli::parse_from(args.clone());
+    if profile_run::applies(&cli, &args) {
+        let code = profile_run::run_from_command_line(&cli, args);
+        global::release_locks();
+        std::process::exit(code);
+    }
     let result = commands::run(cli.command, &cli.global);
     let result = match (result, cli.global.cleanup_cache) {
         (Ok(code), true) => commands::cache::cleanup_after(&cli.global).map(|_| code),

@@ -4,3 +4,6 @@
 //! repository: each step is run by the caller (the CLI), through [`run::StepRunner`].
 
 pub mod outcome;
+pub mod config;
+pub mod resolve;
+pub mod run;
