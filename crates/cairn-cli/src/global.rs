@@ -107,7 +107,12 @@ pub struct GlobalOptions {
     pub pack_size: Option<u64>,
     /// Configuration file of profiles (resticprofile's format: TOML, YAML or JSON; default:
     /// profiles.* in the current directory, ~/.config/cairn, ~/.config/resticprofile, /etc/cairn, …)
-    #[arg(long = "config", env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long = "config",
+        env = "CAIRN_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Run the command for this profile (or group) of the configuration file
     #[arg(

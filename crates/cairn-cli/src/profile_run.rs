@@ -146,7 +146,10 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
     let mut cmd = crate::cli_command();
     cmd.build();
     let matches = cmd.clone().try_get_matches_from(args)?;
-    let command = matches.subcommand_name().context("no command given")?.to_string();
+    let command = matches
+        .subcommand_name()
+        .context("no command given")?
+        .to_string();
     let overrides = overrides(&cmd, &matches);
     let config = load_config(g)?;
     let spec = flag_spec();
@@ -168,10 +171,14 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
             let continue_on_error = grp
                 .continue_on_error
                 .unwrap_or_else(|| config.global_bool("group-continue-on-error"));
-            let outcomes = cairn_profile::run::run_group(&plans, continue_on_error, &InProcess, &*reporter);
+            let outcomes =
+                cairn_profile::run::run_group(&plans, continue_on_error, &InProcess, &*reporter);
             for o in &outcomes {
                 if o.success {
-                    eprintln!("group '{}': profile '{}': {} succeeded", grp.name, o.profile, o.command);
+                    eprintln!(
+                        "group '{}': profile '{}': {} succeeded",
+                        grp.name, o.profile, o.command
+                    );
                 } else {
                     eprintln!(
                         "group '{}': profile '{}': {} failed (exit code {}): {}",
@@ -186,7 +193,10 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
             for p in plans.iter().skip(outcomes.len()) {
                 eprintln!("group '{}': profile '{}': not run", grp.name, p.profile);
             }
-            Ok(outcomes.iter().find(|o| !o.success).map_or(exit::OK, |o| o.exit_code))
+            Ok(outcomes
+                .iter()
+                .find(|o| !o.success)
+                .map_or(exit::OK, |o| o.exit_code))
         }
     }
 }
@@ -199,8 +209,10 @@ impl StepRunner for InProcess {
         // The profile's environment is the process's for the step (flags read RESTIC_* and
         // backends read their credentials from it), and is put back afterwards so that the
         // next profile of a group starts clean.
-        let saved: Vec<(String, Option<OsString>)> =
-            env.iter().map(|(k, _)| (k.clone(), std::env::var_os(k))).collect();
+        let saved: Vec<(String, Option<OsString>)> = env
+            .iter()
+            .map(|(k, _)| (k.clone(), std::env::var_os(k)))
+            .collect();
         for (k, v) in env {
             std::env::set_var(k, v);
         }
@@ -216,11 +228,17 @@ impl StepRunner for InProcess {
 }
 
 fn run_step(step: &Step) -> StepResult {
-    let argv = crate::expand_verbose_levels(std::iter::once(OsString::from("cairn")).chain(step.argv()));
+    let argv =
+        crate::expand_verbose_levels(std::iter::once(OsString::from("cairn")).chain(step.argv()));
     let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
-            let msg = e.to_string().lines().next().unwrap_or("invalid command line").to_string();
+            let msg = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid command line")
+                .to_string();
             eprintln!("{msg}");
             return failed(exit::FATAL, msg);
         }
@@ -228,7 +246,11 @@ fn run_step(step: &Step) -> StepResult {
     if step.kind == StepKind::InitIfMissing {
         // `initialize`: only a repository that is not there yet. If that cannot be told,
         // init runs and says why.
-        if let Ok(true) = cli.global.backend().and_then(|b| b.exists().map_err(anyhow::Error::new)) {
+        if let Ok(true) = cli
+            .global
+            .backend()
+            .and_then(|b| b.exists().map_err(anyhow::Error::new))
+        {
             return StepResult::default();
         }
     }
@@ -260,7 +282,10 @@ fn run_step(step: &Step) -> StepResult {
             } else {
                 eprintln!("Fatal: {msg}");
             }
-            StepResult { backup, ..failed(code, msg) }
+            StepResult {
+                backup,
+                ..failed(code, msg)
+            }
         }
     }
 }

@@ -78,24 +78,43 @@ fn nightly_routine(ext: &str, text: &str) {
     let config = config.display().to_string();
     for round in 0..3 {
         std::fs::write(src.join("a.txt"), format!("alpha {round}")).unwrap();
-        let r = cairn(&t, t.path(), &["--config", &config, "-P", "nightly", "backup"]).ok();
+        let r = cairn(
+            &t,
+            t.path(),
+            &["--config", &config, "-P", "nightly", "backup"],
+        )
+        .ok();
         let err = r.stderr_str();
-        assert!(err.contains("profile 'nightly': finished 'retention'"), "{err}");
+        assert!(
+            err.contains("profile 'nightly': finished 'retention'"),
+            "{err}"
+        );
     }
-    cairn(&t, t.path(), &["--config", &config, "-P", "nightly", "check"]).ok();
+    cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "nightly", "check"],
+    )
+    .ok();
 
     // keep-last 2 and prune, as restic sees them.
     let snaps = snapshots(&repo);
     assert_eq!(snaps.len(), 2, "{snaps:?}");
     for s in &snaps {
         assert_eq!(s["tags"], serde_json::json!(["nightly"]), "{s}");
-        assert_eq!(s["paths"], serde_json::json!([src.display().to_string()]), "{s}");
+        assert_eq!(
+            s["paths"],
+            serde_json::json!([src.display().to_string()]),
+            "{s}"
+        );
     }
     if let Some(r) = restic(&repo) {
         r.run(&["check", "--read-data"]).ok();
         let ls = r.run(&["ls", "latest"]).ok().stdout_str();
         assert!(ls.contains("a.txt") && !ls.contains("junk.tmp"), "{ls}");
-        let out = r.run(&["dump", "latest", &src.join("a.txt").display().to_string()]).ok();
+        let out = r
+            .run(&["dump", "latest", &src.join("a.txt").display().to_string()])
+            .ok();
         assert_eq!(out.stdout_str(), "alpha 2");
     }
 }
@@ -203,20 +222,40 @@ second:
     let config = config.display().to_string();
     let r = cairn(&t, t.path(), &["--config", &config, "-P", "all", "backup"]).ok();
     let err = r.stderr_str();
-    assert!(err.contains("group 'all': profile 'first': backup succeeded"), "{err}");
-    assert!(err.contains("group 'all': profile 'second': backup succeeded"), "{err}");
+    assert!(
+        err.contains("group 'all': profile 'first': backup succeeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("group 'all': profile 'second': backup succeeded"),
+        "{err}"
+    );
     let s1 = snapshots(&r1);
     let s2 = snapshots(&r2);
     assert_eq!(s1.len(), 1);
     assert_eq!(s2.len(), 1);
-    assert_eq!(s1[0]["paths"], serde_json::json!([t.join("src").display().to_string()]));
+    assert_eq!(
+        s1[0]["paths"],
+        serde_json::json!([t.join("src").display().to_string()])
+    );
     // Lists merge by index in version 1: the child's one source replaces the first.
-    assert_eq!(s2[0]["paths"], serde_json::json!([t.join("other").display().to_string()]));
+    assert_eq!(
+        s2[0]["paths"],
+        serde_json::json!([t.join("other").display().to_string()])
+    );
     assert_eq!(s2[0]["tags"], serde_json::json!(["base"]));
 
     // `profiles` lists both, and the group.
-    let out = cairn(&t, t.path(), &["--config", &config, "profiles"]).ok().stdout_str();
-    assert!(out.contains("first") && out.contains("second") && out.contains("all") && out.contains("[first, second]"), "{out}");
+    let out = cairn(&t, t.path(), &["--config", &config, "profiles"])
+        .ok()
+        .stdout_str();
+    assert!(
+        out.contains("first")
+            && out.contains("second")
+            && out.contains("all")
+            && out.contains("[first, second]"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -252,11 +291,24 @@ exclude-file = "excludes"
     cairn(&t, &elsewhere, &["--config", &config, "backup"]).ok();
     let repo = t.join("repo");
     let snaps = snapshots(&repo);
-    assert_eq!(snaps.len(), 1, "the repository is under base-dir, not where cairn started");
-    assert_eq!(snaps[0]["paths"], serde_json::json!([t.join("src").display().to_string()]));
+    assert_eq!(
+        snaps.len(),
+        1,
+        "the repository is under base-dir, not where cairn started"
+    );
+    assert_eq!(
+        snaps[0]["paths"],
+        serde_json::json!([t.join("src").display().to_string()])
+    );
     assert!(!elsewhere.join("repo").exists());
-    let ls = Tool::cairn(&repo, PW).run(&["ls", "latest"]).ok().stdout_str();
-    assert!(!ls.contains("junk.tmp"), "exclude-file from the configuration's directory: {ls}");
+    let ls = Tool::cairn(&repo, PW)
+        .run(&["ls", "latest"])
+        .ok()
+        .stdout_str();
+    assert!(
+        !ls.contains("junk.tmp"),
+        "exclude-file from the configuration's directory: {ls}"
+    );
 
     // The configuration found without --config: profiles.* in the current directory.
     let r = cairn(&t, &conf_dir, &["-P", "default", "snapshots", "--json"]).ok();
@@ -272,7 +324,10 @@ fn hooks_profile(t: &TempDir, repo: &Path, sources: &[&Path], extra_profile: &st
             log.display()
         )
     };
-    let sources: Vec<String> = sources.iter().map(|s| format!("\"{}\"", s.display())).collect();
+    let sources: Vec<String> = sources
+        .iter()
+        .map(|s| format!("\"{}\"", s.display()))
+        .collect();
     let config = t.join("profiles.toml");
     std::fs::write(
         &config,
@@ -314,7 +369,12 @@ fn hooks_run_in_order_with_resticprofile_environment() {
     let t = setup("cairn-prof-hooks");
     let repo = t.join("repo");
     let config = hooks_profile(&t, &repo, &[&t.join("src")], "initialize = true");
-    cairn(&t, t.path(), &["--config", &config, "-P", "hooked", "backup"]).ok();
+    cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "hooked", "backup"],
+    )
+    .ok();
     assert_eq!(
         lines(&t.join("hooks.log")),
         [
@@ -333,8 +393,18 @@ fn hooks_run_in_order_with_resticprofile_environment() {
 fn a_missing_source_fails_with_code_3_and_runs_after_fail() {
     let t = setup("cairn-prof-missing");
     let repo = t.join("repo");
-    let config = hooks_profile(&t, &repo, &[&t.join("src"), &t.join("no-such-dir")], "initialize = true");
-    cairn(&t, t.path(), &["--config", &config, "-P", "hooked", "backup"]).expect_code(3);
+    let config = hooks_profile(
+        &t,
+        &repo,
+        &[&t.join("src"), &t.join("no-such-dir")],
+        "initialize = true",
+    );
+    cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "hooked", "backup"],
+    )
+    .expect_code(3);
     assert_eq!(
         lines(&t.join("hooks.log")),
         [
@@ -353,11 +423,22 @@ fn an_unreachable_repository_fails_with_code_10_and_runs_after_fail() {
     let t = setup("cairn-prof-norepo");
     let repo = t.join("does-not-exist");
     let config = hooks_profile(&t, &repo, &[&t.join("src")], "");
-    let r = cairn(&t, t.path(), &["--config", &config, "-P", "hooked", "backup"]).expect_code(10);
+    let r = cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "hooked", "backup"],
+    )
+    .expect_code(10);
     assert!(r.stderr_str().contains("Fatal:"), "{}", r.stderr_str());
     let log = lines(&t.join("hooks.log"));
-    assert!(log.contains(&"backup-fail hooked backup 10".to_string()), "{log:?}");
-    assert!(log.contains(&"profile-fail hooked backup 10".to_string()), "{log:?}");
+    assert!(
+        log.contains(&"backup-fail hooked backup 10".to_string()),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"profile-fail hooked backup 10".to_string()),
+        "{log:?}"
+    );
     assert!(!log.iter().any(|l| l.contains("after")), "{log:?}");
     assert!(!repo.exists());
 }
@@ -370,7 +451,11 @@ fn a_failing_run_before_runs_nothing_but_after_fail_and_finally() {
     // The section's run-before fails: the profile's already ran (and initialized), the
     // backup must not run.
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("[hooked.backup]\n", "[hooked.backup]\nrun-before = \"exit 4\"\n", 1);
+    let text = text.replacen(
+        "[hooked.backup]\n",
+        "[hooked.backup]\nrun-before = \"exit 4\"\n",
+        1,
+    );
     let text = {
         // Drop the section's original run-before line (the one after our insertion).
         text.lines()
@@ -379,7 +464,12 @@ fn a_failing_run_before_runs_nothing_but_after_fail_and_finally() {
             .join("\n")
     };
     std::fs::write(&config, text).unwrap();
-    let r = cairn(&t, t.path(), &["--config", &config, "-P", "hooked", "backup"]).expect_code(1);
+    let r = cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "hooked", "backup"],
+    )
+    .expect_code(1);
     let err = r.stderr_str();
     assert!(err.contains("run-before"), "{err}");
     assert_eq!(
@@ -408,7 +498,12 @@ fn config_error(text: &str, profile: &str, expect: &[&str]) {
     )
     .unwrap();
     let config = config.display().to_string();
-    let r = cairn(&t, t.path(), &["--config", &config, "-P", profile, "backup"]).expect_code(1);
+    let r = cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", profile, "backup"],
+    )
+    .expect_code(1);
     let err = r.stderr_str();
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains(&config), "names the file: {err}");
@@ -432,7 +527,11 @@ fn configuration_errors_are_one_line_and_nothing_runs() {
         "p",
         &["inherit", "no profile named \"nope\""],
     );
-    config_error(&format!("[p]\n{good}"), "q", &["no profile or group named \"q\"", "profiles: p"]);
+    config_error(
+        &format!("[p]\n{good}"),
+        "q",
+        &["no profile or group named \"q\"", "profiles: p"],
+    );
     config_error(
         &format!("[p]\n{good}\n[q]\n{good}[q.backup]\nsource = \"/tmp\"\none-file-sytem = true\n[groups]\ng = [\"p\", \"q\"]\n"),
         "g",
@@ -462,7 +561,21 @@ fn command_line_flags_override_the_profile() {
     )
     .unwrap();
     let config = config.display().to_string();
-    cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup", "--tag", "typed", "--host=typed-host"]).ok();
+    cairn(
+        &t,
+        t.path(),
+        &[
+            "--config",
+            &config,
+            "-P",
+            "p",
+            "backup",
+            "--tag",
+            "typed",
+            "--host=typed-host",
+        ],
+    )
+    .ok();
     let snaps = snapshots(&repo);
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0]["tags"], serde_json::json!(["typed"]));
@@ -483,7 +596,16 @@ fn command_line_flags_override_the_profile() {
     )
     .ok()
     .stdout_str();
-    assert!(out.contains(&format!("--password-file={}", t.join("password.txt").display())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "--password-file={}",
+            t.join("password.txt").display()
+        )),
+        "{out}"
+    );
     assert!(out.contains("--tag=from-profile"), "{out}");
-    assert!(out.contains("AWS_SECRET_ACCESS_KEY=***") && !out.contains("s3cr3t"), "{out}");
+    assert!(
+        out.contains("AWS_SECRET_ACCESS_KEY=***") && !out.contains("s3cr3t"),
+        "{out}"
+    );
 }

@@ -95,8 +95,11 @@ impl Config {
         root.remove("$schema");
         let version = match root.remove("version") {
             None => 1,
-            Some(v) => match v.as_str().map(str::trim).or(None) {
-                Some(s) => s.parse::<f64>().map_err(|_| format!("version {s:?} is not 1 or 2"))? as u32,
+            Some(v) => match v.as_str().map(str::trim) {
+                Some(s) => s
+                    .parse::<f64>()
+                    .map_err(|_| format!("version {s:?} is not 1 or 2"))?
+                    as u32,
                 None => v.as_f64().ok_or("version must be 1 or 2")? as u32,
             },
         };
@@ -144,7 +147,9 @@ impl Config {
         };
         for (name, p) in &profiles {
             if !p.is_object() {
-                return Err(format!("{name:?} is not a profile (expected a table of settings)"));
+                return Err(format!(
+                    "{name:?} is not a profile (expected a table of settings)"
+                ));
             }
         }
         for g in &groups {
@@ -192,8 +197,16 @@ impl Config {
         anyhow::anyhow!(
             "{}: no profile or group named {name:?} (profiles: {}; groups: {})",
             self.path.display(),
-            if names.is_empty() { "none".to_string() } else { names.join(", ") },
-            if groups.is_empty() { "none".to_string() } else { groups.join(", ") },
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            },
+            if groups.is_empty() {
+                "none".to_string()
+            } else {
+                groups.join(", ")
+            },
         )
     }
 
@@ -208,7 +221,10 @@ impl Config {
         loop {
             if chain.contains(&current) {
                 chain.push(current);
-                anyhow::bail!("{file}: profile {name:?}: inheritance loop {}", chain.join(" -> "));
+                anyhow::bail!(
+                    "{file}: profile {name:?}: inheritance loop {}",
+                    chain.join(" -> ")
+                );
             }
             let Some(p) = self.profiles.get(current) else {
                 if chain.is_empty() {
@@ -224,7 +240,9 @@ impl Config {
                 None | Some(Value::Null) => break,
                 Some(Value::String(s)) if s.trim().is_empty() => break,
                 Some(Value::String(s)) => current = s.trim(),
-                Some(_) => anyhow::bail!("{file}: profile {current:?}: inherit must be a profile name"),
+                Some(_) => {
+                    anyhow::bail!("{file}: profile {current:?}: inherit must be a profile name")
+                }
             }
         }
         let mut merged = Map::new();
@@ -253,7 +271,10 @@ impl Config {
 pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
-        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on"
+        ),
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         _ => false,
     }
@@ -283,13 +304,18 @@ fn parse_groups(v: Option<Value>) -> Result<Vec<Group>, String> {
         let group = match &g {
             Value::Object(o) => {
                 for k in o.keys() {
-                    if !["description", "profiles", "continue-on-error", "schedules"].contains(&k.as_str()) {
+                    if !["description", "profiles", "continue-on-error", "schedules"]
+                        .contains(&k.as_str())
+                    {
                         return Err(format!("group {name:?}: unknown key {k:?}"));
                     }
                 }
                 Group {
                     name: name.clone(),
-                    description: o.get("description").and_then(Value::as_str).map(str::to_string),
+                    description: o
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                     profiles: names_of(o.get("profiles").unwrap_or(&Value::Array(Vec::new())))?,
                     continue_on_error: o.get("continue-on-error").and_then(|v| match v {
                         Value::String(s) if s == "auto" => None,
@@ -333,9 +359,13 @@ fn parse(path: &Path, text: &str) -> Result<Value, String> {
         .to_ascii_lowercase();
     match ext.as_str() {
         "toml" | "conf" => toml::from_str::<Value>(text).map_err(|e| one_line(&e.to_string())),
-        "yaml" | "yml" => serde_norway::from_str::<Value>(text).map_err(|e| one_line(&e.to_string())),
+        "yaml" | "yml" => {
+            serde_norway::from_str::<Value>(text).map_err(|e| one_line(&e.to_string()))
+        }
         "json" => serde_json::from_str::<Value>(text).map_err(|e| one_line(&e.to_string())),
-        "hcl" => Err("HCL configurations are not supported by cairn (use TOML, YAML or JSON)".into()),
+        "hcl" => {
+            Err("HCL configurations are not supported by cairn (use TOML, YAML or JSON)".into())
+        }
         _ => Err("unknown format (expected .toml, .conf, .yaml, .yml or .json)".into()),
     }
 }
@@ -450,7 +480,10 @@ profiles:
         let e = c.profile("a").unwrap_err().to_string();
         assert!(e.contains("inheritance loop a -> b -> a"), "{e}");
         let e = c.profile("c").unwrap_err().to_string();
-        assert!(e.contains("profile \"c\": inherit: no profile named \"nope\""), "{e}");
+        assert!(
+            e.contains("profile \"c\": inherit: no profile named \"nope\""),
+            "{e}"
+        );
         let e = c.profile("zz").unwrap_err().to_string();
         assert!(e.contains("profiles: a, b, c"), "{e}");
     }
@@ -459,9 +492,13 @@ profiles:
     fn bad_files_are_one_line_errors_naming_the_file() {
         let e = load("p.toml", "[a]\nx = \n").unwrap_err().to_string();
         assert!(e.contains("p.toml: ") && !e.contains('\n'), "{e}");
-        let e = load("p.toml", "[global]\nbogus = 1\n").unwrap_err().to_string();
+        let e = load("p.toml", "[global]\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("global: unknown key \"bogus\""), "{e}");
-        let e = load("p.toml", "[groups]\ng = [\"missing\"]\n").unwrap_err().to_string();
+        let e = load("p.toml", "[groups]\ng = [\"missing\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no profile named \"missing\""), "{e}");
     }
 }

@@ -125,7 +125,10 @@ impl Hooks {
         let list = |k: &str| -> Vec<String> {
             match table.get(k) {
                 Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
-                Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
                 _ => Vec::new(),
             }
         };
@@ -223,14 +226,23 @@ impl Profile {
 
     /// The backup's tags, for `tag = true` elsewhere: one value, all tags required.
     fn backup_tags(&self) -> Option<String> {
-        let tags = self.section("backup").and_then(|b| b.get("tag")).map(strings)?;
+        let tags = self
+            .section("backup")
+            .and_then(|b| b.get("tag"))
+            .map(strings)?;
         (!tags.is_empty()).then(|| tags.join(","))
     }
 
     /// The flags of a step: profile-level flags the command takes, then the section's own
     /// (which replace those of the same name), with resticprofile's `true` shorthands for
     /// `host`, `tag` and `path` resolved.
-    fn flags_for(&self, command: &str, section: Option<&Map<String, Value>>, own: &[&str], spec: &FlagSpec) -> anyhow::Result<Vec<Flag>> {
+    fn flags_for(
+        &self,
+        command: &str,
+        section: Option<&Map<String, Value>>,
+        own: &[&str],
+        spec: &FlagSpec,
+    ) -> anyhow::Result<Vec<Flag>> {
         let mut merged: Vec<(String, Value)> = self
             .common_flags()
             .into_iter()
@@ -255,7 +267,10 @@ impl Profile {
                     None => continue,
                 },
                 ("path", Value::Bool(true)) => Value::Array(
-                    self.backup_sources().into_iter().map(Value::String).collect(),
+                    self.backup_sources()
+                        .into_iter()
+                        .map(Value::String)
+                        .collect(),
                 ),
                 _ => v,
             };
@@ -330,13 +345,22 @@ impl Profile {
         let before = r.get("before-backup").is_some_and(truthy);
         let after = match r.get("after-backup") {
             Some(v) => truthy(v),
-            None => self.version >= 2 && !r.contains_key("before-backup") && r.keys().any(|k| k.starts_with("keep-")),
+            None => {
+                self.version >= 2
+                    && !r.contains_key("before-backup")
+                    && r.keys().any(|k| k.starts_with("keep-"))
+            }
         };
         (before, after)
     }
 
     /// The steps of `command`, and its environment and hooks.
-    pub fn plan(&self, command: &str, spec: &FlagSpec, overrides: &Overrides) -> anyhow::Result<Plan> {
+    pub fn plan(
+        &self,
+        command: &str,
+        spec: &FlagSpec,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Plan> {
         if command == "retention" {
             bail!("\"retention\" runs as part of backup; run \"forget\" for it alone");
         }
@@ -345,7 +369,11 @@ impl Profile {
         }
         let section = self.section(command);
         let mut steps = Vec::new();
-        let initialize = self.table.get("initialize").map(truthy).unwrap_or(self.global_initialize);
+        let initialize = self
+            .table
+            .get("initialize")
+            .map(truthy)
+            .unwrap_or(self.global_initialize);
         if initialize && command != "init" {
             steps.push(self.init_step(spec)?);
         }
@@ -362,7 +390,11 @@ impl Profile {
                     _ => keys::SECTION_KEYS,
                 };
                 let mut ok_codes = vec![0];
-                if command == "backup" && section.and_then(|s| s.get("no-error-on-warning")).is_some_and(truthy) {
+                if command == "backup"
+                    && section
+                        .and_then(|s| s.get("no-error-on-warning"))
+                        .is_some_and(truthy)
+                {
                     ok_codes.push(3);
                 }
                 Step {
@@ -370,7 +402,11 @@ impl Profile {
                     label: command.to_string(),
                     command: command.to_string(),
                     flags: self.flags_for(command, section, own, spec)?,
-                    args: if command == "backup" { self.backup_sources() } else { Vec::new() },
+                    args: if command == "backup" {
+                        self.backup_sources()
+                    } else {
+                        Vec::new()
+                    },
                     ok_codes,
                 }
             }
@@ -397,7 +433,13 @@ impl Profile {
         }
         let steps = steps
             .into_iter()
-            .map(|s| if s.kind == StepKind::Main { s } else { apply_overrides(s, overrides, false) })
+            .map(|s| {
+                if s.kind == StepKind::Main {
+                    s
+                } else {
+                    apply_overrides(s, overrides, false)
+                }
+            })
             .collect();
         Ok(Plan {
             config_file: self.config_file.clone(),
@@ -409,7 +451,12 @@ impl Profile {
             section_hooks: section.map(Hooks::from).unwrap_or_default(),
             profile_section: Value::Object(self.table.clone()),
             command_section: section.cloned().map(Value::Object).unwrap_or(Value::Null),
-            work_dir: self.table.get("base-dir").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
+            work_dir: self
+                .table
+                .get("base-dir")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
         })
     }
 
@@ -420,7 +467,13 @@ impl Profile {
         let section = self.section("copy").cloned().unwrap_or_default();
         let snapshots = section.get("snapshot").map(strings).unwrap_or_default();
         let copy_to = section.contains_key("repository") || section.contains_key("repository-file");
-        let repo_keys = ["repo", "repository-file", "password-file", "password-command", "key-hint"];
+        let repo_keys = [
+            "repo",
+            "repository-file",
+            "password-file",
+            "password-command",
+            "key-hint",
+        ];
         let mut flags = self.flags_for("copy", Some(&section), keys::COPY_KEYS, spec)?;
         let mut init = None;
         if copy_to {
@@ -439,13 +492,24 @@ impl Profile {
                 ("password-command", "password-command"),
                 ("key-hint", "key-hint"),
             ] {
-                if let Some(values) = section.get(key).map(|v| flag_values(flag, v)).transpose()?.flatten() {
+                if let Some(values) = section
+                    .get(key)
+                    .map(|v| flag_values(flag, v))
+                    .transpose()?
+                    .flatten()
+                {
                     target.push((flag.to_string(), values));
                 }
             }
-            let initialize = section.get("initialize").map(truthy).unwrap_or(self.global_initialize);
+            let initialize = section
+                .get("initialize")
+                .map(truthy)
+                .unwrap_or(self.global_initialize);
             if initialize {
-                let chunker = section.get("initialize-copy-chunker-params").map(truthy).unwrap_or(true);
+                let chunker = section
+                    .get("initialize-copy-chunker-params")
+                    .map(truthy)
+                    .unwrap_or(true);
                 let mut init_flags: Vec<Flag> = self
                     .flags_for("init", None, &[], spec)?
                     .into_iter()
@@ -454,7 +518,10 @@ impl Profile {
                 if chunker {
                     init_flags.push(("copy-chunker-params".into(), vec![None]));
                     init_flags.extend(
-                        flags.iter().filter(|(n, _)| n.starts_with("from-")).cloned(),
+                        flags
+                            .iter()
+                            .filter(|(n, _)| n.starts_with("from-"))
+                            .cloned(),
                     );
                 }
                 init_flags.extend(target.iter().cloned());
@@ -511,7 +578,11 @@ impl Profile {
         }
         if let Some(Value::Object(env)) = self.table.get("env") {
             for (k, v) in env {
-                let name = if std::env::var_os(k).is_some() { k.clone() } else { k.to_ascii_uppercase() };
+                let name = if std::env::var_os(k).is_some() {
+                    k.clone()
+                } else {
+                    k.to_ascii_uppercase()
+                };
                 let value = match v {
                     Value::String(s) => s.clone(),
                     Value::Null => String::new(),
@@ -533,7 +604,8 @@ fn apply_overrides(mut step: Step, o: &Overrides, main: bool) -> Step {
             step.args = a.clone();
         }
     }
-    step.flags.retain(|(n, _)| !given.iter().any(|(g, _)| g == n));
+    step.flags
+        .retain(|(n, _)| !given.iter().any(|(g, _)| g == n));
     step.flags.extend(given.into_iter().cloned());
     step
 }
@@ -564,7 +636,9 @@ fn flag_values(name: &str, v: &Value) -> anyhow::Result<Option<Vec<Option<String
         Value::Null | Value::Bool(false) => None,
         Value::Bool(true) => Some(vec![None]),
         Value::Number(n) => (n.as_f64() != Some(0.0)).then(|| vec![Some(n.to_string())]),
-        Value::String(s) if s.is_empty() => EMPTY_VALUE_FLAGS.contains(&name).then(|| vec![Some(String::new())]),
+        Value::String(s) if s.is_empty() => EMPTY_VALUE_FLAGS
+            .contains(&name)
+            .then(|| vec![Some(String::new())]),
         Value::String(s) => Some(vec![Some(s.clone())]),
         Value::Array(a) => {
             let mut out = Vec::new();
@@ -623,11 +697,19 @@ fn mask_url_password(s: &str) -> String {
     let Some(colon) = rest[..at].find(':') else {
         return s.to_string();
     };
-    format!("{}{}:***{}", &s[..scheme_end + 3], &rest[..colon], &rest[at..])
+    format!(
+        "{}{}:***{}",
+        &s[..scheme_end + 3],
+        &rest[..colon],
+        &rest[at..]
+    )
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -637,7 +719,9 @@ fn shell_quote(s: &str) -> String {
 /// Environment variables shown by `show`: those that look secret are masked.
 pub fn mask_env_value(name: &str, value: &str) -> String {
     let n = name.to_ascii_uppercase();
-    let secret = ["PASSWORD", "SECRET", "KEY", "TOKEN", "CREDENTIAL", "AUTH"].iter().any(|w| n.contains(w))
+    let secret = ["PASSWORD", "SECRET", "KEY", "TOKEN", "CREDENTIAL", "AUTH"]
+        .iter()
+        .any(|w| n.contains(w))
         && !n.ends_with("_FILE")
         && n != "RESTIC_KEY_HINT";
     if secret {

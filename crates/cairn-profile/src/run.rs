@@ -127,7 +127,12 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
         Ok(g) => g,
         Err(message) => {
             eprintln!("profile '{}': {message}", plan.profile);
-            let f = Failure { message, command_line: String::new(), exit_code: 1, stderr: String::new() };
+            let f = Failure {
+                message,
+                command_line: String::new(),
+                exit_code: 1,
+                stderr: String::new(),
+            };
             return outcome(Some(&f), None);
         }
     };
@@ -137,14 +142,22 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
     let mut main_reported = false;
     let result = (|| -> Result<(), Failure> {
         hooks.run_list(&plan.profile_hooks.before, "run-before", None)?;
-        for step in plan.steps.iter().filter(|s| s.kind == StepKind::InitIfMissing) {
+        for step in plan
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::InitIfMissing)
+        {
             // resticprofile ignores a failed initialization: the command that follows
             // reports what is wrong with the repository.
             let _ = runner.run(step, &plan.env);
         }
         reporter.before(&ctx);
         hooks.run_list(&plan.section_hooks.before, "run-before", None)?;
-        for step in plan.steps.iter().filter(|s| s.kind != StepKind::InitIfMissing) {
+        for step in plan
+            .steps
+            .iter()
+            .filter(|s| s.kind != StepKind::InitIfMissing)
+        {
             let step_clock = Instant::now();
             let step_started = chrono::Local::now();
             eprintln!("profile '{}': starting '{}'", plan.profile, step.label);
@@ -168,9 +181,9 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
             reporter.step(&ctx, &step_outcome);
             if !ok {
                 return Err(Failure {
-                    message: r
-                        .error
-                        .unwrap_or_else(|| format!("{} failed with exit code {}", step.label, r.exit_code)),
+                    message: r.error.unwrap_or_else(|| {
+                        format!("{} failed with exit code {}", step.label, r.exit_code)
+                    }),
                     command_line: step.display(),
                     exit_code: r.exit_code,
                     stderr: r.stderr.unwrap_or_default(),
@@ -185,19 +198,33 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
 
     let failure = result.err();
     if let Some(f) = &failure {
-        eprintln!("profile '{}': {} failed: {}", plan.profile, plan.command, f.message);
+        eprintln!(
+            "profile '{}': {} failed: {}",
+            plan.profile, plan.command, f.message
+        );
         if !main_reported {
             // The command never ran (a hook failed first): status and metrics still
             // record the failure.
             reporter.step(&ctx, &outcome(Some(f), None));
         }
-        if hooks.run_list(&plan.section_hooks.after_fail, "run-after-fail", Some(f)).is_ok() {
+        if hooks
+            .run_list(&plan.section_hooks.after_fail, "run-after-fail", Some(f))
+            .is_ok()
+        {
             let _ = hooks.run_list(&plan.profile_hooks.after_fail, "run-after-fail", Some(f));
         }
     }
-    for cmd in plan.section_hooks.finally.iter().chain(&plan.profile_hooks.finally) {
+    for cmd in plan
+        .section_hooks
+        .finally
+        .iter()
+        .chain(&plan.profile_hooks.finally)
+    {
         if let Err(e) = hooks.run_one(cmd, failure.as_ref()) {
-            eprintln!("profile '{}': run-finally failed: {}", plan.profile, e.message);
+            eprintln!(
+                "profile '{}': run-finally failed: {}",
+                plan.profile, e.message
+            );
         }
     }
     let done = outcome(failure.as_ref(), backup);
@@ -213,7 +240,12 @@ struct Hooks<'a> {
 
 impl Hooks<'_> {
     /// Runs the commands in order, stopping at the first that fails.
-    fn run_list(&self, cmds: &[String], what: &str, failure: Option<&Failure>) -> Result<(), Failure> {
+    fn run_list(
+        &self,
+        cmds: &[String],
+        what: &str,
+        failure: Option<&Failure>,
+    ) -> Result<(), Failure> {
         for cmd in cmds {
             self.run_one(cmd, failure).map_err(|mut f| {
                 f.message = format!("{what} on profile '{}': {}", self.plan.profile, f.message);
@@ -225,7 +257,10 @@ impl Hooks<'_> {
 
     fn run_one(&self, cmd: &str, failure: Option<&Failure>) -> Result<(), Failure> {
         let mut c = Command::new("sh");
-        c.arg("-c").arg(cmd).stdin(Stdio::null()).stderr(Stdio::piped());
+        c.arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         c.envs(self.plan.env.iter().map(|(k, v)| (k, v)));
         c.env("PROFILE_NAME", self.ctx.profile);
         c.env("PROFILE_COMMAND", self.ctx.command);
@@ -236,7 +271,8 @@ impl Hooks<'_> {
             }
             c.env("ERROR_EXIT_CODE", f.exit_code.to_string());
             if !f.stderr.is_empty() {
-                c.env("ERROR_STDERR", &f.stderr).env("RESTIC_STDERR", &f.stderr);
+                c.env("ERROR_STDERR", &f.stderr)
+                    .env("RESTIC_STDERR", &f.stderr);
             }
         }
         if let Some(d) = &self.plan.work_dir {
@@ -248,12 +284,15 @@ impl Hooks<'_> {
             exit_code: code,
             stderr,
         };
-        let child = c.spawn().map_err(|e| fail(format!("cannot start {cmd:?}: {e}"), 1, String::new()))?;
+        let child = c
+            .spawn()
+            .map_err(|e| fail(format!("cannot start {cmd:?}: {e}"), 1, String::new()))?;
         let out = child
             .wait_with_output()
             .map_err(|e| fail(format!("waiting for {cmd:?}: {e}"), 1, String::new()))?;
         // The hook's stderr goes where ours goes, and is kept for ERROR_STDERR (bounded).
-        let stderr = String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(64 << 10)]).into_owned();
+        let stderr =
+            String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(64 << 10)]).into_owned();
         eprint!("{stderr}");
         if !out.status.success() {
             let code = out.status.code().unwrap_or(1);
@@ -265,7 +304,12 @@ impl Hooks<'_> {
 
 /// Runs a group's profiles one after another; stops at the first failure unless
 /// `continue_on_error`. Returns the outcome of each profile that ran, in order.
-pub fn run_group(plans: &[Plan], continue_on_error: bool, runner: &dyn StepRunner, reporter: &dyn Reporter) -> Vec<RunOutcome> {
+pub fn run_group(
+    plans: &[Plan],
+    continue_on_error: bool,
+    runner: &dyn StepRunner,
+    reporter: &dyn Reporter,
+) -> Vec<RunOutcome> {
     let mut out = Vec::new();
     for plan in plans {
         let o = run_plan(plan, runner, reporter);

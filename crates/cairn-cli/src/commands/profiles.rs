@@ -18,7 +18,10 @@ pub fn run(_a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         match resolve::profile(&config, name, &spec) {
             Ok(p) => {
                 let sections = p.sections().join(", ");
-                let desc = p.description().map(|d| format!("  {d}")).unwrap_or_default();
+                let desc = p
+                    .description()
+                    .map(|d| format!("  {d}"))
+                    .unwrap_or_default();
                 println!("  {name:<20} ({sections}){desc}");
             }
             Err(e) => println!("  {name:<20} error: {e:#}"),
@@ -28,7 +31,11 @@ pub fn run(_a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         println!();
         println!("groups:");
         for grp in &config.groups {
-            let desc = grp.description.as_deref().map(|d| format!("  {d}")).unwrap_or_default();
+            let desc = grp
+                .description
+                .as_deref()
+                .map(|d| format!("  {d}"))
+                .unwrap_or_default();
             println!("  {:<20} [{}]{desc}", grp.name, grp.profiles.join(", "));
         }
     }

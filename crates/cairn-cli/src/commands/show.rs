@@ -17,7 +17,12 @@ pub fn run(_a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let names: Vec<String> = match config.target(name)? {
         Target::Profile(p) => vec![p.to_string()],
         Target::Group(grp) => {
-            println!("group {} ({}): {}", grp.name, config.path.display(), grp.profiles.join(", "));
+            println!(
+                "group {} ({}): {}",
+                grp.name,
+                config.path.display(),
+                grp.profiles.join(", ")
+            );
             grp.profiles.clone()
         }
     };

@@ -23,7 +23,12 @@ pub fn search_dirs() -> Vec<PathBuf> {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "/etc/xdg".to_string());
-    dirs.extend(xdg_dirs.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join("resticprofile")));
+    dirs.extend(
+        xdg_dirs
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join("resticprofile")),
+    );
     dirs.push(PathBuf::from("/etc/cairn"));
     for base in ["/usr/local/etc", "/etc", "/opt/local/etc"] {
         let base = Path::new(base);

@@ -41,13 +41,21 @@ pub fn merge_into(base: &mut Map<String, Value>, over: Map<String, Value>, versi
 
 /// `defer_list_ops`: a `key...` whose list is not in `base` stays as written, to extend the
 /// list the profile inherits (mixins apply before inheritance).
-fn merge(base: &mut Map<String, Value>, over: Map<String, Value>, version: u32, defer_list_ops: bool) {
+fn merge(
+    base: &mut Map<String, Value>,
+    over: Map<String, Value>,
+    version: u32,
+    defer_list_ops: bool,
+) {
     for (key, value) in over {
         if version >= 2 {
             if let Some((target, op)) = list_op(&key) {
                 if defer_list_ops && !base.contains_key(target) {
                     let old = into_list(base.remove(&key).unwrap_or(Value::Null));
-                    base.insert(key, Value::Array(old.into_iter().chain(into_list(value)).collect()));
+                    base.insert(
+                        key,
+                        Value::Array(old.into_iter().chain(into_list(value)).collect()),
+                    );
                     continue;
                 }
                 let target = target.to_string();
@@ -90,7 +98,10 @@ fn merge(base: &mut Map<String, Value>, over: Map<String, Value>, version: u32, 
 
 /// Replaces every `use` (at any depth) with the mixins it names, merged over the table that
 /// holds it, in the order named.
-pub fn apply_mixins(table: &mut Map<String, Value>, mixins: &Map<String, Value>) -> Result<(), String> {
+pub fn apply_mixins(
+    table: &mut Map<String, Value>,
+    mixins: &Map<String, Value>,
+) -> Result<(), String> {
     for (_, v) in table.iter_mut() {
         if let Value::Object(child) = v {
             apply_mixins(child, mixins)?;
@@ -121,11 +132,16 @@ pub fn apply_mixins(table: &mut Map<String, Value>, mixins: &Map<String, Value>)
 }
 
 fn upper_keys(m: Map<String, Value>) -> Map<String, Value> {
-    m.into_iter().map(|(k, v)| (k.to_ascii_uppercase(), v)).collect()
+    m.into_iter()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v))
+        .collect()
 }
 
+/// A mixin named by `use`, with the variables given there.
+type MixinUse = (String, Map<String, Value>);
+
 /// `use: name`, `use: [a, b]`, `use: [{name: a, vars: {X: 1}}, {name: b, X: 1}]`.
-fn parse_uses(v: Value) -> Result<Vec<(String, Map<String, Value>)>, String> {
+fn parse_uses(v: Value) -> Result<Vec<MixinUse>, String> {
     let items = match v {
         Value::String(s) => return Ok(vec![(s, Map::new())]),
         Value::Array(a) => a,
@@ -161,12 +177,18 @@ fn substitute(v: Value, vars: &Map<String, Value>, defaults: &Map<String, Value>
     match v {
         Value::String(s) => Value::String(crate::resolve::expand_vars(&s, |name| {
             let key = name.to_ascii_uppercase();
-            vars.get(&key).or_else(|| defaults.get(&key)).map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+            vars.get(&key)
+                .or_else(|| defaults.get(&key))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
         })),
-        Value::Array(a) => Value::Array(a.into_iter().map(|x| substitute(x, vars, defaults)).collect()),
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|x| substitute(x, vars, defaults))
+                .collect(),
+        ),
         Value::Object(o) => Value::Object(
             o.into_iter()
                 .map(|(k, x)| (k, substitute(x, vars, defaults)))

@@ -86,8 +86,14 @@ pub const RETENTION_KEYS: &[&str] = &["before-backup", "after-backup"];
 /// less than it says.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("stream-error", "stream-error is not supported by cairn"),
-    ("stdin-command", "stdin-command is not supported by cairn (use stdin-from-command)"),
-    ("source-relative", "source-relative is not supported by cairn"),
+    (
+        "stdin-command",
+        "stdin-command is not supported by cairn (use stdin-from-command)",
+    ),
+    (
+        "source-relative",
+        "source-relative is not supported by cairn",
+    ),
 ];
 
 /// Hooks, webhooks and schedule settings: never flags.
@@ -115,7 +121,11 @@ pub fn check(profile: &Map<String, Value>, spec: &FlagSpec) -> Result<(), String
             continue;
         }
         if let Value::Object(section) = v {
-            let command = if k == "retention" { "forget" } else { k.as_str() };
+            let command = if k == "retention" {
+                "forget"
+            } else {
+                k.as_str()
+            };
             if !spec.commands.contains_key(command) {
                 return Err(format!(
                     "unknown section {k:?} (neither a resticprofile setting nor a cairn command)"
@@ -124,7 +134,11 @@ pub fn check(profile: &Map<String, Value>, spec: &FlagSpec) -> Result<(), String
             check_section(k, command, section, spec)?;
             continue;
         }
-        let flag = if k == "repository" { "repo" } else { k.as_str() };
+        let flag = if k == "repository" {
+            "repo"
+        } else {
+            k.as_str()
+        };
         if !spec.any_command_accepts(flag) {
             return Err(format!(
                 "unknown key {k:?} (neither a resticprofile setting nor a cairn flag)"
@@ -134,7 +148,12 @@ pub fn check(profile: &Map<String, Value>, spec: &FlagSpec) -> Result<(), String
     Ok(())
 }
 
-fn check_section(name: &str, command: &str, section: &Map<String, Value>, spec: &FlagSpec) -> Result<(), String> {
+fn check_section(
+    name: &str,
+    command: &str,
+    section: &Map<String, Value>,
+    spec: &FlagSpec,
+) -> Result<(), String> {
     for k in section.keys() {
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(u, _)| u == k) {
             return Err(format!("{name}: {why}"));

@@ -187,11 +187,23 @@ pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<(), Stri
         _ => ctx.cwd.clone(),
     };
     if table.contains_key("base-dir") {
-        table.insert("base-dir".into(), Value::String(base.to_string_lossy().into_owned()));
+        table.insert(
+            "base-dir".into(),
+            Value::String(base.to_string_lossy().into_owned()),
+        );
     }
     let from_base = |s: &str| under(&base, &expanded(s));
 
-    for k in ["password-file", "repository-file", "cache-dir", "cacert", "tls-client-cert", "lock", "env-file", "systemd-drop-in-files"] {
+    for k in [
+        "password-file",
+        "repository-file",
+        "cache-dir",
+        "cacert",
+        "tls-client-cert",
+        "lock",
+        "env-file",
+        "systemd-drop-in-files",
+    ] {
         each(table.get_mut(k), &in_config);
     }
     for k in ["status-file", "prometheus-save-to-file"] {
@@ -200,7 +212,9 @@ pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<(), Stri
     each(table.get_mut("repository"), &|r| local_repository(r, &base));
 
     for (name, section) in table.iter_mut() {
-        let Value::Object(section) = section else { continue };
+        let Value::Object(section) = section else {
+            continue;
+        };
         if name == "env" || name == "prometheus-labels" {
             continue;
         }
@@ -226,7 +240,12 @@ pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<(), Stri
         for k in ["repository", "from-repository", "from-repo"] {
             each(section.get_mut(k), &|r| local_repository(r, &base));
         }
-        for k in ["send-before", "send-after", "send-after-fail", "send-finally"] {
+        for k in [
+            "send-before",
+            "send-after",
+            "send-after-fail",
+            "send-finally",
+        ] {
             if let Some(Value::Array(sends)) = section.get_mut(k) {
                 for s in sends {
                     if let Value::Object(s) = s {
@@ -271,7 +290,10 @@ mod tests {
     #[test]
     fn templates_fill_the_supported_subset_and_refuse_the_rest() {
         let ctx = Context::new(Path::new("/etc/x"), "web");
-        assert_eq!(template_string("{{ .ConfigDir }}/{{.Profile.Name}}.key", &ctx).unwrap(), "/etc/x/web.key");
+        assert_eq!(
+            template_string("{{ .ConfigDir }}/{{.Profile.Name}}.key", &ctx).unwrap(),
+            "/etc/x/web.key"
+        );
         let e = template_string("{{ .Now.Weekday }}", &ctx).unwrap_err();
         assert!(e.contains("not supported"), "{e}");
     }

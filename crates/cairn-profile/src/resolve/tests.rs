@@ -5,13 +5,58 @@ use serde_json::json;
 fn spec() -> FlagSpec {
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     FlagSpec {
-        global: set(&["repo", "password-file", "password-command", "repository-file", "key-hint", "verbose", "json", "cache-dir", "insecure-tls", "no-cache"]),
+        global: set(&[
+            "repo",
+            "password-file",
+            "password-command",
+            "repository-file",
+            "key-hint",
+            "verbose",
+            "json",
+            "cache-dir",
+            "insecure-tls",
+            "no-cache",
+        ]),
         commands: [
-            ("backup", set(&["tag", "host", "exclude", "exclude-file", "one-file-system", "dry-run"])),
-            ("forget", set(&["keep-last", "keep-daily", "prune", "tag", "host", "path", "group-by"])),
+            (
+                "backup",
+                set(&[
+                    "tag",
+                    "host",
+                    "exclude",
+                    "exclude-file",
+                    "one-file-system",
+                    "dry-run",
+                ]),
+            ),
+            (
+                "forget",
+                set(&[
+                    "keep-last",
+                    "keep-daily",
+                    "prune",
+                    "tag",
+                    "host",
+                    "path",
+                    "group-by",
+                ]),
+            ),
             ("check", set(&["read-data"])),
-            ("init", set(&["copy-chunker-params", "from-repo", "from-password-file"])),
-            ("copy", set(&["from-repo", "from-password-file", "from-password-command", "from-key-hint", "from-repository-file", "tag"])),
+            (
+                "init",
+                set(&["copy-chunker-params", "from-repo", "from-password-file"]),
+            ),
+            (
+                "copy",
+                set(&[
+                    "from-repo",
+                    "from-password-file",
+                    "from-password-command",
+                    "from-key-hint",
+                    "from-repository-file",
+                    "tag",
+                ]),
+            ),
             ("snapshots", set(&["tag", "host"])),
         ]
         .into_iter()
@@ -27,7 +72,10 @@ fn config(dir: &Path, name: &str, text: &str) -> Config {
 }
 
 fn argv(s: &Step) -> Vec<String> {
-    s.argv().into_iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    s.argv()
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
@@ -82,19 +130,34 @@ host = true
     );
     let forget = argv(&plan.steps[2]);
     assert!(forget.contains(&"--keep-last=3".to_string()), "{forget:?}");
-    assert!(!forget.iter().any(|a| a.starts_with("--keep-daily")), "0 is omitted: {forget:?}");
+    assert!(
+        !forget.iter().any(|a| a.starts_with("--keep-daily")),
+        "0 is omitted: {forget:?}"
+    );
     assert!(forget.contains(&"--prune".to_string()));
     assert!(forget.contains(&"--tag=srv,db".to_string()), "{forget:?}");
-    assert!(forget.contains(&format!("--host={}", hostname())), "{forget:?}");
-    assert!(forget.contains(&"--path=/data".to_string()) && forget.contains(&"--path=/etc".to_string()));
+    assert!(
+        forget.contains(&format!("--host={}", hostname())),
+        "{forget:?}"
+    );
+    assert!(
+        forget.contains(&"--path=/data".to_string()) && forget.contains(&"--path=/etc".to_string())
+    );
 }
 
 #[test]
 fn unknown_keys_are_refused_with_profile_section_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path(), "p.yaml", "a:\n  repository: /r\n  backup:\n    exlcude: x\n");
+    let c = config(
+        dir.path(),
+        "p.yaml",
+        "a:\n  repository: /r\n  backup:\n    exlcude: x\n",
+    );
     let e = profile(&c, "a", &spec()).unwrap_err().to_string();
-    assert!(e.contains("p.yaml: profile \"a\": backup: unknown key \"exlcude\""), "{e}");
+    assert!(
+        e.contains("p.yaml: profile \"a\": backup: unknown key \"exlcude\""),
+        "{e}"
+    );
     let c = config(dir.path(), "q.yaml", "a:\n  repositry: /r\n");
     let e = profile(&c, "a", &spec()).unwrap_err().to_string();
     assert!(e.contains("unknown key \"repositry\""), "{e}");
@@ -106,11 +169,23 @@ fn unknown_keys_are_refused_with_profile_section_and_key() {
 #[test]
 fn profile_level_flags_reach_only_commands_that_take_them() {
     let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path(), "p.json", r#"{"a": {"repository": "/r", "tag": ["t"], "host": "h"}}"#);
+    let c = config(
+        dir.path(),
+        "p.json",
+        r#"{"a": {"repository": "/r", "tag": ["t"], "host": "h"}}"#,
+    );
     let p = profile(&c, "a", &spec()).unwrap();
-    let check = argv(&p.plan("check", &spec(), &Overrides::default()).unwrap().steps[0]);
+    let check = argv(
+        &p.plan("check", &spec(), &Overrides::default())
+            .unwrap()
+            .steps[0],
+    );
     assert_eq!(check, ["check", "--repo=/r"]);
-    let snaps = argv(&p.plan("snapshots", &spec(), &Overrides::default()).unwrap().steps[0]);
+    let snaps = argv(
+        &p.plan("snapshots", &spec(), &Overrides::default())
+            .unwrap()
+            .steps[0],
+    );
     assert_eq!(snaps, ["snapshots", "--repo=/r", "--tag=t", "--host=h"]);
 }
 
@@ -125,9 +200,15 @@ fn command_line_flags_replace_the_profile_flags() {
         args: Some(vec!["/t".into()]),
     };
     let plan = p.plan("backup", &spec(), &o).unwrap();
-    assert_eq!(argv(&plan.steps[0]), ["backup", "--repo=/other", "--tag=y", "--", "/t"]);
+    assert_eq!(
+        argv(&plan.steps[0]),
+        ["backup", "--repo=/other", "--tag=y", "--", "/t"]
+    );
     let forget = argv(&plan.steps[1]);
-    assert!(forget.contains(&"--repo=/other".to_string()) && !forget.contains(&"--tag=y".to_string()), "{forget:?}");
+    assert!(
+        forget.contains(&"--repo=/other".to_string()) && !forget.contains(&"--tag=y".to_string()),
+        "{forget:?}"
+    );
 }
 
 #[test]
@@ -142,11 +223,26 @@ fn copy_to_a_second_repository_maps_as_resticprofile_does() {
     let plan = p.plan("copy", &spec(), &Overrides::default()).unwrap();
     assert_eq!(
         argv(&plan.steps[0]),
-        ["init", "--copy-chunker-params", "--from-repo=/src", "--from-password-file=/k1", "--repo=/dst", "--password-file=/k2"]
+        [
+            "init",
+            "--copy-chunker-params",
+            "--from-repo=/src",
+            "--from-password-file=/k1",
+            "--repo=/dst",
+            "--password-file=/k2"
+        ]
     );
     assert_eq!(
         argv(&plan.steps[1]),
-        ["copy", "--from-repo=/src", "--from-password-file=/k1", "--repo=/dst", "--password-file=/k2", "--", "latest"]
+        [
+            "copy",
+            "--from-repo=/src",
+            "--from-password-file=/k1",
+            "--repo=/dst",
+            "--password-file=/k2",
+            "--",
+            "latest"
+        ]
     );
 }
 

@@ -11,7 +11,11 @@ struct Fake {
 impl StepRunner for Fake {
     fn run(&self, step: &Step, _env: &[(String, String)]) -> StepResult {
         self.ran.borrow_mut().push(step.label.clone());
-        let code = self.codes.iter().find(|(l, _)| *l == step.label).map_or(0, |(_, c)| *c);
+        let code = self
+            .codes
+            .iter()
+            .find(|(l, _)| *l == step.label)
+            .map_or(0, |(_, c)| *c);
         StepResult {
             exit_code: code,
             error: (code != 0).then(|| format!("{} broke", step.label)),
@@ -22,16 +26,31 @@ impl StepRunner for Fake {
 }
 
 fn step(kind: StepKind, label: &str) -> Step {
-    Step { kind, label: label.into(), command: label.into(), flags: vec![], args: vec![], ok_codes: vec![0] }
+    Step {
+        kind,
+        label: label.into(),
+        command: label.into(),
+        flags: vec![],
+        args: vec![],
+        ok_codes: vec![0],
+    }
 }
 
 fn plan(log: &Path, section_before: &str) -> Plan {
-    let hook = |what: &str| format!("echo \"{what} $PROFILE_NAME $PROFILE_COMMAND ${{ERROR_EXIT_CODE:-}}\" >> {}", log.display());
+    let hook = |what: &str| {
+        format!(
+            "echo \"{what} $PROFILE_NAME $PROFILE_COMMAND ${{ERROR_EXIT_CODE:-}}\" >> {}",
+            log.display()
+        )
+    };
     Plan {
         config_file: "/x/profiles.toml".into(),
         profile: "p".into(),
         command: "backup".into(),
-        steps: vec![step(StepKind::Main, "backup"), step(StepKind::Retention, "retention")],
+        steps: vec![
+            step(StepKind::Main, "backup"),
+            step(StepKind::Retention, "retention"),
+        ],
         env: vec![],
         profile_hooks: Hooks {
             before: vec![hook("profile-before")],
@@ -58,10 +77,14 @@ impl Reporter for Seen {
         self.0.borrow_mut().push(format!("before {}", c.command));
     }
     fn step(&self, _c: &Context<'_>, o: &RunOutcome) {
-        self.0.borrow_mut().push(format!("step {} {}", o.command, o.exit_code));
+        self.0
+            .borrow_mut()
+            .push(format!("step {} {}", o.command, o.exit_code));
     }
     fn after(&self, _c: &Context<'_>, o: &RunOutcome) {
-        self.0.borrow_mut().push(format!("after {} {}", o.success, o.exit_code));
+        self.0
+            .borrow_mut()
+            .push(format!("after {} {}", o.success, o.exit_code));
     }
 }
 
@@ -69,7 +92,10 @@ impl Reporter for Seen {
 fn success_runs_hooks_in_resticprofile_order() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let fake = Fake { codes: vec![], ran: RefCell::new(vec![]) };
+    let fake = Fake {
+        codes: vec![],
+        ran: RefCell::new(vec![]),
+    };
     let seen = Seen::default();
     let o = run_plan(&plan(&log, "HOOK"), &fake, &seen);
     assert!(o.success && o.exit_code == 0);
@@ -79,14 +105,25 @@ fn success_runs_hooks_in_resticprofile_order() {
         "profile-before p backup \nsection-before p backup \nsection-after p backup \nprofile-after p backup \nsection-finally p backup \nprofile-finally p backup \n"
     );
     assert_eq!(*fake.ran.borrow(), ["backup", "retention"]);
-    assert_eq!(*seen.0.borrow(), ["before backup", "step backup 0", "step retention 0", "after true 0"]);
+    assert_eq!(
+        *seen.0.borrow(),
+        [
+            "before backup",
+            "step backup 0",
+            "step retention 0",
+            "after true 0"
+        ]
+    );
 }
 
 #[test]
 fn a_failed_step_runs_after_fail_not_after_and_keeps_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let fake = Fake { codes: vec![("backup", 3)], ran: RefCell::new(vec![]) };
+    let fake = Fake {
+        codes: vec![("backup", 3)],
+        ran: RefCell::new(vec![]),
+    };
     let seen = Seen::default();
     let o = run_plan(&plan(&log, "HOOK"), &fake, &seen);
     assert!(!o.success);
@@ -97,22 +134,38 @@ fn a_failed_step_runs_after_fail_not_after_and_keeps_its_exit_code() {
         got,
         "profile-before p backup \nsection-before p backup \nsection-fail p backup 3\nprofile-fail p backup 3\nsection-finally p backup 3\nprofile-finally p backup 3\n"
     );
-    assert_eq!(*fake.ran.borrow(), ["backup"], "retention does not run after a failed backup");
-    assert_eq!(*seen.0.borrow(), ["before backup", "step backup 3", "after false 3"]);
+    assert_eq!(
+        *fake.ran.borrow(),
+        ["backup"],
+        "retention does not run after a failed backup"
+    );
+    assert_eq!(
+        *seen.0.borrow(),
+        ["before backup", "step backup 3", "after false 3"]
+    );
 }
 
 #[test]
 fn a_failed_run_before_runs_nothing_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let fake = Fake { codes: vec![], ran: RefCell::new(vec![]) };
+    let fake = Fake {
+        codes: vec![],
+        ran: RefCell::new(vec![]),
+    };
     let seen = Seen::default();
     let o = run_plan(&plan(&log, "HOOK; exit 7"), &fake, &seen);
     assert!(!o.success);
     assert_eq!(o.exit_code, 1);
     assert!(fake.ran.borrow().is_empty());
     let got = std::fs::read_to_string(&log).unwrap();
-    assert!(got.contains("section-fail p backup 1\nprofile-fail p backup 1\n"), "{got}");
+    assert!(
+        got.contains("section-fail p backup 1\nprofile-fail p backup 1\n"),
+        "{got}"
+    );
     assert!(!got.contains("after"), "{got}");
-    assert_eq!(*seen.0.borrow(), ["before backup", "step backup 1", "after false 1"]);
+    assert_eq!(
+        *seen.0.borrow(),
+        ["before backup", "step backup 1", "after false 1"]
+    );
 }
