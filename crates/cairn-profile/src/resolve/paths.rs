@@ -81,6 +81,10 @@ fn expand_home(s: &str) -> String {
 fn template_value(expr: &str, ctx: &Context) -> Option<String> {
     let expr = expr.trim();
     if let Some(name) = expr.strip_prefix(".Env.") {
+        // Only a plain name: pipelines (`| or …`) are not supported.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
         return Some(std::env::var(name).unwrap_or_default());
     }
     Some(match expr {
@@ -294,8 +298,10 @@ mod tests {
             template_string("{{ .ConfigDir }}/{{.Profile.Name}}.key", &ctx).unwrap(),
             "/etc/x/web.key"
         );
-        let e = template_string("{{ .Now.Weekday }}", &ctx).unwrap_err();
-        assert!(e.contains("not supported"), "{e}");
+        for t in ["{{ .Now.Weekday }}", "{{ .Env.HOME | or \"/x\" }}", "{{env}}"] {
+            let e = template_string(t, &ctx).unwrap_err();
+            assert!(e.contains("not supported"), "{e}");
+        }
     }
 
     #[test]
