@@ -87,7 +87,7 @@ fn main() {
     tune_allocator();
     signals::install();
     cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
-    let args = expand_verbose_levels(std::env::args_os());
+    let args = profile_run::expand_profile_dot_command(expand_verbose_levels(std::env::args_os()));
     let cli = Cli::parse_from(args.clone());
     if profile_run::applies(&cli, &args) {
         let code = profile_run::run_from_command_line(&cli, args);
@@ -156,6 +156,43 @@ mod tests {
             .iter()
             .map(std::ffi::OsString::from);
         assert_eq!(super::expand_verbose_levels(args).len(), 2);
+    }
+
+    #[test]
+    fn profile_dot_command_becomes_profile_flag() {
+        let args = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let got = crate::profile_run::expand_profile_dot_command(args(&[
+            "cairn",
+            "--config",
+            "p.conf",
+            "web.db.backup",
+            "--tag",
+            "x.check",
+        ]));
+        assert_eq!(
+            got,
+            args(&[
+                "cairn",
+                "--config",
+                "p.conf",
+                "--profile",
+                "web.db",
+                "backup",
+                "--tag",
+                "x.check"
+            ])
+        );
+        // A command comes first: nothing after it is touched; other dotted words are not commands.
+        let same = args(&["cairn", "-r", "/srv/repo.x", "snapshots", "a.check"]);
+        assert_eq!(
+            crate::profile_run::expand_profile_dot_command(same.clone()),
+            same
+        );
+        let same = args(&["cairn", "backup", "notes.txt"]);
+        assert_eq!(
+            crate::profile_run::expand_profile_dot_command(same.clone()),
+            same
+        );
     }
 
     #[test]

@@ -33,6 +33,38 @@ fn reporter() -> Box<dyn Reporter> {
     Box::new(NoReporter)
 }
 
+/// resticprofile's `NAME.COMMAND` (`cairn nightly.backup`) is `-P NAME COMMAND`: the first
+/// argument that is not an option and ends in `.` and a command's name is split.
+pub fn expand_profile_dot_command(args: Vec<OsString>) -> Vec<OsString> {
+    let cmd = crate::cli_command();
+    let is_command = |s: &str| cmd.find_subcommand(s).is_some();
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut done = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        if done || i == 0 {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            done = true;
+        } else if let Some(s) = arg.to_str().filter(|s| !s.starts_with('-')) {
+            if is_command(s) {
+                done = true;
+            } else if let Some((profile, command)) = s.rsplit_once('.') {
+                if !profile.is_empty() && is_command(command) {
+                    out.push("--profile".into());
+                    out.push(profile.into());
+                    out.push(command.into());
+                    done = true;
+                    continue;
+                }
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
 /// Whether the command line asks for a profile run: a profile or a configuration file is
 /// given, and the command is a repository command.
 pub fn applies(cli: &Cli, args: &[OsString]) -> bool {

@@ -581,6 +581,10 @@ fn command_line_flags_override_the_profile() {
     assert_eq!(snaps[0]["tags"], serde_json::json!(["typed"]));
     assert_eq!(snaps[0]["hostname"], "typed-host");
 
+    // resticprofile's NAME.COMMAND form.
+    cairn(&t, t.path(), &["--config", &config, "p.backup"]).ok();
+    assert_eq!(snapshots(&repo).len(), 2);
+
     // CAIRN_CONFIG / CAIRN_PROFILE name them too; `show` prints the resolved command lines
     // with absolute paths and secrets masked.
     let home = t.join("home");

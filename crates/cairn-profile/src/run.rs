@@ -314,8 +314,10 @@ pub fn run_group(
     for plan in plans {
         let o = run_plan(plan, runner, reporter);
         let failed = !o.success;
+        // Ctrl-C ends the group, whatever continue-on-error says.
+        let interrupted = o.exit_code == 130;
         out.push(o);
-        if failed && !continue_on_error {
+        if interrupted || (failed && !continue_on_error) {
             break;
         }
     }

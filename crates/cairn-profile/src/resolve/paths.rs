@@ -298,7 +298,11 @@ mod tests {
             template_string("{{ .ConfigDir }}/{{.Profile.Name}}.key", &ctx).unwrap(),
             "/etc/x/web.key"
         );
-        for t in ["{{ .Now.Weekday }}", "{{ .Env.HOME | or \"/x\" }}", "{{env}}"] {
+        for t in [
+            "{{ .Now.Weekday }}",
+            "{{ .Env.HOME | or \"/x\" }}",
+            "{{env}}",
+        ] {
             let e = template_string(t, &ctx).unwrap_err();
             assert!(e.contains("not supported"), "{e}");
         }
