@@ -613,3 +613,54 @@ fn command_line_flags_override_the_profile() {
         "{out}"
     );
 }
+
+#[test]
+fn copy_section_copies_to_its_own_repository_created_with_the_same_chunker() {
+    let t = setup("cairn-prof-copy");
+    let (src_repo, dst_repo) = (t.join("primary"), t.join("offsite"));
+    std::fs::write(t.join("other-key"), format!("{PW}\n")).unwrap();
+    let config = t.join("profiles.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+version: "1"
+default:
+  repository: "{src_repo}"
+  password-file: password.txt
+  initialize: true
+  backup:
+    source: ["{src}"]
+  copy:
+    initialize: true
+    repository: "{dst_repo}"
+    password-file: other-key
+"#,
+            src_repo = src_repo.display(),
+            dst_repo = dst_repo.display(),
+            src = t.join("src").display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    cairn(&t, t.path(), &["--config", &config, "backup"]).ok();
+    cairn(&t, t.path(), &["--config", &config, "copy"]).ok();
+    let copied = snapshots(&dst_repo);
+    assert_eq!(copied.len(), 1);
+    assert_eq!(copied[0]["paths"], snapshots(&src_repo)[0]["paths"]);
+    if let Some(r) = restic(&dst_repo) {
+        r.run(&["check", "--read-data"]).ok();
+    }
+    // `initialize-copy-chunker-params` defaults to true: the target was created with the
+    // source's chunker polynomial, so what is copied deduplicates as it did there.
+    let a = Tool::cairn(&src_repo, PW)
+        .run(&["cat", "config"])
+        .ok()
+        .json();
+    let b = Tool::cairn(&dst_repo, PW)
+        .run(&["cat", "config"])
+        .ok()
+        .json();
+    assert_eq!(a["chunker_polynomial"], b["chunker_polynomial"]);
+    assert_ne!(a["id"], b["id"]);
+}
