@@ -248,7 +248,7 @@ impl StepRunner for InProcess {
         for (k, v) in env {
             std::env::set_var(k, v);
         }
-        let r = run_step(step);
+        let r = in_dir(step, run_step);
         for (k, v) in saved {
             match v {
                 Some(v) => std::env::set_var(&k, v),
@@ -257,6 +257,24 @@ impl StepRunner for InProcess {
         }
         r
     }
+}
+
+/// Runs the step in its directory (`source-relative` backups), back where it was afterwards.
+fn in_dir(step: &Step, f: fn(&Step) -> StepResult) -> StepResult {
+    let Some(dir) = &step.work_dir else {
+        return f(step);
+    };
+    let back = std::env::current_dir();
+    if let Err(e) = std::env::set_current_dir(dir) {
+        let msg = format!("cannot change to {}: {e}", dir.display());
+        eprintln!("Fatal: {msg}");
+        return failed(exit::FATAL, msg);
+    }
+    let r = f(step);
+    if let Ok(back) = back {
+        let _ = std::env::set_current_dir(back);
+    }
+    r
 }
 
 fn run_step(step: &Step) -> StepResult {

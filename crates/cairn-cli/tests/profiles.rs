@@ -664,3 +664,80 @@ default:
     assert_eq!(a["chunker_polynomial"], b["chunker_polynomial"]);
     assert_ne!(a["id"], b["id"]);
 }
+
+#[test]
+fn stdin_command_and_relative_sources_back_up_as_resticprofile_would() {
+    let t = setup("cairn-prof-stdin");
+    let repo = t.join("repo");
+    let config = t.join("profiles.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[dump]
+repository = "{repo}"
+password-file = "password.txt"
+initialize = true
+[dump.backup]
+stdin-command = ["echo first", "echo second"]
+stdin-filename = "db.sql"
+tag = ["db"]
+
+[files]
+repository = "{repo}"
+password-file = "password.txt"
+[files.backup]
+source-relative = true
+source-base = "{base}"
+source = ["src"]
+tag = ["files"]
+[files.retention]
+after-backup = true
+keep-last = 1
+"#,
+            repo = repo.display(),
+            base = t.path().display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let elsewhere = t.join("home");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    cairn(&t, &elsewhere, &["--config", &config, "dump.backup"]).ok();
+    cairn(&t, &elsewhere, &["--config", &config, "files.backup"]).ok();
+    std::fs::write(t.join("src/a.txt"), "changed").unwrap();
+    cairn(&t, &elsewhere, &["--config", &config, "files.backup"]).ok();
+    // keep-last 1 found the relative backup's snapshots by their absolute path (with the
+    // relative one it would select none and keep both); the dump, another path, stays.
+    let snaps = snapshots(&repo);
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    let db = snaps
+        .iter()
+        .find(|s| s["tags"] == serde_json::json!(["db"]))
+        .unwrap();
+    assert_eq!(db["paths"], serde_json::json!(["/db.sql"]));
+    let files = snaps
+        .iter()
+        .find(|s| s["tags"] == serde_json::json!(["files"]))
+        .unwrap();
+    // Backed up from source-base with the relative name; restic records it absolute.
+    assert_eq!(
+        files["paths"],
+        serde_json::json!([t.join("src").display().to_string()])
+    );
+    let tool = Tool::cairn(&repo, PW);
+    let id = db["short_id"].as_str().unwrap();
+    let out = tool.run(&["dump", id, "/db.sql"]).ok();
+    assert_eq!(out.stdout_str(), "first\nsecond\n");
+
+    // A failing command fails the backup and leaves no snapshot.
+    let text = std::fs::read_to_string(t.join("profiles.toml")).unwrap();
+    std::fs::write(
+        t.join("profiles.toml"),
+        text.replace("\"echo second\"", "\"exit 5\""),
+    )
+    .unwrap();
+    let r = cairn(&t, &elsewhere, &["--config", &config, "dump.backup"]);
+    assert_ne!(r.code, Some(0), "{}", r.stderr_str());
+    assert_eq!(snapshots(&repo).len(), 2);
+}

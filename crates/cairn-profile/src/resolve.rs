@@ -75,6 +75,8 @@ pub struct Step {
     pub args: Vec<String>,
     /// Exit codes that count as success (`no-error-on-warning` adds 3 for backups).
     pub ok_codes: Vec<i32>,
+    /// The directory the step runs in (`source-relative` backups: the sources' base).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl Step {
@@ -170,6 +172,8 @@ pub struct Profile {
     pub version: u32,
     pub table: Map<String, Value>,
     global_initialize: bool,
+    /// `source-relative`: the directory the backup runs in, its sources relative to it.
+    source_dir: Option<PathBuf>,
 }
 
 /// Loads profile `name` from `config` and checks it against `spec`.
@@ -179,8 +183,10 @@ pub fn profile(config: &Config, name: &str, spec: &FlagSpec) -> anyhow::Result<P
     let ctx = paths::Context::new(&config.dir(), name);
     paths::templates(&mut table, &ctx).map_err(|e| anyhow!("{file}: profile {name:?}: {e}"))?;
     keys::check(&table, spec).map_err(|e| anyhow!("{file}: profile {name:?}: {e}"))?;
-    paths::resolve(&mut table, &ctx).map_err(|e| anyhow!("{file}: profile {name:?}: {e}"))?;
+    let source_dir =
+        paths::resolve(&mut table, &ctx).map_err(|e| anyhow!("{file}: profile {name:?}: {e}"))?;
     Ok(Profile {
+        source_dir,
         name: name.to_string(),
         config_file: config.path.clone(),
         version: config.version,
@@ -222,6 +228,29 @@ impl Profile {
             .and_then(|b| b.get("source"))
             .map(strings)
             .unwrap_or_default()
+    }
+
+    /// The backup's sources as absolute paths, which is how snapshots record them.
+    fn backup_paths(&self) -> Vec<String> {
+        let sources = self.backup_sources();
+        match &self.source_dir {
+            Some(d) => sources.iter().map(|s| under(d, s)).collect(),
+            None => sources,
+        }
+    }
+
+    /// `stdin-command`: the shell commands whose output is backed up (resticprofile runs them
+    /// one after another into restic's stdin; here one shell runs them, stopping at the
+    /// first that fails, through `--stdin-from-command`).
+    fn stdin_command(&self) -> Option<Vec<String>> {
+        let cmds = self.section("backup")?.get("stdin-command").map(strings)?;
+        (!cmds.is_empty()).then(|| {
+            let script = std::iter::once("set -e".to_string())
+                .chain(cmds)
+                .collect::<Vec<_>>()
+                .join("\n");
+            vec!["sh".to_string(), "-c".to_string(), script]
+        })
     }
 
     /// The backup's tags, for `tag = true` elsewhere: one value, all tags required.
@@ -266,12 +295,9 @@ impl Profile {
                     Some(t) => Value::String(t),
                     None => continue,
                 },
-                ("path", Value::Bool(true)) => Value::Array(
-                    self.backup_sources()
-                        .into_iter()
-                        .map(Value::String)
-                        .collect(),
-                ),
+                ("path", Value::Bool(true)) => {
+                    Value::Array(self.backup_paths().into_iter().map(Value::String).collect())
+                }
                 _ => v,
             };
             if let Some(values) = flag_values(&k, &v)? {
@@ -289,6 +315,7 @@ impl Profile {
             flags: self.flags_for("init", self.section("init"), keys::INIT_KEYS, spec)?,
             args: Vec::new(),
             ok_codes: vec![0],
+            work_dir: None,
         })
     }
 
@@ -322,6 +349,7 @@ impl Profile {
             flags: self.flags_for("forget", Some(&section), keys::RETENTION_KEYS, spec)?,
             args: Vec::new(),
             ok_codes: vec![0],
+            work_dir: None,
         })
     }
 
@@ -333,6 +361,7 @@ impl Profile {
             flags: self.flags_for("check", self.section("check"), keys::SECTION_KEYS, spec)?,
             args: Vec::new(),
             ok_codes: vec![0],
+            work_dir: None,
         })
     }
 
@@ -397,17 +426,26 @@ impl Profile {
                 {
                     ok_codes.push(3);
                 }
+                let mut flags = self.flags_for(command, section, own, spec)?;
+                let mut args = Vec::new();
+                let mut work_dir = None;
+                if command == "backup" {
+                    args = self.backup_sources();
+                    work_dir = self.source_dir.clone();
+                    if let Some(script) = self.stdin_command() {
+                        flags.retain(|(n, _)| n != "stdin");
+                        flags.push(("stdin-from-command".into(), vec![None]));
+                        args = script;
+                    }
+                }
                 Step {
                     kind: StepKind::Main,
                     label: command.to_string(),
                     command: command.to_string(),
-                    flags: self.flags_for(command, section, own, spec)?,
-                    args: if command == "backup" {
-                        self.backup_sources()
-                    } else {
-                        Vec::new()
-                    },
+                    flags,
+                    args,
                     ok_codes,
+                    work_dir,
                 }
             }
         };
@@ -532,6 +570,7 @@ impl Profile {
                     flags: init_flags,
                     args: Vec::new(),
                     ok_codes: vec![0],
+                    work_dir: None,
                 });
             }
             flags.extend(target);
@@ -543,6 +582,7 @@ impl Profile {
             flags,
             args: snapshots,
             ok_codes: vec![0],
+            work_dir: None,
         };
         Ok((init, copy))
     }

@@ -68,6 +68,8 @@ pub const BACKUP_KEYS: &[&str] = &[
     "source-base",
     "extended-status",
     "no-error-on-warning",
+    "stdin-command",
+    "source-relative",
 ];
 pub const COPY_KEYS: &[&str] = &[
     "initialize",
@@ -84,17 +86,7 @@ pub const RETENTION_KEYS: &[&str] = &["before-backup", "after-backup"];
 
 /// resticprofile keys cairn does not implement: refused, so a profile never silently does
 /// less than it says.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    ("stream-error", "stream-error is not supported by cairn"),
-    (
-        "stdin-command",
-        "stdin-command is not supported by cairn (use stdin-from-command)",
-    ),
-    (
-        "source-relative",
-        "source-relative is not supported by cairn",
-    ),
-];
+const UNSUPPORTED: &[(&str, &str)] = &[("stream-error", "stream-error is not supported by cairn")];
 
 /// Hooks, webhooks and schedule settings: never flags.
 pub fn is_section_key(k: &str) -> bool {

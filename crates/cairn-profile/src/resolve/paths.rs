@@ -180,8 +180,10 @@ fn local_repository(repo: &str, base: &Path) -> String {
     format!("{prefix}{}", under(base, &path))
 }
 
-/// Resolves the profile's paths in place.
-pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<(), String> {
+/// Resolves the profile's paths in place. With `source-relative`, the sources stay relative
+/// and the directory they are relative to is returned.
+pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<Option<PathBuf>, String> {
+    let mut source_dir = None;
     let config_dir = ctx.config_dir.clone();
     let in_config = move |s: &str| under(&config_dir, &expand_home(&expand_env(s)));
     let expanded = |s: &str| expand_home(&expand_env(s));
@@ -265,16 +267,22 @@ pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<(), Stri
                 Some(b) if !b.trim().is_empty() => PathBuf::from(from_base(b.trim())),
                 _ => base.clone(),
             };
-            each(section.get_mut("source"), &|s| {
-                let s = expanded(s);
-                // A source starting with "-" is a path, not a flag.
-                under(&source_base, &s)
-            });
+            if section
+                .get("source-relative")
+                .is_some_and(crate::config::truthy)
+            {
+                each(section.get_mut("source"), &expanded);
+                source_dir = Some(source_base);
+            } else {
+                each(section.get_mut("source"), &|s| {
+                    under(&source_base, &expanded(s))
+                });
+            }
         }
         // `path` strings select snapshots by absolute path.
         each(section.get_mut("path"), &from_base);
     }
-    Ok(())
+    Ok(source_dir)
 }
 
 #[cfg(test)]

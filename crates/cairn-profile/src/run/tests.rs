@@ -33,6 +33,7 @@ fn step(kind: StepKind, label: &str) -> Step {
         flags: vec![],
         args: vec![],
         ok_codes: vec![0],
+        work_dir: None,
     }
 }
 
