@@ -145,6 +145,20 @@ impl Config {
             }
             (profiles, mixins)
         };
+        // An empty YAML table (`name:` and nothing under it) is null.
+        let profiles: Map<String, Value> = profiles
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    if v.is_null() {
+                        Value::Object(Map::new())
+                    } else {
+                        v
+                    },
+                )
+            })
+            .collect();
         for (name, p) in &profiles {
             if !p.is_object() {
                 return Err(format!(
@@ -468,6 +482,16 @@ profiles:
         assert_eq!(b["repository"], "local:/backup/other");
         assert_eq!(b["backup"]["source"], serde_json::json!(["/z"]));
         assert_eq!(b["backup"]["exclude"], serde_json::json!([".*", "*~"]));
+    }
+
+    #[test]
+    fn a_single_use_table_names_one_mixin_with_its_variables() {
+        let c = load(
+            "p.toml",
+            "version = 2\n[mixins.m]\nrepository = \"/r/$WHAT\"\n[mixins.m.default-vars]\nWHAT = \"x\"\n[profiles.p]\nuse = { name = \"m\", WHAT = \"y\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.profile("p").unwrap()["repository"], "/r/y");
     }
 
     #[test]

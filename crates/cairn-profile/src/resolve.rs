@@ -179,6 +179,7 @@ pub struct Profile {
 /// Loads profile `name` from `config` and checks it against `spec`.
 pub fn profile(config: &Config, name: &str, spec: &FlagSpec) -> anyhow::Result<Profile> {
     let mut table = config.profile(name)?;
+    drop_nulls(&mut table, spec);
     let file = config.path.display().to_string();
     let ctx = paths::Context::new(&config.dir(), name);
     paths::templates(&mut table, &ctx).map_err(|e| anyhow!("{file}: profile {name:?}: {e}"))?;
@@ -632,6 +633,26 @@ impl Profile {
             }
         }
         Ok(out)
+    }
+}
+
+/// A key with no value (YAML's `backup:` with nothing under it) is as good as absent; an
+/// empty section stays, empty.
+fn drop_nulls(table: &mut Map<String, Value>, spec: &FlagSpec) {
+    let sections: Vec<String> = table
+        .iter()
+        .filter(|(k, v)| v.is_null() && (spec.commands.contains_key(*k) || *k == "retention"))
+        .map(|(k, _)| k.clone())
+        .collect();
+    table.retain(|_, v| !v.is_null());
+    for (_, v) in table.iter_mut() {
+        if let Value::Object(o) = v {
+            o.retain(|_, x| !x.is_null());
+        }
+    }
+    // `backup:` alone declares the section.
+    for k in sections {
+        table.insert(k, Value::Object(Map::new()));
     }
 }
 

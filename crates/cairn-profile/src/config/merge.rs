@@ -140,11 +140,12 @@ fn upper_keys(m: Map<String, Value>) -> Map<String, Value> {
 /// A mixin named by `use`, with the variables given there.
 type MixinUse = (String, Map<String, Value>);
 
-/// `use: name`, `use: [a, b]`, `use: [{name: a, vars: {X: 1}}, {name: b, X: 1}]`.
+/// `use: name`, `use: {name: a, X: 1}`, `use: [a, b]`, `use: [{name: a, vars: {X: 1}}, {name: b, X: 1}]`.
 fn parse_uses(v: Value) -> Result<Vec<MixinUse>, String> {
     let items = match v {
         Value::String(s) => return Ok(vec![(s, Map::new())]),
         Value::Array(a) => a,
+        o @ Value::Object(_) => vec![o],
         _ => return Err("use must be a mixin name or a list of them".into()),
     };
     let mut out = Vec::new();

@@ -260,3 +260,22 @@ fn version_2_defaults_retention_after_backup_and_host() {
     assert!(argv(&plan.steps[1]).contains(&format!("--host={}", hostname())));
     let _ = json!(null);
 }
+
+#[test]
+fn empty_yaml_keys_are_absent_and_empty_sections_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(
+        dir.path(),
+        "p.yaml",
+        "a:\n  repository: /r\n  tag:\n  check:\nb:\n",
+    );
+    let p = profile(&c, "a", &spec()).unwrap();
+    assert_eq!(p.sections(), ["check"]);
+    let snaps = argv(
+        &p.plan("snapshots", &spec(), &Overrides::default())
+            .unwrap()
+            .steps[0],
+    );
+    assert_eq!(snaps, ["snapshots", "--repo=/r"]);
+    assert!(profile(&c, "b", &spec()).unwrap().sections().is_empty());
+}
