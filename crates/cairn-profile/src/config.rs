@@ -84,7 +84,17 @@ impl Config {
         let path = absolute(path);
         let shown = path.display().to_string();
         let text = read_bounded(&path).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
-        let root = parse(&path, &text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let text = crate::resolve::file_templates(&text, dir);
+        let root = parse(&path, &text).map_err(|e| {
+            // A parse error next to a template cairn left alone is most likely its doing.
+            let hint = if text.contains("{{") {
+                " (resticprofile templates other than .Profile.Name, .ConfigDir, .Env.NAME, … are not supported by cairn)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{shown}: {e}{hint}")
+        })?;
         Config::from_value(path, root).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
     }
 

@@ -7,7 +7,7 @@
 mod keys;
 mod paths;
 
-pub use paths::expand_vars;
+pub use paths::{expand_vars, file_templates};
 
 use crate::config::{truthy, Config};
 use anyhow::{anyhow, bail};

@@ -132,6 +132,28 @@ fn template_string(s: &str, ctx: &Context) -> Result<String, String> {
     Ok(out)
 }
 
+/// Fills in, in the file's text before it is parsed (as resticprofile does), the templates
+/// that do not depend on the profile; the others are left for [`templates`].
+pub fn file_templates(text: &str, config_dir: &Path) -> String {
+    let ctx = Context::new(config_dir, "");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let Some(end) = rest[i..].find("}}") else {
+            break;
+        };
+        let expr = &rest[i + 2..i + end];
+        out.push_str(&rest[..i]);
+        match template_value(expr, &ctx).filter(|_| expr.trim() != ".Profile.Name") {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[i..i + end + 2]),
+        }
+        rest = &rest[i + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Fills in `{{ … }}` in every string of the profile.
 pub fn templates(table: &mut Map<String, Value>, ctx: &Context) -> Result<(), String> {
     fn walk(v: &mut Value, ctx: &Context) -> Result<(), String> {
@@ -314,6 +336,18 @@ mod tests {
             let e = template_string(t, &ctx).unwrap_err();
             assert!(e.contains("not supported"), "{e}");
         }
+    }
+
+    #[test]
+    fn file_templates_fill_all_but_the_profile_name_and_leave_the_unknown() {
+        let got = file_templates(
+            "a: {{ .ConfigDir }}/k\nb: \"{{ .Profile.Name }}\"\nc: {{ .Now.Year }}\n",
+            Path::new("/etc/c"),
+        );
+        assert_eq!(
+            got,
+            "a: /etc/c/k\nb: \"{{ .Profile.Name }}\"\nc: {{ .Now.Year }}\n"
+        );
     }
 
     #[test]
