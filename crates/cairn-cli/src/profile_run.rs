@@ -123,15 +123,27 @@ fn overrides(cmd: &clap::Command, matches: &clap::ArgMatches) -> Overrides {
     let Some(sub) = cmd.find_subcommand(name) else {
         return o;
     };
-    let root_m = matches;
-    for arg in sub.get_arguments() {
+    typed(sub, sub_m, matches, &mut o);
+    // `repair snapshots …`: the nested command and its flags.
+    if let Some((nested, nested_m)) = sub_m.subcommand() {
+        if let Some(nested_cmd) = sub.find_subcommand(nested) {
+            o.subcommand.push(nested.to_string());
+            typed(nested_cmd, nested_m, matches, &mut o);
+        }
+    }
+    o
+}
+
+/// Adds the flags and arguments of `cmd` that were typed (`m`, or `root_m` for global flags
+/// typed before the command).
+fn typed(cmd: &clap::Command, m: &clap::ArgMatches, root_m: &clap::ArgMatches, o: &mut Overrides) {
+    for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
         if SELECTION_FLAGS.contains(&id) {
             continue;
         }
-        // A global flag typed before the command is in the top-level matches.
-        let m = if sub_m.value_source(id) == Some(ValueSource::CommandLine) {
-            sub_m
+        let m = if m.value_source(id) == Some(ValueSource::CommandLine) {
+            m
         } else if arg.is_global_set() && root_m.value_source(id) == Some(ValueSource::CommandLine) {
             root_m
         } else {
@@ -155,12 +167,14 @@ fn overrides(cmd: &clap::Command, matches: &clap::ArgMatches) -> Overrides {
         };
         let flag: Flag = (long.to_string(), values);
         if arg.is_global_set() {
-            o.global.push(flag);
+            // Global flags show at every level of a nested command: once is enough.
+            if !o.global.iter().any(|(n, _)| *n == flag.0) {
+                o.global.push(flag);
+            }
         } else {
             o.command.push(flag);
         }
     }
-    o
 }
 
 /// Runs `cairn [--config F] -P NAME COMMAND …` and returns the exit code.

@@ -581,6 +581,21 @@ fn command_line_flags_override_the_profile() {
     assert_eq!(snaps[0]["tags"], serde_json::json!(["typed"]));
     assert_eq!(snaps[0]["hostname"], "typed-host");
 
+    // Commands with a nested command or an action run with the profile too.
+    cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "p", "repair", "index"],
+    )
+    .ok();
+    let keys = cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "p", "key", "list", "--json"],
+    )
+    .ok();
+    assert_eq!(keys.json().as_array().map(Vec::len), Some(1));
+
     // resticprofile's NAME.COMMAND form.
     cairn(&t, t.path(), &["--config", &config, "p.backup"]).ok();
     assert_eq!(snapshots(&repo).len(), 2);

@@ -48,6 +48,8 @@ pub struct Overrides {
     pub command: Vec<Flag>,
     /// Positional arguments (the backup's sources, snapshot IDs), replacing the profile's.
     pub args: Option<Vec<String>>,
+    /// A nested command typed after the command (`repair snapshots`).
+    pub subcommand: Vec<String>,
 }
 
 /// What a step is for: the runner treats them differently.
@@ -82,7 +84,7 @@ pub struct Step {
 impl Step {
     /// The arguments after the program name: `command --flag=value … -- args…`.
     pub fn argv(&self) -> Vec<OsString> {
-        let mut v = vec![OsString::from(&self.command)];
+        let mut v: Vec<OsString> = self.command.split(' ').map(OsString::from).collect();
         for (name, values) in &self.flags {
             for value in values {
                 v.push(match value {
@@ -660,6 +662,9 @@ fn drop_nulls(table: &mut Map<String, Value>, spec: &FlagSpec) {
 fn apply_overrides(mut step: Step, o: &Overrides, main: bool) -> Step {
     let mut given: Vec<&Flag> = o.global.iter().collect();
     if main {
+        for nested in &o.subcommand {
+            step.command = format!("{} {nested}", step.command);
+        }
         given.extend(o.command.iter());
         if let Some(a) = &o.args {
             step.args = a.clone();

@@ -198,6 +198,7 @@ fn command_line_flags_replace_the_profile_flags() {
         global: vec![("repo".into(), vec![Some("/other".into())])],
         command: vec![("tag".into(), vec![Some("y".into())])],
         args: Some(vec!["/t".into()]),
+        subcommand: vec![],
     };
     let plan = p.plan("backup", &spec(), &o).unwrap();
     assert_eq!(
