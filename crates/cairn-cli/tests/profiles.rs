@@ -268,7 +268,8 @@ fn relative_paths_resolve_as_resticprofile_does_from_any_directory() {
     let elsewhere = t.join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     // Files the configuration names are relative to its directory; the repository and the
-    // sources to base-dir.
+    // sources to base-dir, where glob patterns select what they match (a pattern matching
+    // nothing, nothing).
     std::fs::write(
         conf_dir.join("profiles.conf"),
         format!(
@@ -279,7 +280,7 @@ repository = "local:repo"
 password-file = "key"
 initialize = true
 [default.backup]
-source = ["src"]
+source = ["s?c", "nothing-*"]
 exclude-file = "excludes"
 "#,
             base = t.path().display()

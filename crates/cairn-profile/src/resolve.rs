@@ -4,6 +4,7 @@
 //! command its section is for is an error (resticprofile drops those silently; a typo in a
 //! backup's `exclude` should not go unnoticed).
 
+mod glob;
 mod keys;
 mod paths;
 

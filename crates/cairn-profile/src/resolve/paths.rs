@@ -289,16 +289,36 @@ pub fn resolve(table: &mut Map<String, Value>, ctx: &Context) -> Result<Option<P
                 Some(b) if !b.trim().is_empty() => PathBuf::from(from_base(b.trim())),
                 _ => base.clone(),
             };
-            if section
+            let relative = section
                 .get("source-relative")
-                .is_some_and(crate::config::truthy)
-            {
+                .is_some_and(crate::config::truthy);
+            if relative {
                 each(section.get_mut("source"), &expanded);
-                source_dir = Some(source_base);
             } else {
                 each(section.get_mut("source"), &|s| {
                     under(&source_base, &expanded(s))
                 });
+            }
+            // Glob patterns select what they match, now (resticprofile's resolveGlob).
+            if let Some(v) = section.get_mut("source") {
+                let sources = super::strings(v);
+                if sources.iter().any(|s| super::glob::has_meta(s)) {
+                    let expanded: Vec<Value> = sources
+                        .into_iter()
+                        .flat_map(|s| {
+                            if super::glob::has_meta(&s) {
+                                super::glob::expand(&s, &source_base)
+                            } else {
+                                vec![s]
+                            }
+                        })
+                        .map(Value::String)
+                        .collect();
+                    *v = Value::Array(expanded);
+                }
+            }
+            if relative {
+                source_dir = Some(source_base);
             }
         }
         // `path` strings select snapshots by absolute path.
