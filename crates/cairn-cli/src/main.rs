@@ -33,8 +33,9 @@ pub mod exit {
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
+    /// Optional only for profiles: `cairn -P NAME` runs the configuration's `default-command`.
     #[command(subcommand)]
-    command: commands::Command,
+    command: Option<commands::Command>,
 }
 
 /// glibc gives each thread its own malloc arena; the chunk and pack buffers (up to 16 MiB)
@@ -94,7 +95,16 @@ fn main() {
         global::release_locks();
         std::process::exit(code);
     }
-    let result = commands::run(cli.command, &cli.global);
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "'cairn' requires a subcommand but one was not provided",
+            )
+            .exit();
+    };
+    let result = commands::run(command, &cli.global);
     let result = match (result, cli.global.cleanup_cache) {
         (Ok(code), true) => commands::cache::cleanup_after(&cli.global).map(|_| code),
         (r, _) => r,

@@ -5,7 +5,6 @@
 
 use crate::global::GlobalOptions;
 use crate::{commands, exit, global, Cli};
-use anyhow::Context as _;
 use cairn_profile::config::{find_config_file, Config, Target};
 use cairn_profile::resolve::{self, Flag, FlagSpec, Overrides, Plan, Step, StepKind};
 use cairn_profile::run::{run_plan, NoReporter, Reporter, StepResult, StepRunner};
@@ -75,7 +74,11 @@ pub fn applies(cli: &Cli, args: &[OsString]) -> bool {
         .try_get_matches_from(args)
         .ok()
         .and_then(|m| m.subcommand_name().map(str::to_string));
-    name.is_some_and(|n| !NOT_PROFILE_COMMANDS.contains(&n.as_str()))
+    // No command: the configuration's default command.
+    match name {
+        None => true,
+        Some(n) => !NOT_PROFILE_COMMANDS.contains(&n.as_str()),
+    }
 }
 
 /// The configuration file named by `--config` / `CAIRN_CONFIG`, or found in the usual places.
@@ -118,6 +121,8 @@ pub fn flag_spec() -> FlagSpec {
 fn overrides(cmd: &clap::Command, matches: &clap::ArgMatches) -> Overrides {
     let mut o = Overrides::default();
     let Some((name, sub_m)) = matches.subcommand() else {
+        // No command (the default command runs): only global flags were typed.
+        typed(cmd, matches, matches, &mut o);
         return o;
     };
     let Some(sub) = cmd.find_subcommand(name) else {
@@ -192,12 +197,19 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
     let mut cmd = crate::cli_command();
     cmd.build();
     let matches = cmd.clone().try_get_matches_from(args)?;
-    let command = matches
-        .subcommand_name()
-        .context("no command given")?
-        .to_string();
     let overrides = overrides(&cmd, &matches);
     let config = load_config(g)?;
+    // resticprofile's `default-command` (itself defaulting to snapshots) when none is typed.
+    let command = match matches.subcommand_name() {
+        Some(c) => c.to_string(),
+        None => config
+            .global
+            .get("default-command")
+            .and_then(|v| v.as_str())
+            .filter(|c| !c.is_empty())
+            .unwrap_or("snapshots")
+            .to_string(),
+    };
     let spec = flag_spec();
     let name = g.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
     let reporter = reporter();
@@ -320,7 +332,10 @@ fn run_step(step: &Step) -> StepResult {
     }
     let _ = crate::printer::take_backup();
     let json = cli.global.json;
-    let result = commands::run(cli.command, &cli.global);
+    let Some(command) = cli.command else {
+        return failed(exit::FATAL, "no command".to_string());
+    };
+    let result = commands::run(command, &cli.global);
     global::release_locks();
     let backup = crate::printer::take_backup();
     match result {

@@ -311,6 +311,19 @@ exclude-file = "excludes"
         "exclude-file from the configuration's directory: {ls}"
     );
 
+    // No command: the configuration's default-command.
+    std::fs::write(
+        conf_dir.join("profiles.conf"),
+        std::fs::read_to_string(conf_dir.join("profiles.conf")).unwrap()
+            + "[global]\ndefault-command = \"snapshots\"\n",
+    )
+    .unwrap();
+    let r = cairn(&t, &elsewhere, &["--config", &config, "--json"]).ok();
+    assert_eq!(r.json().as_array().map(Vec::len), Some(1));
+    // Without a profile or a configuration, a command is still required.
+    let r = cairn(&t, &elsewhere, &["-r", "/nonexistent"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr_str());
+
     // The configuration found without --config: profiles.* in the current directory.
     let r = cairn(&t, &conf_dir, &["-P", "default", "snapshots", "--json"]).ok();
     assert_eq!(r.json().as_array().map(Vec::len), Some(1));
