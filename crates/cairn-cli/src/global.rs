@@ -105,6 +105,25 @@ pub struct GlobalOptions {
     /// Set target pack size in MiB, created pack files may be larger
     #[arg(long, env = "RESTIC_PACK_SIZE", global = true, value_name = "size")]
     pub pack_size: Option<u64>,
+    /// Configuration file of profiles (resticprofile's format: TOML, YAML or JSON; default:
+    /// profiles.* in the current directory, ~/.config/cairn, ~/.config/resticprofile, /etc/cairn, …)
+    #[arg(
+        long = "config",
+        env = "CAIRN_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// Run the command for this profile (or group) of the configuration file
+    #[arg(
+        short = 'P',
+        long = "profile",
+        visible_alias = "name",
+        env = "CAIRN_PROFILE",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
 }
 
 impl GlobalOptions {

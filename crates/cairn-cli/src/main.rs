@@ -5,6 +5,7 @@ mod commands;
 mod global;
 mod output;
 mod printer;
+mod profile_run;
 mod signals;
 
 use clap::Parser;
@@ -32,8 +33,9 @@ pub mod exit {
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
+    /// Optional only for profiles: `cairn -P NAME` runs the configuration's `default-command`.
     #[command(subcommand)]
-    command: commands::Command,
+    command: Option<commands::Command>,
 }
 
 /// glibc gives each thread its own malloc arena; the chunk and pack buffers (up to 16 MiB)
@@ -86,7 +88,8 @@ fn main() {
     tune_allocator();
     signals::install();
     cairn_backend::retry::stop_retrying_when(&signals::INTERRUPTED);
-    let cli = match Cli::try_parse_from(expand_verbose_levels(std::env::args_os())) {
+    let args = profile_run::expand_profile_dot_command(expand_verbose_levels(std::env::args_os()));
+    let cli = match Cli::try_parse_from(args.clone()) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind as K;
@@ -101,7 +104,21 @@ fn main() {
             std::process::exit(exit::FATAL);
         }
     };
-    let result = commands::run(cli.command, &cli.global);
+    if profile_run::applies(&cli, &args) {
+        let code = profile_run::run_from_command_line(&cli, args);
+        global::release_locks();
+        std::process::exit(code);
+    }
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "'cairn' requires a subcommand but one was not provided",
+            )
+            .exit();
+    };
+    let result = commands::run(command, &cli.global);
     let result = match (result, cli.global.cleanup_cache) {
         (Ok(code), true) => commands::cache::cleanup_after(&cli.global).map(|_| code),
         (r, _) => r,
@@ -163,6 +180,43 @@ mod tests {
             .iter()
             .map(std::ffi::OsString::from);
         assert_eq!(super::expand_verbose_levels(args).len(), 2);
+    }
+
+    #[test]
+    fn profile_dot_command_becomes_profile_flag() {
+        let args = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let got = crate::profile_run::expand_profile_dot_command(args(&[
+            "cairn",
+            "--config",
+            "p.conf",
+            "web.db.backup",
+            "--tag",
+            "x.check",
+        ]));
+        assert_eq!(
+            got,
+            args(&[
+                "cairn",
+                "--config",
+                "p.conf",
+                "--profile",
+                "web.db",
+                "backup",
+                "--tag",
+                "x.check"
+            ])
+        );
+        // A command comes first: nothing after it is touched; other dotted words are not commands.
+        let same = args(&["cairn", "-r", "/srv/repo.x", "snapshots", "a.check"]);
+        assert_eq!(
+            crate::profile_run::expand_profile_dot_command(same.clone()),
+            same
+        );
+        let same = args(&["cairn", "backup", "notes.txt"]);
+        assert_eq!(
+            crate::profile_run::expand_profile_dot_command(same.clone()),
+            same
+        );
     }
 
     #[test]

@@ -75,6 +75,18 @@ impl Tally {
     }
 }
 
+/// The counts of the last backup's summary, for the profile runner's status file and metrics
+/// (a backup run in-process by [`crate::profile_run`] leaves them here).
+static LAST_BACKUP: Mutex<Option<cairn_profile::outcome::BackupCounts>> = Mutex::new(None);
+
+pub fn record_backup(counts: cairn_profile::outcome::BackupCounts) {
+    *LAST_BACKUP.lock().unwrap_or_else(|e| e.into_inner()) = Some(counts);
+}
+
+pub fn take_backup() -> Option<cairn_profile::outcome::BackupCounts> {
+    LAST_BACKUP.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
 /// The settings both printers share.
 struct Settings {
     during: During,

@@ -3,4 +3,7 @@
 //! status file, Prometheus metrics and schedules surround those runs. Nothing here touches a
 //! repository: each step is run by the caller (the CLI), through [`run::StepRunner`].
 
+pub mod config;
 pub mod outcome;
+pub mod resolve;
+pub mod run;

@@ -18,12 +18,14 @@ pub mod ls;
 pub mod migrate;
 pub mod mount;
 pub mod options;
+pub mod profiles;
 pub mod prune;
 pub mod recover;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
 pub mod serve;
+pub mod show;
 mod snapshot_ref;
 pub mod snapshots;
 pub mod stats;
@@ -96,6 +98,10 @@ pub enum Command {
     Generate(generate::Args),
     /// Serve repositories over restic's REST protocol (rest-server's flags)
     Serve(Box<serve::Args>),
+    /// List the profiles and groups of the configuration file (--config)
+    Profiles(profiles::Args),
+    /// Print a profile (-P NAME) as cairn resolves it: the command lines it runs
+    Show(show::Args),
 }
 
 /// Runs a command and returns the process exit code.
@@ -131,5 +137,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Options(a) => options::run(a, g),
         Command::Generate(a) => generate::run(a, g),
         Command::Serve(a) => serve::run(*a, g),
+        Command::Profiles(a) => profiles::run(a, g),
+        Command::Show(a) => show::run(a, g),
     }
 }

@@ -20,6 +20,18 @@ pub(super) fn print_summary(
     g: &GlobalOptions,
 ) {
     let sm = &res.summary;
+    crate::printer::record_backup(cairn_profile::outcome::BackupCounts {
+        files_new: sm.files_new,
+        files_changed: sm.files_changed,
+        files_unmodified: sm.files_unmodified,
+        dirs_new: sm.dirs_new,
+        dirs_changed: sm.dirs_changed,
+        dirs_unmodified: sm.dirs_unmodified,
+        total_files_processed: sm.total_files_processed,
+        total_bytes_processed: sm.total_bytes_processed,
+        data_added: sm.data_added,
+        snapshot_id: res.snapshot_id.map(|id| id.to_hex()),
+    });
     if g.json {
         let m = serde_json::json!({
             "message_type": "summary",
