@@ -4,3 +4,8 @@
 //! repository: each step is run by the caller (the CLI), through [`run::StepRunner`].
 
 pub mod outcome;
+pub mod metrics;
+pub mod notify;
+pub mod schedlock;
+pub mod schedule;
+pub mod status;

@@ -22,6 +22,7 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
+pub mod schedule;
 pub mod serve;
 mod snapshot_ref;
 pub mod snapshots;
@@ -93,6 +94,10 @@ pub enum Command {
     Generate(generate::Args),
     /// Serve repositories over restic's REST protocol (rest-server's flags)
     Serve(Box<serve::Args>),
+    /// Install, show or remove the schedules of profiles (systemd timers or crontab)
+    Schedule(schedule::Args),
+    /// Run COMMAND@PROFILE under the profile's schedule lock (what the timers run)
+    RunSchedule(schedule::RunArgs),
 }
 
 /// Runs a command and returns the process exit code.
@@ -127,5 +132,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Options(a) => options::run(a, g),
         Command::Generate(a) => generate::run(a, g),
         Command::Serve(a) => serve::run(*a, g),
+        Command::Schedule(a) => schedule::run(a, g),
+        Command::RunSchedule(a) => schedule::run_schedule(a, g),
     }
 }
