@@ -184,7 +184,7 @@ fn run_schedule_respects_the_profile_lock() {
     let mut holders = Vec::new();
     for p in ["home", "srv"] {
         let lock = runtime.join("cairn").join(format!("profile-{p}.lock"));
-        holders.push(Command::new("flock").arg(&lock).args(["sleep", "60"]).spawn().unwrap());
+        holders.push(Command::new("flock").arg("-o").arg(&lock).args(["sleep", "20"]).spawn().unwrap());
     }
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();

@@ -81,7 +81,7 @@ pub struct ScheduleJob {
 /// section's `schedule` table's `KEY`, then `global.schedule-defaults.KEY`.
 fn setting<'a>(section: &'a Value, global: &'a Value, key: &str) -> Option<(&'a Value, String)> {
     let long = format!("schedule-{key}");
-    if let Some(v) = section.get(&long).filter(|v| !v.is_null()) {
+    if section.get(&long).is_some_and(|v| !v.is_null()) {
         return Some((section, long));
     }
     if let Some(t) = section.get("schedule").filter(|v| v.is_object()) {
@@ -186,6 +186,7 @@ pub fn jobs(profile_name: &str, profile: &Value, global: &Value) -> Result<Vec<S
             drop_in_files: drop_in_files.clone(),
         });
     }
+    out.sort_by_key(|j| SCHEDULABLE.iter().position(|c| *c == j.command));
     Ok(out)
 }
 

@@ -5,9 +5,11 @@ use cairn_profile::schedlock::{acquire, lock_file, LockMode};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// Starts flock(1) holding `path` for `secs` and waits until it has the lock.
+/// Starts flock(1) holding `path` for `secs` and waits until it has the lock. `-o`: the
+/// lock is flock(1)'s own, not inherited by its `sleep`, so killing flock(1) ends it.
 fn hold(path: &std::path::Path, secs: u32) -> Child {
     let child = Command::new("flock")
+        .arg("-o")
         .arg(path)
         .args(["sleep", &secs.to_string()])
         .spawn()
