@@ -41,8 +41,13 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn systemd_analyze() -> bool {
-    let ok = common::run_cmd(OsStr::new("systemd-analyze"), &[OsStr::new("--version")], &[], None)
-        .code
+    let ok = common::run_cmd(
+        OsStr::new("systemd-analyze"),
+        &[OsStr::new("--version")],
+        &[],
+        None,
+    )
+    .code
         == Some(0);
     if !ok {
         assert!(
@@ -64,7 +69,21 @@ fn units_pass_systemd_analyze_verify_and_are_removed() {
     let units = dir.join("units");
     let units_s = units.to_str().unwrap();
     // A group selects its profiles.
-    let out = cairn(dir.path(), &["schedule", "install", "--config", &cfg, "-P", "nightly", "--unit-dir", units_s], &[]).ok();
+    let out = cairn(
+        dir.path(),
+        &[
+            "schedule",
+            "install",
+            "--config",
+            &cfg,
+            "-P",
+            "nightly",
+            "--unit-dir",
+            units_s,
+        ],
+        &[],
+    )
+    .ok();
     let mut names: Vec<String> = std::fs::read_dir(&units)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -86,14 +105,26 @@ fn units_pass_systemd_analyze_verify_and_are_removed() {
         out.stdout_str()
     );
     let service = std::fs::read_to_string(units.join("cairn-backup@profile-home.service")).unwrap();
-    let exec = format!("ExecStart={} run-schedule backup@home --config {cfg}\n", cairn_bin().display());
+    let exec = format!(
+        "ExecStart={} run-schedule backup@home --config {cfg}\n",
+        cairn_bin().display()
+    );
     assert!(service.contains(&exec), "{service}");
-    assert!(service.contains("Nice=10\n") && service.contains("CPUSchedulingPolicy=idle\n"), "{service}");
+    assert!(
+        service.contains("Nice=10\n") && service.contains("CPUSchedulingPolicy=idle\n"),
+        "{service}"
+    );
     let timer = std::fs::read_to_string(units.join("cairn-backup@profile-home.timer")).unwrap();
-    assert!(timer.contains("OnCalendar=Mon..Fri 02:00\nOnCalendar=Sat,Sun 04:30\n"), "{timer}");
+    assert!(
+        timer.contains("OnCalendar=Mon..Fri 02:00\nOnCalendar=Sat,Sun 04:30\n"),
+        "{timer}"
+    );
 
     // systemd's own checker: every unit, the timers find their services.
-    let files: Vec<String> = names.iter().map(|n| units.join(n).to_string_lossy().into_owned()).collect();
+    let files: Vec<String> = names
+        .iter()
+        .map(|n| units.join(n).to_string_lossy().into_owned())
+        .collect();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .args(&files)
@@ -101,20 +132,66 @@ fn units_pass_systemd_analyze_verify_and_are_removed() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "systemd-analyze verify failed:\n{err}");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{err}"
+    );
     let complaints: Vec<&str> = err.lines().filter(|l| l.contains("cairn-")).collect();
     assert!(complaints.is_empty(), "{complaints:?}");
 
     // status names each timer; with no systemd the next run is computed from the schedule.
-    let st = cairn(dir.path(), &["schedule", "status", "--config", &cfg, "--all", "--unit-dir", units_s], &[]).ok();
+    let st = cairn(
+        dir.path(),
+        &[
+            "schedule",
+            "status",
+            "--config",
+            &cfg,
+            "--all",
+            "--unit-dir",
+            units_s,
+        ],
+        &[],
+    )
+    .ok();
     let text = st.stdout_str();
     assert_eq!(text.lines().count(), 4, "{text}");
-    assert!(text.contains("home backup: ") && text.contains("srv prune: "), "{text}");
+    assert!(
+        text.contains("home backup: ") && text.contains("srv prune: "),
+        "{text}"
+    );
 
-    cairn(dir.path(), &["schedule", "remove", "--config", &cfg, "-P", "home", "--unit-dir", units_s], &[]).ok();
+    cairn(
+        dir.path(),
+        &[
+            "schedule",
+            "remove",
+            "--config",
+            &cfg,
+            "-P",
+            "home",
+            "--unit-dir",
+            units_s,
+        ],
+        &[],
+    )
+    .ok();
     let left = std::fs::read_dir(&units).unwrap().count();
     assert_eq!(left, 4, "srv's units stay");
-    cairn(dir.path(), &["schedule", "remove", "--config", &cfg, "--all", "--unit-dir", units_s], &[]).ok();
+    cairn(
+        dir.path(),
+        &[
+            "schedule",
+            "remove",
+            "--config",
+            &cfg,
+            "--all",
+            "--unit-dir",
+            units_s,
+        ],
+        &[],
+    )
+    .ok();
     assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
 }
 
@@ -128,16 +205,32 @@ fn bad_schedule_is_one_line_and_writes_nothing() {
     let units = dir.join("units");
     let r = cairn(
         dir.path(),
-        &["schedule", "install", "--config", &cfg, "--all", "--unit-dir", units.to_str().unwrap()],
+        &[
+            "schedule",
+            "install",
+            "--config",
+            &cfg,
+            "--all",
+            "--unit-dir",
+            units.to_str().unwrap(),
+        ],
         &[],
     )
     .expect_code(1);
     let err = r.stderr_str();
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains(&cfg) && err.contains("profile home") && err.contains("'Mon..Fri 25:00'"), "{err}");
+    assert!(
+        err.contains(&cfg) && err.contains("profile home") && err.contains("'Mon..Fri 25:00'"),
+        "{err}"
+    );
     assert!(!units.exists(), "nothing is written");
     // A profile that does not exist.
-    let r = cairn(dir.path(), &["schedule", "install", "--config", &cfg, "-P", "nope"], &[]).expect_code(1);
+    let r = cairn(
+        dir.path(),
+        &["schedule", "install", "--config", &cfg, "-P", "nope"],
+        &[],
+    )
+    .expect_code(1);
     assert!(r.stderr_str().contains("no profile or group named nope"));
 }
 
@@ -152,16 +245,34 @@ fn crontab_file_scheduler() {
             tab.display()
         ),
     );
-    cairn(dir.path(), &["schedule", "install", "--config", &cfg, "-P", "home"], &[]).ok();
+    cairn(
+        dir.path(),
+        &["schedule", "install", "--config", &cfg, "-P", "home"],
+        &[],
+    )
+    .ok();
     let text = std::fs::read_to_string(&tab).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("0,15,30,45 * * * *\tcd "), "{text}");
-    assert!(lines[0].contains(&format!("{} run-schedule backup@home --config {cfg}", cairn_bin().display())));
+    assert!(lines[0].contains(&format!(
+        "{} run-schedule backup@home --config {cfg}",
+        cairn_bin().display()
+    )));
     assert!(lines[1].starts_with("0 5 * * 6\t"), "{text}");
-    let st = cairn(dir.path(), &["schedule", "status", "--config", &cfg, "-P", "home"], &[]).ok();
+    let st = cairn(
+        dir.path(),
+        &["schedule", "status", "--config", &cfg, "-P", "home"],
+        &[],
+    )
+    .ok();
     assert_eq!(st.stdout_str().lines().count(), 2, "{}", st.stdout_str());
-    cairn(dir.path(), &["schedule", "remove", "--config", &cfg, "-P", "home"], &[]).ok();
+    cairn(
+        dir.path(),
+        &["schedule", "remove", "--config", &cfg, "-P", "home"],
+        &[],
+    )
+    .ok();
     assert_eq!(std::fs::read_to_string(&tab).unwrap().trim(), "");
 }
 
@@ -184,21 +295,58 @@ fn run_schedule_respects_the_profile_lock() {
     let mut holders = Vec::new();
     for p in ["home", "srv"] {
         let lock = runtime.join("cairn").join(format!("profile-{p}.lock"));
-        holders.push(Command::new("flock").arg("-o").arg(&lock).args(["sleep", "20"]).spawn().unwrap());
+        holders.push(
+            Command::new("flock")
+                .arg("-o")
+                .arg(&lock)
+                .args(["sleep", "20"])
+                .spawn()
+                .unwrap(),
+        );
     }
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
-    let r = cairn(dir.path(), &["run-schedule", "backup@home", "--config", &cfg], &env).expect_code(11);
+    let r = cairn(
+        dir.path(),
+        &["run-schedule", "backup@home", "--config", &cfg],
+        &env,
+    )
+    .expect_code(11);
     assert!(t.elapsed() < Duration::from_secs(2));
-    assert!(r.stderr_str().contains("profile home is already running"), "{}", r.stderr_str());
+    assert!(
+        r.stderr_str().contains("profile home is already running"),
+        "{}",
+        r.stderr_str()
+    );
     let t = Instant::now();
-    let r = cairn(dir.path(), &["run-schedule", "backup@srv", "--config", &cfg], &env).expect_code(11);
-    assert!(t.elapsed() >= Duration::from_secs(2), "waits schedule-lock-wait");
-    assert!(r.stderr_str().contains("after waiting 2s"), "{}", r.stderr_str());
+    let r = cairn(
+        dir.path(),
+        &["run-schedule", "backup@srv", "--config", &cfg],
+        &env,
+    )
+    .expect_code(11);
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "waits schedule-lock-wait"
+    );
+    assert!(
+        r.stderr_str().contains("after waiting 2s"),
+        "{}",
+        r.stderr_str()
+    );
     for mut h in holders {
         h.kill().unwrap();
         h.wait().unwrap();
     }
-    let r = cairn(dir.path(), &["run-schedule", "restore@home", "--config", &cfg], &env).expect_code(1);
-    assert!(r.stderr_str().contains("COMMAND@PROFILE"), "{}", r.stderr_str());
+    let r = cairn(
+        dir.path(),
+        &["run-schedule", "restore@home", "--config", &cfg],
+        &env,
+    )
+    .expect_code(1);
+    assert!(
+        r.stderr_str().contains("COMMAND@PROFILE"),
+        "{}",
+        r.stderr_str()
+    );
 }

@@ -3,9 +3,9 @@
 //! status file, Prometheus metrics and schedules surround those runs. Nothing here touches a
 //! repository: each step is run by the caller (the CLI), through [`run::StepRunner`].
 
-pub mod outcome;
 pub mod metrics;
 pub mod notify;
+pub mod outcome;
 pub mod schedlock;
 pub mod schedule;
 pub mod status;

@@ -30,20 +30,38 @@ use std::time::Duration;
 /// The metric names with their help texts, in the order they are written (sorted, as
 /// Prometheus' own client writes them). Public for the README and the tests.
 pub const BACKUP_METRICS: [(&str, &str); 13] = [
-    ("resticprofile_backup_added_bytes", "Total number of bytes added to the repository."),
+    (
+        "resticprofile_backup_added_bytes",
+        "Total number of bytes added to the repository.",
+    ),
     (
         "resticprofile_backup_added_bytes_packed",
         "Total number of bytes added to the repository after compression.",
     ),
-    ("resticprofile_backup_dir_changed", "Number of directories with changes."),
-    ("resticprofile_backup_dir_new", "Number of new directories added to the backup."),
+    (
+        "resticprofile_backup_dir_changed",
+        "Number of directories with changes.",
+    ),
+    (
+        "resticprofile_backup_dir_new",
+        "Number of new directories added to the backup.",
+    ),
     (
         "resticprofile_backup_dir_unmodified",
         "Number of directories unmodified since last backup.",
     ),
-    ("resticprofile_backup_duration_seconds", "The backup duration (in seconds)."),
-    ("resticprofile_backup_files_changed", "Number of files with changes."),
-    ("resticprofile_backup_files_new", "Number of new files added to the backup."),
+    (
+        "resticprofile_backup_duration_seconds",
+        "The backup duration (in seconds).",
+    ),
+    (
+        "resticprofile_backup_files_changed",
+        "Number of files with changes.",
+    ),
+    (
+        "resticprofile_backup_files_new",
+        "Number of new files added to the backup.",
+    ),
     (
         "resticprofile_backup_files_processed",
         "Total number of files scanned by the backup for changes.",
@@ -52,9 +70,18 @@ pub const BACKUP_METRICS: [(&str, &str); 13] = [
         "resticprofile_backup_files_unmodified",
         "Number of files unmodified since last backup.",
     ),
-    ("resticprofile_backup_processed_bytes", "Total number of bytes scanned for changes."),
-    ("resticprofile_backup_status", "Backup status: 0=fail, 1=warning, 2=success."),
-    ("resticprofile_backup_time_seconds", "Last backup run (unixtime)."),
+    (
+        "resticprofile_backup_processed_bytes",
+        "Total number of bytes scanned for changes.",
+    ),
+    (
+        "resticprofile_backup_status",
+        "Backup status: 0=fail, 1=warning, 2=success.",
+    ),
+    (
+        "resticprofile_backup_time_seconds",
+        "Last backup run (unixtime).",
+    ),
 ];
 
 /// Writes and pushes the backup's metrics as the profile asks; returns warnings.
@@ -96,7 +123,11 @@ pub fn export(profile: &Value, global: &Value, outcome: &RunOutcome) -> Vec<Stri
 
 /// `profile`, `group` and the profile's `prometheus-labels` (a table, or a list of tables
 /// as resticprofile's documentation writes them in TOML).
-fn labels(profile: &Value, outcome: &RunOutcome, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
+fn labels(
+    profile: &Value,
+    outcome: &RunOutcome,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert("profile".to_string(), outcome.profile.clone());
     if let Some(g) = outcome.group.as_ref().filter(|g| !g.is_empty()) {
@@ -112,12 +143,16 @@ fn labels(profile: &Value, outcome: &RunOutcome, warnings: &mut Vec<String>) -> 
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 _ => {
-                    warnings.push(format!("prometheus-labels: '{k}' is not a string; left out"));
+                    warnings.push(format!(
+                        "prometheus-labels: '{k}' is not a string; left out"
+                    ));
                     continue;
                 }
             };
             if !valid {
-                warnings.push(format!("prometheus-labels: '{k}' is not a label name; left out"));
+                warnings.push(format!(
+                    "prometheus-labels: '{k}' is not a label name; left out"
+                ));
                 continue;
             }
             labels.insert(k.clone(), v);
@@ -132,7 +167,9 @@ fn labels(profile: &Value, outcome: &RunOutcome, warnings: &mut Vec<String>) -> 
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn label_text(labels: &BTreeMap<String, String>) -> String {
@@ -185,7 +222,12 @@ pub fn render(labels: &BTreeMap<String, String>, outcome: &RunOutcome, now: i64)
     let mut with_version = labels.clone();
     with_version.insert("version".into(), version.into());
     // cairn is its own restic: both build infos carry cairn's version.
-    gauge("restic_build_info", "restic build information.", &with_version, "1");
+    gauge(
+        "restic_build_info",
+        "restic build information.",
+        &with_version,
+        "1",
+    );
     for (name, help) in BACKUP_METRICS {
         gauge(name, help, labels, &value(name));
     }
@@ -255,7 +297,10 @@ pub fn job_path(job: &str) -> String {
         format!("job/{job}")
     } else {
         let enc = base64::engine::general_purpose::URL_SAFE.encode(job);
-        format!("job@base64/{}", if enc.is_empty() { "=".into() } else { enc })
+        format!(
+            "job@base64/{}",
+            if enc.is_empty() { "=".into() } else { enc }
+        )
     }
 }
 

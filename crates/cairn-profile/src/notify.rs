@@ -93,8 +93,7 @@ pub fn hooks(section: &Value, when: When) -> Result<Vec<Hook>> {
             headers,
             body: values::string(item, "body"),
             body_template: values::string(item, "body-template"),
-            skip_tls_verification: values::boolean(item, "skip-tls-verification")?
-                .unwrap_or(false),
+            skip_tls_verification: values::boolean(item, "skip-tls-verification")?.unwrap_or(false),
         });
     }
     Ok(out)
@@ -182,7 +181,9 @@ fn query_escape(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -234,7 +235,9 @@ fn render_template(text: &str, ctx: &Vars) -> Result<String> {
     while let Some(i) = rest.find("{{") {
         let mut before = &rest[..i];
         let tail = &rest[i + 2..];
-        let end = tail.find("}}").context("'{{' without '}}' in the body template")?;
+        let end = tail
+            .find("}}")
+            .context("'{{' without '}}' in the body template")?;
         let mut action = &tail[..end];
         let mut after = &tail[end + 2..];
         if let Some(a) = action.strip_prefix('-') {
@@ -248,7 +251,9 @@ fn render_template(text: &str, ctx: &Vars) -> Result<String> {
         out.push_str(before);
         let action = action.trim();
         if !action.starts_with('.') || action.contains(char::is_whitespace) {
-            bail!("unsupported template action '{{{{ {action} }}}}' (only fields like .ProfileName)");
+            bail!(
+                "unsupported template action '{{{{ {action} }}}}' (only fields like .ProfileName)"
+            );
         }
         out.push_str(&ctx.field(action)?);
         rest = after;
@@ -288,7 +293,12 @@ pub fn send(
     let mut warnings = Vec::new();
     for hook in hooks {
         if let Err(e) = deliver(&hook, &ctx, budget, &ca_certs) {
-            warnings.push(format!("{} {} {}: {e:#}", when.key(), hook.method, redact(&hook.url)));
+            warnings.push(format!(
+                "{} {} {}: {e:#}",
+                when.key(),
+                hook.method,
+                redact(&hook.url)
+            ));
         }
     }
     warnings
@@ -304,7 +314,12 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn deliver(hook: &Hook, ctx: &Vars, budget: Duration, ca_certs: &[std::path::PathBuf]) -> Result<()> {
+fn deliver(
+    hook: &Hook,
+    ctx: &Vars,
+    budget: Duration,
+    ca_certs: &[std::path::PathBuf],
+) -> Result<()> {
     let url = expand(&hook.url, ctx, true);
     let mut body = match &hook.body_template {
         Some(file) => {
@@ -361,7 +376,10 @@ fn deliver(hook: &Hook, ctx: &Vars, budget: Duration, ca_certs: &[std::path::Pat
         };
         let left = budget.saturating_sub(start.elapsed());
         if left <= pause {
-            bail!("{retry} (gave up after {:.1}s)", start.elapsed().as_secs_f64());
+            bail!(
+                "{retry} (gave up after {:.1}s)",
+                start.elapsed().as_secs_f64()
+            );
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(8));

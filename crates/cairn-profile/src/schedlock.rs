@@ -18,8 +18,8 @@
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -165,7 +165,11 @@ pub fn acquire(
             };
             bail!(
                 "profile {profile} is already running{waited} ({}; lock {})",
-                if holder.is_empty() { "holder unknown" } else { &holder },
+                if holder.is_empty() {
+                    "holder unknown"
+                } else {
+                    &holder
+                },
                 path.display()
             );
         }

@@ -90,13 +90,16 @@ fn setting<'a>(section: &'a Value, global: &'a Value, key: &str) -> Option<(&'a 
         }
     }
     let d = global.get("schedule-defaults")?;
-    d.get(key).filter(|v| !v.is_null()).map(|_| (d, key.to_string()))
+    d.get(key)
+        .filter(|v| !v.is_null())
+        .map(|_| (d, key.to_string()))
 }
 
 impl ScheduleSettings {
     /// The settings of a command section (with `global.schedule-defaults`).
     pub fn from_section(section: &Value, global: &Value) -> Result<ScheduleSettings> {
-        let text = |key: &str| setting(section, global, key).and_then(|(v, k)| values::string(v, &k));
+        let text =
+            |key: &str| setting(section, global, key).and_then(|(v, k)| values::string(v, &k));
         let permission = match text("permission").as_deref() {
             None | Some("auto") => None,
             Some("system") => Some(Permission::System),
@@ -166,7 +169,11 @@ pub fn jobs(profile_name: &str, profile: &Value, global: &Value) -> Result<Vec<S
             continue;
         }
         // resticprofile's deprecated `retention.schedule` is a scheduled forget.
-        let command = if section_name == "retention" { "forget" } else { section_name };
+        let command = if section_name == "retention" {
+            "forget"
+        } else {
+            section_name
+        };
         if out.iter().any(|j| j.command == command) {
             bail!("profile {profile_name}: both forget and retention have a schedule");
         }
@@ -206,9 +213,14 @@ pub fn parse_target(target: &str) -> Result<(String, String)> {
 pub enum Scheduler {
     Systemd,
     /// The `crontab` tool (`crontab -l`, `crontab -`).
-    Crond { crontab: PathBuf },
+    Crond {
+        crontab: PathBuf,
+    },
     /// A crontab file written directly; `user` is the user column (None: no such column).
-    CrontabFile { path: PathBuf, user: Option<String> },
+    CrontabFile {
+        path: PathBuf,
+        user: Option<String>,
+    },
 }
 
 /// Whether systemd runs this machine (its own test: /run/systemd/system exists).
@@ -260,7 +272,9 @@ fn current_user() -> Result<String> {
         if pw.is_null() {
             bail!("cannot find the current user's name");
         }
-        Ok(std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned())
+        Ok(std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned())
     }
 }
 
@@ -272,7 +286,11 @@ fn home_of(user: &str) -> Option<String> {
         if pw.is_null() {
             return None;
         }
-        Some(std::ffi::CStr::from_ptr((*pw).pw_dir).to_string_lossy().into_owned())
+        Some(
+            std::ffi::CStr::from_ptr((*pw).pw_dir)
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -320,7 +338,9 @@ pub fn unit_base(profile: &str, command: &str) -> String {
 /// One ExecStart= word: `%` and `$` escaped for systemd, quoted when needed.
 fn systemd_word(s: &str) -> String {
     let s = s.replace('%', "%%").replace('$', "$$");
-    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\' || c == ';') {
+    if s.is_empty()
+        || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\' || c == ';')
+    {
         format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         s
@@ -347,12 +367,17 @@ impl Installer {
         let binary = std::env::current_exe().context("finding the cairn binary")?;
         let config_file = std::path::absolute(config_file)
             .with_context(|| format!("configuration {}", config_file.display()))?;
-        let nice = values::string(global, "nice").map(|n| n.parse::<i64>()).transpose()
+        let nice = values::string(global, "nice")
+            .map(|n| n.parse::<i64>())
+            .transpose()
             .map_err(|_| anyhow!("global.nice is not a number"))?;
         let ionice = if values::boolean(global, "ionice")?.unwrap_or(false) {
             let num = |k: &str, d: i64| -> Result<i64> {
                 values::string(global, k)
-                    .map(|v| v.parse::<i64>().map_err(|_| anyhow!("global.{k} is not a number")))
+                    .map(|v| {
+                        v.parse::<i64>()
+                            .map_err(|_| anyhow!("global.{k} is not a number"))
+                    })
                     .unwrap_or(Ok(d))
             };
             Some((num("ionice-class", 2)?, num("ionice-level", 4)?))
@@ -409,7 +434,9 @@ impl Installer {
         }
         let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
-            None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config"),
+            None => {
+                PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config")
+            }
         };
         Ok(base.join("systemd").join("user"))
     }
@@ -428,7 +455,10 @@ impl Installer {
             service.push_str("Wants=network-online.target\nAfter=network-online.target\n");
         }
         service.push_str("\n[Service]\nType=oneshot\n");
-        service.push_str(&format!("WorkingDirectory={}\n", systemd_word(&self.work_dir().to_string_lossy())));
+        service.push_str(&format!(
+            "WorkingDirectory={}\n",
+            systemd_word(&self.work_dir().to_string_lossy())
+        ));
         let exec: Vec<String> = self
             .command_line(&job.profile, &job.command)
             .iter()
@@ -442,9 +472,9 @@ impl Installer {
             service.push_str("CPUSchedulingPolicy=idle\n");
         }
         match (self.ionice, job.settings.priority) {
-            (Some((class, level)), _) => {
-                service.push_str(&format!("IOSchedulingClass={class}\nIOSchedulingPriority={level}\n"))
-            }
+            (Some((class, level)), _) => service.push_str(&format!(
+                "IOSchedulingClass={class}\nIOSchedulingPriority={level}\n"
+            )),
             (None, Priority::Background) => service.push_str("IOSchedulingClass=idle\n"),
             _ => {}
         }
@@ -459,7 +489,10 @@ impl Installer {
             std::env::var("HOME").ok()
         };
         if let Some(h) = home.filter(|h| !h.is_empty()) {
-            service.push_str(&format!("Environment={}\n", systemd_word(&format!("HOME={h}"))));
+            service.push_str(&format!(
+                "Environment={}\n",
+                systemd_word(&format!("HOME={h}"))
+            ));
         }
         let mut timer = format!(
             "[Unit]\nDescription=cairn {} timer of profile {}\n\n[Timer]\n",
@@ -534,9 +567,13 @@ impl Installer {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let base = unit_base(&job.profile, &job.command);
             let (service, timer) = self.systemd_units(job)?;
-            for (name, text) in [(format!("{base}.service"), service), (format!("{base}.timer"), timer)] {
+            for (name, text) in [
+                (format!("{base}.service"), service),
+                (format!("{base}.timer"), timer),
+            ] {
                 let path = dir.join(&name);
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 messages.push(format!("wrote {}", path.display()));
             }
             self.write_drop_ins(&dir, &base, &job.drop_in_files)?;
@@ -547,7 +584,8 @@ impl Installer {
             return Ok(messages);
         }
         if !systemd_running() {
-            messages.push("systemd is not running here: the units are written but not started".into());
+            messages
+                .push("systemd is not running here: the units are written but not started".into());
             return Ok(messages);
         }
         for (user, needed) in [false, true].into_iter().zip(reload) {
@@ -572,10 +610,18 @@ impl Installer {
             }
         }
         for f in files {
-            let f = if f.is_relative() { self.work_dir().join(f) } else { f.clone() };
+            let f = if f.is_relative() {
+                self.work_dir().join(f)
+            } else {
+                f.clone()
+            };
             let text = std::fs::read_to_string(&f)
                 .with_context(|| format!("systemd-drop-in-files: {}", f.display()))?;
-            let kind = if text.lines().any(|l| l.trim() == "[Timer]") { "timer" } else { "service" };
+            let kind = if text.lines().any(|l| l.trim() == "[Timer]") {
+                "timer"
+            } else {
+                "service"
+            };
             let d = dir.join(format!("{base}.{kind}.d"));
             std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
             let name = f.file_name().context("drop-in file without a name")?;
@@ -583,7 +629,8 @@ impl Installer {
             if target.extension().is_none_or(|e| e != "conf") {
                 target.set_extension("conf");
             }
-            std::fs::write(&target, text).with_context(|| format!("writing {}", target.display()))?;
+            std::fs::write(&target, text)
+                .with_context(|| format!("writing {}", target.display()))?;
         }
         Ok(())
     }
@@ -606,7 +653,10 @@ impl Installer {
                             }
                             if self.unit_dir.is_none() && systemd_running() {
                                 // A timer systemd does not know any more is not an error here.
-                                let _ = systemctl(user, &["disable", "--now", &format!("{base}.timer")]);
+                                let _ = systemctl(
+                                    user,
+                                    &["disable", "--now", &format!("{base}.timer")],
+                                );
                             }
                             for name in [format!("{base}.timer"), format!("{base}.service")] {
                                 let path = dir.join(name);
@@ -687,7 +737,10 @@ impl Installer {
                             };
                             let (next, last) = match live {
                                 Some((n, l)) => (n, l),
-                                None => (format!("{} (from the schedule)", computed(p, c)), "unknown".into()),
+                                None => (
+                                    format!("{} (from the schedule)", computed(p, c)),
+                                    "unknown".into(),
+                                ),
                             };
                             out.push(format!(
                                 "{p} {c}: {} next {next}, last {last}",
@@ -729,7 +782,13 @@ impl Installer {
                 let out = Command::new(crontab)
                     .arg("-l")
                     .output()
-                    .with_context(|| format!("running {} -l (is cron installed?)", crontab.display()))?;
+                    .with_context(|| {
+                        format!(
+                            "running {} -l: systemd is {}and no crontab tool was found (install cron, or set global.scheduler)",
+                            crontab.display(),
+                            if systemd_running() { "" } else { "not running " }
+                        )
+                    })?;
                 // "no crontab for USER" is an empty crontab.
                 if out.status.success() {
                     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -747,8 +806,14 @@ impl Installer {
         text.push('\n');
         match &self.scheduler {
             Scheduler::CrontabFile { path, .. } => {
-                let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                let name = path.file_name().context("crontab file without a name")?.to_string_lossy();
+                let dir = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let name = path
+                    .file_name()
+                    .context("crontab file without a name")?
+                    .to_string_lossy();
                 crate::status::write_atomically(dir, &name, text.as_bytes())
                     .with_context(|| format!("writing {}", path.display()))
             }
@@ -810,7 +875,14 @@ fn timer_times(user: bool, timer: &str) -> Result<(String, String)> {
         cmd.arg("--user");
     }
     let out = cmd
-        .args(["show", "-p", "NextElapseUSecRealtime", "-p", "LastTriggerUSec", timer])
+        .args([
+            "show",
+            "-p",
+            "NextElapseUSecRealtime",
+            "-p",
+            "LastTriggerUSec",
+            timer,
+        ])
         .output()
         .context("running systemctl show")?;
     if !out.status.success() {
@@ -820,7 +892,13 @@ fn timer_times(user: bool, timer: &str) -> Result<(String, String)> {
     let get = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k))
-            .map(|v| if v.is_empty() { "never".to_string() } else { v.to_string() })
+            .map(|v| {
+                if v.is_empty() {
+                    "never".to_string()
+                } else {
+                    v.to_string()
+                }
+            })
             .unwrap_or_else(|| "unknown".into())
     };
     Ok((get("NextElapseUSecRealtime="), get("LastTriggerUSec=")))

@@ -81,7 +81,11 @@ pub fn entry(outcome: &RunOutcome, no_error_on_warning: bool) -> Value {
     });
     if outcome.command == "backup" {
         // resticprofile zeroes the counts of a failed backup; so does cairn.
-        let c = outcome.backup.clone().filter(|_| success).unwrap_or_default();
+        let c = outcome
+            .backup
+            .clone()
+            .filter(|_| success)
+            .unwrap_or_default();
         let counts = json!({
             "files_new": c.files_new,
             "files_changed": c.files_changed,
@@ -108,7 +112,11 @@ pub fn record_to(path: &Path, outcome: &RunOutcome, no_error_on_warning: bool) -
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().with_context(ctx)?.to_string_lossy().to_string();
+    let name = path
+        .file_name()
+        .with_context(ctx)?
+        .to_string_lossy()
+        .to_string();
     // Serialises read-modify-write between processes; the status file itself is replaced
     // by rename, so it cannot carry the lock.
     let lock = OpenOptions::new()
@@ -136,10 +144,10 @@ pub fn record_to(path: &Path, outcome: &RunOutcome, no_error_on_warning: bool) -
     if !profile.is_object() {
         *profile = Value::Object(Map::new());
     }
-    profile
-        .as_object_mut()
-        .with_context(ctx)?
-        .insert(entry_name(&outcome.command).to_string(), entry(outcome, no_error_on_warning));
+    profile.as_object_mut().with_context(ctx)?.insert(
+        entry_name(&outcome.command).to_string(),
+        entry(outcome, no_error_on_warning),
+    );
     let mut text = serde_json::to_vec_pretty(&Value::Object(root)).with_context(ctx)?;
     text.push(b'\n');
     write_atomically(&dir, &name, &text).with_context(ctx)?;
@@ -154,7 +162,9 @@ fn read_existing(path: &Path) -> Map<String, Value> {
         return Map::new();
     };
     let mut buf = Vec::new();
-    if f.take(MAX_STATUS_FILE + 1).read_to_end(&mut buf).is_err() || buf.len() as u64 > MAX_STATUS_FILE {
+    if f.take(MAX_STATUS_FILE + 1).read_to_end(&mut buf).is_err()
+        || buf.len() as u64 > MAX_STATUS_FILE
+    {
         return Map::new();
     }
     match serde_json::from_slice(&buf) {

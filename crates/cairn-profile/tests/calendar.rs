@@ -6,7 +6,10 @@ use chrono::NaiveDateTime;
 use std::process::Command;
 
 fn systemd_analyze() -> Option<()> {
-    let ok = Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var_os("CAIRN_REQUIRE_SERVERS").is_none(),
@@ -93,12 +96,19 @@ fn accepts_what_systemd_accepts_and_refuses_what_it_refuses() {
         return;
     }
     for e in ACCEPTED {
-        assert!(CalendarEvent::parse(e).is_ok(), "{e}: {:?}", CalendarEvent::parse(e));
+        assert!(
+            CalendarEvent::parse(e).is_ok(),
+            "{e}: {:?}",
+            CalendarEvent::parse(e)
+        );
         assert!(systemd_next(e, 1).is_some(), "systemd refuses {e}");
     }
     for e in REFUSED {
         assert!(CalendarEvent::parse(e).is_err(), "{e} should be refused");
-        assert!(e.is_empty() || systemd_next(e, 1).is_none(), "systemd accepts {e}");
+        assert!(
+            e.is_empty() || systemd_next(e, 1).is_none(),
+            "systemd accepts {e}"
+        );
     }
 }
 
@@ -156,7 +166,11 @@ fn crontab_fields_for_shorthands_and_expressions() {
         assert_eq!(got, want, "{expr}");
     }
     for expr in ["*-*-* 10:00:30", "2030-01-01", "Mon *-*-1"] {
-        let err = CalendarEvent::parse(expr).unwrap().to_cron().unwrap_err().to_string();
+        let err = CalendarEvent::parse(expr)
+            .unwrap()
+            .to_cron()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(expr) && err.contains("crontab"), "{err}");
     }
 }

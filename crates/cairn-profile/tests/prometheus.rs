@@ -36,7 +36,11 @@ fn samples(text: &str) -> Vec<(String, String, String)> {
         .map(|l| {
             let (series, value) = l.rsplit_once(' ').unwrap();
             let (name, labels) = series.split_once('{').unwrap_or((series, ""));
-            (name.to_string(), labels.trim_end_matches('}').to_string(), value.to_string())
+            (
+                name.to_string(),
+                labels.trim_end_matches('}').to_string(),
+                value.to_string(),
+            )
         })
         .collect()
 }
@@ -96,11 +100,23 @@ fn textfile_has_resticprofile_names_labels_and_values() {
     f.exit_code = 1;
     export(&profile, &json!({}), &f);
     let s = samples(&std::fs::read_to_string(&file).unwrap());
-    assert_eq!(s.iter().find(|x| x.0 == "resticprofile_backup_status").unwrap().2, "0");
+    assert_eq!(
+        s.iter()
+            .find(|x| x.0 == "resticprofile_backup_status")
+            .unwrap()
+            .2,
+        "0"
+    );
     f.exit_code = 3;
     export(&profile, &json!({}), &f);
     let s = samples(&std::fs::read_to_string(&file).unwrap());
-    assert_eq!(s.iter().find(|x| x.0 == "resticprofile_backup_status").unwrap().2, "1");
+    assert_eq!(
+        s.iter()
+            .find(|x| x.0 == "resticprofile_backup_status")
+            .unwrap()
+            .2,
+        "1"
+    );
 }
 
 #[test]
@@ -140,7 +156,11 @@ fn pushgateway() -> Option<(Gateway, String)> {
         eprintln!("skipped: no prometheus-pushgateway");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(bin)
         .arg(format!("--web.listen-address={addr}"))
@@ -161,7 +181,9 @@ fn pushgateway() -> Option<(Gateway, String)> {
 
 #[test]
 fn pushgateway_receives_metrics_labelled_by_profile() {
-    let Some((_gw, url)) = pushgateway() else { return };
+    let Some((_gw, url)) = pushgateway() else {
+        return;
+    };
     let home = json!({"prometheus-push": format!("{url}/")});
     assert!(export(&home, &json!({}), &backup("home")).is_empty());
     let mut srv = backup("srv");
@@ -169,14 +191,30 @@ fn pushgateway_receives_metrics_labelled_by_profile() {
     let custom = json!({"prometheus-push": url, "prometheus-push-job": "cairn/$command", "prometheus-labels": {"host": "db"}});
     let w = export(&custom, &json!({}), &srv);
     assert!(w.is_empty(), "{w:?}");
-    let text = ureq::get(&format!("{url}/metrics")).call().unwrap().into_string().unwrap();
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
     let s = samples(&text);
-    let files_new: Vec<_> = s.iter().filter(|x| x.0 == "resticprofile_backup_files_new").collect();
+    let files_new: Vec<_> = s
+        .iter()
+        .filter(|x| x.0 == "resticprofile_backup_files_new")
+        .collect();
     assert_eq!(files_new.len(), 2, "{files_new:?}");
-    let h = files_new.iter().find(|x| x.1.contains("profile=\"home\"")).unwrap();
+    let h = files_new
+        .iter()
+        .find(|x| x.1.contains("profile=\"home\""))
+        .unwrap();
     assert!(h.1.contains("job=\"home.backup\""), "{h:?}");
     assert_eq!(h.2, "7");
-    let d = files_new.iter().find(|x| x.1.contains("profile=\"srv\"")).unwrap();
-    assert!(d.1.contains("job=\"cairn/backup\"") && d.1.contains("host=\"db\""), "{d:?}");
+    let d = files_new
+        .iter()
+        .find(|x| x.1.contains("profile=\"srv\""))
+        .unwrap();
+    assert!(
+        d.1.contains("job=\"cairn/backup\"") && d.1.contains("host=\"db\""),
+        "{d:?}"
+    );
     assert_eq!(d.2, "42");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// Starts flock(1) holding `path` for `secs` and waits until it has the lock. `-o`: the
 /// lock is flock(1)'s own, not inherited by its `sleep`, so killing flock(1) ends it.
 fn hold(path: &std::path::Path, secs: u32) -> Child {
-    let child = Command::new("flock")
+    let mut child = Command::new("flock")
         .arg("-o")
         .arg(path)
         .args(["sleep", &secs.to_string()])
@@ -24,11 +24,16 @@ fn hold(path: &std::path::Path, secs: u32) -> Child {
         drop(f);
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("flock(1) did not take the lock");
 }
 
 fn have_flock() -> bool {
-    Command::new("flock").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("flock")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -43,20 +48,46 @@ fn held_lock_fails_at_once_or_after_waiting() {
     let mut holder = hold(&path, 30);
 
     let t = Instant::now();
-    let err = acquire(dir.path(), "home", LockMode::Fail, Some(Duration::from_secs(5))).unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(2), "fail mode must not wait");
-    assert!(err.to_string().contains("profile home is already running"), "{err}");
+    let err = acquire(
+        dir.path(),
+        "home",
+        LockMode::Fail,
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "fail mode must not wait"
+    );
+    assert!(
+        err.to_string().contains("profile home is already running"),
+        "{err}"
+    );
 
     let t = Instant::now();
-    let err = acquire(dir.path(), "home", LockMode::Default, Some(Duration::from_millis(700))).unwrap_err();
-    assert!(t.elapsed() >= Duration::from_millis(700), "{:?}", t.elapsed());
+    let err = acquire(
+        dir.path(),
+        "home",
+        LockMode::Default,
+        Some(Duration::from_millis(700)),
+    )
+    .unwrap_err();
+    assert!(
+        t.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(t.elapsed() < Duration::from_secs(3));
     assert!(err.to_string().contains("already running"), "{err}");
 
     // Ignore takes no lock at all.
-    assert!(acquire(dir.path(), "home", LockMode::Ignore, None).unwrap().is_none());
+    assert!(acquire(dir.path(), "home", LockMode::Ignore, None)
+        .unwrap()
+        .is_none());
     // Another profile has its own lock.
-    assert!(acquire(dir.path(), "other", LockMode::Fail, None).unwrap().is_some());
+    assert!(acquire(dir.path(), "other", LockMode::Fail, None)
+        .unwrap()
+        .is_some());
 
     // The holder dies while we wait: the kernel dropped its lock, we get it.
     let killer = std::thread::spawn(move || {
@@ -65,16 +96,36 @@ fn held_lock_fails_at_once_or_after_waiting() {
         holder.wait().unwrap();
     });
     let t = Instant::now();
-    let lock = acquire(dir.path(), "home", LockMode::Default, Some(Duration::from_secs(10))).unwrap().unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+    let lock = acquire(
+        dir.path(),
+        "home",
+        LockMode::Default,
+        Some(Duration::from_secs(10)),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
     killer.join().unwrap();
     let text = std::fs::read_to_string(lock.path()).unwrap();
-    assert!(text.starts_with(&format!("pid {} ", std::process::id())), "{text}");
+    assert!(
+        text.starts_with(&format!("pid {} ", std::process::id())),
+        "{text}"
+    );
     // While we hold it, a second taker (another open file description) fails, naming us.
     let err = acquire(dir.path(), "home", LockMode::Fail, None).unwrap_err();
-    assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
     drop(lock);
-    assert!(acquire(dir.path(), "home", LockMode::Fail, None).unwrap().is_some());
+    assert!(acquire(dir.path(), "home", LockMode::Fail, None)
+        .unwrap()
+        .is_some());
 }
 
 #[test]
@@ -85,10 +136,19 @@ fn lock_file_of_a_dead_process_is_taken_over() {
     let dead = child.id();
     child.wait().unwrap();
     let path = lock_file(dir.path(), "srv");
-    std::fs::write(&path, format!("pid {dead} started 2020-01-01T00:00:00+00:00\n")).unwrap();
-    let lock = acquire(dir.path(), "srv", LockMode::Fail, None).unwrap().unwrap();
+    std::fs::write(
+        &path,
+        format!("pid {dead} started 2020-01-01T00:00:00+00:00\n"),
+    )
+    .unwrap();
+    let lock = acquire(dir.path(), "srv", LockMode::Fail, None)
+        .unwrap()
+        .unwrap();
     let text = std::fs::read_to_string(lock.path()).unwrap();
-    assert!(text.starts_with(&format!("pid {} ", std::process::id())), "{text}");
+    assert!(
+        text.starts_with(&format!("pid {} ", std::process::id())),
+        "{text}"
+    );
     assert!(!text.contains(&format!("pid {dead} ")));
 }
 
@@ -97,5 +157,8 @@ fn lock_mode_names() {
     assert_eq!(LockMode::parse("default").unwrap(), LockMode::Default);
     assert_eq!(LockMode::parse("fail").unwrap(), LockMode::Fail);
     assert_eq!(LockMode::parse("ignore").unwrap(), LockMode::Ignore);
-    assert!(LockMode::parse("sometimes").unwrap_err().to_string().contains("sometimes"));
+    assert!(LockMode::parse("sometimes")
+        .unwrap_err()
+        .to_string()
+        .contains("sometimes"));
 }

@@ -36,7 +36,11 @@ fn entries_merge_across_profiles_and_commands() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("status.json");
     // Something another tool (or a newer cairn) keeps in the file survives.
-    std::fs::write(&file, r#"{"profiles": {"old": {"check": {"success": true}}}, "extra": 1}"#).unwrap();
+    std::fs::write(
+        &file,
+        r#"{"profiles": {"old": {"check": {"success": true}}}, "extra": 1}"#,
+    )
+    .unwrap();
     let profile = |name: &str| json!({"status-file": file.to_str().unwrap(), "name": name});
 
     cairn_profile::status::record(&profile("home"), &outcome("home", "backup", true)).unwrap();
@@ -57,7 +61,12 @@ fn entries_merge_across_profiles_and_commands() {
     assert_eq!(b["bytes_added"], 999);
     assert_eq!(b["bytes_added_packed"], 500);
     assert_eq!(b["bytes_total"], 1234);
-    for key in ["files_unmodified", "dirs_new", "dirs_changed", "dirs_unmodified"] {
+    for key in [
+        "files_unmodified",
+        "dirs_new",
+        "dirs_changed",
+        "dirs_unmodified",
+    ] {
         assert_eq!(b[key], 0, "{key}");
     }
     assert!(chrono::DateTime::parse_from_rfc3339(b["time"].as_str().unwrap()).is_ok());
@@ -95,7 +104,10 @@ fn warning_counts_as_success_only_with_no_error_on_warning() {
     let p = json!({"status-file": file.to_str().unwrap()});
     cairn_profile::status::record(&p, &o).unwrap();
     assert_eq!(read(&file)["profiles"]["p"]["backup"]["success"], false);
-    assert_eq!(read(&file)["profiles"]["p"]["backup"]["error"], "exit status 3");
+    assert_eq!(
+        read(&file)["profiles"]["p"]["backup"]["error"],
+        "exit status 3"
+    );
     let p = json!({"status-file": file.to_str().unwrap(), "backup": {"no-error-on-warning": true}});
     cairn_profile::status::record(&p, &o).unwrap();
     assert_eq!(read(&file)["profiles"]["p"]["backup"]["success"], true);
@@ -103,10 +115,18 @@ fn warning_counts_as_success_only_with_no_error_on_warning() {
 
 #[test]
 fn no_status_file_no_write_and_garbage_is_replaced() {
-    assert!(cairn_profile::status::record(&json!({}), &outcome("p", "backup", true)).unwrap().is_none());
+    assert!(
+        cairn_profile::status::record(&json!({}), &outcome("p", "backup", true))
+            .unwrap()
+            .is_none()
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.json");
     std::fs::write(&file, b"not json at all").unwrap();
-    cairn_profile::status::record(&json!({"status-file": file.to_str().unwrap()}), &outcome("p", "check", true)).unwrap();
+    cairn_profile::status::record(
+        &json!({"status-file": file.to_str().unwrap()}),
+        &outcome("p", "check", true),
+    )
+    .unwrap();
     assert_eq!(read(&file)["profiles"]["p"]["check"]["success"], true);
 }

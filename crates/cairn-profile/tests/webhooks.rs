@@ -68,7 +68,10 @@ fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
             let status = statuses.next().unwrap_or(200);
-            let _ = write!(conn, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
     });
     (addr, seen)
@@ -112,11 +115,32 @@ fn send_after_arrives_with_method_headers_and_body() {
         }],
         "send-before": {"url": format!("{addr}/start"), "method": "HEAD"}
     });
-    let ok = RunOutcome { profile: "home".into(), command: "backup".into(), success: true, ..Default::default() };
+    let ok = RunOutcome {
+        profile: "home".into(),
+        command: "backup".into(),
+        success: true,
+        ..Default::default()
+    };
     assert!(send(When::Before, "home", "backup", &section, &json!({}), None).is_empty());
-    assert!(send(When::After, "home", "backup", &section, &json!({}), Some(&ok)).is_empty());
+    assert!(send(
+        When::After,
+        "home",
+        "backup",
+        &section,
+        &json!({}),
+        Some(&ok)
+    )
+    .is_empty());
     // Nothing configured for these: nothing sent, no warning.
-    assert!(send(When::AfterFail, "home", "backup", &section, &json!({}), Some(&ok)).is_empty());
+    assert!(send(
+        When::AfterFail,
+        "home",
+        "backup",
+        &section,
+        &json!({}),
+        Some(&ok)
+    )
+    .is_empty());
     let reqs = seen.lock().unwrap().clone();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     assert_eq!(reqs[0].method, "HEAD");
@@ -148,12 +172,34 @@ fn send_after_fail_carries_the_error_in_url_body_and_template() {
         "send-finally": {"url": format!("{addr}/finally?c=$ERROR_COMMANDLINE")}
     });
     let o = failed();
-    assert!(send(When::AfterFail, "home", "backup", &section, &json!({}), Some(&o)).is_empty());
-    assert!(send(When::Finally, "home", "backup", &section, &json!({}), Some(&o)).is_empty());
+    assert!(send(
+        When::AfterFail,
+        "home",
+        "backup",
+        &section,
+        &json!({}),
+        Some(&o)
+    )
+    .is_empty());
+    assert!(send(
+        When::Finally,
+        "home",
+        "backup",
+        &section,
+        &json!({}),
+        Some(&o)
+    )
+    .is_empty());
     let reqs = seen.lock().unwrap().clone();
     assert_eq!(reqs.len(), 3);
-    assert_eq!(reqs[0].target, "/fail?e=repository+does+not+exist+%26+more&code=10");
-    assert_eq!(reqs[0].body, "repository does not exist & more\n\nFatal: repository does not exist\n");
+    assert_eq!(
+        reqs[0].target,
+        "/fail?e=repository+does+not+exist+%26+more&code=10"
+    );
+    assert_eq!(
+        reqs[0].body,
+        "repository does not exist & more\n\nFatal: repository does not exist\n"
+    );
     let v: serde_json::Value = serde_json::from_str(&reqs[1].body).unwrap();
     assert_eq!(v["profile"], "home");
     assert_eq!(v["command"], "backup");
@@ -168,7 +214,14 @@ fn failing_receiver_is_retried_then_delivered() {
     let (addr, seen) = receiver(vec![503, 500]);
     let section = json!({"send-after": {"url": format!("{addr}/x")}});
     let t = Instant::now();
-    let w = send(When::After, "p", "backup", &section, &json!({"send-timeout": "10s"}), None);
+    let w = send(
+        When::After,
+        "p",
+        "backup",
+        &section,
+        &json!({"send-timeout": "10s"}),
+        None,
+    );
     assert!(w.is_empty(), "{w:?}");
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert!(t.elapsed() < Duration::from_secs(5));
@@ -178,7 +231,14 @@ fn failing_receiver_is_retried_then_delivered() {
 fn client_errors_are_not_retried_and_only_warn() {
     let (addr, seen) = receiver(vec![404, 404, 404]);
     let section = json!({"send-after": {"url": format!("{addr}/gone")}});
-    let w = send(When::After, "p", "backup", &section, &json!({"send-timeout": "5s"}), None);
+    let w = send(
+        When::After,
+        "p",
+        "backup",
+        &section,
+        &json!({"send-timeout": "5s"}),
+        None,
+    );
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("404") && w[0].contains("send-after"), "{w:?}");
     assert_eq!(seen.lock().unwrap().len(), 1);
@@ -189,20 +249,41 @@ fn hanging_receiver_is_bounded_by_send_timeout() {
     let addr = hanging();
     let section = json!({"send-after-fail": [{"url": format!("{addr}/hang")}, {"url": format!("{addr}/hang2")}]});
     let t = Instant::now();
-    let w = send(When::AfterFail, "p", "backup", &section, &json!({"send-timeout": "2s"}), Some(&failed()));
+    let w = send(
+        When::AfterFail,
+        "p",
+        "backup",
+        &section,
+        &json!({"send-timeout": "2s"}),
+        Some(&failed()),
+    );
     let took = t.elapsed();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(took >= Duration::from_secs(3), "{took:?}");
-    assert!(took < Duration::from_secs(7), "each hook is bounded by send-timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(7),
+        "each hook is bounded by send-timeout: {took:?}"
+    );
 }
 
 #[test]
 fn unreachable_receiver_and_bad_templates_only_warn() {
     // A port nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let section = json!({"send-finally": {"url": format!("http://127.0.0.1:{port}/")}});
     let t = Instant::now();
-    let w = send(When::Finally, "p", "backup", &section, &json!({"send-timeout": "2s"}), None);
+    let w = send(
+        When::Finally,
+        "p",
+        "backup",
+        &section,
+        &json!({"send-timeout": "2s"}),
+        None,
+    );
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(t.elapsed() < Duration::from_secs(4));
     let dir = tempfile::tempdir().unwrap();
@@ -211,6 +292,13 @@ fn unreachable_receiver_and_bad_templates_only_warn() {
     let section = json!({"send-after": {"url": "http://127.0.0.1:1/", "body-template": tmpl.to_str().unwrap()}});
     let w = send(When::After, "p", "backup", &section, &json!({}), None);
     assert!(w[0].contains("unsupported template action"), "{w:?}");
-    let w = send(When::After, "p", "backup", &json!({"send-after": {"method": "GET"}}), &json!({}), None);
+    let w = send(
+        When::After,
+        "p",
+        "backup",
+        &json!({"send-after": {"method": "GET"}}),
+        &json!({}),
+        None,
+    );
     assert!(w[0].contains("without a url"), "{w:?}");
 }

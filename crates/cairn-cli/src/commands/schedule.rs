@@ -17,7 +17,12 @@ pub struct Selection {
     #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
     config: PathBuf,
     /// Profile or group to act on (default: "default")
-    #[arg(short = 'P', long = "profile", env = "CAIRN_PROFILE", value_name = "NAME")]
+    #[arg(
+        short = 'P',
+        long = "profile",
+        env = "CAIRN_PROFILE",
+        value_name = "NAME"
+    )]
     profile: Option<String>,
     /// Every profile of the configuration file
     #[arg(long, conflicts_with = "profile")]
@@ -65,7 +70,10 @@ fn read_config(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let is_json = path.extension().is_some_and(|e| e == "json");
     if !is_json {
-        bail!("{}: only JSON configuration files are read by this build", path.display());
+        bail!(
+            "{}: only JSON configuration files are read by this build",
+            path.display()
+        );
     }
     let v: Value = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
     if !v.is_object() {
@@ -77,7 +85,9 @@ fn read_config(path: &Path) -> Result<Value> {
 /// The profiles of a configuration (version 1: every top-level table that is not a reserved
 /// key; version 2: the `profiles` table).
 fn profiles(config: &Value) -> Vec<(String, &Value)> {
-    let reserved = ["version", "global", "groups", "includes", "profiles", "mixins"];
+    let reserved = [
+        "version", "global", "groups", "includes", "profiles", "mixins",
+    ];
     let table = match config.get("profiles") {
         Some(Value::Object(m)) => m,
         _ => match config {
@@ -87,7 +97,9 @@ fn profiles(config: &Value) -> Vec<(String, &Value)> {
     };
     table
         .iter()
-        .filter(|(k, v)| v.is_object() && (config.get("profiles").is_some() || !reserved.contains(&k.as_str())))
+        .filter(|(k, v)| {
+            v.is_object() && (config.get("profiles").is_some() || !reserved.contains(&k.as_str()))
+        })
         .map(|(k, v)| (k.clone(), v))
         .collect()
 }
@@ -104,7 +116,11 @@ fn selected(config: &Value, sel: &Selection) -> Result<Vec<String>> {
     }
     // Groups: `name = [profiles]` (version 1) or `name = {profiles = [...]}` (version 2).
     if let Some(g) = config.get("groups").and_then(|g| g.get(&name)) {
-        let list = if g.is_object() { g.get("profiles").cloned().unwrap_or(Value::Null) } else { g.clone() };
+        let list = if g.is_object() {
+            g.get("profiles").cloned().unwrap_or(Value::Null)
+        } else {
+            g.clone()
+        };
         let names = schedule::values::strings(&serde_json::json!({ "p": list }), "p")?;
         if let Some(missing) = names.iter().find(|n| !all.contains(n)) {
             bail!("group {name} names profile {missing}, which does not exist");
@@ -119,7 +135,10 @@ fn global(config: &Value) -> Value {
 }
 
 fn profile<'a>(config: &'a Value, name: &str) -> Option<&'a Value> {
-    profiles(config).into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    profiles(config)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
 }
 
 pub fn run(a: Args, _g: &GlobalOptions) -> Result<i32> {

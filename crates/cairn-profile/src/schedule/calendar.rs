@@ -40,7 +40,11 @@ impl Field {
     fn values(&self, lo: u32, hi: u32) -> Vec<u32> {
         match self {
             Field::Any => (lo..=hi).collect(),
-            Field::Values(s) => s.iter().copied().filter(|v| (lo..=hi).contains(v)).collect(),
+            Field::Values(s) => s
+                .iter()
+                .copied()
+                .filter(|v| (lo..=hi).contains(v))
+                .collect(),
         }
     }
     fn single(v: u32) -> Field {
@@ -147,7 +151,10 @@ impl CalendarEvent {
             self.years = parse_field(y, 0, 2199, "year")?;
             // Two-digit years are this century's, as systemd reads them.
             if let Field::Values(s) = &self.years {
-                let s: BTreeSet<u32> = s.iter().map(|&y| if y < 100 { y + 2000 } else { y }).collect();
+                let s: BTreeSet<u32> = s
+                    .iter()
+                    .map(|&y| if y < 100 { y + 2000 } else { y })
+                    .collect();
                 if s.iter().any(|&y| y < 1970) {
                     bail!("year before 1970 in '{tok}'");
                 }
@@ -223,7 +230,9 @@ impl CalendarEvent {
         }
         if self.days != Field::Any && self.weekdays != Field::Any {
             // cron runs when *either* the day of month or the weekday matches.
-            return Err(why("cron cannot require both a day of the month and a weekday"));
+            return Err(why(
+                "cron cannot require both a day of the month and a weekday",
+            ));
         }
         let weekdays = match &self.weekdays {
             Field::Any => Field::Any,

@@ -72,7 +72,9 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
-        let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("bad duration '{text}'"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| anyhow::anyhow!("bad duration '{text}'"))?;
         let scale = match unit {
             "h" => 3600.0,
             "m" => 60.0,
