@@ -7,7 +7,7 @@ use crate::global::GlobalOptions;
 use crate::{commands, exit, global, Cli};
 use cairn_profile::config::{find_config_file, Config, Target};
 use cairn_profile::resolve::{self, Flag, FlagSpec, Overrides, Plan, Step, StepKind};
-use cairn_profile::run::{run_plan, NoReporter, Reporter, StepResult, StepRunner};
+use cairn_profile::run::{run_plan, Reporter, StepResult, StepRunner};
 use clap::parser::ValueSource;
 use clap::{ArgAction, Parser};
 use std::collections::BTreeSet;
@@ -19,17 +19,26 @@ pub const DEFAULT_PROFILE: &str = "default";
 /// cairn's own commands about profiles, and those that need no repository: these run as
 /// typed even with `--config` / `-P`.
 const NOT_PROFILE_COMMANDS: &[&str] = &[
-    "profiles", "show", "schedule", "version", "generate", "features", "options", "help",
+    "profiles",
+    "show",
+    "schedule",
+    "run-schedule",
+    "version",
+    "generate",
+    "features",
+    "options",
+    "help",
 ];
 
 /// The global flags of profile selection, never part of a step's command line.
 const SELECTION_FLAGS: &[&str] = &["config", "profile", "help", "version"];
 
-/// The status file, metrics, webhooks and run lock of a profile run.
-// Part B (schedule/status/metrics/notify/schedlock) plugs its reporters in here, e.g.
-// `Box::new(Reporters(vec![Box::new(status::Reporter), Box::new(metrics::Reporter), …]))`.
-fn reporter() -> Box<dyn Reporter> {
-    Box::new(NoReporter)
+/// The status file, metrics and webhooks of a profile run (the schedule lock is taken by
+/// `run-schedule`, around the whole run).
+fn reporter(config: &Config) -> Box<dyn Reporter> {
+    Box::new(cairn_profile::report::Standard {
+        global: serde_json::Value::Object(config.global.clone()),
+    })
 }
 
 /// resticprofile's `NAME.COMMAND` (`cairn nightly.backup`) is `-P NAME COMMAND`: the first
@@ -212,7 +221,7 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
     };
     let spec = flag_spec();
     let name = g.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
-    let reporter = reporter();
+    let reporter = reporter(&config);
     match config.target(name)? {
         Target::Profile(p) => {
             let plan = resolve::profile(&config, p, &spec)?.plan(&command, &spec, &overrides)?;

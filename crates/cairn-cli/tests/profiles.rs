@@ -770,3 +770,133 @@ keep-last = 1
     assert_ne!(r.code, Some(0), "{}", r.stderr_str());
     assert_eq!(snapshots(&repo).len(), 2);
 }
+
+/// An HTTP receiver on loopback: records each request's first line and body, answers 200.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            seen.lock().unwrap().push(format!(
+                "{} {}",
+                first.trim(),
+                String::from_utf8_lossy(&body)
+            ));
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+/// The runner reports every run: the status file and the Prometheus text file get the
+/// backup's counts, and the webhooks of success or failure are sent, with the error.
+#[test]
+fn runs_report_to_status_file_metrics_and_webhooks() {
+    let t = setup("cairn-prof-report");
+    let (url, got) = receiver();
+    let repo = t.join("repo");
+    let config = t.join("profiles.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[nightly]
+repository = "local:{repo}"
+password-file = "password.txt"
+initialize = true
+status-file = "{dir}/status.json"
+prometheus-save-to-file = "{dir}/metrics.prom"
+prometheus-labels = {{ host = "box" }}
+
+[nightly.backup]
+source = ["{src}"]
+send-before = {{ url = "{url}/before", method = "POST", body = "starting $PROFILE_NAME" }}
+send-after = {{ url = "{url}/ok", method = "POST", body = "done $PROFILE_NAME" }}
+send-after-fail = {{ url = "{url}/fail", method = "POST", body = "failed: $ERROR" }}
+send-finally = {{ url = "{url}/finally" }}
+"#,
+            repo = repo.display(),
+            dir = t.path().display(),
+            src = t.join("src").display(),
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "nightly", "backup"],
+    )
+    .ok();
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("status.json")).unwrap()).unwrap();
+    let b = &status["profiles"]["nightly"]["backup"];
+    assert_eq!(b["success"], true, "{status}");
+    assert_eq!(b["files_new"], 3, "{status}");
+    let prom = std::fs::read_to_string(t.join("metrics.prom")).unwrap();
+    assert!(
+        prom.lines()
+            .any(|l| l.starts_with("resticprofile_backup_files_new{")
+                && l.contains(r#"profile="nightly""#)
+                && l.contains(r#"host="box""#)
+                && l.ends_with(" 3")),
+        "{prom}"
+    );
+    let calls = got.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [
+            "POST /before HTTP/1.1 starting nightly",
+            "POST /ok HTTP/1.1 done nightly",
+            "GET /finally HTTP/1.1 ",
+        ],
+        "{calls:?}"
+    );
+    // A source that is gone: exit 3, the failure is recorded and sent; the status file keeps
+    // the backup entry merged, now a failure.
+    got.lock().unwrap().clear();
+    std::fs::remove_dir_all(t.join("src")).unwrap();
+    let r = cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "nightly", "backup"],
+    );
+    assert_ne!(r.code, Some(0), "{}", r.desc);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("status.json")).unwrap()).unwrap();
+    assert_eq!(
+        status["profiles"]["nightly"]["backup"]["success"], false,
+        "{status}"
+    );
+    let calls = got.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(
+        calls[1].starts_with("POST /fail HTTP/1.1 failed: "),
+        "{calls:?}"
+    );
+    assert!(
+        calls[1].len() > "POST /fail HTTP/1.1 failed: ".len(),
+        "{calls:?}"
+    );
+}

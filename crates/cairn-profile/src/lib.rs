@@ -4,6 +4,12 @@
 //! repository: each step is run by the caller (the CLI), through [`run::StepRunner`].
 
 pub mod config;
+pub mod metrics;
+pub mod notify;
 pub mod outcome;
+pub mod report;
 pub mod resolve;
 pub mod run;
+pub mod schedlock;
+pub mod schedule;
+pub mod status;

@@ -15,11 +15,14 @@ pub struct BackupCounts {
     pub total_files_processed: u64,
     pub total_bytes_processed: u64,
     pub data_added: u64,
+    /// restic 0.18's `data_added_packed` (after compression); 0 when unknown.
+    pub data_added_packed: u64,
     pub snapshot_id: Option<String>,
 }
 
-/// One command of one profile, after it ran (or failed to start).
-#[derive(Debug, Clone)]
+/// One command of one profile, after it ran (or failed to start). Build it with
+/// `..Default::default()` so that fields added later need no change at every construction.
+#[derive(Debug, Clone, Default)]
 pub struct RunOutcome {
     pub profile: String,
     /// The command as resticprofile names it: "backup", "check", "forget", "prune", "copy", …
@@ -35,4 +38,10 @@ pub struct RunOutcome {
     pub stderr: Option<String>,
     /// Set for backups that got as far as a summary.
     pub backup: Option<BackupCounts>,
+    /// The command line that failed (a hook's or cairn's own), for `send-after-fail`'s
+    /// `ERROR_COMMANDLINE`.
+    pub command_line: Option<String>,
+    /// The group this run belongs to, when the profile runs as part of a group (a label of
+    /// the Prometheus metrics, as in resticprofile).
+    pub group: Option<String>,
 }

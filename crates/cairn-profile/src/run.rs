@@ -122,6 +122,10 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
         error: failure.map(|f| f.message.clone()),
         stderr: failure.map(|f| f.stderr.clone()).filter(|s| !s.is_empty()),
         backup,
+        command_line: failure
+            .map(|f| f.command_line.clone())
+            .filter(|s| !s.is_empty()),
+        group: None,
     };
     let _guard = match reporter.lock(&ctx) {
         Ok(g) => g,
@@ -177,6 +181,8 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
                 error: if ok { None } else { r.error.clone() },
                 stderr: r.stderr.clone(),
                 backup: r.backup.clone(),
+                command_line: (!ok).then(|| step.display()),
+                group: None,
             };
             reporter.step(&ctx, &step_outcome);
             if !ok {

@@ -24,6 +24,7 @@ pub mod recover;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
+pub mod schedule;
 pub mod serve;
 pub mod show;
 mod snapshot_ref;
@@ -102,6 +103,10 @@ pub enum Command {
     Profiles(profiles::Args),
     /// Print a profile (-P NAME) as cairn resolves it: the command lines it runs
     Show(show::Args),
+    /// Install, show or remove the schedules of profiles (systemd timers or crontab)
+    Schedule(schedule::Args),
+    /// Run COMMAND@PROFILE under the profile's schedule lock (what the timers run)
+    RunSchedule(schedule::RunArgs),
 }
 
 /// Runs a command and returns the process exit code.
@@ -139,5 +144,7 @@ pub fn run(cmd: Command, g: &GlobalOptions) -> anyhow::Result<i32> {
         Command::Serve(a) => serve::run(*a, g),
         Command::Profiles(a) => profiles::run(a, g),
         Command::Show(a) => show::run(a, g),
+        Command::Schedule(a) => schedule::run(a, g),
+        Command::RunSchedule(a) => schedule::run_schedule(a, g),
     }
 }

@@ -30,6 +30,7 @@ pub(super) fn print_summary(
         total_files_processed: sm.total_files_processed,
         total_bytes_processed: sm.total_bytes_processed,
         data_added: sm.data_added,
+        data_added_packed: sm.data_added_packed,
         snapshot_id: res.snapshot_id.map(|id| id.to_hex()),
     });
     if g.json {

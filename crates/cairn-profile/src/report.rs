@@ -1,0 +1,60 @@
+//! The reporter every profile run uses: status file and Prometheus metrics after each step,
+//! webhooks before and after the command. None of them can fail a run; what goes wrong is a
+//! warning on stderr.
+
+use crate::metrics;
+use crate::notify::{self, When};
+use crate::outcome::RunOutcome;
+use crate::run::{Context, Reporter};
+use crate::status;
+use serde_json::Value;
+
+/// Status, metrics and webhooks as the profile's keys ask for them.
+pub struct Standard {
+    /// The configuration's `[global]` section (`send-timeout`, `ca-certificates`).
+    pub global: Value,
+}
+
+fn warn(warnings: Vec<String>) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+impl Reporter for Standard {
+    fn before(&self, ctx: &Context<'_>) {
+        warn(notify::send(
+            When::Before,
+            ctx.profile,
+            ctx.command,
+            ctx.command_section,
+            &self.global,
+            None,
+        ));
+    }
+
+    fn step(&self, ctx: &Context<'_>, outcome: &RunOutcome) {
+        if let Err(e) = status::record(ctx.profile_section, outcome) {
+            eprintln!("warning: status file: {e:#}");
+        }
+        warn(metrics::export(ctx.profile_section, &self.global, outcome));
+    }
+
+    fn after(&self, ctx: &Context<'_>, outcome: &RunOutcome) {
+        let when = if outcome.success {
+            When::After
+        } else {
+            When::AfterFail
+        };
+        for when in [when, When::Finally] {
+            warn(notify::send(
+                when,
+                ctx.profile,
+                ctx.command,
+                ctx.command_section,
+                &self.global,
+                Some(outcome),
+            ));
+        }
+    }
+}
