@@ -450,8 +450,17 @@ fn backup_while_mounted_appears_and_sigterm_releases_everything() {
         3,
         "the snapshot without tag one is filtered out"
     );
-    // The link first, without listing its directory again: a lookup must see the new one.
-    assert_eq!(link(&mnt.join("snapshots/latest")), format!("{tname}-1"));
+    // The link first, without listing its directory again: a lookup must see the new one
+    // once the kernel's cached entry (the layout's one-second TTL) has expired.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while link(&mnt.join("snapshots/latest")) != format!("{tname}-1") {
+        assert!(
+            Instant::now() < deadline,
+            "latest still names {}",
+            link(&mnt.join("snapshots/latest"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let listed = names(&mnt.join("snapshots"));
     assert!(
         listed.contains(&tname) && listed.contains(&format!("{tname}-1")),

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Selection {
     /// Every profile of the configuration file
-    #[arg(long, conflicts_with = "profile")]
+    #[arg(long)]
     all: bool,
     /// systemd: the user's own units (~/.config/systemd/user, `systemctl --user`)
     #[arg(long)]
@@ -61,6 +61,11 @@ fn global(config: &Config) -> Value {
 /// The names selected by `-P` (a profile, or a group's profiles) or `--all`.
 fn selected(config: &Config, g: &GlobalOptions, all: bool) -> Result<Vec<String>> {
     if all {
+        // Checked here rather than by clap: `-P` is a global flag, which a subcommand's
+        // `conflicts_with` cannot name.
+        if g.profile.is_some() {
+            bail!("--all and --profile (-P) cannot be used together");
+        }
         return Ok(config.profiles.keys().cloned().collect());
     }
     let name = g
