@@ -114,6 +114,53 @@ fn check_names_unsafe_duplicate_and_unsorted_trees() {
 }
 
 #[test]
+fn check_names_every_snapshot_that_holds_a_damaged_tree() {
+    let t = TempDir::new("cairn-hostile-shared");
+    let repo = new_repo(&t, "repo", PW);
+    let mut f = Forger::open(&repo, PW);
+
+    // One damaged tree (a `..` entry), held by three snapshots at different depths and under
+    // different names, and one snapshot that does not hold it.
+    let dotdot = f.file(b"..", b"escape");
+    let bad = f.tree(&[dotdot]);
+    let direct = under_sub(&mut f, bad);
+    let s1 = f.snapshot(direct);
+    let mid = under_sub(&mut f, direct);
+    let deeper = f.dir(b"deeper", mid);
+    let root2 = f.tree(&[deeper]);
+    let s2 = f.snapshot(root2);
+    let other = f.dir(b"other-name", bad);
+    let extra = f.file(b"z", b"z");
+    let root3 = f.tree(&[other, extra]);
+    let s3 = f.snapshot(root3);
+    let clean = f.file(b"clean", b"clean");
+    let clean_root = f.tree(&[clean]);
+    let s4 = f.snapshot(clean_root);
+
+    let r = bounded(&repo, &[], &["check"]).expect_code(1);
+    let out = all_output(&r);
+    // The tree is reported once (it is checked once).
+    assert_eq!(
+        out.lines().filter(|l| l.contains(&bad.to_hex())).count(),
+        1,
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("reach the damaged trees"))
+        .unwrap_or_else(|| panic!("no list of damaged snapshots:\n{out}"));
+    assert!(line.starts_with("3 snapshot(s)"), "{line}");
+    for s in [s1, s2, s3] {
+        assert!(line.contains(&s.short()), "{line} lacks {}", s.short());
+    }
+    assert!(
+        !line.contains(&s4.short()),
+        "{line} names the clean {}",
+        s4.short()
+    );
+}
+
+#[test]
 fn deep_chain_is_refused_by_every_walk() {
     let t = TempDir::new("cairn-hostile-deep");
     let repo = new_repo(&t, "repo", PW);

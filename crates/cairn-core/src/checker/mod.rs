@@ -296,6 +296,10 @@ pub enum Hint {
         blob: Id,
         packs: Vec<Id>,
     },
+    /// Every snapshot that reaches one of the damaged trees reported above. Each error names
+    /// only the first snapshot that led to its tree (a tree is checked once); a shared subtree
+    /// damages every snapshot that holds it, and this says which ones those are.
+    DamagedSnapshots { snapshots: Vec<Id> },
 }
 
 impl fmt::Display for Hint {
@@ -320,6 +324,12 @@ impl fmt::Display for Hint {
                 f,
                 "{ty} blob {blob} is stored in several packs: {}",
                 short_set(packs)
+            ),
+            Hint::DamagedSnapshots { snapshots } => write!(
+                f,
+                "{} snapshot(s) reach the damaged trees above: {}",
+                snapshots.len(),
+                short_set(snapshots)
             ),
         }
     }

@@ -10,7 +10,7 @@ use crate::format::tree::{name_problem, Node, NodeType, Tree};
 use crate::walk::{lossy_path, walk_from, TreeSource, Visit, Visitor, WalkOptions, MAX_DEPTH};
 use crate::{Error, Id};
 use cairn_backend::FileType;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -37,6 +37,8 @@ struct CheckVisitor<'a, 'r> {
     checker: &'a Checker<'r>,
     snapshot: Id,
     missing: &'a Mutex<HashSet<Id>>,
+    /// Trees with an error, for [`Checker::snapshots_reaching`].
+    damaged: &'a Mutex<HashSet<Id>>,
     trees: &'a AtomicU64,
     report: &'a (dyn Fn(Finding) + Sync),
 }
@@ -55,6 +57,7 @@ impl CheckVisitor<'_, '_> {
         let found = self.checker.index.find(BlobType::Tree, &id);
         if found.is_empty() {
             if lock(self.missing).insert(id) {
+                lock(self.damaged).insert(id);
                 (self.report)(Finding::Error(Problem::TreeMissing {
                     tree: id,
                     at: self.place(path),
@@ -84,6 +87,7 @@ impl Visitor for CheckVisitor<'_, '_> {
     fn tree(&mut self, path: &[u8], id: &Id, tree: &Tree) -> anyhow::Result<()> {
         let at = || self.place(path);
         let invalid = |reason: String| {
+            lock(self.damaged).insert(*id);
             (self.report)(Finding::Error(Problem::NodeInvalid {
                 tree: *id,
                 reason,
@@ -106,6 +110,7 @@ impl Visitor for CheckVisitor<'_, '_> {
                             }
                             let r = self.checker.index.find(BlobType::Data, blob);
                             if r.is_empty() {
+                                lock(self.damaged).insert(*id);
                                 (self.report)(Finding::Error(Problem::BlobMissing {
                                     tree: *id,
                                     file: name.clone(),
@@ -152,6 +157,7 @@ impl Visitor for CheckVisitor<'_, '_> {
         {
             return Err(err);
         }
+        lock(self.damaged).insert(*id);
         (self.report)(Finding::Error(Problem::TreeUnreadable {
             tree: *id,
             at: self.place(path),
@@ -213,6 +219,7 @@ impl Checker<'_> {
         roots.sort();
         let snapshots = ids.len() as u64;
         let missing: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
+        let damaged: Mutex<HashSet<Id>> = Mutex::new(HashSet::new());
         let trees = AtomicU64::new(0);
         let next = AtomicUsize::new(0);
         let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -231,6 +238,7 @@ impl Checker<'_> {
                         checker: self,
                         snapshot,
                         missing: &missing,
+                        damaged: &damaged,
                         trees: &trees,
                         report,
                     };
@@ -257,10 +265,67 @@ impl Checker<'_> {
         if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(e);
         }
+        let damaged = damaged.into_inner().unwrap_or_else(|e| e.into_inner());
+        if !damaged.is_empty() {
+            let snapshots = self.snapshots_reaching(&roots, &damaged)?;
+            report(Finding::Hint(super::Hint::DamagedSnapshots { snapshots }));
+        }
         Ok(StructureStats {
             snapshots,
             trees: trees.load(Ordering::Relaxed),
         })
+    }
+
+    /// The snapshots (of `roots`: snapshot, root tree) whose trees reach any of `damaged`.
+    ///
+    /// Runs only when check found damage: it reads every distinct tree once more, recording
+    /// which trees hold each subtree, then climbs from each damaged tree to the roots. Memory
+    /// is one entry per distinct tree edge; the walk is iterative, so depth costs nothing.
+    fn snapshots_reaching(
+        &self,
+        roots: &[(Id, Id)],
+        damaged: &HashSet<Id>,
+    ) -> anyhow::Result<Vec<Id>> {
+        let src = CheckSource(self);
+        let mut holders: HashMap<Id, Vec<Id>> = HashMap::new();
+        let mut seen: HashSet<Id> = roots.iter().map(|&(_, root)| root).collect();
+        let mut stack: Vec<Id> = seen.iter().copied().collect();
+        while let Some(parent) = stack.pop() {
+            self.check_stop()?;
+            // Missing and unreadable trees were reported; they hold nothing we can see.
+            let Ok(tree) = src.load_tree(&parent) else {
+                continue;
+            };
+            for node in &tree.nodes {
+                let Some(child) = node.subtree.filter(|_| node.kind == NodeType::Dir) else {
+                    continue;
+                };
+                let list = holders.entry(child).or_default();
+                if list.last() != Some(&parent) {
+                    list.push(parent);
+                }
+                if seen.insert(child) {
+                    stack.push(child);
+                }
+            }
+        }
+        let mut reached: HashSet<Id> = damaged.clone();
+        let mut climb: Vec<Id> = damaged.iter().copied().collect();
+        while let Some(t) = climb.pop() {
+            for &p in holders.get(&t).into_iter().flatten() {
+                if reached.insert(p) {
+                    climb.push(p);
+                }
+            }
+        }
+        let mut out: Vec<Id> = roots
+            .iter()
+            .filter(|(_, root)| reached.contains(root))
+            .map(|&(snapshot, _)| snapshot)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Loads a tree from the first copy that reads and parses.
