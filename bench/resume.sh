@@ -2,14 +2,18 @@
 # bench/resume.sh: how much a backup killed part-way costs: a full backup's wall time vs.
 # the re-run after a backup killed (SIGKILL) at a fraction of that time, on the same data.
 #
-#   bash bench/resume.sh [--size-mb N] [--seed S] [--at "0.3 0.7 0.9"] [--by data|time]
+#   bash bench/resume.sh [--size-mb N] [--seed S] [--at "0.3 0.7 0.9"] [--by data|position|time]
 #                        [--no-checkpoints]
 #
 # On a make-corpus tree (default 1024 MiB, seed 1) this times a full backup into a fresh local
 # repository, then for each fraction F of --at (default 0.7): a fresh repository, a backup
 # killed at F and the re-run, timed. --by data (the default) kills once the repository's data
 # directory holds F x what the full backup stored: "killed at 70%" then means 70% of the work,
-# wherever in the tree (and inside which file) that lands. --by time kills after F x the full
+# wherever in the tree (and inside which file) that lands: on a tree whose small files come
+# last, 70% of the bytes is well under 70% of the time. --by position kills at the point the
+# full backup had reached after F x its wall time, found by the bytes of packs it had stored
+# then (sampled every 20 ms during the full backup), so the kill lands at the same place in the
+# tree whatever the machine's load. --by time kills after F x the full
 # backup's wall time, which on a busy machine lands anywhere between 45% and 70% of the work. The re-run finds what the
 # killed run stored two ways: files its checkpoints (every 10 s) recorded are not read again
 # (the resume log), and packs it stored after the last checkpoint are adopted (no upload
@@ -85,7 +89,18 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sy
 
 echo "resume: full backup" >&2
 fresh "$R/full"
+sync # so that timed_backup's own sync returns at once and the sampler's clock matches
+( # samples "seconds bytes" of the full backup's stored packs, for --by position
+    t0=$(date +%s.%N)
+    while :; do
+        b=$(du -sb "$R/full/repo/data" 2>/dev/null | cut -f1)
+        echo "$(python3 -c "print('%.3f' % ($(date +%s.%N) - $t0))") ${b:-0}"
+        sleep 0.02
+    done >"$R/full-curve.txt"
+) &
+SAMPLER=$!
 FULL=$(timed_backup "$R/full" full)
+kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
 FULL_DATA=$(du -sb "$R/full/repo/data" | cut -f1)
 echo "resume: full backup took $FULL s, stored $FULL_DATA bytes of packs" >&2
 
@@ -93,7 +108,7 @@ echo "## Resume after a killed backup — $(date -u '+%F %T') UTC"
 echo
 echo "Corpus $SIZE_MB MiB (seed $SEED), local repository, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg);" \
      "killed run's checkpoints: $([[ $NOCKPT = 1 ]] && echo off || echo every 10 s);" \
-     "killed by $([[ $BY = data ]] && echo "share of the full backup's pack bytes stored" || echo "share of the full backup's wall time")"
+     "killed by $(case $BY in data) echo "share of the full backup's pack bytes stored" ;; position) echo "the point the full backup had reached at that share of its wall time (by pack bytes stored then)" ;; *) echo "share of the full backup's wall time" ;; esac)"
 echo
 echo "Full backup: $FULL s"
 echo
@@ -108,8 +123,24 @@ for f in $AT; do
     env "${env_ckpt[@]}" "$CAIRN" -r "$D/repo" --cache-dir "$D/cache" backup -q "$CORPUS" \
         >/dev/null 2>"$W/logs/resume-killed-$f.err" &
     pid=$!
-    if [[ $BY = data ]]; then
-        goal=$(python3 -c "print(int($f * $FULL_DATA))")
+    if [[ $BY = data || $BY = position ]]; then
+        if [[ $BY = data ]]; then
+            goal=$(python3 -c "print(int($f * $FULL_DATA))")
+        else
+            # Bytes stored at F x the full time; the sampler starts a few ms before
+            # the backup (its sync has nothing left to write), so its clock is that much early.
+            goal=$(python3 - "$R/full-curve.txt" "$f" "$FULL" <<'PY'
+import sys
+at = float(sys.argv[2]) * float(sys.argv[3])
+best = 0
+for line in open(sys.argv[1]):
+    t, b = line.split()
+    if float(t) <= at:
+        best = int(b)
+print(best)
+PY
+)
+        fi
         echo "resume: backup killed once $goal bytes of packs are stored" >&2
         while kill -0 "$pid" 2>/dev/null; do
             have=$(du -sb "$D/repo/data" 2>/dev/null | cut -f1)
