@@ -76,14 +76,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             }
         }
         "add" => {
-            let pw = global::new_password(
-                g,
-                a.new_password_file.as_ref(),
-                a.new_insecure_no_password,
-                "the new key",
-            )?;
-            let user = a.user.clone().unwrap_or_else(global::username);
-            let host = a.host.clone().unwrap_or_else(global::hostname);
+            let (pw, user, host) = new_key(g, &a)?;
             let id = repo.add_key(&pw, global::kdf_params(), &user, &host)?;
             if !g.quiet {
                 println!("saved new key as <Key of {user}@{host}, id {}>", &id[..8]);
@@ -99,14 +92,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             }
         }
         "passwd" => {
-            let pw = global::new_password(
-                g,
-                a.new_password_file.as_ref(),
-                a.new_insecure_no_password,
-                "the new key",
-            )?;
-            let user = a.user.clone().unwrap_or_else(global::username);
-            let host = a.host.clone().unwrap_or_else(global::hostname);
+            let (pw, user, host) = new_key(g, &a)?;
             cairn_core::keys::change_password(&repo, &pw, global::kdf_params(), &user, &host)?;
             if !g.quiet {
                 println!("saved new key");
@@ -115,4 +101,17 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         other => anyhow::bail!("unknown key action {other:?}: use list, add, remove or passwd"),
     }
     Ok(crate::exit::OK)
+}
+
+/// The new key's password, user and host (`key add`, `key passwd`).
+fn new_key(g: &GlobalOptions, a: &Args) -> anyhow::Result<(Vec<u8>, String, String)> {
+    let pw = global::new_password(
+        g,
+        a.new_password_file.as_ref(),
+        a.new_insecure_no_password,
+        "the new key",
+    )?;
+    let user = a.user.clone().unwrap_or_else(global::username);
+    let host = a.host.clone().unwrap_or_else(global::hostname);
+    Ok((pw, user, host))
 }

@@ -148,6 +148,11 @@ fn percent(part: u64, total: u64) -> String {
     format!("{:.2}%", part as f64 / total as f64 * 100.0)
 }
 
+/// One line of restic's blob table: label, blob count, size.
+fn blob_row(label: &str, blobs: u64, size: u64) {
+    println!("{label}{blobs:>10} blobs / {}", bytes(size));
+}
+
 /// restic's summary of a prune plan; the detailed lines only with -v.
 fn print_stats(s: &PruneStats, verbose: bool) {
     let total_blobs = s.blobs.used + s.blobs.unused + s.blobs.duplicate;
@@ -155,31 +160,15 @@ fn print_stats(s: &PruneStats, verbose: bool) {
     let unused_size = s.size.duplicate + s.size.unused;
     if verbose {
         println!();
-        println!(
-            "used:         {:>10} blobs / {}",
-            s.blobs.used,
-            bytes(s.size.used)
-        );
+        blob_row("used:         ", s.blobs.used, s.size.used);
         if s.blobs.duplicate > 0 {
-            println!(
-                "duplicates:   {:>10} blobs / {}",
-                s.blobs.duplicate,
-                bytes(s.size.duplicate)
-            );
+            blob_row("duplicates:   ", s.blobs.duplicate, s.size.duplicate);
         }
-        println!(
-            "unused:       {:>10} blobs / {}",
-            s.blobs.unused,
-            bytes(s.size.unused)
-        );
+        blob_row("unused:       ", s.blobs.unused, s.size.unused);
         if s.size.unref > 0 {
             println!("unreferenced:                    {}", bytes(s.size.unref));
         }
-        println!(
-            "total:        {:>10} blobs / {}",
-            total_blobs,
-            bytes(total_size)
-        );
+        blob_row("total:        ", total_blobs, total_size);
         println!(
             "unused size: {} of total size",
             percent(unused_size, total_size)
@@ -188,30 +177,18 @@ fn print_stats(s: &PruneStats, verbose: bool) {
     let prune_size = s.size.remove + s.size.repackrm + s.size.unref;
     let prune_blobs = s.blobs.remove + s.blobs.repackrm;
     println!();
-    println!(
-        "to repack:    {:>10} blobs / {}",
-        s.blobs.repack,
-        bytes(s.size.repack)
-    );
-    println!(
-        "this removes: {:>10} blobs / {}",
-        s.blobs.repackrm,
-        bytes(s.size.repackrm)
-    );
-    println!(
-        "to delete:    {:>10} blobs / {}",
+    blob_row("to repack:    ", s.blobs.repack, s.size.repack);
+    blob_row("this removes: ", s.blobs.repackrm, s.size.repackrm);
+    blob_row(
+        "to delete:    ",
         s.blobs.remove,
-        bytes(s.size.remove + s.size.unref)
+        s.size.remove + s.size.unref,
     );
-    println!(
-        "total prune:  {:>10} blobs / {}",
-        prune_blobs,
-        bytes(prune_size)
-    );
-    println!(
-        "remaining:    {:>10} blobs / {}",
+    blob_row("total prune:  ", prune_blobs, prune_size);
+    blob_row(
+        "remaining:    ",
         total_blobs.saturating_sub(prune_blobs),
-        bytes(total_size.saturating_sub(prune_size))
+        total_size.saturating_sub(prune_size),
     );
     let unused_after = unused_size.saturating_sub(s.size.remove + s.size.repackrm);
     println!(
