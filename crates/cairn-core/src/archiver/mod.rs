@@ -590,6 +590,20 @@ fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
     Ok(root)
 }
 
+/// The writer a backup stores its blobs through (one that stores nothing for `--dry-run`).
+fn blob_writer(
+    repo: &IndexedRepository,
+    compression: Compression,
+    dry_run: bool,
+) -> BlobWriter<'_> {
+    let writer = repo.blob_writer(compression);
+    if dry_run {
+        writer.dry_run()
+    } else {
+        writer
+    }
+}
+
 pub fn backup(
     repo: &IndexedRepository,
     opts: &BackupOptions,
@@ -603,12 +617,7 @@ pub fn backup(
         let _ = repo.backend().clean_stale_staging();
     }
     let tables = ChunkerTables::new(repo.polynomial());
-    let writer = repo.blob_writer(opts.compression);
-    let writer = if opts.dry_run {
-        writer.dry_run()
-    } else {
-        writer
-    };
+    let writer = blob_writer(repo, opts.compression, opts.dry_run);
     let ctx = Ctx {
         repo,
         writer: &writer,
@@ -843,12 +852,7 @@ pub fn backup_stdin(
     }
     let start = chrono::Local::now().fixed_offset();
     let tables = ChunkerTables::new(repo.polynomial());
-    let writer = repo.blob_writer(opts.compression);
-    let writer = if opts.dry_run {
-        writer.dry_run()
-    } else {
-        writer
-    };
+    let writer = blob_writer(repo, opts.compression, opts.dry_run);
     let mut reader = ChunkReader::new(&tables, input);
     let mut content = Vec::new();
     let mut size = 0u64;

@@ -176,6 +176,21 @@ pub(crate) struct PackMeta {
     pub max_listed: u32,
 }
 
+impl PackMeta {
+    /// A pack no index entry has been merged into yet.
+    fn new(id: Id) -> PackMeta {
+        PackMeta {
+            id,
+            size: 0,
+            blobs: 0,
+            has_data: false,
+            has_tree: false,
+            files: Vec::new(),
+            max_listed: 0,
+        }
+    }
+}
+
 /// A fixed-size set of bits that threads can set concurrently.
 pub(crate) struct Bits(Vec<AtomicU64>);
 
@@ -228,15 +243,7 @@ impl IndexBuilder {
             let next = self.packs.len() as u32;
             let no = *self.pack_no.entry(pid).or_insert(next);
             if no == next {
-                self.packs.push(PackMeta {
-                    id: pid,
-                    size: 0,
-                    blobs: 0,
-                    has_data: false,
-                    has_tree: false,
-                    files: Vec::new(),
-                    max_listed: 0,
-                });
+                self.packs.push(PackMeta::new(pid));
             }
             let meta = &mut self.packs[no as usize];
             if meta.files.last() != Some(&file_no) {
@@ -273,15 +280,7 @@ impl IndexBuilder {
         for &old in &order {
             sorted_packs.push(std::mem::replace(
                 &mut packs[old as usize],
-                PackMeta {
-                    id: Id::default(),
-                    size: 0,
-                    blobs: 0,
-                    has_data: false,
-                    has_tree: false,
-                    files: Vec::new(),
-                    max_listed: 0,
-                },
+                PackMeta::new(Id::default()),
             ));
         }
         drop(packs);

@@ -73,6 +73,18 @@ pub fn run(
     Ok(())
 }
 
+/// Ends a phase's progress line (a progress event with nothing to count).
+fn end_progress(obs: &dyn Observer) {
+    tell(
+        obs,
+        CheckEvent::Progress {
+            done: 0,
+            total: 0,
+            start: None,
+        },
+    );
+}
+
 fn tell(obs: &dyn Observer, e: CheckEvent<'_>) {
     obs.event(Event::Check(e));
 }
@@ -162,14 +174,7 @@ fn phases(
         Finding::Error(p) => problem(p, false),
         Finding::Hint(h) => tell(obs, CheckEvent::Hint(h)),
     })?;
-    tell(
-        obs,
-        CheckEvent::Progress {
-            done: 0,
-            total: 0,
-            start: None,
-        },
-    );
+    end_progress(obs);
     obs.verbose(&format!(
         "checked {} snapshots and {} trees",
         stats.snapshots, stats.trees
@@ -229,13 +234,6 @@ fn phases(
             )
         },
     )?;
-    tell(
-        obs,
-        CheckEvent::Progress {
-            done: 0,
-            total: 0,
-            start: None,
-        },
-    );
+    end_progress(obs);
     Ok(())
 }
