@@ -239,7 +239,7 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
                 .continue_on_error
                 .unwrap_or_else(|| config.global_bool("group-continue-on-error"));
             let outcomes =
-                cairn_profile::run::run_group(&plans, continue_on_error, &InProcess, &*reporter);
+                cairn_profile::run::run_group(&grp.name, &plans, continue_on_error, &InProcess, &*reporter);
             for o in &outcomes {
                 if o.success {
                     eprintln!(
@@ -272,6 +272,10 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
 struct InProcess;
 
 impl StepRunner for InProcess {
+    fn shares_stderr(&self) -> bool {
+        true
+    }
+
     fn run(&self, step: &Step, env: &[(String, String)]) -> StepResult {
         // The profile's environment is the process's for the step (flags read RESTIC_* and
         // backends read their credentials from it), and is put back afterwards so that the
