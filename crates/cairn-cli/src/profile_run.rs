@@ -238,8 +238,13 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
             let continue_on_error = grp
                 .continue_on_error
                 .unwrap_or_else(|| config.global_bool("group-continue-on-error"));
-            let outcomes =
-                cairn_profile::run::run_group(&grp.name, &plans, continue_on_error, &InProcess, &*reporter);
+            let outcomes = cairn_profile::run::run_group(
+                &grp.name,
+                &plans,
+                continue_on_error,
+                &InProcess,
+                &*reporter,
+            );
             for o in &outcomes {
                 if o.success {
                     eprintln!(

@@ -123,12 +123,14 @@ impl StderrCapture {
                         Err(_) => break,
                     };
                     let chunk = &buf[..n];
-                    // Passed on first, so the user is never behind a slow `run` command.
-                    let _ = (&*out).write_all(chunk);
                     if let Ok(mut k) = kept2.lock() {
                         k.push(chunk);
                     }
+                    // Passed on piece by piece, each line before a command it triggers starts:
+                    // a command's output then never lands inside a line the user reads. A
+                    // line's start (a prompt) is passed on at once.
                     for part in chunk.split_inclusive(|&c| c == b'\n') {
+                        let _ = (&*out).write_all(part);
                         let (body, ends) = match part.strip_suffix(b"\n") {
                             Some(b) => (b, true),
                             None => (part, false),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod notify;
 pub mod outcome;
+pub mod profilelock;
 pub mod report;
 pub mod resolve;
 pub mod run;

@@ -5,6 +5,7 @@
 use crate::metrics;
 use crate::notify::{self, When};
 use crate::outcome::RunOutcome;
+use crate::profilelock;
 use crate::run::{Context, Reporter};
 use crate::status;
 use serde_json::Value;
@@ -22,6 +23,24 @@ fn warn(warnings: Vec<String>) {
 }
 
 impl Reporter for Standard {
+    /// The profile's `lock` file, held for the whole run.
+    fn lock(&self, ctx: &Context<'_>) -> Result<Option<Box<dyn std::any::Any>>, String> {
+        let Some(path) = ctx
+            .profile_section
+            .get("lock")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        let force = ctx
+            .profile_section
+            .get("force-inactive-lock")
+            .is_some_and(crate::config::truthy);
+        let held = profilelock::acquire(std::path::Path::new(path), force)?;
+        Ok(held.map(|l| Box::new(l) as Box<dyn std::any::Any>))
+    }
+
     fn before(&self, ctx: &Context<'_>) {
         warn(notify::send(
             When::Before,

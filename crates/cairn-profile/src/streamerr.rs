@@ -163,7 +163,9 @@ mod tests {
     #[test]
     fn min_matches_counts_since_the_last_run_and_max_runs_caps() {
         let rules = json!([{"pattern": "warn", "run": "a", "min-matches": 2, "max-runs": 2}]);
-        let lines = ["warn 1", "ok", "warn 2", "warn 3", "warn 4", "warn 5", "warn 6"];
+        let lines = [
+            "warn 1", "ok", "warn 2", "warn 3", "warn 4", "warn 5", "warn 6",
+        ];
         // Starts at the 2nd and 4th match; the 6th would be a third run.
         assert_eq!(runs(rules, &lines), ["a@3", "a@5"]);
     }
@@ -171,7 +173,10 @@ mod tests {
     #[test]
     fn zero_means_every_match_and_no_limit() {
         let rules = json!({"pattern": "^E", "run": "b"});
-        assert_eq!(runs(rules, &["E1", "xE", "E2", "E3"]), ["b@1", "b@3", "b@4"]);
+        assert_eq!(
+            runs(rules, &["E1", "xE", "E2", "E3"]),
+            ["b@1", "b@3", "b@4"]
+        );
     }
 
     #[test]
@@ -190,8 +195,10 @@ mod tests {
         assert!(err(json!([{"pattern": "(", "run": "x"}])).contains("entry 1: pattern \"(\""));
         assert!(err(json!([{"run": "x"}])).contains("\"pattern\" is missing"));
         assert!(err(json!([{"pattern": "a", "run": "x", "max-runs": -1}])).contains("max-runs"));
-        assert!(err(json!([{"pattern": "a", "run": "x"}, {"pattern": "a", "run": "x", "when": 1}]))
-            .contains("entry 2: unknown key \"when\""));
+        assert!(err(
+            json!([{"pattern": "a", "run": "x"}, {"pattern": "a", "run": "x", "when": 1}])
+        )
+        .contains("entry 2: unknown key \"when\""));
         assert!(err(json!("x")).contains("list of tables"));
     }
 }
