@@ -4,7 +4,7 @@
 //! command its section is for is an error (resticprofile drops those silently; a typo in a
 //! backup's `exclude` should not go unnoticed).
 
-mod glob;
+pub(crate) mod glob;
 mod keys;
 mod paths;
 
