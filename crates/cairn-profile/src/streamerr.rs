@@ -79,7 +79,7 @@ fn rule(t: &Map<String, Value>) -> Result<Rule, String> {
     let pattern = regex::RegexBuilder::new(&source)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| format!("pattern {source:?}: {}", first_line(&e.to_string())))?;
+        .map_err(|e| format!("pattern {source:?}: {}", reason_line(&e.to_string())))?;
     Ok(Rule {
         pattern,
         run: text("run")?,
@@ -88,11 +88,12 @@ fn rule(t: &Map<String, Value>) -> Result<Rule, String> {
     })
 }
 
-fn first_line(s: &str) -> String {
+/// The regex crate's multi-line error, as its last line (the reason; the lines before show
+/// the pattern with a caret).
+fn reason_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('^'))
-        .last()
+        .rfind(|l| !l.is_empty() && !l.starts_with('^'))
         .unwrap_or(s)
         .to_string()
 }
