@@ -39,6 +39,8 @@ pub struct StderrCapture {
     kept: Arc<Mutex<Tail>>,
     /// Set by `finish`: lines after that are passed through but no longer matched.
     stopped: Arc<AtomicBool>,
+    /// Set while the callback runs (a `stream-error` command): `finish` waits for it.
+    busy: Arc<AtomicBool>,
     done: mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,6 +85,9 @@ impl StderrCapture {
     /// Redirects fd 2. An error leaves fd 2 as it was (the step then runs uncaptured).
     pub fn start(mut on_line: OnLine) -> io::Result<StderrCapture> {
         let _ = io::stderr().flush();
+        // With fd 2 closed the pipe would take its number: nothing to capture then.
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        cvt(unsafe { libc::fcntl(libc::STDERR_FILENO, libc::F_GETFD) })?;
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: pipe2 writes two descriptors into the array it is given.
         cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -100,8 +105,10 @@ impl StderrCapture {
 
         let kept = Arc::new(Mutex::new(Tail::default()));
         let stopped = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(false));
         let (tx, done) = mpsc::channel();
-        let (out, kept2, stopped2) = (saved.clone(), kept.clone(), stopped.clone());
+        let (out, kept2, stopped2, busy2) =
+            (saved.clone(), kept.clone(), stopped.clone(), busy.clone());
         let thread = std::thread::Builder::new()
             .name("stderr-capture".into())
             .spawn(move || {
@@ -111,7 +118,9 @@ impl StderrCapture {
                 let mut emit = |line: &mut Vec<u8>| {
                     if !stopped2.load(Ordering::SeqCst) {
                         let l = String::from_utf8_lossy(line);
+                        busy2.store(true, Ordering::SeqCst);
                         on_line(l.strip_suffix('\r').unwrap_or(&l), &out);
+                        busy2.store(false, Ordering::SeqCst);
                     }
                     line.clear();
                 };
@@ -151,20 +160,35 @@ impl StderrCapture {
             saved,
             kept,
             stopped,
+            busy,
             done,
             thread: Some(thread),
         })
     }
 
-    /// Puts fd 2 back and returns the end of what was written (lossy UTF-8).
+    /// Puts fd 2 back and returns the end of what was written (lossy UTF-8). A
+    /// `stream-error` command still running is waited for (in resticprofile the command is
+    /// not over before they are); a process the step left behind holding the pipe is
+    /// waited for at most [`DRAIN_WAIT`].
     pub fn finish(mut self) -> String {
         self.restore();
-        if self.done.recv_timeout(DRAIN_WAIT).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
+        let tick = Duration::from_millis(50);
+        let mut idle = Duration::ZERO;
+        loop {
+            if self.done.recv_timeout(tick).is_ok() {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                break;
+            }
+            if !self.busy.load(Ordering::SeqCst) {
+                idle += tick;
+                if idle >= DRAIN_WAIT {
+                    // The thread goes on copying until the last writer closes the pipe.
+                    break;
+                }
             }
         }
-        // Otherwise the thread goes on copying until the last writer closes the pipe.
         self.stopped.store(true, Ordering::SeqCst);
         self.kept.lock().map(|k| k.text()).unwrap_or_default()
     }
@@ -185,5 +209,58 @@ impl Drop for StderrCapture {
             self.restore();
             self.stopped.store(true, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes straight to fd 2 (the test harness captures `eprint!`, not the descriptor).
+    fn write_fd2(s: &str) {
+        // SAFETY: write(2) from a valid buffer of the given length.
+        let n = unsafe { libc::write(libc::STDERR_FILENO, s.as_ptr().cast(), s.len()) };
+        assert_eq!(n, s.len() as isize);
+    }
+
+    #[test]
+    fn lines_reach_the_callback_whole_and_a_slow_callback_is_waited_for() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let cap = StderrCapture::start(Box::new(move |line, _real| {
+            // Other tests' hooks may write to fd 2 meanwhile: only this test's lines count.
+            if line.contains("capture-test-") {
+                if line.ends_with("slow") {
+                    std::thread::sleep(DRAIN_WAIT + Duration::from_millis(500));
+                }
+                seen2.lock().unwrap().push(line.to_string());
+            }
+        }))
+        .unwrap();
+        write_fd2("capture-test-1\r\nhalf of capture-test-");
+        write_fd2("2 slow\n");
+        let text = cap.finish();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["capture-test-1", "half of capture-test-2 slow"],
+            "a line cut across writes is one line; the slow callback ended before finish"
+        );
+        assert!(
+            text.contains("capture-test-1\r\nhalf of capture-test-2 slow\n"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn the_kept_text_is_the_end_from_a_line_start() {
+        let mut t = Tail::default();
+        t.push(b"first line\n");
+        t.push(&vec![b'x'; KEEP_BYTES]);
+        t.push(b"\nlast\n");
+        let text = t.text();
+        assert_eq!(text, "last\n");
+        let mut t = Tail::default();
+        t.push(b"short\n");
+        assert_eq!(t.text(), "short\n");
     }
 }
