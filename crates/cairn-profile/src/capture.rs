@@ -83,7 +83,8 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
 
 impl StderrCapture {
     /// Redirects fd 2. An error leaves fd 2 as it was (the step then runs uncaptured).
-    pub fn start(mut on_line: OnLine) -> io::Result<StderrCapture> {
+    /// Without a callback the bytes are only passed on and kept (no line splitting).
+    pub fn start(mut on_line: Option<OnLine>) -> io::Result<StderrCapture> {
         let _ = io::stderr().flush();
         // With fd 2 closed the pipe would take its number: nothing to capture then.
         // SAFETY: F_GETFD only reads the descriptor's flags.
@@ -115,11 +116,15 @@ impl StderrCapture {
                 let mut pipe = File::from(read_end);
                 let mut buf = vec![0u8; 16 << 10];
                 let mut line: Vec<u8> = Vec::new();
+                let by_line = on_line.is_some();
                 let mut emit = |line: &mut Vec<u8>| {
-                    if !stopped2.load(Ordering::SeqCst) {
+                    if let Some(f) = on_line
+                        .as_mut()
+                        .filter(|_| !stopped2.load(Ordering::SeqCst))
+                    {
                         let l = String::from_utf8_lossy(line);
                         busy2.store(true, Ordering::SeqCst);
-                        on_line(l.strip_suffix('\r').unwrap_or(&l), &out);
+                        f(l.strip_suffix('\r').unwrap_or(&l), &out);
                         busy2.store(false, Ordering::SeqCst);
                     }
                     line.clear();
@@ -134,6 +139,10 @@ impl StderrCapture {
                     let chunk = &buf[..n];
                     if let Ok(mut k) = kept2.lock() {
                         k.push(chunk);
+                    }
+                    if !by_line {
+                        let _ = (&*out).write_all(chunk);
+                        continue;
                     }
                     // Passed on piece by piece, each line before a command it triggers starts:
                     // a command's output then never lands inside a line the user reads. A
@@ -227,7 +236,7 @@ mod tests {
     fn lines_reach_the_callback_whole_and_a_slow_callback_is_waited_for() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
-        let cap = StderrCapture::start(Box::new(move |line, _real| {
+        let cap = StderrCapture::start(Some(Box::new(move |line, _real| {
             // Other tests' hooks may write to fd 2 meanwhile: only this test's lines count.
             if line.contains("capture-test-") {
                 if line.ends_with("slow") {
@@ -235,7 +244,7 @@ mod tests {
                 }
                 seen2.lock().unwrap().push(line.to_string());
             }
-        }))
+        })))
         .unwrap();
         write_fd2("capture-test-1\r\nhalf of capture-test-");
         write_fd2("2 slow\n");

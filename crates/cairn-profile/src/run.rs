@@ -269,10 +269,12 @@ fn run_watched(plan: &Plan, runner: &dyn StepRunner, step: &Step) -> StepResult 
     if runner.shares_stderr() {
         let starter = starter();
         let mut matcher = Matcher::new(plan.stream_errors.clone());
-        let on_line: OnLine = Box::new(move |line, real| {
-            for rule in matcher.line(line) {
-                starter.start(rule, line, Some(real));
-            }
+        let on_line: Option<OnLine> = (!matcher.is_empty()).then(|| {
+            Box::new(move |line: &str, real: &File| {
+                for rule in matcher.line(line) {
+                    starter.start(rule, line, Some(real));
+                }
+            }) as OnLine
         });
         match StderrCapture::start(on_line) {
             Ok(capture) => {
