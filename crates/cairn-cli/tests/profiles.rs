@@ -1138,3 +1138,44 @@ profiles = ["p"]
     assert!(!l.contains("group="), "{l}");
     assert!(l.contains(r#"profile="p""#), "{l}");
 }
+
+/// `includes`: a profile spread over the main file and included files of other formats runs
+/// as one; a later include's value replaces an earlier one, lists included.
+#[test]
+fn included_files_merge_into_the_profile_that_runs() {
+    let t = setup("cairn-prof-includes");
+    let repo = t.join("repo");
+    std::fs::create_dir_all(t.join("profiles.d")).unwrap();
+    let config = t.join("profiles.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "includes = [\"profiles.d/*.yaml\", \"last.json\"]\n[p]\nrepository = \"{}\"\npassword-file = \"password.txt\"\n[p.backup]\ntag = [\"main\"]\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("profiles.d/10-source.yaml"),
+        "p:\n  initialize: true\n  backup:\n    source:\n      - src\n    exclude:\n      - \"*.tmp\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("last.json"),
+        r#"{"p": {"backup": {"tag": ["included"]}}}"#,
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).ok();
+    let snaps = snapshots(&repo);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!(
+        snaps[0]["tags"],
+        serde_json::json!(["included"]),
+        "{snaps:?}"
+    );
+    assert_eq!(
+        snaps[0]["paths"],
+        serde_json::json!([t.join("src").display().to_string()])
+    );
+}
