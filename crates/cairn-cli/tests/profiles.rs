@@ -941,6 +941,14 @@ source = [{sources}]
     )
     .unwrap();
     let config = config.display().to_string();
+    let shown = cairn(&t, t.path(), &["--config", &config, "-P", "p", "show"]).ok();
+    assert!(
+        shown
+            .stdout_str()
+            .contains("stream-error: /gone-[0-9]: no such file/ (min-matches 2, max-runs 0): "),
+        "{}",
+        shown.stdout_str()
+    );
     let r = cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).expect_code(3);
     let err = r.stderr_str();
     let gone = |n: u32| {
