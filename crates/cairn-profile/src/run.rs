@@ -5,6 +5,8 @@
 //! of the section then of the profile (never `run-after`). Always: `run-finally` of the
 //! section then of the profile, `send-finally`. The steps themselves are run by the caller
 //! ([`StepRunner`]); status, metrics, webhooks and the run lock plug in through [`Reporter`].
+//! Each repository step's stderr is watched while it runs (`stream-error`) and its end kept
+//! (`ERROR_STDERR`, the status file's `stderr`).
 
 use crate::capture::{OnLine, StderrCapture};
 use crate::outcome::{BackupCounts, RunOutcome};
@@ -31,9 +33,9 @@ pub struct StepResult {
 /// Runs one step (a cairn command line) with extra environment variables.
 pub trait StepRunner {
     fn run(&self, step: &Step, env: &[(String, String)]) -> StepResult;
-    /// Whether the step writes to this process's stderr (it runs in-process): then the
-    /// runner captures fd 2 around it for `stream-error` and `ERROR_STDERR`. Otherwise the
-    /// step's [`StepResult::stderr`] is what is matched.
+    /// Whether the step writes to this process's stderr (it runs in-process): then
+    /// [`run_plan`] captures fd 2 around it for `stream-error` and `ERROR_STDERR`
+    /// ([`crate::capture`]). Otherwise the step's [`StepResult::stderr`] is what is matched.
     fn shares_stderr(&self) -> bool {
         false
     }
@@ -434,8 +436,8 @@ impl Hooks<'_> {
     }
 }
 
-/// Runs a group's profiles one after another; stops at the first failure unless
-/// `continue_on_error`. Returns the outcome of each profile that ran, in order.
+/// Runs group `group`'s profiles one after another (their outcomes and metrics carry the
+/// group's name); stops at the first failure unless `continue_on_error`. Returns the outcome of each profile that ran, in order.
 pub fn run_group(
     group: &str,
     plans: &[Plan],
