@@ -33,11 +33,13 @@ const NOT_PROFILE_COMMANDS: &[&str] = &[
 /// The global flags of profile selection, never part of a step's command line.
 const SELECTION_FLAGS: &[&str] = &["config", "profile", "help", "version"];
 
-/// The status file, metrics and webhooks of a profile run (the schedule lock is taken by
-/// `run-schedule`, around the whole run).
+/// The status file, metrics, webhooks and `lock` file of a profile run (the schedule lock
+/// is taken by `run-schedule`, around the whole run; it tells this run how to wait for
+/// `lock` through the environment).
 fn reporter(config: &Config) -> Box<dyn Reporter> {
     Box::new(cairn_profile::report::Standard {
         global: serde_json::Value::Object(config.global.clone()),
+        scheduled: cairn_profile::profilelock::Scheduled::take_from_env(),
     })
 }
 

@@ -498,3 +498,95 @@ lock-wait = "1m"
     );
     assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
 }
+
+/// A scheduled run applies `schedule-lock-mode` and `schedule-lock-wait` to the profile's
+/// `lock` file too, as resticprofile does: it waits for a manual run holding it (here another
+/// process holding the file), fails at once with `fail`, and takes no lock with `ignore`.
+#[test]
+fn scheduled_runs_wait_for_the_profile_lock_file_as_configured() {
+    if Command::new("flock").arg("--version").output().is_err() {
+        eprintln!("skipped: no flock(1)");
+        return;
+    }
+    let dir = TempDir::new("sched-profile-lock");
+    std::fs::write(dir.join("pw"), "lock-pw\n").unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/f"), "x").unwrap();
+    let config = |mode: &str| {
+        write_config(
+            dir.path(),
+            &format!(
+                r#"{{"p": {{"repository": "repo", "password-file": "pw", "initialize": true,
+                    "lock": "p.lock",
+                    "backup": {{"source": ["src"], "schedule": "daily",
+                                "schedule-lock-mode": "{mode}", "schedule-lock-wait": "20s"}}}}}}"#
+            ),
+        )
+    };
+    let runtime = dir.join("run");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let cache = home.join(".cache");
+    let env = [
+        ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_CACHE_HOME", cache.to_str().unwrap()),
+        ("CAIRN_TEST_KDF", "fast"),
+    ];
+    let hold = |secs: &str| {
+        let h = Command::new("flock")
+            .arg("-o")
+            .arg(dir.join("p.lock"))
+            .args(["sleep", secs])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        h
+    };
+
+    let cfg = config("fail");
+    let mut h = hold("20");
+    let t = Instant::now();
+    let r = cairn(
+        dir.path(),
+        &["run-schedule", "backup@p", "--config", &cfg],
+        &env,
+    )
+    .expect_code(1);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        r.stderr_str()
+            .contains("another process is already running this profile"),
+        "{}",
+        r.stderr_str()
+    );
+    // ignore: no lock file taken, the run goes ahead.
+    let cfg = config("ignore");
+    cairn(
+        dir.path(),
+        &["run-schedule", "backup@p", "--config", &cfg],
+        &env,
+    )
+    .ok();
+    h.kill().unwrap();
+    h.wait().unwrap();
+
+    // default: waits up to schedule-lock-wait for the holder to finish.
+    let cfg = config("default");
+    let mut h = hold("3");
+    let t = Instant::now();
+    cairn(
+        dir.path(),
+        &["run-schedule", "backup@p", "--config", &cfg],
+        &env,
+    )
+    .ok();
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "waited for the holder"
+    );
+    h.wait().unwrap();
+    let snaps = common::Tool::cairn(&dir.join("repo"), "lock-pw").snapshots_json();
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+}

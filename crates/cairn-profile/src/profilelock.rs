@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A held profile lock; the file is removed, then released, when this drops.
 #[derive(Debug)]
@@ -33,10 +34,76 @@ impl Drop for ProfileLock {
     }
 }
 
-/// Takes the lock at `path`. `Ok(None)` when its directory cannot be made (resticprofile
-/// then runs without a lock, with a warning); `Err` with the message when the profile is
-/// running elsewhere or the file is stale and `force` is off.
-pub fn acquire(path: &Path, force: bool) -> Result<Option<ProfileLock>, String> {
+/// Set by `run-schedule` for the run it starts: the command section's `schedule-lock-mode`
+/// and `schedule-lock-wait` applied to the profile's `lock` file too, as resticprofile
+/// applies them to it (`ignore`: no lock file; `fail`: no waiting; `wait=SECONDS`).
+pub const SCHEDULED_ENV: &str = "CAIRN_SCHEDULED_LOCK";
+
+/// How a run started by `run-schedule` treats the profile's `lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    Ignore,
+    Wait(Duration),
+}
+
+impl Scheduled {
+    /// The value of [`SCHEDULED_ENV`] for a schedule's lock settings.
+    pub fn env_value(mode: crate::schedlock::LockMode, wait: Option<Duration>) -> String {
+        use crate::schedlock::LockMode;
+        match mode {
+            LockMode::Ignore => "ignore".into(),
+            LockMode::Fail => "wait=0".into(),
+            LockMode::Default => format!("wait={}", wait.unwrap_or_default().as_secs()),
+        }
+    }
+
+    /// Reads [`SCHEDULED_ENV`] and removes it, so that cairn runs started by hooks do not
+    /// inherit it. None when unset or not understood.
+    pub fn take_from_env() -> Option<Scheduled> {
+        let v = std::env::var(SCHEDULED_ENV).ok()?;
+        std::env::remove_var(SCHEDULED_ENV);
+        match v.as_str() {
+            "ignore" => Some(Scheduled::Ignore),
+            w => w
+                .strip_prefix("wait=")
+                .and_then(|s| s.parse().ok())
+                .map(|s| Scheduled::Wait(Duration::from_secs(s))),
+        }
+    }
+}
+
+/// How often a waiting run tries again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Takes the lock at `path`, trying again for up to `wait` while another run holds it (a
+/// scheduled run's `schedule-lock-wait`, as resticprofile waits). `Ok(None)` when its
+/// directory cannot be made (resticprofile then runs without a lock, with a warning); `Err`
+/// with the message when the profile is running elsewhere or the file is stale and `force`
+/// is off.
+pub fn acquire(path: &Path, force: bool, wait: Duration) -> Result<Option<ProfileLock>, String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match try_acquire(path, force) {
+            Err(Attempt::Busy(_)) if Instant::now() < deadline => {
+                std::thread::sleep(RETRY_EVERY.min(deadline - Instant::now()));
+            }
+            Err(Attempt::Busy(msg)) if !wait.is_zero() => {
+                return Err(format!("{msg}, after waiting {}s", wait.as_secs()))
+            }
+            Err(Attempt::Busy(msg) | Attempt::Failed(msg)) => return Err(msg),
+            Ok(l) => return Ok(l),
+        }
+    }
+}
+
+/// Why one attempt did not get the lock.
+enum Attempt {
+    /// Held by a run (or left stale without `force`): worth waiting for.
+    Busy(String),
+    Failed(String),
+}
+
+fn try_acquire(path: &Path, force: bool) -> Result<Option<ProfileLock>, Attempt> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!(
@@ -55,17 +122,17 @@ pub fn acquire(path: &Path, force: bool) -> Result<Option<ProfileLock>, String> 
             .truncate(false)
             .mode(0o644)
             .open(path)
-            .map_err(|e| format!("lock file {}: {e}", path.display()))?;
+            .map_err(|e| Attempt::Failed(format!("lock file {}: {e}", path.display())))?;
         match try_flock(&file) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
+                return Err(Attempt::Busy(format!(
                     "another process is already running this profile: {} (lock {})",
                     who(&file),
                     path.display()
-                ))
+                )))
             }
-            Err(e) => return Err(format!("locking {}: {e}", path.display())),
+            Err(e) => return Err(Attempt::Failed(format!("locking {}: {e}", path.display()))),
         }
         let same = match (std::fs::metadata(path), file.metadata()) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
@@ -89,10 +156,10 @@ pub fn acquire(path: &Path, force: bool) -> Result<Option<ProfileLock>, String> 
                 } else {
                     "; its process is gone: force-inactive-lock = true takes it over".to_string()
                 };
-                return Err(format!(
+                return Err(Attempt::Busy(format!(
                     "another process is already running this profile: {who} (lock {}{hint})",
                     path.display()
-                ));
+                )));
             }
             eprintln!(
                 "warning: previous run of the profile started by {who} hasn't finished properly"
@@ -109,17 +176,17 @@ pub fn acquire(path: &Path, force: bool) -> Result<Option<ProfileLock>, String> 
             .set_len(0)
             .and_then(|_| (&file).write_all(note.as_bytes()));
         if let Err(e) = written {
-            return Err(format!("writing {}: {e}", path.display()));
+            return Err(Attempt::Failed(format!("writing {}: {e}", path.display())));
         }
         return Ok(Some(ProfileLock {
             _file: file,
             path: path.to_path_buf(),
         }));
     }
-    Err(format!(
+    Err(Attempt::Busy(format!(
         "lock file {}: removed and recreated by other runs again and again",
         path.display()
-    ))
+    )))
 }
 
 /// The file's text (its first 4 KiB: it holds a line and PIDs).
@@ -169,18 +236,18 @@ mod tests {
     fn a_held_lock_is_busy_and_released_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/p.lock");
-        let held = acquire(&path, false).unwrap().unwrap();
+        let held = acquire(&path, false, Duration::ZERO).unwrap().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.ends_with(&format!("\n{}\n", std::process::id())),
             "{text}"
         );
         // flock conflicts between descriptors of one process too.
-        let err = acquire(&path, true).unwrap_err();
+        let err = acquire(&path, true, Duration::ZERO).unwrap_err();
         assert!(err.contains("already running this profile"), "{err}");
         drop(held);
         assert!(!path.exists(), "removed at the end");
-        drop(acquire(&path, false).unwrap().unwrap());
+        drop(acquire(&path, false, Duration::ZERO).unwrap().unwrap());
     }
 
     #[test]
@@ -192,14 +259,14 @@ mod tests {
         let gone = child.id();
         child.wait().unwrap();
         std::fs::write(&path, format!("someone on a day from host\n{gone}\n")).unwrap();
-        let err = acquire(&path, false).unwrap_err();
+        let err = acquire(&path, false, Duration::ZERO).unwrap_err();
         assert!(err.contains("force-inactive-lock"), "{err}");
-        drop(acquire(&path, true).unwrap().unwrap());
+        drop(acquire(&path, true, Duration::ZERO).unwrap().unwrap());
 
         // resticprofile's own lock, of a process that runs (this one): never taken.
         let me = std::process::id();
         std::fs::write(&path, format!("someone on a day from host\n{me}\n")).unwrap();
-        let err = acquire(&path, true).unwrap_err();
+        let err = acquire(&path, true, Duration::ZERO).unwrap_err();
         assert!(err.contains("someone on a day from host"), "{err}");
         assert!(!err.contains("force-inactive-lock"), "{err}");
     }

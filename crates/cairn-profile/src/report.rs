@@ -14,6 +14,8 @@ use serde_json::Value;
 pub struct Standard {
     /// The configuration's `[global]` section (`send-timeout`, `ca-certificates`).
     pub global: Value,
+    /// Set when `run-schedule` started this run: its lock mode and wait for `lock`.
+    pub scheduled: Option<profilelock::Scheduled>,
 }
 
 fn warn(warnings: Vec<String>) {
@@ -37,7 +39,12 @@ impl Reporter for Standard {
             .profile_section
             .get("force-inactive-lock")
             .is_some_and(crate::config::truthy);
-        let held = profilelock::acquire(std::path::Path::new(path), force)?;
+        let wait = match self.scheduled {
+            Some(profilelock::Scheduled::Ignore) => return Ok(None),
+            Some(profilelock::Scheduled::Wait(w)) => w,
+            None => std::time::Duration::ZERO,
+        };
+        let held = profilelock::acquire(std::path::Path::new(path), force, wait)?;
         Ok(held.map(|l| Box::new(l) as Box<dyn std::any::Any>))
     }
 

@@ -180,6 +180,13 @@ pub fn run_schedule(a: RunArgs, g: &GlobalOptions) -> Result<i32> {
     let exe = std::env::current_exe().context("finding the cairn binary")?;
     let mut child = std::process::Command::new(exe);
     child
+        .env(
+            cairn_profile::profilelock::SCHEDULED_ENV,
+            cairn_profile::profilelock::Scheduled::env_value(
+                settings.lock_mode,
+                settings.lock_wait,
+            ),
+        )
         .arg("--config")
         .arg(&config.path)
         .arg("-P")
