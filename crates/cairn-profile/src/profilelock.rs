@@ -1,7 +1,8 @@
 //! resticprofile's profile-level `lock = "/path/file"`: the profile holds that file for its
 //! whole run (hooks included), so two runs of it never overlap; a second run fails at once
 //! with "another process is already running this profile", exit 1, and runs nothing (not
-//! even `run-after-fail`, as in resticprofile).
+//! even `run-after-fail`, as in resticprofile) — or, started by `run-schedule`, first waits
+//! as the schedule's `schedule-lock-mode`/`schedule-lock-wait` say ([`Scheduled`]).
 //!
 //! The file is held with `flock(2)`, as the schedule lock is ([`crate::schedlock`]): a run
 //! that still holds it is told apart from a file left behind without guessing from PIDs.
