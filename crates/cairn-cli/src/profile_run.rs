@@ -33,11 +33,13 @@ const NOT_PROFILE_COMMANDS: &[&str] = &[
 /// The global flags of profile selection, never part of a step's command line.
 const SELECTION_FLAGS: &[&str] = &["config", "profile", "help", "version"];
 
-/// The status file, metrics and webhooks of a profile run (the schedule lock is taken by
-/// `run-schedule`, around the whole run).
+/// The status file, metrics, webhooks and `lock` file of a profile run (the schedule lock
+/// is taken by `run-schedule`, around the whole run; it tells this run how to wait for
+/// `lock` through the environment).
 fn reporter(config: &Config) -> Box<dyn Reporter> {
     Box::new(cairn_profile::report::Standard {
         global: serde_json::Value::Object(config.global.clone()),
+        scheduled: cairn_profile::profilelock::Scheduled::take_from_env(),
     })
 }
 
@@ -238,8 +240,13 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
             let continue_on_error = grp
                 .continue_on_error
                 .unwrap_or_else(|| config.global_bool("group-continue-on-error"));
-            let outcomes =
-                cairn_profile::run::run_group(&plans, continue_on_error, &InProcess, &*reporter);
+            let outcomes = cairn_profile::run::run_group(
+                &grp.name,
+                &plans,
+                continue_on_error,
+                &InProcess,
+                &*reporter,
+            );
             for o in &outcomes {
                 if o.success {
                     eprintln!(
@@ -272,6 +279,10 @@ fn run_profile_or_group(g: &GlobalOptions, args: Vec<OsString>) -> anyhow::Resul
 struct InProcess;
 
 impl StepRunner for InProcess {
+    fn shares_stderr(&self) -> bool {
+        true
+    }
+
     fn run(&self, step: &Step, env: &[(String, String)]) -> StepResult {
         // The profile's environment is the process's for the step (flags read RESTIC_* and
         // backends read their credentials from it), and is put back afterwards so that the

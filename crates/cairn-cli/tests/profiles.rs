@@ -900,3 +900,290 @@ send-finally = {{ url = "{url}/finally" }}
         "{calls:?}"
     );
 }
+
+/// `stream-error`: each rule's command starts when the backup's stderr has matched its
+/// pattern `min-matches` more times, at most `max-runs` times, with the line on its stdin;
+/// the user's stderr is the same bytes a plain `cairn backup` writes, and `ERROR_STDERR`
+/// and the status file carry the backup's stderr.
+#[test]
+fn stream_error_commands_run_on_matching_stderr_which_still_reaches_the_user() {
+    let t = setup("cairn-prof-stream");
+    let repo = t.join("repo");
+    let sources = ["src", "gone-1", "gone-2", "gone-3"];
+    let config = t.join("profiles.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[p]
+repository = "{repo}"
+password-file = "password.txt"
+initialize = true
+status-file = "status.json"
+run-after-fail = 'printf "%s" "$ERROR_STDERR" > error-stderr.txt'
+
+[[p.stream-error]]
+pattern = "gone-[0-9]: no such file"
+run = 'echo "$PROFILE_NAME $PROFILE_COMMAND $(cat -)" >> every-second.txt; echo from-the-command >&2'
+min-matches = 2
+
+[[p.stream-error]]
+pattern = "^error: .*gone"
+run = 'cat - >> first-two.txt; echo >> first-two.txt'
+max-runs = 2
+
+[p.backup]
+source = [{sources}]
+"#,
+            repo = repo.display(),
+            sources = sources.map(|s| format!("\"{s}\"")).join(", "),
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let shown = cairn(&t, t.path(), &["--config", &config, "-P", "p", "show"]).ok();
+    assert!(
+        shown
+            .stdout_str()
+            .contains("stream-error: /gone-[0-9]: no such file/ (min-matches 2, max-runs 0): "),
+        "{}",
+        shown.stdout_str()
+    );
+    let r = cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).expect_code(3);
+    let err = r.stderr_str();
+    let gone = |n: u32| {
+        format!(
+            "error: {}: no such file or directory",
+            t.join(format!("gone-{n}")).display()
+        )
+    };
+    // Three matches, min-matches 2: one start, at the second.
+    assert_eq!(
+        lines(&t.join("every-second.txt")),
+        [format!("p backup {}", gone(2))]
+    );
+    // max-runs 2: the first two matches only.
+    assert_eq!(lines(&t.join("first-two.txt")), [gone(1), gone(2)]);
+    // The command's own stderr reaches the user once (it does not come back to the matcher).
+    assert_eq!(err.matches("from-the-command").count(), 1, "{err}");
+
+    // What a plain backup of the same sources writes to stderr is in the profile run's
+    // stderr unchanged, line for line and in order.
+    let plain = Tool::cairn(&repo, PW);
+    // The profile passes its sources as absolute paths.
+    let absolute: Vec<String> = sources
+        .iter()
+        .map(|s| t.join(s).display().to_string())
+        .collect();
+    let mut args = vec!["backup"];
+    args.extend(absolute.iter().map(String::as_str));
+    let direct = plain.run_in(Some(t.path()), &args).expect_code(3);
+    let mut profile_lines = err.lines();
+    for l in direct.stderr_str().lines() {
+        assert!(
+            profile_lines.any(|p| p == l),
+            "{l:?} missing or out of order in:\n{err}"
+        );
+    }
+
+    let captured = std::fs::read_to_string(t.join("error-stderr.txt")).unwrap();
+    for n in 1..=3 {
+        assert!(captured.contains(&gone(n)), "{captured}");
+    }
+    assert!(!captured.contains("from-the-command"), "{captured}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("status.json")).unwrap()).unwrap();
+    let stderr = status["profiles"]["p"]["backup"]["stderr"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(stderr.contains(&gone(3)), "{status}");
+}
+
+/// A bad `stream-error` pattern is a configuration error: one line, nothing runs.
+#[test]
+fn a_bad_stream_error_pattern_is_a_configuration_error() {
+    config_error(
+        "[p]\nrepository = \"@REPO@\"\npassword-file = \"password.txt\"\ninitialize = true\nrun-before = \"touch @MARK@\"\n[[p.stream-error]]\npattern = \"(unclosed\"\nrun = \"true\"\n[p.backup]\nsource = [\"/tmp\"]\n",
+        "p",
+        &["profile \"p\"", "stream-error entry 1", "(unclosed"],
+    );
+}
+
+/// Profile-level `lock`: a second run while the first holds the file fails at once with
+/// exit 1 and runs nothing; the file goes when the run ends; a file left by a run that is
+/// gone is refused, and taken over with `force-inactive-lock`.
+#[test]
+fn profile_lock_keeps_a_second_run_out_and_force_inactive_lock_takes_a_stale_one() {
+    let t = setup("cairn-prof-lock");
+    let repo = t.join("repo");
+    let config = t.join("profiles.toml");
+    let write_config = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[p]
+repository = "{repo}"
+password-file = "password.txt"
+initialize = true
+lock = "locks/p.lock"
+{extra}
+run-before = 'echo before >> runs.log; touch started; i=0; while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done'
+run-after-fail = 'echo fail >> runs.log'
+[p.backup]
+source = ["src"]
+"#,
+                repo = repo.display(),
+            ),
+        )
+        .unwrap();
+    };
+    write_config("");
+    let config = config.display().to_string();
+    let lock = t.join("locks/p.lock");
+    std::thread::scope(|s| {
+        let first = s.spawn(|| cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !t.join("started").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "first run never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let holder = std::fs::read_to_string(&lock).unwrap();
+        let second =
+            cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).expect_code(1);
+        let err = second.stderr_str();
+        assert!(
+            err.contains("another process is already running this profile"),
+            "{err}"
+        );
+        assert!(err.contains(holder.lines().next().unwrap()), "{err}");
+        std::fs::write(t.join("release"), "").unwrap();
+        first.join().unwrap().ok();
+    });
+    assert_eq!(
+        lines(&t.join("runs.log")),
+        ["before"],
+        "the second run ran nothing"
+    );
+    assert!(!lock.exists(), "the lock file is removed at the end");
+    assert_eq!(snapshots(&repo).len(), 1);
+
+    // Left by a run that is gone (a PID that was waited for).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let stale = format!("someone on Friday, 04-Dec-26 01:00:00 UTC from elsewhere\n{gone}\n");
+    std::fs::write(&lock, &stale).unwrap();
+    let r = cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).expect_code(1);
+    assert!(
+        r.stderr_str().contains("force-inactive-lock"),
+        "{}",
+        r.stderr_str()
+    );
+    assert_eq!(lines(&t.join("runs.log")), ["before"]);
+    write_config("force-inactive-lock = true");
+    let r = cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).ok();
+    assert!(
+        r.stderr_str().contains("hasn't finished properly"),
+        "{}",
+        r.stderr_str()
+    );
+    assert_eq!(lines(&t.join("runs.log")), ["before", "before"]);
+    assert_eq!(snapshots(&repo).len(), 2);
+    assert!(!lock.exists());
+}
+
+/// A profile run from a group: its metrics carry a `group` label; run alone, none.
+#[test]
+fn metrics_of_a_group_run_carry_the_group_label() {
+    let t = setup("cairn-prof-group-label");
+    let repo = t.join("repo");
+    let config = t.join("profiles.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+version = "2"
+[profiles.p]
+repository = "{repo}"
+password-file = "password.txt"
+initialize = true
+prometheus-save-to-file = "metrics.prom"
+[profiles.p.backup]
+source = ["src"]
+[groups.nightly]
+profiles = ["p"]
+"#,
+            repo = repo.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let status_line = || {
+        std::fs::read_to_string(t.join("metrics.prom"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("resticprofile_backup_status{"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    cairn(
+        &t,
+        t.path(),
+        &["--config", &config, "-P", "nightly", "backup"],
+    )
+    .ok();
+    let l = status_line();
+    assert!(
+        l.contains(r#"group="nightly""#) && l.contains(r#"profile="p""#),
+        "{l}"
+    );
+    cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).ok();
+    let l = status_line();
+    assert!(!l.contains("group="), "{l}");
+    assert!(l.contains(r#"profile="p""#), "{l}");
+}
+
+/// `includes`: a profile spread over the main file and included files of other formats runs
+/// as one; a later include's value replaces an earlier one, lists included.
+#[test]
+fn included_files_merge_into_the_profile_that_runs() {
+    let t = setup("cairn-prof-includes");
+    let repo = t.join("repo");
+    std::fs::create_dir_all(t.join("profiles.d")).unwrap();
+    let config = t.join("profiles.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "includes = [\"profiles.d/*.yaml\", \"last.json\"]\n[p]\nrepository = \"{}\"\npassword-file = \"password.txt\"\n[p.backup]\ntag = [\"main\"]\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("profiles.d/10-source.yaml"),
+        "p:\n  initialize: true\n  backup:\n    source:\n      - src\n    exclude:\n      - \"*.tmp\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("last.json"),
+        r#"{"p": {"backup": {"tag": ["included"]}}}"#,
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    cairn(&t, t.path(), &["--config", &config, "-P", "p", "backup"]).ok();
+    let snaps = snapshots(&repo);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!(
+        snaps[0]["tags"],
+        serde_json::json!(["included"]),
+        "{snaps:?}"
+    );
+    assert_eq!(
+        snaps[0]["paths"],
+        serde_json::json!([t.join("src").display().to_string()])
+    );
+}

@@ -355,3 +355,238 @@ fn run_schedule_respects_the_profile_lock() {
         r.stderr_str()
     );
 }
+
+/// A version 2 group's `schedules`: `-P GROUP` writes one timer per scheduled command that
+/// runs the whole group (checked by `systemd-analyze verify`), and `run-schedule` of that
+/// job backs up every profile of the group.
+#[test]
+fn group_schedules_write_units_that_run_the_group() {
+    let dir = TempDir::new("sched-group");
+    std::fs::write(dir.join("pw"), "group-pw\n").unwrap();
+    for p in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(format!("src-{p}"))).unwrap();
+        std::fs::write(dir.join(format!("src-{p}/f")), p).unwrap();
+    }
+    let text = r#"
+version = "2"
+[profiles.a]
+repository = "repo-a"
+password-file = "pw"
+initialize = true
+[profiles.a.backup]
+source = ["src-a"]
+[profiles.b]
+inherit = "a"
+repository = "repo-b"
+[profiles.b.backup]
+source = ["src-b"]
+[groups.nightly]
+profiles = ["a", "b"]
+[groups.nightly.schedules.backup]
+at = ["*-*-* 02:30", "Sat 12:00"]
+after-network-online = true
+lock-wait = "1m"
+"#;
+    let cfg = dir.join("profiles.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_string_lossy().into_owned();
+    let units = dir.join("units");
+    let units_s = units.to_str().unwrap();
+    let sched = |action: &str, profile: &str| {
+        cairn(
+            dir.path(),
+            &[
+                "schedule",
+                action,
+                "--config",
+                &cfg,
+                "-P",
+                profile,
+                "--unit-dir",
+                units_s,
+            ],
+            &[],
+        )
+    };
+    sched("install", "nightly").ok();
+    let mut names: Vec<String> = std::fs::read_dir(&units)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "cairn-backup@profile-nightly.service",
+            "cairn-backup@profile-nightly.timer"
+        ]
+    );
+    let service =
+        std::fs::read_to_string(units.join("cairn-backup@profile-nightly.service")).unwrap();
+    let exec = format!(
+        "ExecStart={} run-schedule backup@nightly --config {cfg}\n",
+        cairn_bin().display()
+    );
+    assert!(service.contains(&exec), "{service}");
+    assert!(
+        service.contains("After=network-online.target") && service.contains("group nightly"),
+        "{service}"
+    );
+    let timer = std::fs::read_to_string(units.join("cairn-backup@profile-nightly.timer")).unwrap();
+    assert!(
+        timer.contains("OnCalendar=*-*-* 02:30\nOnCalendar=Sat 12:00\n"),
+        "{timer}"
+    );
+    if systemd_analyze() {
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .args(names.iter().map(|n| units.join(n)))
+            .env("SYSTEMD_LOG_LEVEL", "notice")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "systemd-analyze verify failed:\n{err}"
+        );
+        let complaints: Vec<&str> = err.lines().filter(|l| l.contains("cairn-")).collect();
+        assert!(complaints.is_empty(), "{complaints:?}");
+    }
+
+    // What the timer runs: the group, each profile in turn.
+    let runtime = dir.join("run");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let r = cairn(
+        dir.path(),
+        &["run-schedule", "backup@nightly", "--config", &cfg],
+        &[
+            ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+            ("HOME", home.to_str().unwrap()),
+            ("XDG_CACHE_HOME", home.join(".cache").to_str().unwrap()),
+            ("CAIRN_TEST_KDF", "fast"),
+        ],
+    )
+    .ok();
+    let err = r.stderr_str();
+    for p in ["a", "b"] {
+        assert!(
+            err.contains(&format!("group 'nightly': profile '{p}': backup succeeded")),
+            "{err}"
+        );
+        let snaps =
+            common::Tool::cairn(&dir.join(format!("repo-{p}")), "group-pw").snapshots_json();
+        assert_eq!(snaps.len(), 1, "{snaps:?}");
+    }
+
+    sched("remove", "nightly").ok();
+    assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
+
+    // A command that cannot be scheduled: one line, nothing written.
+    std::fs::write(
+        &cfg,
+        text.replace("schedules.backup]", "schedules.restore]"),
+    )
+    .unwrap();
+    let r = sched("install", "nightly").expect_code(1);
+    let err = r.stderr_str();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("group nightly") && err.contains("\"restore\""),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
+}
+
+/// A scheduled run applies `schedule-lock-mode` and `schedule-lock-wait` to the profile's
+/// `lock` file too, as resticprofile does: it waits for a manual run holding it (here another
+/// process holding the file), fails at once with `fail`, and takes no lock with `ignore`.
+#[test]
+fn scheduled_runs_wait_for_the_profile_lock_file_as_configured() {
+    if Command::new("flock").arg("--version").output().is_err() {
+        eprintln!("skipped: no flock(1)");
+        return;
+    }
+    let dir = TempDir::new("sched-profile-lock");
+    std::fs::write(dir.join("pw"), "lock-pw\n").unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/f"), "x").unwrap();
+    let config = |mode: &str| {
+        write_config(
+            dir.path(),
+            &format!(
+                r#"{{"p": {{"repository": "repo", "password-file": "pw", "initialize": true,
+                    "lock": "p.lock",
+                    "backup": {{"source": ["src"], "schedule": "daily",
+                                "schedule-lock-mode": "{mode}", "schedule-lock-wait": "20s"}}}}}}"#
+            ),
+        )
+    };
+    let runtime = dir.join("run");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let cache = home.join(".cache");
+    let env = [
+        ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_CACHE_HOME", cache.to_str().unwrap()),
+        ("CAIRN_TEST_KDF", "fast"),
+    ];
+    let hold = |secs: &str| {
+        let h = Command::new("flock")
+            .arg("-o")
+            .arg(dir.join("p.lock"))
+            .args(["sleep", secs])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        h
+    };
+
+    let cfg = config("fail");
+    let mut h = hold("20");
+    let t = Instant::now();
+    let r = cairn(
+        dir.path(),
+        &["run-schedule", "backup@p", "--config", &cfg],
+        &env,
+    )
+    .expect_code(1);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        r.stderr_str()
+            .contains("another process is already running this profile"),
+        "{}",
+        r.stderr_str()
+    );
+    // ignore: no lock file taken, the run goes ahead.
+    let cfg = config("ignore");
+    cairn(
+        dir.path(),
+        &["run-schedule", "backup@p", "--config", &cfg],
+        &env,
+    )
+    .ok();
+    h.kill().unwrap();
+    h.wait().unwrap();
+
+    // default: waits up to schedule-lock-wait for the holder to finish.
+    let cfg = config("default");
+    let mut h = hold("3");
+    let t = Instant::now();
+    cairn(
+        dir.path(),
+        &["run-schedule", "backup@p", "--config", &cfg],
+        &env,
+    )
+    .ok();
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "waited for the holder"
+    );
+    h.wait().unwrap();
+    let snaps = common::Tool::cairn(&dir.join("repo"), "lock-pw").snapshots_json();
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+}

@@ -95,6 +95,7 @@ impl Config {
             };
             anyhow::anyhow!("{shown}: {e}{hint}")
         })?;
+        let root = includes(&path, dir, root)?;
         Config::from_value(path, root).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
     }
 
@@ -116,13 +117,8 @@ impl Config {
         if !(1..=2).contains(&version) {
             return Err(format!("version {version} is not supported (1 or 2)"));
         }
-        for unsupported in ["includes", "schedules"] {
-            if version == 2 && root.contains_key(unsupported) {
-                return Err(format!("key {unsupported:?} is not supported by cairn"));
-            }
-        }
-        if version == 1 && root.contains_key("includes") {
-            return Err("key \"includes\" is not supported by cairn".into());
+        if version == 2 && root.contains_key("schedules") {
+            return Err("key \"schedules\" is not supported by cairn".into());
         }
         let global = match root.remove("global") {
             None => Map::new(),
@@ -301,6 +297,98 @@ pub fn truthy(v: &Value) -> bool {
         ),
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         _ => false,
+    }
+}
+
+/// At most this many files are included: a pattern matching a whole directory tree by
+/// mistake is refused rather than read.
+const MAX_INCLUDES: usize = 256;
+
+/// resticprofile's `includes`: each entry a file or a glob pattern (matches in alphabetical
+/// order), relative to the main file's directory; each file read, templated and parsed by its
+/// own extension, then merged over what came before (tables merge key by key, anything else —
+/// lists too — is replaced). Included files' own `includes` are ignored, and relative paths
+/// in them stay relative to the main file, as in resticprofile. A file that sets another
+/// `version` than the main file is refused.
+fn includes(main: &Path, dir: &Path, root: Value) -> anyhow::Result<Value> {
+    let Value::Object(mut root) = root else {
+        return Ok(root);
+    };
+    let patterns = match root.remove("includes") {
+        None | Some(Value::Null) => return Ok(Value::Object(root)),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(a)) => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(anyhow::anyhow!(
+                    "{}: includes must be file names or glob patterns",
+                    main.display()
+                )),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        Some(_) => anyhow::bail!(
+            "{}: includes must be file names or glob patterns",
+            main.display()
+        ),
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in &patterns {
+        let full = dir.join(p);
+        if full.is_file() {
+            files.push(full);
+        } else if crate::resolve::glob::has_meta(p) {
+            files.extend(
+                crate::resolve::glob::expand(p, dir)
+                    .into_iter()
+                    .map(|m| dir.join(m))
+                    .filter(|m| m.is_file()),
+            );
+        }
+        // Neither a file nor a pattern with matches: nothing, as in resticprofile.
+    }
+    files.retain(|f| f != main);
+    if files.len() > MAX_INCLUDES {
+        anyhow::bail!(
+            "{}: includes select {} files (at most {MAX_INCLUDES})",
+            main.display(),
+            files.len()
+        );
+    }
+    let version = |m: &Map<String, Value>| m.get("version").map(|v| v.to_string().replace('"', ""));
+    let main_version = version(&root);
+    for f in files {
+        let shown = f.display().to_string();
+        let text = read_bounded(&f).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        let text = crate::resolve::file_templates(&text, dir);
+        let Value::Object(mut inc) =
+            parse(&f, &text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?
+        else {
+            anyhow::bail!("{shown}: the included file is not a table of settings");
+        };
+        inc.remove("includes");
+        if let Some(v) = version(&inc) {
+            if Some(&v) != main_version.as_ref() && !(main_version.is_none() && v == "1") {
+                anyhow::bail!(
+                    "{shown}: version {v} differs from {}'s: all included files must use the same version",
+                    main.display()
+                );
+            }
+        }
+        merge_over(&mut root, inc);
+    }
+    Ok(Value::Object(root))
+}
+
+/// `over` merged into `base`: tables key by key, every other value replaced.
+fn merge_over(base: &mut Map<String, Value>, over: Map<String, Value>) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Object(b)), Value::Object(o)) => merge_over(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }
 
@@ -534,5 +622,46 @@ profiles:
             .unwrap_err()
             .to_string();
         assert!(e.contains("no profile named \"missing\""), "{e}");
+    }
+
+    /// resticprofile's documented merge: the main file, then each include in order (a
+    /// pattern's matches alphabetically); tables merge, lists and values are replaced.
+    #[test]
+    fn includes_merge_in_order_over_the_main_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("profiles.yaml"),
+            "version: \"1\"\nincludes:\n  - first.yaml\n  - conf.d/*.toml\n  - missing.yaml\ndefault:\n  backup:\n    source:\n      - /usr\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("first.yaml"),
+            "version: \"1\"\nincludes: [nested.yaml]\ndefault:\n  initialize: false\n  backup:\n    source:\n      - /etc\n      - /opt\n",
+        )
+        .unwrap();
+        std::fs::create_dir(d.join("conf.d")).unwrap();
+        // Alphabetical: b.toml after a.toml, whatever the order they were written in.
+        std::fs::write(d.join("conf.d/b.toml"), "[default]\ninitialize = true\n").unwrap();
+        std::fs::write(
+            d.join("conf.d/a.toml"),
+            "[default]\ninitialize = 7\n[default.backup]\nexclude = [\".*\"]\n[other]\nrepository = \"r\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("nested.yaml"), "never: {}\n").unwrap();
+        let c = Config::load(&d.join("profiles.yaml")).unwrap();
+        assert_eq!(
+            Value::Object(c.profiles.clone()),
+            serde_json::json!({
+                "default": {"initialize": true, "backup": {"source": ["/etc", "/opt"], "exclude": [".*"]}},
+                "other": {"repository": "r"},
+            })
+        );
+
+        std::fs::write(d.join("first.yaml"), "version: \"2\"\n").unwrap();
+        let e = Config::load(&d.join("profiles.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("first.yaml: version 2 differs"), "{e}");
     }
 }

@@ -5,6 +5,7 @@
 use crate::metrics;
 use crate::notify::{self, When};
 use crate::outcome::RunOutcome;
+use crate::profilelock;
 use crate::run::{Context, Reporter};
 use crate::status;
 use serde_json::Value;
@@ -13,6 +14,8 @@ use serde_json::Value;
 pub struct Standard {
     /// The configuration's `[global]` section (`send-timeout`, `ca-certificates`).
     pub global: Value,
+    /// Set when `run-schedule` started this run: its lock mode and wait for `lock`.
+    pub scheduled: Option<profilelock::Scheduled>,
 }
 
 fn warn(warnings: Vec<String>) {
@@ -22,6 +25,29 @@ fn warn(warnings: Vec<String>) {
 }
 
 impl Reporter for Standard {
+    /// The profile's `lock` file, held for the whole run.
+    fn lock(&self, ctx: &Context<'_>) -> Result<Option<Box<dyn std::any::Any>>, String> {
+        let Some(path) = ctx
+            .profile_section
+            .get("lock")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        let force = ctx
+            .profile_section
+            .get("force-inactive-lock")
+            .is_some_and(crate::config::truthy);
+        let wait = match self.scheduled {
+            Some(profilelock::Scheduled::Ignore) => return Ok(None),
+            Some(profilelock::Scheduled::Wait(w)) => w,
+            None => std::time::Duration::ZERO,
+        };
+        let held = profilelock::acquire(std::path::Path::new(path), force, wait)?;
+        Ok(held.map(|l| Box::new(l) as Box<dyn std::any::Any>))
+    }
+
     fn before(&self, ctx: &Context<'_>) {
         warn(notify::send(
             When::Before,

@@ -4,7 +4,7 @@
 //! command its section is for is an error (resticprofile drops those silently; a typo in a
 //! backup's `exclude` should not go unnoticed).
 
-mod glob;
+pub(crate) mod glob;
 mod keys;
 mod paths;
 
@@ -165,6 +165,8 @@ pub struct Plan {
     pub command_section: Value,
     /// `base-dir`: hooks run there.
     pub work_dir: Option<PathBuf>,
+    /// `stream-error`: commands started when the steps' stderr matches.
+    pub stream_errors: Vec<crate::streamerr::Rule>,
 }
 
 /// A profile ready to be planned: merged, templated, checked, paths resolved.
@@ -499,6 +501,16 @@ impl Profile {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
+            stream_errors: crate::streamerr::parse(
+                self.table.get("stream-error").unwrap_or(&Value::Null),
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "{}: profile {:?}: {e}",
+                    self.config_file.display(),
+                    self.name
+                )
+            })?,
         })
     }
 

@@ -5,11 +5,17 @@
 //! of the section then of the profile (never `run-after`). Always: `run-finally` of the
 //! section then of the profile, `send-finally`. The steps themselves are run by the caller
 //! ([`StepRunner`]); status, metrics, webhooks and the run lock plug in through [`Reporter`].
+//! Each repository step's stderr is watched while it runs (`stream-error`) and its end kept
+//! (`ERROR_STDERR`, the status file's `stderr`).
 
+use crate::capture::{OnLine, StderrCapture};
 use crate::outcome::{BackupCounts, RunOutcome};
 use crate::resolve::{Plan, Step, StepKind};
+use crate::streamerr::{Matcher, Rule};
 use serde_json::Value;
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -27,6 +33,12 @@ pub struct StepResult {
 /// Runs one step (a cairn command line) with extra environment variables.
 pub trait StepRunner {
     fn run(&self, step: &Step, env: &[(String, String)]) -> StepResult;
+    /// Whether the step writes to this process's stderr (it runs in-process): then
+    /// [`run_plan`] captures fd 2 around it for `stream-error` and `ERROR_STDERR`
+    /// ([`crate::capture`]). Otherwise the step's [`StepResult::stderr`] is what is matched.
+    fn shares_stderr(&self) -> bool {
+        false
+    }
 }
 
 /// What the reporters see of the run.
@@ -102,6 +114,17 @@ struct Failure {
 
 /// Runs a plan; the outcome's `exit_code` is what cairn exits with.
 pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -> RunOutcome {
+    run_plan_in(plan, None, runner, reporter)
+}
+
+/// Runs a plan as part of `group` (a label of the metrics) when one is named.
+fn run_plan_in(
+    plan: &Plan,
+    group: Option<&str>,
+    runner: &dyn StepRunner,
+    reporter: &dyn Reporter,
+) -> RunOutcome {
+    let group = group.map(str::to_string);
     let started = chrono::Local::now();
     let clock = Instant::now();
     let ctx = Context {
@@ -125,7 +148,7 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
         command_line: failure
             .map(|f| f.command_line.clone())
             .filter(|s| !s.is_empty()),
-        group: None,
+        group: group.clone(),
     };
     let _guard = match reporter.lock(&ctx) {
         Ok(g) => g,
@@ -165,7 +188,7 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
             let step_clock = Instant::now();
             let step_started = chrono::Local::now();
             eprintln!("profile '{}': starting '{}'", plan.profile, step.label);
-            let r = runner.run(step, &plan.env);
+            let r = run_watched(plan, runner, step);
             let ok = step.ok_codes.contains(&r.exit_code);
             if step.kind == StepKind::Main {
                 main_reported = true;
@@ -182,7 +205,7 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
                 stderr: r.stderr.clone(),
                 backup: r.backup.clone(),
                 command_line: (!ok).then(|| step.display()),
-                group: None,
+                group: group.clone(),
             };
             reporter.step(&ctx, &step_outcome);
             if !ok {
@@ -236,6 +259,111 @@ pub fn run_plan(plan: &Plan, runner: &dyn StepRunner, reporter: &dyn Reporter) -
     let done = outcome(failure.as_ref(), backup);
     reporter.after(&ctx, &done);
     done
+}
+
+/// Runs one repository step with its stderr watched: `stream-error` rules see each line as
+/// it comes, and the step's stderr (its end) is kept for `ERROR_STDERR` and the status file.
+fn run_watched(plan: &Plan, runner: &dyn StepRunner, step: &Step) -> StepResult {
+    let starter = || StreamErrorStarter {
+        env: stream_error_env(plan),
+        work_dir: plan.work_dir.clone(),
+    };
+    if runner.shares_stderr() {
+        let starter = starter();
+        let mut matcher = Matcher::new(plan.stream_errors.clone());
+        let on_line: Option<OnLine> = (!matcher.is_empty()).then(|| {
+            Box::new(move |line: &str, real: &File| {
+                for rule in matcher.line(line) {
+                    starter.start(rule, line, Some(real));
+                }
+            }) as OnLine
+        });
+        match StderrCapture::start(on_line) {
+            Ok(capture) => {
+                let mut r = runner.run(step, &plan.env);
+                let text = capture.finish();
+                if !text.trim().is_empty() {
+                    r.stderr = Some(text);
+                }
+                return r;
+            }
+            Err(e) => eprintln!(
+                "warning: profile '{}': stderr of {} not watched: {e}",
+                plan.profile, step.label
+            ),
+        }
+    }
+    let r = runner.run(step, &plan.env);
+    let starter = starter();
+    let mut matcher = Matcher::new(plan.stream_errors.clone());
+    for line in r.stderr.as_deref().unwrap_or_default().lines() {
+        for rule in matcher.line(line) {
+            starter.start(rule, line, None);
+        }
+    }
+    r
+}
+
+/// The environment of `stream-error` commands: the profile's, with `PROFILE_NAME` and
+/// `PROFILE_COMMAND`, as the monitored command has it in resticprofile.
+fn stream_error_env(plan: &Plan) -> Vec<(String, String)> {
+    let mut env = plan.env.clone();
+    env.push(("PROFILE_NAME".into(), plan.profile.clone()));
+    env.push(("PROFILE_COMMAND".into(), plan.command.clone()));
+    env
+}
+
+/// Starts `stream-error` commands.
+struct StreamErrorStarter {
+    env: Vec<(String, String)>,
+    work_dir: Option<PathBuf>,
+}
+
+impl StreamErrorStarter {
+    /// Runs `rule.run` with `sh -c`, the matching line on its stdin, and waits for it (the
+    /// step's output waits too, as in resticprofile). Its stderr goes to `real` (the
+    /// terminal, not back into the watched pipe). A failure is a warning: it never fails the
+    /// step.
+    fn start(&self, rule: &Rule, line: &str, real: Option<&File>) {
+        let warn = |msg: String| match real {
+            Some(mut f) => {
+                let _ = writeln!(f, "warning: {msg}");
+            }
+            None => eprintln!("warning: {msg}"),
+        };
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(&rule.run).stdin(Stdio::piped());
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(d) = &self.work_dir {
+            c.current_dir(d);
+        }
+        if let Some(f) = real {
+            match f.try_clone() {
+                Ok(f) => {
+                    c.stderr(Stdio::from(f));
+                }
+                Err(e) => return warn(format!("stream-error {:?}: {e}", rule.run)),
+            }
+        }
+        let mut child = match c.spawn() {
+            Ok(ch) => ch,
+            Err(e) => return warn(format!("stream-error {:?} cannot start: {e}", rule.run)),
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            // The line without its newline, as resticprofile gives it. A command that does
+            // not read its stdin closes it: not an error.
+            let _ = stdin.write_all(line.as_bytes());
+        }
+        match child.wait() {
+            Ok(st) if st.success() => {}
+            Ok(st) => warn(format!(
+                "stream-error action {:?} failed: exit code {}",
+                rule.run,
+                st.code().unwrap_or(-1)
+            )),
+            Err(e) => warn(format!("stream-error {:?}: {e}", rule.run)),
+        }
+    }
 }
 
 /// Shell hooks with resticprofile's environment.
@@ -308,9 +436,10 @@ impl Hooks<'_> {
     }
 }
 
-/// Runs a group's profiles one after another; stops at the first failure unless
-/// `continue_on_error`. Returns the outcome of each profile that ran, in order.
+/// Runs group `group`'s profiles one after another (their outcomes and metrics carry the
+/// group's name); stops at the first failure unless `continue_on_error`. Returns the outcome of each profile that ran, in order.
 pub fn run_group(
+    group: &str,
     plans: &[Plan],
     continue_on_error: bool,
     runner: &dyn StepRunner,
@@ -318,7 +447,7 @@ pub fn run_group(
 ) -> Vec<RunOutcome> {
     let mut out = Vec::new();
     for plan in plans {
-        let o = run_plan(plan, runner, reporter);
+        let o = run_plan_in(plan, Some(group), runner, reporter);
         let failed = !o.success;
         // Ctrl-C ends the group, whatever continue-on-error says.
         let interrupted = o.exit_code == 130;

@@ -145,14 +145,8 @@ pub fn acquire(
     };
     let deadline = Instant::now() + wait;
     loop {
-        // SAFETY: flock on a descriptor `file` owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
+        if try_flock(&file).with_context(|| format!("locking {}", path.display()))? {
             break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(err).with_context(|| format!("locking {}", path.display()));
         }
         if Instant::now() >= deadline {
             let mut holder = String::new();
@@ -184,4 +178,20 @@ pub fn acquire(
         .and_then(|_| file.write_all_at(note.as_bytes(), 0))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(Some(ScheduleLock { file, path }))
+}
+
+/// Takes an exclusive flock on `file` without waiting: Ok(false) when another descriptor
+/// holds it (in this process or another). Shared with the profile-level `lock`.
+pub(crate) fn try_flock(file: &File) -> std::io::Result<bool> {
+    // SAFETY: flock on a descriptor `file` owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
 }

@@ -22,6 +22,7 @@ pub mod values;
 
 pub use calendar::CalendarEvent;
 
+use crate::config::Group;
 use crate::schedlock::LockMode;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -66,10 +67,13 @@ pub struct ScheduleSettings {
     pub after_network_online: bool,
 }
 
-/// One scheduled command of one profile.
+/// One scheduled command of one profile (or of a group: then `profile` is the group's name,
+/// as in resticprofile, whose units name groups the same way).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleJob {
     pub profile: String,
+    /// A version 2 group's `schedules`: the job runs the whole group.
+    pub group: bool,
     pub command: String,
     pub events: Vec<CalendarEvent>,
     pub settings: ScheduleSettings,
@@ -187,10 +191,74 @@ pub fn jobs(profile_name: &str, profile: &Value, global: &Value) -> Result<Vec<S
             .with_context(|| format!("profile {profile_name}, {section_name}"))?;
         out.push(ScheduleJob {
             profile: profile_name.to_string(),
+            group: false,
             command: command.to_string(),
             events,
             settings,
             drop_in_files: drop_in_files.clone(),
+        });
+    }
+    out.sort_by_key(|j| SCHEDULABLE.iter().position(|c| *c == j.command));
+    Ok(out)
+}
+
+/// A group's `schedules.COMMAND` as a command section would carry it (`schedule` = the
+/// value: a table with `at` and the settings without their `schedule-` prefix, or
+/// expressions), so that [`ScheduleSettings::from_section`] reads it. None: not scheduled.
+pub fn group_section(group: &Group, command: &str) -> Option<Value> {
+    let v = group.raw.get("schedules")?.get(command)?;
+    Some(serde_json::json!({ "schedule": v }))
+}
+
+/// The jobs of a version 2 group's `schedules` (`[groups.NAME.schedules.backup] at = …`,
+/// resticprofile ≥ 0.29): each runs the whole group, its profiles one after another.
+/// `systemd-drop-in-files` there are relative to `config_dir`.
+pub fn group_jobs(group: &Group, config_dir: &Path, global: &Value) -> Result<Vec<ScheduleJob>> {
+    let name = &group.name;
+    let Some(schedules) = group.raw.get("schedules").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Value::Object(m) = schedules else {
+        bail!("group {name}: schedules must be a table of commands (backup, check, …)");
+    };
+    let mut out = Vec::new();
+    for (command, v) in m {
+        if !SCHEDULABLE.contains(&command.as_str()) {
+            bail!(
+                "group {name}: schedules: {command:?} cannot be scheduled (one of {})",
+                SCHEDULABLE.join(", ")
+            );
+        }
+        let section = serde_json::json!({ "schedule": v });
+        let exprs =
+            expressions(&section).with_context(|| format!("group {name}, schedules.{command}"))?;
+        if exprs.is_empty() {
+            continue;
+        }
+        let mut events = Vec::new();
+        for e in &exprs {
+            events.push(CalendarEvent::parse(e).map_err(|err| {
+                anyhow!("group {name}, schedules.{command}: schedule '{e}': {err:#}")
+            })?);
+        }
+        let settings = ScheduleSettings::from_section(&section, global)
+            .with_context(|| format!("group {name}, schedules.{command}"))?;
+        let drop_in_files = if v.is_object() {
+            values::strings(v, "systemd-drop-in-files")
+                .with_context(|| format!("group {name}, schedules.{command}"))?
+                .into_iter()
+                .map(|f| config_dir.join(f))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push(ScheduleJob {
+            profile: name.clone(),
+            group: true,
+            command: command.clone(),
+            events,
+            settings,
+            drop_in_files,
         });
     }
     out.sort_by_key(|j| SCHEDULABLE.iter().position(|c| *c == j.command));
@@ -445,8 +513,9 @@ impl Installer {
     pub fn systemd_units(&self, job: &ScheduleJob) -> Result<(String, String)> {
         let permission = self.effective_permission(job);
         let base = unit_base(&job.profile, &job.command);
+        let kind = if job.group { "group" } else { "profile" };
         let mut service = format!(
-            "[Unit]\nDescription=cairn {} of profile {} ({})\n",
+            "[Unit]\nDescription=cairn {} of {kind} {} ({})\n",
             job.command,
             job.profile,
             self.config_file.display()
@@ -495,7 +564,7 @@ impl Installer {
             ));
         }
         let mut timer = format!(
-            "[Unit]\nDescription=cairn {} timer of profile {}\n\n[Timer]\n",
+            "[Unit]\nDescription=cairn {} timer of {kind} {}\n\n[Timer]\n",
             job.command, job.profile
         );
         for e in &job.events {

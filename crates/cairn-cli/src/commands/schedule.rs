@@ -1,11 +1,11 @@
-//! `schedule install|status|remove` and `run-schedule COMMAND@PROFILE`: a profile's
-//! schedules as systemd timers or crontab entries, and the entry point those run (which takes
+//! `schedule install|status|remove` and `run-schedule COMMAND@PROFILE`: a profile's (or a
+//! version 2 group's) schedules as systemd timers or crontab entries, and the entry point those run (which takes
 //! the profile's schedule lock, then runs the profile). The work is cairn-profile's
 //! (`schedule`, `schedlock`); this only selects profiles and prints.
 
 use crate::global::GlobalOptions;
 use anyhow::{bail, Context, Result};
-use cairn_profile::config::{Config, Target};
+use cairn_profile::config::{Config, Group, Target};
 use cairn_profile::resolve;
 use cairn_profile::schedlock;
 use cairn_profile::schedule::{self, Installer, ScheduleSettings};
@@ -58,23 +58,32 @@ fn global(config: &Config) -> Value {
     Value::Object(config.global.clone())
 }
 
-/// The names selected by `-P` (a profile, or a group's profiles) or `--all`.
-fn selected(config: &Config, g: &GlobalOptions, all: bool) -> Result<Vec<String>> {
+/// What `-P` or `--all` selects: profiles (their sections' `schedule`) and version 2 groups
+/// with `schedules` (jobs that run the whole group). `-P GROUP` without `schedules` selects
+/// the group's profiles, as resticprofile before 0.29 did.
+fn selected<'c>(
+    config: &'c Config,
+    g: &GlobalOptions,
+    all: bool,
+) -> Result<(Vec<String>, Vec<&'c Group>)> {
+    let has_schedules = |grp: &Group| grp.raw.get("schedules").is_some_and(|v| !v.is_null());
     if all {
         // Checked here rather than by clap: `-P` is a global flag, which a subcommand's
         // `conflicts_with` cannot name.
         if g.profile.is_some() {
             bail!("--all and --profile (-P) cannot be used together");
         }
-        return Ok(config.profiles.keys().cloned().collect());
+        let groups = config.groups.iter().filter(|grp| has_schedules(grp));
+        return Ok((config.profiles.keys().cloned().collect(), groups.collect()));
     }
     let name = g
         .profile
         .as_deref()
         .unwrap_or(crate::profile_run::DEFAULT_PROFILE);
     Ok(match config.target(name)? {
-        Target::Profile(p) => vec![p.to_string()],
-        Target::Group(grp) => grp.profiles.clone(),
+        Target::Profile(p) => (vec![p.to_string()], Vec::new()),
+        Target::Group(grp) if has_schedules(grp) => (Vec::new(), vec![grp]),
+        Target::Group(grp) => (grp.profiles.clone(), Vec::new()),
     })
 }
 
@@ -88,13 +97,27 @@ pub fn run(a: Args, g: &GlobalOptions) -> Result<i32> {
     let (Action::Install(sel) | Action::Status(sel) | Action::Remove(sel)) = &a.action;
     let config = load(g)?;
     let global = global(&config);
-    let names = selected(&config, g, sel.all)?;
+    let (profiles, groups) = selected(&config, g, sel.all)?;
     let mut jobs = Vec::new();
-    for n in &names {
+    for n in &profiles {
         let p = profile(&config, n)?;
         jobs.extend(
             schedule::jobs(n, &p, &global).with_context(|| format!("{}", config.path.display()))?,
         );
+    }
+    for grp in &groups {
+        jobs.extend(
+            schedule::group_jobs(grp, &config.dir(), &global)
+                .with_context(|| format!("{}", config.path.display()))?,
+        );
+    }
+    let mut names = profiles;
+    if sel.all {
+        // Every group, so that `remove --all` also finds the units of a group whose
+        // `schedules` are gone from the file.
+        names.extend(config.groups.iter().map(|grp| grp.name.clone()));
+    } else {
+        names.extend(groups.iter().map(|grp| grp.name.clone()));
     }
     let mut installer = Installer::new(&config.path, &global)?;
     installer.user_units = sel.user;
@@ -126,12 +149,17 @@ pub fn run_schedule(a: RunArgs, g: &GlobalOptions) -> Result<i32> {
     let (command, name) = schedule::parse_target(&a.target)?;
     let config = load(g)?;
     let global = global(&config);
-    let p = profile(&config, &name)?;
-    let section = p
-        .get(&command)
-        .or_else(|| (command == "forget").then(|| p.get("retention")).flatten())
-        .cloned()
-        .unwrap_or(Value::Null);
+    let section = match config.target(&name)? {
+        // A group's job: its `schedules.COMMAND`; the child runs the whole group.
+        Target::Group(grp) => schedule::group_section(grp, &command).unwrap_or(Value::Null),
+        Target::Profile(_) => {
+            let p = profile(&config, &name)?;
+            p.get(&command)
+                .or_else(|| (command == "forget").then(|| p.get("retention")).flatten())
+                .cloned()
+                .unwrap_or(Value::Null)
+        }
+    };
     let settings = ScheduleSettings::from_section(&section, &global)
         .with_context(|| format!("{}: profile {name}, {command}", config.path.display()))?;
     let lock = match schedlock::acquire(
@@ -152,6 +180,13 @@ pub fn run_schedule(a: RunArgs, g: &GlobalOptions) -> Result<i32> {
     let exe = std::env::current_exe().context("finding the cairn binary")?;
     let mut child = std::process::Command::new(exe);
     child
+        .env(
+            cairn_profile::profilelock::SCHEDULED_ENV,
+            cairn_profile::profilelock::Scheduled::env_value(
+                settings.lock_mode,
+                settings.lock_wait,
+            ),
+        )
         .arg("--config")
         .arg(&config.path)
         .arg("-P")

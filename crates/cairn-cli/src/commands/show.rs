@@ -1,6 +1,6 @@
 //! `show -P NAME`: a profile as cairn resolves it (inheritance, paths, the `true`
 //! shorthands): for each command, the cairn command lines it runs; its environment with
-//! secrets masked; its hooks.
+//! secrets masked; its hooks, `stream-error` rules and `lock` file.
 
 use crate::global::GlobalOptions;
 use crate::profile_run;
@@ -49,6 +49,18 @@ pub fn run(_a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             }
         }
         show_hooks("  ", &plan.profile_hooks);
+        for r in &plan.stream_errors {
+            println!(
+                "  stream-error: /{}/ (min-matches {}, max-runs {}): {}",
+                r.pattern.as_str(),
+                r.min_matches,
+                r.max_runs,
+                r.run
+            );
+        }
+        if let Some(lock) = p.table.get("lock").and_then(|v| v.as_str()) {
+            println!("  lock: {lock}");
+        }
     }
     Ok(crate::exit::OK)
 }

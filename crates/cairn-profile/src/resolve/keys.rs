@@ -84,10 +84,6 @@ pub const COPY_KEYS: &[&str] = &[
 pub const INIT_KEYS: &[&str] = &["from-repository"];
 pub const RETENTION_KEYS: &[&str] = &["before-backup", "after-backup"];
 
-/// resticprofile keys cairn does not implement: refused, so a profile never silently does
-/// less than it says.
-const UNSUPPORTED: &[(&str, &str)] = &[("stream-error", "stream-error is not supported by cairn")];
-
 /// Hooks, webhooks and schedule settings: never flags.
 pub fn is_section_key(k: &str) -> bool {
     HOOK_KEYS.contains(&k) || SCHEDULE_KEYS.contains(&k)
@@ -106,9 +102,6 @@ fn own_keys(section: &str) -> &'static [&'static str] {
 /// Every key of the profile is resticprofile's or a flag cairn takes there.
 pub fn check(profile: &Map<String, Value>, spec: &FlagSpec) -> Result<(), String> {
     for (k, v) in profile {
-        if let Some((_, why)) = UNSUPPORTED.iter().find(|(u, _)| u == k) {
-            return Err(why.to_string());
-        }
         if PROFILE_KEYS.contains(&k.as_str()) {
             continue;
         }
@@ -147,9 +140,6 @@ fn check_section(
     spec: &FlagSpec,
 ) -> Result<(), String> {
     for k in section.keys() {
-        if let Some((_, why)) = UNSUPPORTED.iter().find(|(u, _)| u == k) {
-            return Err(format!("{name}: {why}"));
-        }
         let ok = own_keys(name).contains(&k.as_str())
             || (name != "retention" && HOOK_KEYS.contains(&k.as_str()))
             || (SCHEDULABLE.contains(&name) && SCHEDULE_KEYS.contains(&k.as_str()))

@@ -68,6 +68,7 @@ fn plan(log: &Path, section_before: &str) -> Plan {
         profile_section: Value::Null,
         command_section: Value::Null,
         work_dir: None,
+        stream_errors: vec![],
     }
 }
 
@@ -168,5 +169,54 @@ fn a_failed_run_before_runs_nothing_and_is_reported() {
     assert_eq!(
         *seen.0.borrow(),
         ["before backup", "step backup 1", "after false 1"]
+    );
+}
+
+/// A runner whose steps report a fixed stderr (as a runner in another process would).
+struct Noisy {
+    stderr: &'static str,
+    code: i32,
+}
+
+impl StepRunner for Noisy {
+    fn run(&self, _step: &Step, _env: &[(String, String)]) -> StepResult {
+        StepResult {
+            exit_code: self.code,
+            error: (self.code != 0).then(|| "broke".to_string()),
+            backup: None,
+            stderr: Some(self.stderr.to_string()),
+        }
+    }
+}
+
+#[test]
+fn stream_error_runs_per_step_with_the_line_on_stdin_and_error_stderr_is_the_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let hits = dir.path().join("hits");
+    let mut p = plan(&log, "HOOK");
+    p.stream_errors = crate::streamerr::parse(&serde_json::json!([{
+        "pattern": "^warning: .*denied",
+        "run": format!("{{ cat -; echo \" $PROFILE_NAME $PROFILE_COMMAND\"; }} >> {}", hits.display()),
+        "min-matches": 2,
+    }]))
+    .unwrap();
+    p.profile_hooks.after_fail = vec![format!(
+        "printf '%s|' \"$ERROR_STDERR\" >> {}",
+        log.display()
+    )];
+    let runner = Noisy {
+        stderr: "warning: /a: permission denied\nwarning: /b: permission denied\nFatal: x\n",
+        code: 3,
+    };
+    let o = run_plan(&p, &runner, &NoReporter);
+    assert_eq!(o.exit_code, 3);
+    // The backup fails, so retention never runs: one start, at the second match.
+    let got = std::fs::read_to_string(&hits).unwrap();
+    assert_eq!(got, "warning: /b: permission denied p backup\n");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("warning: /a: permission denied\nwarning: /b: permission denied\nFatal: x\n|"),
+        "{log}"
     );
 }
