@@ -31,7 +31,7 @@ const OCTET_STREAM: &str = "application/octet-stream";
 /// so that the client sees the answer instead of a connection reset.
 const LINGER_MAX: usize = 4 << 20;
 /// Uploads are written in batches of about this much (memory per upload: two batches).
-const WRITE_BATCH: usize = 512 << 10;
+const WRITE_BATCH: usize = 256 << 10;
 /// Downloads are read in chunks of this much, two chunks ahead of the client at most.
 const READ_CHUNK: u64 = 256 << 10;
 

@@ -67,8 +67,8 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(100);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// restic opens 5 connections to a REST server by default, so this serves some fifty
 /// clients backing up at once, and bounds what they can hold: about three file descriptors
-/// and up to 1.5 MiB of buffers per connection (an upload's two write batches and hyper's
-/// read buffer), so at most ~800 descriptors and ~400 MiB.
+/// and up to ~1 MiB of buffers per connection (an upload's two write batches and hyper's
+/// read buffer), so at most ~800 descriptors and ~256 MiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Descriptors a connection can hold at once: its socket, the file being uploaded or
 /// downloaded, and a directory opened for fsync.
