@@ -780,3 +780,274 @@ fn stalled_and_idle_connections_time_out() {
     assert!(String::from_utf8_lossy(&m.body)
         .contains("rest_server_blob_write_bytes_total{repo=\"\",type=\"data\",user=\"\"} 4"));
 }
+
+/// An `Authorization` header line for a raw request.
+fn basic_auth(user_pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+/// How many sockets `pid` has open (its listener, connections and the runtime's own).
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .map(|l| l.to_string_lossy().starts_with("socket:"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn htpasswd_is_reread_on_sighup() {
+    let t = TempDir::new("serve-sighup");
+    let data = t.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let ht = t.join("users");
+    // {SHA} lines of one length for bob and eve: the file's size stays the same when one
+    // replaces the other.
+    let alice = sha_line("alice", "a-pass");
+    let bob = sha_line("bob", "b-pass");
+    let eve = sha_line("eve", "e-pass");
+    assert_eq!(bob.len(), eve.len());
+    std::fs::write(&ht, format!("{alice}{bob}")).unwrap();
+    let s = Serve::start(&data, &["--htpasswd-file", ht.to_str().unwrap()]);
+    let alice_repo = Tool::cairn(&s.url(Some("alice:a-pass"), "shared/"), "pw");
+    alice_repo.run(&["init"]).ok();
+    let status = |who: &str| get(s.port, "/shared/config", &basic_auth(who)).status;
+    assert_eq!(status("bob:b-pass"), 200);
+    assert_eq!(status("eve:e-pass"), 401);
+
+    // eve replaces bob, and the file keeps its size and modification time, so only the
+    // signal can tell the server: polling compares exactly those two.
+    let before = std::fs::metadata(&ht).unwrap();
+    std::fs::write(&ht, format!("{alice}{eve}")).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&ht)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    assert_eq!(std::fs::metadata(&ht).unwrap().len(), before.len());
+    // Longer than the server's once-a-second look at the file.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        status("eve:e-pass"),
+        401,
+        "reloaded without a signal or a visible change"
+    );
+    assert_eq!(status("bob:b-pass"), 200);
+
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(s.child.id() as libc::pid_t, libc::SIGHUP) },
+        0
+    );
+    let start = Instant::now();
+    while status("eve:e-pass") != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "htpasswd not reread on SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // bob is gone, although his password was remembered a moment ago; alice stays, and
+    // the server is still running (SIGHUP did not end it).
+    assert_eq!(status("bob:b-pass"), 401);
+    assert_eq!(status("alice:a-pass"), 200);
+    let eve_repo = Tool::cairn(&s.url(Some("eve:e-pass"), "shared/"), "pw");
+    eve_repo.run(&["snapshots"]).ok();
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_their_turn() {
+    let t = TempDir::new("serve-maxconn");
+    let data = t.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let s = Serve::start(
+        &data,
+        &[
+            "--no-auth",
+            "--max-connections",
+            "2",
+            "--header-timeout",
+            "60",
+            "--idle-timeout",
+            "60",
+        ],
+    );
+    assert_eq!(post(s.port, "/?create=true", b"").status, 200);
+    assert_eq!(post(s.port, "/config", b"a config").status, 200);
+    let pid = s.child.id();
+    // The probe and the requests above are closed on the server's side too by now.
+    let baseline = settled_sockets(pid);
+
+    // Two connections that say nothing take both slots, and twenty more queue behind them.
+    let hogs: Vec<TcpStream> = (0..22)
+        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
+        .collect();
+    // A real request behind them gets no answer while the slots are taken...
+    let mut waiting = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    waiting
+        .write_all(b"GET /config HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    let early = waiting.read(&mut first);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "answered beyond the cap: {early:?}"
+    );
+    // ...and the server holds no more than two of the 23 connections.
+    let held = sockets_of(pid).saturating_sub(baseline);
+    assert!(held <= 2, "server holds {held} connections with a cap of 2");
+
+    // Once the clients hang up, the waiting request is answered (the queued hogs are
+    // accepted, found closed and dropped in turn).
+    drop(hogs);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = waiting.read_to_end(&mut buf);
+    let answer = parse_answer(&buf);
+    assert_eq!(answer.status, 200, "{}", answer.head);
+
+    // And a normal client works as before; every slot is given back when it is done.
+    let repo = Tool::cairn(&s.url(None, "other/"), "pw");
+    let src = small_corpus(&t);
+    repo.run(&["init"]).ok();
+    repo.run(&["backup", src.to_str().unwrap()]).ok();
+    repo.run(&["check"]).ok();
+    assert_eq!(settled_sockets(pid), baseline);
+}
+
+/// [`sockets_of`] once it stopped changing (connections the clients closed are closed by
+/// the server a moment later).
+fn settled_sockets(pid: u32) -> usize {
+    let mut last = sockets_of(pid);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = sockets_of(pid);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[test]
+fn ranges_are_answered_as_rest_server_answers_them() {
+    let Some(rest_server) = cairn_testsupport::rest_server() else {
+        return;
+    };
+    let t = TempDir::new("serve-ranges");
+    let data = t.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let s = Serve::start(&data, &["--no-auth"]);
+    assert_eq!(post(s.port, "/?create=true", b"").status, 200);
+    // Binary bytes, so that Go's content sniffing also says application/octet-stream.
+    let content: Vec<u8> = (0..100u32).map(|i| (i * 7 + 1) as u8).collect();
+    let id = sha256_hex(&content);
+    assert_eq!(post(s.port, &format!("/data/{id}"), &content).status, 200);
+
+    // rest-server on the same data directory, to compare answers with.
+    let port = cairn_testsupport::free_port();
+    let mut rs = Command::new(rest_server)
+        .arg("--path")
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-auth"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rest-server");
+    cairn_testsupport::wait_for_port(port, "rest-server");
+
+    let path = format!("/data/{id}");
+    for range in [
+        "bytes=0-9,20-29",
+        "bytes=0-9, 20-29",
+        "bytes=-5,0-0",
+        "bytes=50-,10-19",
+        "bytes=0-9,,20-29",
+        "bytes=0-9,200-300",
+        "bytes=0-99,0-99",
+        "bytes=200-300,400-",
+        "bytes=95-200",
+        "bytes=0-9,5-2",
+        "items=0-9",
+    ] {
+        let header = format!("Range: {range}\r\n");
+        let ours = get(s.port, &path, &header);
+        let theirs = get(port, &path, &header);
+        let what = format!(
+            "{range}\n--- cairn ---\n{}\n--- rest-server ---\n{}",
+            ours.head, theirs.head
+        );
+        assert_eq!(ours.status, theirs.status, "{what}");
+        for name in ["content-range", "content-length", "accept-ranges"] {
+            assert_eq!(
+                header_value(&ours.head, name),
+                header_value(&theirs.head, name),
+                "{name}: {what}"
+            );
+        }
+        let ctype = |a: &Answer| header_value(&a.head, "content-type");
+        let (ours_ct, theirs_ct) = (ctype(&ours), ctype(&theirs));
+        match theirs_ct
+            .as_deref()
+            .and_then(|c| c.strip_prefix("multipart/byteranges; boundary="))
+        {
+            Some(their_boundary) => {
+                // Boundaries are random: compare the bodies with each put back to one name.
+                let our_boundary = ours_ct
+                    .as_deref()
+                    .and_then(|c| c.strip_prefix("multipart/byteranges; boundary="))
+                    .unwrap_or_else(|| panic!("not multipart: {what}"));
+                assert_eq!(our_boundary.len(), their_boundary.len());
+                let norm =
+                    |body: &[u8], b: &str| String::from_utf8_lossy(body).replace(b, "BOUNDARY");
+                assert_eq!(
+                    norm(&ours.body, our_boundary),
+                    norm(&theirs.body, their_boundary),
+                    "{what}"
+                );
+            }
+            None => {
+                assert_eq!(ours_ct, theirs_ct, "{what}");
+                assert_eq!(ours.body, theirs.body, "{what}");
+            }
+        }
+        // The bytes themselves, independently of either server.
+        if ours.status == 206 && ours_ct.as_deref() == Some("application/octet-stream") {
+            let cr = header_value(&ours.head, "content-range").unwrap();
+            let (a, b) = cr
+                .trim_start_matches("bytes ")
+                .split_once('/')
+                .unwrap()
+                .0
+                .split_once('-')
+                .unwrap();
+            let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+            assert_eq!(ours.body, content[a..=b], "{what}");
+        }
+    }
+    let _ = rs.kill();
+    let _ = rs.wait();
+}
+
+/// A header's value from a lowercased header block.
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        (n.trim() == name).then(|| v.trim().to_string())
+    })
+}

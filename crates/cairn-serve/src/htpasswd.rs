@@ -121,12 +121,14 @@ impl Htpasswd {
 
     /// Rereads the file (on SIGHUP, or when it changed).
     pub fn reload(&self) {
+        // Stamped before reading: a change made while reading is seen by the next check.
+        let seen = stamp(&self.path);
         match std::fs::read_to_string(&self.path) {
             Ok(text) => {
                 let users = parse(&text);
                 let mut st = self.lock();
                 st.users = users;
-                st.stamp = stamp(&self.path);
+                st.stamp = seen;
                 st.cache.clear();
                 eprintln!("Reloaded htpasswd file {}", self.path.display());
             }

@@ -3,6 +3,7 @@
 
 use crate::metrics::Op;
 use crate::path::{self, PathError, Target};
+use crate::range::{self, Piece, Ranges, Span};
 use crate::store::{self, FinishError, Upload};
 use crate::Server;
 use bytes::Bytes;
@@ -24,12 +25,13 @@ pub type Body = BoxBody<Bytes, io::Error>;
 
 const V1: &str = "application/vnd.x.restic.rest.v1";
 const V2: &str = "application/vnd.x.restic.rest.v2";
+const OCTET_STREAM: &str = "application/octet-stream";
 
 /// After refusing an upload early, up to this much of its body is still read and dropped,
 /// so that the client sees the answer instead of a connection reset.
 const LINGER_MAX: usize = 4 << 20;
 /// Uploads are written in batches of about this much (memory per upload: two batches).
-const WRITE_BATCH: usize = 512 << 10;
+const WRITE_BATCH: usize = 256 << 10;
 /// Downloads are read in chunks of this much, two chunks ahead of the client at most.
 const READ_CHUNK: u64 = 256 << 10;
 
@@ -317,51 +319,6 @@ async fn list(req: &Parts, repo: &Repo, kind: FileType) -> Response<Body> {
     r
 }
 
-/// What a Range header asks of a file of `size` bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Range {
-    Whole,
-    /// First and last byte, inclusive.
-    Part(u64, u64),
-    Unsatisfiable,
-}
-
-/// One range (`a-b`, `a-`, `-n`); several ranges or a header that is not about bytes get the
-/// whole file, which HTTP allows and restic never asks for.
-pub fn parse_range(h: Option<&str>, size: u64) -> Range {
-    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return Range::Whole;
-    };
-    if spec.contains(',') {
-        return Range::Whole;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Range::Unsatisfiable;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() {
-        return match b.parse::<u64>() {
-            Ok(n) if n > 0 && size > 0 => Range::Part(size.saturating_sub(n), size - 1),
-            _ => Range::Unsatisfiable,
-        };
-    }
-    let Ok(start) = a.parse::<u64>() else {
-        return Range::Unsatisfiable;
-    };
-    if start >= size {
-        return Range::Unsatisfiable;
-    }
-    let end = if b.is_empty() {
-        size - 1
-    } else {
-        match b.parse::<u64>() {
-            Ok(e) if e >= start => e.min(size - 1),
-            _ => return Range::Unsatisfiable,
-        }
-    };
-    Range::Part(start, end)
-}
-
 async fn get(
     srv: &Arc<Server>,
     req: &Parts,
@@ -373,37 +330,61 @@ async fn get(
         Ok(x) => x,
         Err(e) => return io_error("open", e),
     };
-    let range = parse_range(
+    let ranges = range::parse(
         req.headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         size,
     );
-    let (status, start, len) = match range {
-        Range::Whole => (StatusCode::OK, 0, size),
-        Range::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
-        Range::Unsatisfiable => {
-            let mut r = error(StatusCode::RANGE_NOT_SATISFIABLE);
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return r;
-        }
+    let whole = Span {
+        start: 0,
+        len: size,
     };
+    let (status, pieces, multipart) = match ranges {
+        Ranges::Whole => (StatusCode::OK, vec![Piece::File(whole)], None),
+        Ranges::One(s) => (StatusCode::PARTIAL_CONTENT, vec![Piece::File(s)], None),
+        Ranges::Many(spans) => {
+            let b = range::boundary();
+            let pieces = range::multipart(&spans, size, &b, OCTET_STREAM);
+            (StatusCode::PARTIAL_CONTENT, pieces, Some(b))
+        }
+        Ranges::Invalid => return range_error("invalid range", None),
+        Ranges::NoOverlap => return range_error("invalid range: failed to overlap", Some(size)),
+    };
+    let len = pieces.iter().map(Piece::len).sum();
     if let Some(kind) = kind {
         srv.metrics
             .record(&repo.user, &repo.label, kind.dir(), Op::Read, len);
     }
-    let mut r = Response::new(file_body(file, start, len));
+    let single = match pieces.as_slice() {
+        [Piece::File(s)] if status == StatusCode::PARTIAL_CONTENT => Some(*s),
+        _ => None,
+    };
+    let mut r = Response::new(file_body(file, pieces, len));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", start, start + len - 1))
-        {
+    let ctype = match &multipart {
+        Some(b) => HeaderValue::from_str(&format!("multipart/byteranges; boundary={b}")),
+        None => Ok(HeaderValue::from_static(OCTET_STREAM)),
+    };
+    if let Ok(v) = ctype {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(s) = single {
+        if let Ok(v) = HeaderValue::from_str(&range::content_range(s, size)) {
             h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    r
+}
+
+/// 416 as Go's ServeContent sends it: its message, and the file's size when no range
+/// overlapped it.
+fn range_error(msg: &str, size: Option<u64>) -> Response<Body> {
+    let mut r = error(StatusCode::RANGE_NOT_SATISFIABLE);
+    *r.body_mut() = full(format!("{msg}\n"));
+    if let Some(size) = size {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
         }
     }
     r
@@ -432,26 +413,39 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-fn file_body(file: std::fs::File, start: u64, len: u64) -> Body {
+/// The pieces of an answer (file ranges and, for multipart answers, the text between them),
+/// read a chunk at a time on the blocking pool.
+fn file_body(file: std::fs::File, pieces: Vec<Piece>, len: u64) -> Body {
     let (tx, rx) = mpsc::channel(2);
     let file = Arc::new(file);
     tokio::spawn(async move {
-        let mut pos = start;
-        let end = start + len;
-        while pos < end {
-            let n = READ_CHUNK.min(end - pos);
-            let f = file.clone();
-            let chunk = blocking(move || {
-                let mut buf = vec![0u8; n as usize];
-                f.read_exact_at(&mut buf, pos)?;
-                Ok(Bytes::from(buf))
-            })
-            .await;
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                return;
+        for piece in pieces {
+            let Span { start, len } = match piece {
+                Piece::Text(t) => {
+                    if tx.send(Ok(Bytes::from(t))).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Piece::File(s) => s,
+            };
+            let mut pos = start;
+            let end = start + len;
+            while pos < end {
+                let n = READ_CHUNK.min(end - pos);
+                let f = file.clone();
+                let chunk = blocking(move || {
+                    let mut buf = vec![0u8; n as usize];
+                    f.read_exact_at(&mut buf, pos)?;
+                    Ok(Bytes::from(buf))
+                })
+                .await;
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
+                }
+                pos += n;
             }
-            pos += n;
         }
     });
     BoxBody::new(ChannelBody { rx, len })
@@ -642,31 +636,5 @@ async fn delete(
             ok()
         }
         Err(e) => io_error("remove", e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range(None, 10), Range::Whole);
-        assert_eq!(parse_range(Some("bytes=0-"), 10), Range::Part(0, 9));
-        assert_eq!(parse_range(Some("bytes=2-4"), 10), Range::Part(2, 4));
-        assert_eq!(parse_range(Some("bytes=2-400"), 10), Range::Part(2, 9));
-        assert_eq!(parse_range(Some("bytes=-3"), 10), Range::Part(7, 9));
-        assert_eq!(parse_range(Some("bytes=-30"), 10), Range::Part(0, 9));
-        assert_eq!(parse_range(Some("bytes=10-"), 10), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=5-2"), 10), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=x-2"), 10), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 10), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=0-"), 0), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Range::Whole);
-        assert_eq!(parse_range(Some("items=0-1"), 10), Range::Whole);
-        assert_eq!(
-            parse_range(Some("bytes=18446744073709551615-"), 10),
-            Range::Unsatisfiable
-        );
     }
 }

@@ -17,6 +17,7 @@
 mod http;
 mod metrics;
 mod net;
+mod range;
 
 pub mod htpasswd;
 pub mod path;
@@ -54,6 +55,8 @@ pub struct Config {
     pub debug: bool,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Connections served at once; further clients wait in the listen queue until one ends.
+    pub max_connections: usize,
 }
 
 /// hyper's header timer also runs while a keep-alive connection waits for its next request,
@@ -62,6 +65,16 @@ pub struct Config {
 /// never sends a request into a connection the server just closed.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(100);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// restic opens 5 connections to a REST server by default, so this serves some fifty
+/// clients backing up at once, and bounds what they can hold: about three file descriptors
+/// and up to ~1 MiB of buffers per connection (an upload's two write batches and hyper's
+/// read buffer), so at most ~800 descriptors and ~256 MiB.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Descriptors a connection can hold at once: its socket, the file being uploaded or
+/// downloaded, and a directory opened for fsync.
+const FDS_PER_CONNECTION: u64 = 3;
+/// Descriptors for everything else: listener, runtime, signals, htpasswd, log, stdio.
+const FDS_SPARE: u64 = 64;
 
 /// State shared by all connections.
 pub(crate) struct Server {
@@ -83,6 +96,40 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     // In-flight requests are dropped with the runtime; their temporary files with them.
     rt.shutdown_timeout(Duration::from_secs(2));
     r
+}
+
+/// The connection cap that fits the open-file limit. The soft limit is raised to the hard
+/// one first, as Go's runtime does for rest-server; if even that is too low for `wanted`
+/// connections, fewer are served and the log says so.
+fn connection_cap(wanted: usize) -> usize {
+    let wanted = wanted.max(1);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return wanted;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    let fits = lim.rlim_cur.saturating_sub(FDS_SPARE) / FDS_PER_CONNECTION;
+    let fits = usize::try_from(fits).unwrap_or(usize::MAX).max(1);
+    if fits < wanted {
+        eprintln!(
+            "open-file limit {} allows only {fits} connections at once, not {wanted}",
+            lim.rlim_cur
+        );
+        return fits;
+    }
+    wanted
 }
 
 fn load_tls(
@@ -166,10 +213,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open log file {f}"))?,
         )),
     };
+    // Handlers first: a SIGHUP sent as soon as the port answers must reload the users, not
+    // end the process by the default action.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let max_connections = connection_cap(cfg.max_connections);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let listener = net::Listener::bind(&cfg.listen)
         .await
         .with_context(|| format!("unable to listen on {}", cfg.listen))?;
-    eprintln!("start server on {}", listener.describe());
+    eprintln!(
+        "start server on {} (at most {max_connections} connections at once)",
+        listener.describe()
+    );
 
     let srv = Arc::new(Server {
         cfg,
@@ -179,10 +237,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         log: log.map(Mutex::new),
     });
 
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -192,9 +246,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                     tokio::task::spawn_blocking(move || h.reload());
                 }
             }
-            conn = listener.accept() => match conn {
+            // No free slot, no accept: further clients wait in the kernel's listen queue
+            // (which drops new SYNs when full) and cost this process nothing.
+            (slot, conn) = async {
+                let slot = slots.clone().acquire_owned().await;
+                (slot, listener.accept().await)
+            } => match conn {
                 Ok((io, peer)) => {
-                    tokio::spawn(connection(srv.clone(), io, peer, tls.clone()));
+                    let (srv, tls) = (srv.clone(), tls.clone());
+                    tokio::spawn(async move {
+                        connection(srv, io, peer, tls).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors, say: wait instead of spinning.

@@ -216,6 +216,8 @@ impl Upload {
             Err(e) => return Err(e.into()),
         }
         let _ = fs::remove_file(&self.tmp);
+        // Gone either way (unlinked or renamed): nothing for Drop to remove.
+        self.tmp = PathBuf::new();
         if let Some(dir) = self.dest.parent() {
             sync_dir(dir)?;
         }
@@ -225,7 +227,9 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.tmp);
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 

@@ -59,6 +59,10 @@ pub struct Args {
     /// Seconds a client has to send a request's headers (and finish a TLS handshake)
     #[arg(long, value_name = "SECONDS", default_value_t = cairn_serve::DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
     header_timeout: f64,
+    /// Serve at most this many connections at once; further clients wait until one ends
+    /// (cairn's own: rest-server has no limit)
+    #[arg(long, value_name = "N", default_value_t = cairn_serve::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 fn seconds(flag: &str, s: f64) -> anyhow::Result<Duration> {
@@ -69,6 +73,9 @@ fn seconds(flag: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 pub fn run(a: Args, _g: &GlobalOptions) -> anyhow::Result<i32> {
+    if a.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
     if !a.tls && (a.tls_cert.is_some() || a.tls_key.is_some()) {
         anyhow::bail!("--tls-cert and --tls-key require --tls");
     }
@@ -102,6 +109,7 @@ pub fn run(a: Args, _g: &GlobalOptions) -> anyhow::Result<i32> {
         debug: a.debug,
         idle_timeout: seconds("idle-timeout", a.idle_timeout)?,
         header_timeout: seconds("header-timeout", a.header_timeout)?,
+        max_connections: a.max_connections,
     };
     cairn_serve::run(cfg)?;
     Ok(crate::exit::OK)
