@@ -119,6 +119,6 @@ pub mod walk;
 
 pub use cairn_backend::options::KNOWN as EXTENDED_OPTIONS;
 pub use cairn_backend::FileType;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Object, Result};
 pub use id::Id;
 pub use repository::{IndexedRepository, Repository};

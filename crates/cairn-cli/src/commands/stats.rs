@@ -91,13 +91,13 @@ fn walk(repo: &IndexedRepository, tree: Id, mode: &str, c: &mut Counts) -> anyho
         c.size += stored_size(repo, BlobType::Tree, &tree);
     }
     let mut v = Counter { repo, mode, c };
-    walk::walk(
+    Ok(walk::walk(
         repo,
         tree,
         b"",
         &WalkOptions::interruptible(&crate::signals::INTERRUPTED),
         &mut v,
-    )
+    )?)
 }
 
 struct Counter<'a> {

@@ -61,13 +61,13 @@ pub fn run(
     plan: Plan<'_>,
     obs: &dyn Observer,
     summary: &mut Summary,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let s = Mutex::new(std::mem::take(summary));
     let r = phases(repo, opts, plan, obs, &s);
     *summary = s.into_inner().unwrap_or_else(|e| e.into_inner());
     r?;
     if summary.num_errors > 0 {
-        anyhow::bail!("repository contains errors");
+        crate::error::bail!("repository contains errors");
     }
     obs.info("no errors were found");
     Ok(())
@@ -131,7 +131,7 @@ fn phases(
         );
     }
     if load_errors {
-        anyhow::bail!("LoadIndex returned errors");
+        crate::error::bail!("LoadIndex returned errors");
     }
     // Problems with key files other than the one that opened the repository.
     for k in chk.check_key_files()? {
