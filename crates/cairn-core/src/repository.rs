@@ -623,3 +623,98 @@ pub fn parallel_map<T: Sync, R: Send, E: Send>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod typed_error_tests {
+    //! A damaged or missing object is named by the error's variant, not only by its text.
+
+    use crate::format::pack::BlobType;
+    use crate::testing::{new_repo, Blobs};
+    use crate::{Error, ErrorKind, Object};
+    use cairn_backend::FileType;
+
+    /// Flips one byte of a repository file, as a failing disk would.
+    fn damage(dir: &std::path::Path, kind: FileType, name: &str, at: u64) {
+        let sub = match kind {
+            FileType::Data => format!("data/{}/{name}", &name[..2]),
+            other => format!("{}/{name}", other.dir()),
+        };
+        let path = dir.join("repo").join(sub);
+        let mut bytes = std::fs::read(&path).expect("read file");
+        bytes[at as usize] ^= 0x40;
+        std::fs::write(&path, bytes).expect("write file");
+    }
+
+    #[test]
+    fn a_damaged_pack_is_named_by_the_error() {
+        let (dir, mut repo) = new_repo();
+        let blobs = Blobs::new(&repo);
+        let id = blobs.data(b"the data of a file that will be damaged");
+        blobs.finish();
+        repo.reload_index().expect("reload");
+        let loc = repo.index().lookup(BlobType::Data, &id).expect("indexed");
+        assert!(repo.load_blob(BlobType::Data, &id).is_ok());
+
+        damage(
+            dir.path(),
+            FileType::Data,
+            &loc.pack.to_hex(),
+            loc.blob.offset as u64 + 20,
+        );
+        let err = repo.load_blob(BlobType::Data, &id).expect_err("damaged");
+        match &err {
+            Error::Corrupt {
+                object: Object::Pack(pack),
+                ..
+            } => assert_eq!(*pack, loc.pack),
+            other => panic!("not a corrupt pack: {other:?}"),
+        }
+        assert_eq!(err.kind(), ErrorKind::Other);
+        // The text is what it was as an anyhow chain: it names the pack and the blob.
+        let text = format!("{err:#}");
+        assert!(text.contains(&loc.pack.short()), "{text}");
+        assert!(text.contains(&id.to_string()), "{text}");
+        assert!(text.contains("decryption failed"), "{text}");
+    }
+
+    #[test]
+    fn missing_and_damaged_objects_have_their_variants() {
+        let (dir, repo) = new_repo();
+        let absent = crate::Id::hash(b"never stored");
+        let err = repo.load_blob(BlobType::Data, &absent).expect_err("absent");
+        assert!(
+            matches!(&err, Error::NotFound { object: Object::Blob(b), .. } if *b == absent),
+            "{err:?}"
+        );
+        assert_eq!(
+            format!("{err:#}"),
+            format!("blob {absent} not found in index")
+        );
+
+        // A snapshot file whose bytes no longer match its name.
+        let sid = repo
+            .save_unpacked(FileType::Snapshot, br#"{"paths":["/src"]}"#)
+            .expect("save snapshot");
+        damage(dir.path(), FileType::Snapshot, &sid.to_hex(), 20);
+        let err = repo.load_snapshot(&sid).expect_err("damaged snapshot");
+        assert!(
+            matches!(&err, Error::Corrupt { object: Object::Snapshot(s), .. } if *s == sid),
+            "{err:?}"
+        );
+
+        // A file that is not there at all: the storage says so, about that snapshot.
+        let gone = crate::Id::hash(b"no such snapshot");
+        let err = repo.load_snapshot(&gone).expect_err("missing snapshot");
+        assert!(
+            matches!(
+                &err,
+                Error::Backend {
+                    object: Some(Object::Snapshot(s)),
+                    cause: cairn_backend::BackendError::NotFound(_),
+                    ..
+                } if *s == gone
+            ),
+            "{err:?}"
+        );
+    }
+}
