@@ -108,7 +108,7 @@ fn process_exists(pid: i64) -> bool {
 /// A lock file whose content cannot be read: bigger than [`crate::format::limits::MAX_LOCK_FILE`],
 /// failing decryption, not decompressing, or not a lock's JSON.
 ///
-/// An unreadable lock is reported (with [`LockObserver::unreadable`]) and otherwise ignored
+/// An unreadable lock is reported (with [`Event::LockUnreadable`]) and otherwise ignored
 /// when taking a lock, as restic 0.14 does, so that one bad file cannot stop every command;
 /// `unlock` removes it. Ignoring it gives nothing to whoever planted it: writing to `locks/`
 /// already lets them delete every real lock. A lock that merely cannot be *fetched* (an I/O

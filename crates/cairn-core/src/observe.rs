@@ -159,7 +159,7 @@ impl Observer for Quiet {
 /// Fails with [`crate::Error::Interrupted`] when the user asked to stop.
 pub fn check_cancel(observer: &dyn Observer) -> crate::Result<()> {
     if observer.cancelled() {
-        return Err(crate::Error::Interrupted.into());
+        return Err(crate::Error::Interrupted);
     }
     Ok(())
 }

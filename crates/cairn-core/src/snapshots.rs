@@ -14,7 +14,7 @@
 //!   the same choice for commands that must see unreadable snapshot files too (`rewrite`,
 //!   `repair snapshots`, `copy`).
 //!
-//! Warnings go to the caller's [`Report`], worded as restic words them.
+//! Warnings go to the caller's [`Observer`], worded as restic words them.
 
 use crate::format::gotime::GoTime;
 use crate::format::snapshot::Snapshot;

@@ -208,7 +208,7 @@ pub fn walk_from(
             continue;
         };
         if opts.interrupted.is_some_and(|f| f.load(Ordering::Relaxed)) {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         let prefix = top.prefix;
         path.truncate(prefix);

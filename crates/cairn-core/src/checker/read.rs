@@ -282,7 +282,7 @@ impl Checker<'_> {
             }
         });
         if self.stopped() {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         Ok(())
     }

@@ -252,7 +252,7 @@ impl Checker<'_> {
             }
         });
         if self.stopped() {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(e.into());

@@ -107,7 +107,7 @@ pub struct RestoreStats {
     /// Entries `delete` removed (or would remove).
     pub deleted: u64,
     pub errors: u64,
-    /// Entries left out (see [`RestoreObserver::warning`]).
+    /// Entries left out (see [`Event::Warning`]).
     pub warnings: u64,
     pub verified: u64,
 }
@@ -573,7 +573,7 @@ pub fn restore(
             Ok(choose_file(repo, dirs.as_ref(), t, opts.overwrite))
         })?;
     if interrupted.load(Ordering::Relaxed) {
-        return Err(Error::Interrupted.into());
+        return Err(Error::Interrupted);
     }
     let mut skipped = 0u64;
     let mut bytes_skipped = 0u64;
@@ -660,7 +660,7 @@ pub fn restore(
             }
         });
         if interrupted.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         for t in &metadata_only {
             if let Err(e) = dirs.metadata(&t.place, &t.node) {
