@@ -139,7 +139,9 @@ impl Repository {
                 })
             }
         };
-        limits::check_stored(FileType::Config, cfg_sealed.len() as u64).context("config")?;
+        limits::check_stored(FileType::Config, cfg_sealed.len() as u64)
+            .context("config")
+            .map_err(Error::loading(Object::Config))?;
         let mut keys = backend.list(FileType::Key).map_err(backend_err)?;
         if let Some(hint) = key_hint {
             keys.sort_by_key(|k| !k.name.starts_with(hint));
@@ -168,11 +170,13 @@ impl Repository {
             }
         }
         let (key_id, key) = found.ok_or(Error::WrongPassword)?;
-        let cfg_json = key
-            .open(&cfg_sealed)
-            .map_err(|_| anyhow::anyhow!("config: decryption failed (file damaged?)"))?;
-        let config: Config = serde_json::from_slice(&cfg_json).context("config: invalid JSON")?;
-        let polynomial = config.validate()?;
+        let cfg_json = key.open(&cfg_sealed).map_err(|_| {
+            Error::corrupt(Object::Config, "config: decryption failed (file damaged?)")
+        })?;
+        let config: Config = serde_json::from_slice(&cfg_json)
+            .context("config: invalid JSON")
+            .map_err(Error::loading(Object::Config))?;
+        let polynomial = config.validate().map_err(Error::loading(Object::Config))?;
         Ok(Repository {
             backend,
             key,
@@ -675,6 +679,42 @@ mod typed_error_tests {
         assert!(text.contains(&loc.pack.short()), "{text}");
         assert!(text.contains(&id.to_string()), "{text}");
         assert!(text.contains("decryption failed"), "{text}");
+    }
+
+    #[test]
+    fn opening_fails_with_the_variant_of_what_is_wrong() {
+        let (dir, repo) = new_repo();
+        let backend = repo.backend().clone();
+        let open = |pw: &[u8]| super::Repository::open(backend.clone(), pw, None).map(|_| ());
+        assert!(open(b"pw").is_ok());
+        let err = open(b"not the password").expect_err("wrong password");
+        assert!(matches!(err, Error::WrongPassword), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::WrongPassword);
+
+        let config = dir.path().join("repo/config");
+        let mut bytes = std::fs::read(&config).expect("config");
+        bytes[20] ^= 0x40;
+        std::fs::write(&config, bytes).expect("write config");
+        let err = open(b"pw").expect_err("damaged config");
+        assert!(
+            matches!(
+                &err,
+                Error::Corrupt {
+                    object: Object::Config,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let nowhere: std::sync::Arc<dyn cairn_backend::Backend> = std::sync::Arc::new(
+            cairn_backend::LocalBackend::new(dir.path().join("no-repo-here")),
+        );
+        let err = super::Repository::open(nowhere, b"pw", None)
+            .map(|_| ())
+            .expect_err("no repository");
+        assert!(matches!(err, Error::NoRepository { .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::NoRepository);
     }
 
     #[test]
