@@ -21,9 +21,7 @@ pub struct KeyInfo {
 
 /// Every key file; one that is too large or does not parse is an error of its own (named by
 /// its id), not a reason to hide the others.
-pub fn list_keys(
-    repo: &Repository,
-) -> crate::Result<Vec<Result<KeyInfo, (String, anyhow::Error)>>> {
+pub fn list_keys(repo: &Repository) -> crate::Result<Vec<Result<KeyInfo, (String, crate::Error)>>> {
     let files = repo
         .backend()
         .list(FileType::Key)
@@ -44,7 +42,10 @@ pub fn list_keys(
                 created: kf.created,
             })
         };
-        out.push(read().map_err(|e| (f.name.clone(), e)));
+        out.push(read().map_err(|e| {
+            let object = crate::Object::Key(f.name.clone());
+            (f.name.clone(), crate::Error::loading(object)(e))
+        }));
     }
     Ok(out)
 }

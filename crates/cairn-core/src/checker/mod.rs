@@ -370,7 +370,7 @@ pub struct Checker<'r> {
 impl<'r> Checker<'r> {
     /// Checks every file in `keys/` (see [`check_key_files`]).
     pub fn check_key_files(&self) -> crate::Result<Vec<Problem>> {
-        Ok(check_key_files(&**self.repo.backend())?)
+        check_key_files(&**self.repo.backend())
     }
 
     fn stopped(&self) -> bool {
