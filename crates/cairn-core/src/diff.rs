@@ -235,7 +235,7 @@ impl Walk {
             return Ok(());
         };
         if self.stack.len() >= walk::MAX_DEPTH {
-            crate::error::bail!(
+            anyhow::bail!(
                 "{}: trees nested deeper than {} levels (damaged or forged repository)",
                 walk::lossy_path(path),
                 walk::MAX_DEPTH
@@ -244,7 +244,7 @@ impl Walk {
         if self.visits > walk::DAG_MIN_VISITS
             && self.visits > walk::DAG_MAX_REPEAT * self.distinct.len() as u64
         {
-            crate::error::bail!(
+            anyhow::bail!(
                 "{}: the snapshots name {} directories but hold only {} distinct trees; \
                  refusing to expand them further (forged repository?)",
                 walk::lossy_path(path),

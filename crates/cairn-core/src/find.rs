@@ -293,7 +293,7 @@ struct PatternVisitor<'f, 'r, 'o> {
 impl Visitor for PatternVisitor<'_, '_, '_> {
     fn node(&mut self, _: &[u8], n: &Node, _depth: usize) -> anyhow::Result<Visit> {
         let Some(top) = self.frames.last_mut() else {
-            crate::error::bail!("find: node outside of a tree");
+            anyhow::bail!("find: node outside of a tree");
         };
         let path = go_path_join(&top.path, &n.name);
         check_node(n, &path)?;
@@ -320,7 +320,7 @@ impl Visitor for PatternVisitor<'_, '_, '_> {
             return Ok(Visit::Skip);
         }
         let Some(sub) = n.subtree else {
-            crate::error::bail!("find: directory without subtree");
+            anyhow::bail!("find: directory without subtree");
         };
         if let Some(ev) = self.f.memo.get(&path_key(&sub, &path)).cloned() {
             if matched {
@@ -350,7 +350,7 @@ impl Visitor for PatternVisitor<'_, '_, '_> {
             return Ok(());
         };
         let Some((path, matched)) = self.pending.take() else {
-            crate::error::bail!("find: tree without directory");
+            anyhow::bail!("find: tree without directory");
         };
         if let Some(node) = matched {
             self.out.pattern(&path, &node)?;
@@ -577,14 +577,14 @@ impl Visitor for IdVisitor<'_, '_, '_> {
             return Ok(Visit::Stop);
         }
         let Some(top) = self.frames.last_mut() else {
-            crate::error::bail!("find: node outside of a tree");
+            anyhow::bail!("find: node outside of a tree");
         };
         let path = go_path_join(&top.path, &n.name);
         check_node(n, &path)?;
         match n.kind {
             NodeType::Dir => {
                 let Some(sub) = n.subtree else {
-                    crate::error::bail!("find: directory without subtree");
+                    anyhow::bail!("find: directory without subtree");
                 };
                 if !self.f.barren.contains(&sub) {
                     self.pending = Some(path);
@@ -752,17 +752,17 @@ fn packs_to_blobs(
     if !missing.is_empty() {
         missing.sort();
         missing.dedup();
-        crate::error::bail!("unable to find pack(s): [{}]", missing.join(" "));
+        anyhow::bail!("unable to find pack(s): [{}]", missing.join(" "));
     }
     Ok((data, trees))
 }
 
 fn check_node(n: &Node, path: &[u8]) -> anyhow::Result<()> {
     if n.kind.as_str().is_empty() {
-        crate::error::bail!("node type is empty for node {:?}", n.name_lossy());
+        anyhow::bail!("node type is empty for node {:?}", n.name_lossy());
     }
     if n.kind == NodeType::Dir && n.subtree.is_none() {
-        crate::error::bail!(
+        anyhow::bail!(
             "subtree for node {} in tree {} is nil",
             n.name_lossy(),
             String::from_utf8_lossy(path)

@@ -603,7 +603,7 @@ fn verify_sealed(
         payload == plain
     };
     if !same {
-        crate::error::bail!("extra verification: the sealed blob does not give back its data");
+        anyhow::bail!("extra verification: the sealed blob does not give back its data");
     }
     Ok(())
 }

@@ -559,7 +559,7 @@ fn open_sealed_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Res
                 )
             })?;
         if out.len() != b.uncompressed_length as usize {
-            crate::error::bail!(
+            anyhow::bail!(
                 "pack {}: {} blob {}: decompressed to {} bytes, expected {}",
                 loc.pack.short(),
                 b.ty,
@@ -571,7 +571,7 @@ fn open_sealed_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Res
         out
     } else {
         if plain.len() > limits::max_blob(b.ty) {
-            crate::error::bail!(
+            anyhow::bail!(
                 "pack {}: {} blob {}: {} bytes, more than the {} a {} blob may have",
                 loc.pack.short(),
                 b.ty,
@@ -584,7 +584,7 @@ fn open_sealed_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Res
         plain
     };
     if Id::hash(&plain) != b.id {
-        crate::error::bail!(
+        anyhow::bail!(
             "pack {}: {} blob {}: content does not match its id",
             loc.pack.short(),
             b.ty,

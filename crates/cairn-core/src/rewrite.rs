@@ -226,7 +226,7 @@ impl Rewriting<'_, '_, '_> {
     fn finish(&mut self, frame: Building, path: &[u8]) -> anyhow::Result<()> {
         let out = if frame.changed {
             if !frame.stable {
-                crate::error::bail!(
+                anyhow::bail!(
                     "cannot encode tree at {:?} without losing information",
                     String::from_utf8_lossy(shown(path))
                 );
@@ -277,7 +277,7 @@ impl Visitor for Rewriting<'_, '_, '_> {
             return Ok(Visit::Skip);
         }
         if node.kind != NodeType::Dir || n.subtree != node.subtree {
-            crate::error::bail!(
+            anyhow::bail!(
                 "{}: rewrite rules may not change which tree a directory holds",
                 lossy_path(path)
             );

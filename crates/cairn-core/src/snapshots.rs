@@ -494,8 +494,8 @@ fn resolve_prefix(names: &[String], spec: &str) -> anyhow::Result<Id> {
     let mut hits = names.iter().filter(|n| n.starts_with(spec));
     match (hits.next(), hits.next()) {
         (Some(name), None) => Ok(Id::from_hex(name)?),
-        (Some(_), Some(_)) => crate::error::bail!("multiple IDs with prefix {spec:?} found"),
-        (None, _) => crate::error::bail!("no matching ID found for prefix {spec:?}"),
+        (Some(_), Some(_)) => anyhow::bail!("multiple IDs with prefix {spec:?} found"),
+        (None, _) => anyhow::bail!("no matching ID found for prefix {spec:?}"),
     }
 }
 

@@ -170,7 +170,7 @@ pub fn walk_from(
         if opts.refuse_dag_bombs {
             distinct.insert(id);
             if visits > DAG_MIN_VISITS && visits > DAG_MAX_REPEAT * distinct.len() as u64 {
-                crate::error::bail!(
+                anyhow::bail!(
                     "{}: the snapshot names {visits} directories but holds only {} distinct \
                      trees; refusing to expand it further (forged repository?)",
                     lossy_path(path),

@@ -568,7 +568,7 @@ fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
             }
         };
         if rel.is_empty() {
-            crate::error::bail!("cannot back up the root directory as a relative target");
+            anyhow::bail!("cannot back up the root directory as a relative target");
         }
         let mut cur = &mut root;
         let mut real_prefix = real.clone();
@@ -584,7 +584,7 @@ fn build_targets(paths: &[PathBuf]) -> anyhow::Result<TargetTree> {
             }
         }
         if cur.target.is_some() {
-            crate::error::bail!("{} is given twice as a backup target", p.display());
+            anyhow::bail!("{} is given twice as a backup target", p.display());
         }
         cur.target = Some(real);
     }

@@ -131,7 +131,7 @@ fn phases(
         );
     }
     if load_errors {
-        crate::error::bail!("LoadIndex returned errors");
+        anyhow::bail!("LoadIndex returned errors");
     }
     // Problems with key files other than the one that opened the repository.
     for k in chk.check_key_files()? {

@@ -49,7 +49,7 @@ fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> anyhow::Result<Key> {
         || p.p < 1
         || (p.r as u64 * p.p as u64) >= 1 << 30
     {
-        crate::error::bail!(
+        anyhow::bail!(
             "key file: invalid scrypt parameters N={} r={} p={}",
             p.n,
             p.r,

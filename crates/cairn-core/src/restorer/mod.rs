@@ -173,7 +173,7 @@ impl XattrFilter {
         Ok(match (excludes.is_empty(), includes.is_empty()) {
             (true, true) => XattrFilter::All,
             (false, false) => {
-                crate::error::bail!("exclude and include xattr patterns are mutually exclusive")
+                anyhow::bail!("exclude and include xattr patterns are mutually exclusive")
             }
             (false, true) => XattrFilter::Exclude(
                 Excludes::new(excludes).map_err(|e| anyhow::anyhow!("--exclude-xattr: {e}"))?,
@@ -916,7 +916,7 @@ fn verify_file(
         f.read_exact_at(&mut buf, offset)
             .with_context(|| format!("verify {}: read at {offset}", path.display()))?;
         if Id::hash(&buf) != *id {
-            crate::error::bail!(
+            anyhow::bail!(
                 "verify {}: content at offset {offset} does not match blob {}",
                 path.display(),
                 id.short()
@@ -926,7 +926,7 @@ fn verify_file(
     }
     let len = f.metadata()?.len();
     if len != offset {
-        crate::error::bail!("verify {}: size {len}, expected {offset}", path.display());
+        anyhow::bail!("verify {}: size {len}, expected {offset}", path.display());
     }
     Ok(())
 }
