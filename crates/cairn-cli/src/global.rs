@@ -128,7 +128,7 @@ pub struct GlobalOptions {
 
 impl GlobalOptions {
     pub fn compression(&self) -> anyhow::Result<Compression> {
-        Compression::parse(&self.compression)
+        Ok(Compression::parse(&self.compression)?)
     }
 
     pub fn repository(&self) -> anyhow::Result<String> {
@@ -258,7 +258,10 @@ impl GlobalOptions {
         let backend = self.backend()?;
         // Check existence before asking for a password, so a typo in -r fails fast.
         if !backend.exists().map_err(anyhow::Error::new)? {
-            return Err(cairn_core::Error::RepoNotFound(backend.location()).into());
+            return Err(cairn_core::Error::NoRepository {
+                location: backend.location(),
+            }
+            .into());
         }
         let pw = self.password("enter password for repository: ")?;
         let remote = cairn_backend::is_remote(&backend.location());
@@ -313,7 +316,7 @@ impl GlobalOptions {
     }
 
     pub fn open_with_index(&self) -> anyhow::Result<IndexedRepository> {
-        self.open()?.load_index()
+        Ok(self.open()?.load_index()?)
     }
 }
 

@@ -107,7 +107,7 @@ pub fn adopt_orphan_packs(
     repo: &mut IndexedRepository,
     opts: &AdoptOptions,
     report: &dyn Observer,
-) -> anyhow::Result<AdoptStats> {
+) -> crate::Result<AdoptStats> {
     let mut stats = AdoptStats::default();
     let known: HashSet<Id> = repo.index().pack_ids().iter().copied().collect();
     let listed = repo
@@ -140,7 +140,7 @@ pub fn adopt_orphan_packs(
     }
 
     let threads = repo.backend().connections().clamp(2, 8);
-    let checked = parallel_map(&orphans, threads, |(id, size)| {
+    let checked = parallel_map(&orphans, threads, |(id, size)| -> crate::Result<_> {
         check_cancel(report)?;
         Ok(verify_pack(repo, id, *size, opts))
     })?;

@@ -120,8 +120,8 @@ impl<V: Clone> BoundedCache<V> {
         &self,
         id: &Id,
         weight: impl Fn(&V) -> usize,
-        load: impl FnOnce() -> anyhow::Result<V>,
-    ) -> anyhow::Result<V> {
+        load: impl FnOnce() -> crate::Result<V>,
+    ) -> crate::Result<V> {
         let pending = {
             let mut g = self.lock();
             if let Some(v) = Self::touch(&mut g, id) {
@@ -130,7 +130,7 @@ impl<V: Clone> BoundedCache<V> {
             if let Some(p) = g.loading.get(id) {
                 let p = p.clone();
                 drop(g);
-                return Self::wait(&p);
+                return Ok(Self::wait(&p)?);
             }
             let p = Arc::new(Pending {
                 done: Mutex::new(None),
@@ -230,7 +230,11 @@ mod tests {
         });
         assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
         let e = c
-            .get_or_load(&id(8), |v| v.len(), || anyhow::bail!("broken pack"))
+            .get_or_load(
+                &id(8),
+                |v| v.len(),
+                || Err(anyhow::anyhow!("broken pack").into()),
+            )
             .expect_err("error");
         assert!(e.to_string().contains("broken pack"));
         assert!(!c.has_or_loading(&id(8)));

@@ -79,7 +79,7 @@ impl<'s, 'd> Copier<'s, 'd> {
     }
 
     /// Copies every tree and data blob reachable from `root` that the destination lacks.
-    pub fn copy_tree(&mut self, root: Id, report: &dyn Observer) -> anyhow::Result<TreeCopyStats> {
+    pub fn copy_tree(&mut self, root: Id, report: &dyn Observer) -> crate::Result<TreeCopyStats> {
         let mut stats = TreeCopyStats::default();
         let mut wanted: Vec<Id> = Vec::new();
         if self.visited.insert(root) {
@@ -117,7 +117,7 @@ impl<'s, 'd> Copier<'s, 'd> {
             .collect();
         located.sort();
         if let Some((None, id)) = located.first() {
-            anyhow::bail!("data blob {id} not found in the source repository's index");
+            crate::error::bail!("data blob {id} not found in the source repository's index");
         }
 
         let next = AtomicUsize::new(0);
@@ -141,6 +141,7 @@ impl<'s, 'd> Copier<'s, 'd> {
                         .and_then(|_| {
                             src.load_blob(BlobType::Data, id)
                                 .with_context(|| format!("loading data blob {id} from the source"))
+                                .map_err(crate::Error::from)
                         })
                         .and_then(|plain| {
                             let n = plain.len() as u64;
@@ -148,6 +149,7 @@ impl<'s, 'd> Copier<'s, 'd> {
                                 .save(BlobType::Data, *id, &plain)
                                 .with_context(|| format!("saving data blob {id}"))
                                 .map(|new| (new, n))
+                                .map_err(crate::Error::from)
                         });
                     match res {
                         Ok((new, n)) => {
@@ -161,7 +163,7 @@ impl<'s, 'd> Copier<'s, 'd> {
                             first_err
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
+                                .get_or_insert(e.into());
                             break;
                         }
                     }
@@ -169,7 +171,7 @@ impl<'s, 'd> Copier<'s, 'd> {
             }
         });
         if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
+            return Err(e.into());
         }
         stats.data_blobs = copied.load(Ordering::Relaxed) as u64;
         stats.bytes += bytes.load(Ordering::Relaxed);
@@ -177,11 +179,11 @@ impl<'s, 'd> Copier<'s, 'd> {
     }
 
     /// Makes every blob copied so far durable and indexed.
-    pub fn checkpoint(&self) -> anyhow::Result<()> {
+    pub fn checkpoint(&self) -> crate::Result<()> {
         self.writer.checkpoint()
     }
 
-    pub fn finish(self) -> anyhow::Result<WriterStats> {
+    pub fn finish(self) -> crate::Result<WriterStats> {
         self.writer.finish()
     }
 }
@@ -249,14 +251,15 @@ pub fn save_copied_snapshot(
     dst: &IndexedRepository,
     src_id: Id,
     snap: &Snapshot,
-) -> anyhow::Result<Id> {
+) -> crate::Result<Id> {
     let mut s = snap.clone();
     s.parent = None;
     if s.original.is_none() {
         s.original = Some(src_id);
     }
-    dst.save_unpacked(FileType::Snapshot, &s.to_json())
-        .with_context(|| format!("saving copy of snapshot {}", src_id.short()))
+    Ok(dst
+        .save_unpacked(FileType::Snapshot, &s.to_json())
+        .with_context(|| format!("saving copy of snapshot {}", src_id.short()))?)
 }
 
 #[cfg(test)]

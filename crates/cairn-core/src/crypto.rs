@@ -2,7 +2,7 @@
 //!
 //! Sealed form: `iv(16) || ciphertext || tag(16)`.
 
-use crate::Error;
+use crate::error::MacError;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -79,7 +79,7 @@ impl Key {
         .expect("key JSON always serializes")
     }
 
-    pub fn from_json(data: &[u8]) -> anyhow::Result<Key> {
+    pub fn from_json(data: &[u8]) -> crate::Result<Key> {
         let j: KeyJson = serde_json::from_slice(data)
             .map_err(|e| anyhow::anyhow!("master key: invalid JSON: {e}"))?;
         let key = Key {
@@ -88,7 +88,7 @@ impl Key {
             mac_r: b64_exact(&j.mac.r, "mac.r")?,
         };
         if key.enc == [0; 32] || key.mac_k == [0; 16] || key.mac_r == [0; 16] {
-            anyhow::bail!("master key: a key is all zeros");
+            crate::error::bail!("master key: a key is all zeros");
         }
         Ok(key)
     }
@@ -143,18 +143,18 @@ impl Key {
     }
 
     /// Verifies and decrypts a sealed buffer.
-    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, MacError> {
         if sealed.len() < OVERHEAD {
-            return Err(Error::Mac);
+            return Err(MacError);
         }
         let (iv, rest) = sealed.split_at(16);
         let (ct, tag) = rest.split_at(rest.len() - 16);
-        let iv: [u8; 16] = iv.try_into().map_err(|_| Error::Mac)?;
+        let iv: [u8; 16] = iv.try_into().map_err(|_| MacError)?;
         let want = self.mac(&iv, ct);
         // Constant-time comparison.
         let diff = want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
-            return Err(Error::Mac);
+            return Err(MacError);
         }
         let mut plain = ct.to_vec();
         Aes256Ctr::new(&self.enc.into(), &iv.into()).apply_keystream(&mut plain);

@@ -37,7 +37,7 @@ pub fn diff_trees(
     metadata: bool,
     interrupted: Option<&AtomicBool>,
     out: &mut dyn DiffOutput,
-) -> anyhow::Result<DiffResult> {
+) -> crate::Result<DiffResult> {
     let mut c = Comparer {
         repo,
         metadata,
@@ -53,12 +53,12 @@ pub fn diff_trees(
     c.before.insert((BlobType::Tree, *tree1));
     c.after.insert((BlobType::Tree, *tree2));
     c.diff_tree(b"/", tree1, tree2)?;
-    c.finish()
+    Ok(c.finish()?)
 }
 
 /// A snapshot argument of `diff` (`ID`, `latest`, or either with `:sub/folder`) → (snapshot
 /// id, the tree to compare).
-pub fn resolve(repo: &IndexedRepository, spec: &str) -> anyhow::Result<(Id, Id)> {
+pub fn resolve(repo: &IndexedRepository, spec: &str) -> crate::Result<(Id, Id)> {
     let (snap, sub) = match spec.split_once(':') {
         Some((s, p)) => (s, Some(p)),
         None => (spec, None),
@@ -76,7 +76,7 @@ pub fn resolve(repo: &IndexedRepository, spec: &str) -> anyhow::Result<(Id, Id)>
                 anyhow::anyhow!("path {sub:?} not found in snapshot {}", id.short())
             })?;
             if n.kind != NodeType::Dir {
-                anyhow::bail!("path {sub:?} in snapshot {} is not a directory", id.short());
+                crate::error::bail!("path {sub:?} in snapshot {} is not a directory", id.short());
             }
             tree = n
                 .subtree
@@ -476,7 +476,7 @@ impl Comparer<'_> {
                     c.downcast_ref::<std::io::Error>().is_some()
                         || matches!(
                             c.downcast_ref::<crate::Error>(),
-                            Some(crate::Error::Interrupted)
+                            Some(crate::Error::Interrupted | crate::Error::Io { .. })
                         )
                 });
                 if fatal {
@@ -508,7 +508,7 @@ impl Comparer<'_> {
             let t = match self.repo.load_tree(&id) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.warn(&e);
+                    self.warn(&e.into());
                     continue;
                 }
             };
@@ -644,7 +644,7 @@ mod tests {
             &mut Recorder::default(),
         )
         .expect_err("interrupted");
-        assert!(e.is::<crate::Error>(), "{e:#}");
+        assert!(e.is_interrupted(), "{e:#}");
     }
 
     fn tree_size(repo: &IndexedRepository, id: &Id) -> u64 {

@@ -67,7 +67,7 @@ pub fn search_patterns(
     q: &PatternSearch,
     walk: &WalkOptions,
     out: &mut dyn FindOutput,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let patterns = q
         .patterns
         .iter()
@@ -106,7 +106,7 @@ impl IdSearch {
         kind: IdKind,
         pats: &[String],
         report: &dyn Observer,
-    ) -> anyhow::Result<IdSearch> {
+    ) -> crate::Result<IdSearch> {
         let mut ids = IdSearch::default();
         match kind {
             IdKind::Blob => ids.blobs = Some(IdSet::new(pats)),
@@ -144,7 +144,7 @@ pub fn search_ids(
     ids: &mut IdSearch,
     walk: &WalkOptions,
     out: &mut dyn FindOutput,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let mut f = IdFinder {
         repo,
         walk,
@@ -799,7 +799,7 @@ fn pattern(p: &str) -> anyhow::Result<Option<Pattern>> {
     if p.is_empty() {
         return Ok(None);
     }
-    Pattern::new(p).map(Some)
+    Ok(Pattern::new(p).map(Some)?)
 }
 
 /// Path components for matching (the root has none).

@@ -29,10 +29,10 @@ impl Id {
         hex::encode(&self.0[..4])
     }
 
-    pub fn from_hex(s: &str) -> anyhow::Result<Id> {
+    pub fn from_hex(s: &str) -> crate::Result<Id> {
         let b = s.as_bytes();
         if b.len() != 64 {
-            anyhow::bail!("invalid id {s:?}: want 64 hex characters, got {}", b.len());
+            crate::error::bail!("invalid id {s:?}: want 64 hex characters, got {}", b.len());
         }
         // Every tree lists the ids of its files' blobs: decoding them is a measurable part of
         // reading trees, so a table lookup per character instead of a generic decoder.
@@ -44,7 +44,7 @@ impl Id {
             *o = (hi << 4) | (lo & 0x0f);
         }
         if bad & 0xf0 != 0 {
-            anyhow::bail!("invalid id {s:?}: not a hex string");
+            crate::error::bail!("invalid id {s:?}: not a hex string");
         }
         Ok(Id(out))
     }

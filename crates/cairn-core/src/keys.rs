@@ -21,9 +21,7 @@ pub struct KeyInfo {
 
 /// Every key file; one that is too large or does not parse is an error of its own (named by
 /// its id), not a reason to hide the others.
-pub fn list_keys(
-    repo: &Repository,
-) -> anyhow::Result<Vec<Result<KeyInfo, (String, anyhow::Error)>>> {
+pub fn list_keys(repo: &Repository) -> crate::Result<Vec<Result<KeyInfo, (String, crate::Error)>>> {
     let files = repo
         .backend()
         .list(FileType::Key)
@@ -44,16 +42,19 @@ pub fn list_keys(
                 created: kf.created,
             })
         };
-        out.push(read().map_err(|e| (f.name.clone(), e)));
+        out.push(read().map_err(|e| {
+            let object = crate::Object::Key(f.name.clone());
+            (f.name.clone(), crate::Error::loading(object)(e))
+        }));
     }
     Ok(out)
 }
 
 /// Removes the key file an id prefix names; never the one in use.
-pub fn remove_key(repo: &Repository, prefix: &str) -> anyhow::Result<String> {
+pub fn remove_key(repo: &Repository, prefix: &str) -> crate::Result<String> {
     let id = repo.find_id(FileType::Key, prefix)?.to_hex();
     if id == repo.key_id() {
-        anyhow::bail!("refusing to remove key currently used to access repository");
+        crate::error::bail!("refusing to remove key currently used to access repository");
     }
     repo.backend()
         .remove(&Handle::new(FileType::Key, &id))
@@ -71,7 +72,7 @@ pub fn change_password(
     kdf: KdfParams,
     username: &str,
     hostname: &str,
-) -> anyhow::Result<String> {
+) -> crate::Result<String> {
     let id = repo.add_key(password, kdf, username, hostname)?;
     repo.backend()
         .remove(&Handle::new(FileType::Key, repo.key_id()))

@@ -117,8 +117,14 @@ mod testing;
 pub mod util;
 pub mod walk;
 
+/// The local cache directories of repositories, for front ends that list or clean them.
+pub mod cache {
+    pub use cairn_backend::cache::{list_caches, CacheDir};
+}
+
+pub use cairn_backend::is_remote;
 pub use cairn_backend::options::KNOWN as EXTENDED_OPTIONS;
 pub use cairn_backend::FileType;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Object, Result};
 pub use id::Id;
 pub use repository::{IndexedRepository, Repository};

@@ -108,7 +108,7 @@ fn process_exists(pid: i64) -> bool {
 /// A lock file whose content cannot be read: bigger than [`crate::format::limits::MAX_LOCK_FILE`],
 /// failing decryption, not decompressing, or not a lock's JSON.
 ///
-/// An unreadable lock is reported (with [`LockObserver::unreadable`]) and otherwise ignored
+/// An unreadable lock is reported (with [`Event::LockUnreadable`]) and otherwise ignored
 /// when taking a lock, as restic 0.14 does, so that one bad file cannot stop every command;
 /// `unlock` removes it. Ignoring it gives nothing to whoever planted it: writing to `locks/`
 /// already lets them delete every real lock. A lock that merely cannot be *fetched* (an I/O
@@ -168,14 +168,14 @@ impl Store {
         let h = Handle::new(FileType::Lock, id.to_hex());
         let raw = match crate::format::limits::load_bounded(&*self.backend, &h) {
             Ok(raw) => raw,
-            Err(e) if e.chain().any(|c| c.is::<cairn_backend::BackendError>()) => return Err(e),
+            Err(e) if e.backend_error().is_some() => return Err(e.into()),
             // Too big to be a lock.
             Err(e) => return Err(Unreadable(format!("{e:#}")).into()),
         };
         let info = self
             .key
             .open(&raw)
-            .map_err(anyhow::Error::new)
+            .map_err(crate::Error::from)
             .and_then(|plain| parse_plain(self.version, plain));
         info.map_err(|e| Unreadable(format!("{h}: {e:#}")).into())
     }
@@ -193,9 +193,9 @@ impl Store {
 
 /// Decodes a decrypted lock file: within [`crate::format::limits::MAX_LOCK_FILE`] once
 /// decompressed, and a lock's JSON.
-pub fn parse_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<LockInfo> {
+pub fn parse_plain(version: u32, plain: Vec<u8>) -> crate::Result<LockInfo> {
     let json = unpacked::decode_plain_as(FileType::Lock, version, plain)?;
-    serde_json::from_slice(&json).context("not a lock")
+    Ok(serde_json::from_slice(&json).context("not a lock")?)
 }
 
 /// This machine's name, as restic records it in locks (not the `--host` of snapshots).
@@ -219,7 +219,7 @@ impl RepoLock {
         exclusive: bool,
         retry: Duration,
         observer: &dyn Observer,
-    ) -> anyhow::Result<RepoLock> {
+    ) -> crate::Result<RepoLock> {
         let store = Store {
             backend: repo.backend().clone(),
             key: repo.key().clone(),
@@ -271,10 +271,10 @@ impl RepoLock {
     }
 
     /// Stops refreshing and removes the lock file.
-    pub fn release(mut self) -> anyhow::Result<()> {
+    pub fn release(mut self) -> crate::Result<()> {
         self.stop_refresh();
         match crate::packer::lock(&self.current).take() {
-            Some(id) => self.store.remove(&id),
+            Some(id) => Ok(self.store.remove(&id)?),
             None => Ok(()),
         }
     }
@@ -409,21 +409,15 @@ fn find_conflict(
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<cairn_backend::BackendError>(),
-            Some(cairn_backend::BackendError::NotFound(_))
-        )
-    })
+    matches!(
+        crate::error::backend_error_in(e),
+        Some(cairn_backend::BackendError::NotFound(_))
+    )
 }
 
 /// `unlock`: removes stale and unreadable locks (or all, with `all`); returns how many were
 /// removed. `observer` hears of each unreadable one.
-pub fn remove_locks(
-    repo: &Repository,
-    all: bool,
-    observer: &dyn Observer,
-) -> anyhow::Result<usize> {
+pub fn remove_locks(repo: &Repository, all: bool, observer: &dyn Observer) -> crate::Result<usize> {
     let store = Store {
         backend: repo.backend().clone(),
         key: repo.key().clone(),
@@ -451,7 +445,7 @@ pub fn remove_locks(
 }
 
 /// Every lock in the repository that can be read (for `list locks` / `cat lock`).
-pub fn list_locks(repo: &Repository) -> anyhow::Result<Vec<(Id, LockInfo)>> {
+pub fn list_locks(repo: &Repository) -> crate::Result<Vec<(Id, LockInfo)>> {
     let store = Store {
         backend: repo.backend().clone(),
         key: repo.key().clone(),

@@ -7,7 +7,7 @@ use cairn_backend::Handle;
 /// Replaces the config with one of version 2 (same id and chunker polynomial). A copy of the
 /// old file goes to a temporary folder first; if storing the new one fails, the old one is put
 /// back (restic's `UpgradeRepoV2.Apply`).
-pub fn upgrade_repo_v2(repo: &Repository) -> anyhow::Result<()> {
+pub fn upgrade_repo_v2(repo: &Repository) -> crate::Result<()> {
     let h = Handle::config();
     let old = crate::format::limits::load_bounded(&**repo.backend(), &h)
         .context("load config file failed")?;
@@ -37,7 +37,8 @@ pub fn upgrade_repo_v2(repo: &Repository) -> anyhow::Result<()> {
                 "error uploading config, re-uploading old config failed as well ({e2}), but there is a backup of the config file in {}",
                 backup.display()
             )),
-        });
+        }
+        .into());
     }
     let _ = std::fs::remove_file(&backup);
     let _ = std::fs::remove_dir(&dir);

@@ -157,9 +157,9 @@ impl Observer for Quiet {
 }
 
 /// Fails with [`crate::Error::Interrupted`] when the user asked to stop.
-pub fn check_cancel(observer: &dyn Observer) -> anyhow::Result<()> {
+pub fn check_cancel(observer: &dyn Observer) -> crate::Result<()> {
     if observer.cancelled() {
-        return Err(crate::Error::Interrupted.into());
+        return Err(crate::Error::Interrupted);
     }
     Ok(())
 }
@@ -221,9 +221,6 @@ mod tests {
             }
         }
         let e = check_cancel(&Stop).unwrap_err();
-        assert!(matches!(
-            e.downcast_ref::<crate::Error>(),
-            Some(crate::Error::Interrupted)
-        ));
+        assert!(matches!(e, crate::Error::Interrupted));
     }
 }

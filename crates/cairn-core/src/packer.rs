@@ -30,14 +30,16 @@ pub enum Compression {
 }
 
 impl Compression {
-    pub fn parse(s: &str) -> anyhow::Result<Compression> {
+    pub fn parse(s: &str) -> crate::Result<Compression> {
         Ok(match s {
             "off" => Compression::Off,
             "fastest" => Compression::Fastest,
             "auto" => Compression::Auto,
             "better" => Compression::Better,
             "max" => Compression::Max,
-            o => anyhow::bail!("invalid compression mode {o:?} (off, fastest, auto, better, max)"),
+            o => crate::error::invalid!(
+                "invalid compression mode {o:?} (off, fastest, auto, better, max)"
+            ),
         })
     }
 
@@ -358,9 +360,9 @@ impl<'a> BlobWriter<'a> {
     }
 
     /// Stores a blob unless it is known. Returns whether it was new.
-    pub fn save(&self, ty: BlobType, id: Id, plain: &[u8]) -> anyhow::Result<bool> {
+    pub fn save(&self, ty: BlobType, id: Id, plain: &[u8]) -> crate::Result<bool> {
         if self.failed.load(Ordering::Relaxed) {
-            return Err(self.shared.failure());
+            return Err(self.shared.failure().into());
         }
         if self.known.has(ty, &id) || !lock(&self.seen[slot(ty)]).insert(id) {
             return Ok(false);
@@ -405,7 +407,7 @@ impl<'a> BlobWriter<'a> {
                 *op = OpenPack::new();
                 self.shared.note_failure(&e);
                 self.failed.store(true, Ordering::SeqCst);
-                return Err(e);
+                return Err(e.into());
             }
             op.blobs.push(PackedBlob {
                 ty,
@@ -479,7 +481,7 @@ impl<'a> BlobWriter<'a> {
     /// pack named by a stored index file. Open packs are closed early for it (a few small
     /// packs, which prune can merge later); a crash after a checkpoint loses nothing saved
     /// before it.
-    pub fn checkpoint(&self) -> anyhow::Result<()> {
+    pub fn checkpoint(&self) -> crate::Result<()> {
         if self.dry_run {
             return Ok(());
         }
@@ -495,7 +497,7 @@ impl<'a> BlobWriter<'a> {
         let mut inflight = lock(&self.shared.in_flight);
         while inflight.first().is_some_and(|first| *first <= target) {
             if self.failed.load(Ordering::Relaxed) {
-                return Err(self.shared.failure());
+                return Err(self.shared.failure().into());
             }
             inflight = self
                 .shared
@@ -506,13 +508,13 @@ impl<'a> BlobWriter<'a> {
         }
         drop(inflight);
         if self.failed.load(Ordering::Relaxed) {
-            return Err(self.shared.failure());
+            return Err(self.shared.failure().into());
         }
-        self.shared.flush_index()
+        Ok(self.shared.flush_index()?)
     }
 
     /// Stores the open packs, waits for all uploads and their index files.
-    pub fn finish(mut self) -> anyhow::Result<WriterStats> {
+    pub fn finish(mut self) -> crate::Result<WriterStats> {
         let mut first_err = None;
         for i in 0..2 {
             let taken = self.take(&mut lock(&self.open[i]));
@@ -534,7 +536,7 @@ impl<'a> BlobWriter<'a> {
         // a re-run then finds those blobs and does not upload them again.
         let flushed = self.shared.flush_index();
         if let Some(e) = first_err {
-            return Err(e);
+            return Err(e.into());
         }
         flushed?;
         let packs = self.shared.packs.load(Ordering::Relaxed);

@@ -31,7 +31,7 @@ pub fn recover(
     hostname: &str,
     compression: Compression,
     obs: &dyn Observer,
-) -> anyhow::Result<RecoverStats> {
+) -> crate::Result<RecoverStats> {
     obs.info("ensuring index is complete");
     repair_index(&repo, RepairIndexOptions::default(), obs)?;
     obs.info("load index files");

@@ -34,7 +34,7 @@ pub fn pack_size(blobs: &[IndexBlob]) -> u64 {
 }
 
 /// Reads and decrypts a pack's header (its blobs in pack order).
-pub fn read_pack_header(repo: &Repository, id: &Id, size: u64) -> anyhow::Result<Vec<PackedBlob>> {
+pub fn read_pack_header(repo: &Repository, id: &Id, size: u64) -> crate::Result<Vec<PackedBlob>> {
     let h = Handle::new(FileType::Data, id.to_hex());
     let mut want = pack::HEADER_PROBE.min(size);
     loop {
@@ -43,24 +43,26 @@ pub fn read_pack_header(repo: &Repository, id: &Id, size: u64) -> anyhow::Result
             .load(&h, size - want, want)
             .map_err(anyhow::Error::new)?;
         if (tail.len() as u64) < want {
-            anyhow::bail!("pack {id}: short read ({} of {want} bytes)", tail.len());
+            crate::error::bail!("pack {id}: short read ({} of {want} bytes)", tail.len());
         }
         match pack::parse_header_from_tail(repo.key(), &tail, size)
             .with_context(|| format!("pack {id}"))?
         {
             Ok(blobs) => return Ok(blobs),
             Err(n) if n > want && n <= size => want = n,
-            Err(_) => anyhow::bail!("pack {id}: invalid header length"),
+            Err(_) => crate::error::bail!("pack {id}: invalid header length"),
         }
     }
 }
 
 /// Every index file, each loaded on its own so that a damaged one does not hide the others.
-pub fn load_index_files(repo: &Repository) -> anyhow::Result<Vec<(Id, anyhow::Result<IndexFile>)>> {
+pub fn load_index_files(repo: &Repository) -> crate::Result<Vec<(Id, crate::Result<IndexFile>)>> {
     let ids = repo
         .list_ids(FileType::Index)
         .context("listing index files")?;
-    let files = parallel_map(&ids, 4, |id| Ok(repo.load_index_file(id)))?;
+    let files = parallel_map(&ids, 4, |id| -> crate::Result<_> {
+        Ok(repo.load_index_file(id))
+    })?;
     Ok(ids.into_iter().zip(files).collect())
 }
 
@@ -72,7 +74,7 @@ pub fn save_index_files(
     repo: &Repository,
     packs: Vec<IndexPack>,
     supersedes: Vec<Id>,
-) -> anyhow::Result<Vec<Id>> {
+) -> crate::Result<Vec<Id>> {
     let mut files = Vec::new();
     let mut cur = IndexFile::default();
     let mut count = 0;
@@ -102,7 +104,7 @@ pub fn save_index_files(
 
 /// Removes files of one type, in order; the first failure stops (as restic's
 /// `DeleteFilesChecked`).
-pub fn remove_files(repo: &Repository, kind: FileType, ids: &[Id]) -> anyhow::Result<()> {
+pub fn remove_files(repo: &Repository, kind: FileType, ids: &[Id]) -> crate::Result<()> {
     for id in ids {
         let h = Handle::new(kind, id.to_hex());
         repo.backend()
@@ -147,7 +149,7 @@ pub fn repair_index(
     repo: &Repository,
     opts: RepairIndexOptions,
     report: &dyn Observer,
-) -> anyhow::Result<RepairIndexStats> {
+) -> crate::Result<RepairIndexStats> {
     let mut stats = RepairIndexStats::default();
     let mut obsolete: Vec<Id> = Vec::new();
     let mut from_index: HashMap<Id, Vec<IndexBlob>> = HashMap::new();
@@ -231,7 +233,7 @@ pub fn repair_index(
     if !to_read.is_empty() {
         report.info("reading pack files");
         to_read.sort();
-        let headers = parallel_map(&to_read, 8, |(id, size)| {
+        let headers = parallel_map(&to_read, 8, |(id, size)| -> crate::Result<_> {
             check_cancel(report)?;
             Ok(read_pack_header(repo, id, *size))
         })?;
@@ -296,13 +298,13 @@ pub fn repair_packs(
     ids: &[Id],
     compression: Compression,
     report: &dyn Observer,
-) -> anyhow::Result<RepairPacksStats> {
+) -> crate::Result<RepairPacksStats> {
     let mut stats = RepairPacksStats::default();
     let damaged: BTreeSet<Id> = ids.iter().copied().collect();
     let files: Vec<(Id, IndexFile)> = load_index_files(repo)?
         .into_iter()
         .map(|(id, f)| f.map(|f| (id, f)))
-        .collect::<anyhow::Result<_>>()
+        .collect::<crate::Result<_>>()
         .context("loading index (run `repair index` first if an index file is damaged)")?;
 
     // Blobs stored elsewhere need no second copy; those in the damaged packs must be stored
@@ -416,7 +418,7 @@ fn salvage(
                 if sealed.len() != b.length as usize {
                     anyhow::bail!("short read");
                 }
-                repo.open_blob(&loc, &sealed)
+                Ok(repo.open_blob(&loc, &sealed)?)
             });
         match plain {
             Ok(p) => {
@@ -440,7 +442,7 @@ pub fn rewrite_index_without(
     repo: &Repository,
     files: &[(Id, IndexFile)],
     packs: &BTreeSet<Id>,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let mut old = Vec::new();
     let mut keep = Vec::new();
     for (id, f) in files {
@@ -465,7 +467,7 @@ pub fn save_pack_copies(
     ids: &[Id],
     dir: &std::path::Path,
     report: &dyn Observer,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     use std::io::Write;
     for id in ids {
         let h = Handle::new(FileType::Data, id.to_hex());

@@ -13,7 +13,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::format::{limits, unpacked};
 use crate::index::{BlobLocation, MasterIndex};
-use crate::{Error, Id};
+use crate::{Error, Id, Object};
 use anyhow::Context;
 use cairn_backend::{Backend, BackendError, FileType, Handle};
 use std::sync::Arc;
@@ -68,8 +68,8 @@ impl Default for InitOptions {
     }
 }
 
-fn backend_err(e: BackendError) -> anyhow::Error {
-    anyhow::Error::new(e)
+fn backend_err(e: BackendError) -> Error {
+    Error::from(e)
 }
 
 impl Repository {
@@ -78,15 +78,15 @@ impl Repository {
         backend: Arc<dyn Backend>,
         password: &[u8],
         opts: InitOptions,
-    ) -> anyhow::Result<Repository> {
+    ) -> crate::Result<Repository> {
         if backend.exists().map_err(backend_err)? {
-            anyhow::bail!(
+            crate::error::bail!(
                 "create repository at {} failed: config file already exists",
                 backend.location()
             );
         }
         if opts.version != 1 && opts.version != 2 {
-            anyhow::bail!("unsupported repository version {}", opts.version);
+            crate::error::invalid!("unsupported repository version {}", opts.version);
         }
         let pol = match opts.polynomial {
             Some(p) => p,
@@ -122,16 +122,26 @@ impl Repository {
         backend: Arc<dyn Backend>,
         password: &[u8],
         key_hint: Option<&str>,
-    ) -> anyhow::Result<Repository> {
+    ) -> crate::Result<Repository> {
         let config_cap = limits::max_stored(limits::MAX_CONFIG) as u64;
         let cfg_sealed = match backend.load_capped(&Handle::config(), config_cap) {
             Ok(b) => b,
             Err(BackendError::NotFound(_)) => {
-                return Err(Error::RepoNotFound(backend.location()).into());
+                return Err(Error::NoRepository {
+                    location: backend.location(),
+                });
             }
-            Err(e) => return Err(backend_err(e)).context("unable to open config file"),
+            Err(cause) => {
+                return Err(Error::Backend {
+                    object: Some(Object::Config),
+                    context: crate::error::Context::new(vec!["unable to open config file".into()]),
+                    cause,
+                })
+            }
         };
-        limits::check_stored(FileType::Config, cfg_sealed.len() as u64).context("config")?;
+        limits::check_stored(FileType::Config, cfg_sealed.len() as u64)
+            .context("config")
+            .map_err(Error::loading(Object::Config))?;
         let mut keys = backend.list(FileType::Key).map_err(backend_err)?;
         if let Some(hint) = key_hint {
             keys.sort_by_key(|k| !k.name.starts_with(hint));
@@ -160,11 +170,13 @@ impl Repository {
             }
         }
         let (key_id, key) = found.ok_or(Error::WrongPassword)?;
-        let cfg_json = key
-            .open(&cfg_sealed)
-            .map_err(|_| anyhow::anyhow!("config: decryption failed (file damaged?)"))?;
-        let config: Config = serde_json::from_slice(&cfg_json).context("config: invalid JSON")?;
-        let polynomial = config.validate()?;
+        let cfg_json = key.open(&cfg_sealed).map_err(|_| {
+            Error::corrupt(Object::Config, "config: decryption failed (file damaged?)")
+        })?;
+        let config: Config = serde_json::from_slice(&cfg_json)
+            .context("config: invalid JSON")
+            .map_err(Error::loading(Object::Config))?;
+        let polynomial = config.validate().map_err(Error::loading(Object::Config))?;
         Ok(Repository {
             backend,
             key,
@@ -192,9 +204,9 @@ impl Repository {
     }
 
     /// Sets the target size of new packs in MiB (restic's `--pack-size`, 4 to 128).
-    pub fn set_pack_size_mib(&mut self, mib: u64) -> anyhow::Result<()> {
+    pub fn set_pack_size_mib(&mut self, mib: u64) -> crate::Result<()> {
         if !(4..=128).contains(&mib) {
-            anyhow::bail!("pack size must be between 4 and 128 MiB, not {mib} MiB");
+            crate::error::invalid!("pack size must be between 4 and 128 MiB, not {mib} MiB");
         }
         self.pack_size = (mib as usize) << 20;
         Ok(())
@@ -239,13 +251,14 @@ impl Repository {
 
     /// A file's stored bytes, as they are (encrypted), within the ceiling for its type
     /// (packs: [`limits::MAX_PACK_FILE`]).
-    pub fn load_raw(&self, kind: FileType, id: &Id) -> anyhow::Result<Vec<u8>> {
+    pub fn load_raw(&self, kind: FileType, id: &Id) -> crate::Result<Vec<u8>> {
         let h = Handle::new(kind, id.to_hex());
         if kind == FileType::Data {
             limits::load_pack_bounded(&*self.backend, &h)
         } else {
             limits::load_bounded(&*self.backend, &h)
         }
+        .map_err(Error::loading(Object::file(kind, id)))
     }
 
     /// The chunker polynomial of the config.
@@ -254,17 +267,24 @@ impl Repository {
     }
 
     /// Loads an unpacked file, checking that its content matches its name.
-    pub fn load_unpacked(&self, kind: FileType, id: &Id) -> anyhow::Result<Vec<u8>> {
+    pub fn load_unpacked(&self, kind: FileType, id: &Id) -> crate::Result<Vec<u8>> {
         let h = Handle::new(kind, id.to_hex());
-        let raw = limits::load_bounded(&*self.backend, &h)?;
+        let object = Object::file(kind, id);
+        let raw =
+            limits::load_bounded(&*self.backend, &h).map_err(Error::loading(object.clone()))?;
         if Id::hash(&raw) != *id {
-            anyhow::bail!("{h}: invalid data returned (content does not match its name)");
+            return Err(Error::corrupt(
+                object,
+                format!("{h}: invalid data returned (content does not match its name)"),
+            ));
         }
-        unpacked::decode_as(kind, self.version(), &self.key, &raw).with_context(|| format!("{h}"))
+        unpacked::decode_as(kind, self.version(), &self.key, &raw)
+            .with_context(|| format!("{h}"))
+            .map_err(Error::loading(object))
     }
 
     /// Seals and stores JSON as an unpacked file, returning its id.
-    pub fn save_unpacked(&self, kind: FileType, json: &[u8]) -> anyhow::Result<Id> {
+    pub fn save_unpacked(&self, kind: FileType, json: &[u8]) -> crate::Result<Id> {
         let sealed = unpacked::encode(self.version(), &self.key, json)?;
         let id = Id::hash(&sealed);
         self.backend
@@ -273,7 +293,7 @@ impl Repository {
         Ok(id)
     }
 
-    pub fn list_ids(&self, kind: FileType) -> anyhow::Result<Vec<Id>> {
+    pub fn list_ids(&self, kind: FileType) -> crate::Result<Vec<Id>> {
         self.backend
             .list(kind)
             .map_err(backend_err)?
@@ -283,38 +303,37 @@ impl Repository {
     }
 
     /// Reads and parses one index file.
-    pub fn load_index_file(&self, id: &Id) -> anyhow::Result<IndexFile> {
+    pub fn load_index_file(&self, id: &Id) -> crate::Result<IndexFile> {
         let json = self.load_unpacked(FileType::Index, id)?;
-        IndexFile::parse(&json).with_context(|| format!("index/{id}: invalid index file"))
+        IndexFile::parse(&json)
+            .with_context(|| format!("index/{id}: invalid index file"))
+            .map_err(Error::loading(Object::Index(*id)))
     }
 
     /// Reads every index file (in parallel) into the in-memory index.
-    pub fn load_index(self) -> anyhow::Result<IndexedRepository> {
+    pub fn load_index(self) -> crate::Result<IndexedRepository> {
         let index = self.read_index()?;
         Ok(IndexedRepository { repo: self, index })
     }
 
-    fn read_index(&self) -> anyhow::Result<MasterIndex> {
+    fn read_index(&self) -> crate::Result<MasterIndex> {
         let ids = self.list_ids(FileType::Index)?;
         // Each file goes into the index as soon as it is parsed and is dropped right away, so
         // peak memory is the index plus a few files, not every file parsed at once.
-        let load =
-            |skip: &std::collections::HashSet<Id>| -> anyhow::Result<(MasterIndex, Vec<Id>)> {
-                let idx = std::sync::Mutex::new(MasterIndex::new());
-                // Two at a time: a large index file is tens of MB while parsed.
-                let supersedes = parallel_map(&ids, 2, |id| {
-                    if skip.contains(id) {
-                        return Ok(Vec::new());
-                    }
-                    let json = self.load_unpacked(FileType::Index, id)?;
-                    let f = IndexFile::parse(&json)
-                        .with_context(|| format!("index/{id}: invalid index file"))?;
-                    idx.lock().unwrap_or_else(|e| e.into_inner()).add_file(&f);
-                    Ok(f.supersedes)
-                })?;
-                let idx = idx.into_inner().unwrap_or_else(|e| e.into_inner());
-                Ok((idx, supersedes.into_iter().flatten().collect()))
-            };
+        let load = |skip: &std::collections::HashSet<Id>| -> crate::Result<(MasterIndex, Vec<Id>)> {
+            let idx = std::sync::Mutex::new(MasterIndex::new());
+            // Two at a time: a large index file is tens of MB while parsed.
+            let supersedes = parallel_map(&ids, 2, |id| -> crate::Result<Vec<Id>> {
+                if skip.contains(id) {
+                    return Ok(Vec::new());
+                }
+                let f = self.load_index_file(id)?;
+                idx.lock().unwrap_or_else(|e| e.into_inner()).add_file(&f);
+                Ok(f.supersedes)
+            })?;
+            let idx = idx.into_inner().unwrap_or_else(|e| e.into_inner());
+            Ok((idx, supersedes.into_iter().flatten().collect()))
+        };
         let (mut idx, superseded) = load(&Default::default())?;
         // An index file that another one says it supersedes is obsolete (restic skips it).
         // Rare (restic stopped writing `supersedes`), so a second pass without them is fine.
@@ -330,18 +349,19 @@ impl Repository {
     }
 
     /// Decrypts, decompresses and verifies a blob's stored bytes (see [`open_blob`]).
-    pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> crate::Result<Vec<u8>> {
         open_blob(&self.key, loc, sealed)
     }
 
-    pub fn load_snapshot(&self, id: &Id) -> anyhow::Result<Snapshot> {
+    pub fn load_snapshot(&self, id: &Id) -> crate::Result<Snapshot> {
         let json = self.load_unpacked(FileType::Snapshot, id)?;
         Snapshot::parse(&json)
             .with_context(|| format!("snapshot {}: invalid snapshot file", id.short()))
+            .map_err(Error::loading(Object::Snapshot(*id)))
     }
 
     /// Every snapshot, oldest first.
-    pub fn list_snapshots(&self) -> anyhow::Result<Vec<(Id, Snapshot)>> {
+    pub fn list_snapshots(&self) -> crate::Result<Vec<(Id, Snapshot)>> {
         let ids = self.list_ids(FileType::Snapshot)?;
         let snaps = parallel_map(&ids, 4, |id| self.load_snapshot(id))?;
         let mut v: Vec<(Id, Snapshot)> = ids.into_iter().zip(snaps).collect();
@@ -350,7 +370,7 @@ impl Repository {
     }
 
     /// Resolves a unique id prefix among files of a type.
-    pub fn find_id(&self, kind: FileType, prefix: &str) -> anyhow::Result<Id> {
+    pub fn find_id(&self, kind: FileType, prefix: &str) -> crate::Result<Id> {
         if prefix.len() == 64 {
             if let Ok(id) = Id::from_hex(prefix) {
                 return Ok(id);
@@ -364,11 +384,11 @@ impl Repository {
             .filter(|f| f.name.starts_with(prefix));
         let first = hits.next();
         if hits.next().is_some() {
-            anyhow::bail!("{kind} id prefix {prefix:?} is ambiguous");
+            crate::error::invalid!("{kind} id prefix {prefix:?} is ambiguous");
         }
         match first {
             Some(f) => Id::from_hex(&f.name),
-            None => anyhow::bail!("no {kind} file matches id {prefix:?}"),
+            None => crate::error::invalid!("no {kind} file matches id {prefix:?}"),
         }
     }
 
@@ -379,7 +399,7 @@ impl Repository {
         kdf: KdfParams,
         username: &str,
         hostname: &str,
-    ) -> anyhow::Result<String> {
+    ) -> crate::Result<String> {
         let kf = KeyFile::create(password, &self.key, kdf, username, hostname)?;
         let bytes = kf.to_bytes();
         let id = Id::hash(&bytes).to_hex();
@@ -396,7 +416,7 @@ impl IndexedRepository {
     }
 
     /// Forgets the loaded index and reads every index file again.
-    pub fn reload_index(&mut self) -> anyhow::Result<()> {
+    pub fn reload_index(&mut self) -> crate::Result<()> {
         self.index = self.repo.read_index()?;
         Ok(())
     }
@@ -404,7 +424,7 @@ impl IndexedRepository {
     /// Reads every index file into a new index while the loaded one stays in use, so that a
     /// long-running reader (a mount) is not stalled for the whole reload; swap it in with
     /// [`replace_index`](Self::replace_index).
-    pub fn read_fresh_index(&self) -> anyhow::Result<MasterIndex> {
+    pub fn read_fresh_index(&self) -> crate::Result<MasterIndex> {
         self.repo.read_index()
     }
 
@@ -435,20 +455,26 @@ impl IndexedRepository {
     }
 
     /// Loads one blob, trying every copy the index knows of.
-    pub fn load_blob(&self, ty: BlobType, id: &Id) -> anyhow::Result<Vec<u8>> {
+    pub fn load_blob(&self, ty: BlobType, id: &Id) -> crate::Result<Vec<u8>> {
         let locs = self.index.lookup_all(ty, id);
         if locs.is_empty() {
-            return Err(Error::BlobNotFound(*id).into());
+            return Err(Error::not_found(
+                Object::Blob(*id),
+                format!("blob {id} not found in index"),
+            ));
         }
         let mut last = None;
         for loc in locs {
             // Declared lengths beyond the ceiling are refused before anything is read.
             if let Err(e) = limits::check_blob(&loc.blob) {
-                last = Some(anyhow::anyhow!(
-                    "pack {}: {} blob {}: {e}",
-                    loc.pack.short(),
-                    loc.blob.ty,
-                    loc.blob.id
+                last = Some(Error::corrupt(
+                    Object::Pack(loc.pack),
+                    format!(
+                        "pack {}: {} blob {}: {e}",
+                        loc.pack.short(),
+                        loc.blob.ty,
+                        loc.blob.id
+                    ),
                 ));
                 continue;
             }
@@ -461,8 +487,20 @@ impl IndexedRepository {
                     self.backend.load(&h, off, len)
                 };
                 sealed
-                    .map_err(backend_err)
+                    .map_err(Error::from)
                     .and_then(|sealed| self.open_blob(&loc, &sealed))
+                    .map_err(|e| match e {
+                        Error::Backend {
+                            object: None,
+                            context,
+                            cause,
+                        } => Error::Backend {
+                            object: Some(Object::Pack(loc.pack)),
+                            context,
+                            cause,
+                        },
+                        e => e,
+                    })
             };
             // Trees come through the local cache when there is one; a damaged cached copy
             // is dropped and the blob read from the repository itself.
@@ -481,16 +519,23 @@ impl IndexedRepository {
         Err(last.expect("at least one location"))
     }
 
-    pub fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
+    pub fn load_tree(&self, id: &Id) -> crate::Result<Tree> {
         let json = self.load_blob(BlobType::Tree, id)?;
-        Tree::parse(&json).with_context(|| format!("tree {id}: invalid tree"))
+        Tree::parse(&json)
+            .with_context(|| format!("tree {id}: invalid tree"))
+            .map_err(Error::loading(Object::Tree(*id)))
     }
 }
 
 /// Decrypts, decompresses and verifies a blob's stored bytes: its declared lengths are
 /// checked against the ceilings of [`limits`] first, and decompression never produces more
 /// than the declared length.
-pub fn open_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub fn open_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> crate::Result<Vec<u8>> {
+    // Whatever fails here, the pack's bytes are damaged.
+    open_sealed_blob(key, loc, sealed).map_err(Error::loading(Object::Pack(loc.pack)))
+}
+
+fn open_sealed_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
     let b = &loc.blob;
     limits::check_blob(b)
         .map_err(|e| anyhow::anyhow!("pack {}: {} blob {}: {e}", loc.pack.short(), b.ty, b.id))?;
@@ -550,16 +595,16 @@ pub fn open_blob(key: &Key, loc: &BlobLocation, sealed: &[u8]) -> anyhow::Result
 }
 
 /// Runs `f` over `items` on up to `threads` threads, keeping order; stops at the first error.
-pub fn parallel_map<T: Sync, R: Send>(
+pub fn parallel_map<T: Sync, R: Send, E: Send>(
     items: &[T],
     threads: usize,
-    f: impl Fn(&T) -> anyhow::Result<R> + Sync,
-) -> anyhow::Result<Vec<R>> {
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
     if items.len() <= 1 || threads <= 1 {
         return items.iter().map(&f).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<anyhow::Result<R>>>> =
+    let results: Vec<std::sync::Mutex<Option<Result<R, E>>>> =
         items.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.min(items.len()) {
@@ -581,4 +626,135 @@ pub fn parallel_map<T: Sync, R: Send>(
                 .expect("every item processed")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod typed_error_tests {
+    //! A damaged or missing object is named by the error's variant, not only by its text.
+
+    use crate::format::pack::BlobType;
+    use crate::testing::{new_repo, Blobs};
+    use crate::{Error, ErrorKind, Object};
+    use cairn_backend::FileType;
+
+    /// Flips one byte of a repository file, as a failing disk would.
+    fn damage(dir: &std::path::Path, kind: FileType, name: &str, at: u64) {
+        let sub = match kind {
+            FileType::Data => format!("data/{}/{name}", &name[..2]),
+            other => format!("{}/{name}", other.dir()),
+        };
+        let path = dir.join("repo").join(sub);
+        let mut bytes = std::fs::read(&path).expect("read file");
+        bytes[at as usize] ^= 0x40;
+        std::fs::write(&path, bytes).expect("write file");
+    }
+
+    #[test]
+    fn a_damaged_pack_is_named_by_the_error() {
+        let (dir, mut repo) = new_repo();
+        let blobs = Blobs::new(&repo);
+        let id = blobs.data(b"the data of a file that will be damaged");
+        blobs.finish();
+        repo.reload_index().expect("reload");
+        let loc = repo.index().lookup(BlobType::Data, &id).expect("indexed");
+        assert!(repo.load_blob(BlobType::Data, &id).is_ok());
+
+        damage(
+            dir.path(),
+            FileType::Data,
+            &loc.pack.to_hex(),
+            loc.blob.offset as u64 + 20,
+        );
+        let err = repo.load_blob(BlobType::Data, &id).expect_err("damaged");
+        match &err {
+            Error::Corrupt {
+                object: Object::Pack(pack),
+                ..
+            } => assert_eq!(*pack, loc.pack),
+            other => panic!("not a corrupt pack: {other:?}"),
+        }
+        assert_eq!(err.kind(), ErrorKind::Other);
+        // The text is what it was as an anyhow chain: it names the pack and the blob.
+        let text = format!("{err:#}");
+        assert!(text.contains(&loc.pack.short()), "{text}");
+        assert!(text.contains(&id.to_string()), "{text}");
+        assert!(text.contains("decryption failed"), "{text}");
+    }
+
+    #[test]
+    fn opening_fails_with_the_variant_of_what_is_wrong() {
+        let (dir, repo) = new_repo();
+        let backend = repo.backend().clone();
+        let open = |pw: &[u8]| super::Repository::open(backend.clone(), pw, None).map(|_| ());
+        assert!(open(b"pw").is_ok());
+        let err = open(b"not the password").expect_err("wrong password");
+        assert!(matches!(err, Error::WrongPassword), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::WrongPassword);
+
+        let config = dir.path().join("repo/config");
+        let mut bytes = std::fs::read(&config).expect("config");
+        bytes[20] ^= 0x40;
+        std::fs::write(&config, bytes).expect("write config");
+        let err = open(b"pw").expect_err("damaged config");
+        assert!(
+            matches!(
+                &err,
+                Error::Corrupt {
+                    object: Object::Config,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let nowhere: std::sync::Arc<dyn cairn_backend::Backend> = std::sync::Arc::new(
+            cairn_backend::LocalBackend::new(dir.path().join("no-repo-here")),
+        );
+        let err = super::Repository::open(nowhere, b"pw", None)
+            .map(|_| ())
+            .expect_err("no repository");
+        assert!(matches!(err, Error::NoRepository { .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::NoRepository);
+    }
+
+    #[test]
+    fn missing_and_damaged_objects_have_their_variants() {
+        let (dir, repo) = new_repo();
+        let absent = crate::Id::hash(b"never stored");
+        let err = repo.load_blob(BlobType::Data, &absent).expect_err("absent");
+        assert!(
+            matches!(&err, Error::NotFound { object: Object::Blob(b), .. } if *b == absent),
+            "{err:?}"
+        );
+        assert_eq!(
+            format!("{err:#}"),
+            format!("blob {absent} not found in index")
+        );
+
+        // A snapshot file whose bytes no longer match its name.
+        let sid = repo
+            .save_unpacked(FileType::Snapshot, br#"{"paths":["/src"]}"#)
+            .expect("save snapshot");
+        damage(dir.path(), FileType::Snapshot, &sid.to_hex(), 20);
+        let err = repo.load_snapshot(&sid).expect_err("damaged snapshot");
+        assert!(
+            matches!(&err, Error::Corrupt { object: Object::Snapshot(s), .. } if *s == sid),
+            "{err:?}"
+        );
+
+        // A file that is not there at all: the storage says so, about that snapshot.
+        let gone = crate::Id::hash(b"no such snapshot");
+        let err = repo.load_snapshot(&gone).expect_err("missing snapshot");
+        assert!(
+            matches!(
+                &err,
+                Error::Backend {
+                    object: Some(Object::Snapshot(s)),
+                    cause: cairn_backend::BackendError::NotFound(_),
+                    ..
+                } if *s == gone
+            ),
+            "{err:?}"
+        );
+    }
 }

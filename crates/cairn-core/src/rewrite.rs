@@ -104,7 +104,7 @@ impl<'r, 'w> TreeRewriter<'r, 'w> {
         rules: &mut dyn RewriteRules,
         path: &[u8],
         id: Option<Id>,
-    ) -> anyhow::Result<Option<Id>> {
+    ) -> crate::Result<Option<Id>> {
         let cache = rules.path_independent();
         let Some(root) = id else {
             let err = anyhow::anyhow!("directory has no subtree");
@@ -362,7 +362,7 @@ pub fn rewrite_snapshots(
     selected: Vec<Selected>,
     opts: &RewriteOptions,
     report: &dyn Observer,
-) -> anyhow::Result<usize> {
+) -> crate::Result<usize> {
     let how = &opts.replace;
     let writer = new_writer(repo, how);
     let mut changed = 0;
@@ -502,7 +502,7 @@ pub(crate) fn replace_snapshot(
     writer.checkpoint()?;
     let new_id = repo
         .save_unpacked(FileType::Snapshot, &snap.to_json())
-        .map_err(|e| e.context(format!("saving the new snapshot for {}", id.short())))?;
+        .with_context(|| format!("saving the new snapshot for {}", id.short()))?;
     report.info(&format!("saved new snapshot {}", new_id.short()));
     if how.forget {
         remove_snapshot(repo, &id)?;
@@ -541,8 +541,9 @@ pub(crate) fn summary_line(report: &dyn Observer, changed: usize, dry_run: bool)
     });
 }
 
-pub(crate) fn rewrite_failed(id: &Id, e: anyhow::Error) -> anyhow::Error {
-    e.context(format!("unable to rewrite snapshot ID {:?}", id.short()))
+pub(crate) fn rewrite_failed(id: &Id, e: impl Into<anyhow::Error>) -> anyhow::Error {
+    e.into()
+        .context(format!("unable to rewrite snapshot ID {:?}", id.short()))
 }
 
 /// `rewrite --exclude`: drops every node whose path matches; counts what stays.
@@ -582,7 +583,7 @@ pub fn repair_snapshots(
     selected: Vec<Selected>,
     how: &Replace,
     report: &dyn Observer,
-) -> anyhow::Result<usize> {
+) -> crate::Result<usize> {
     let writer = new_writer(repo, how);
     let mut changed = 0;
     let mut rw = TreeRewriter::new(repo, &writer, true);
@@ -606,7 +607,7 @@ pub fn repair_snapshots(
                     changed += 1;
                     continue;
                 }
-                anyhow::bail!(
+                crate::error::bail!(
                     "snapshot file {id} is unreadable, use `cairn repair snapshots --forget {id}` to remove it. Original error: {e:#}",
                     id = s.id
                 );

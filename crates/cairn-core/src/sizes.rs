@@ -60,7 +60,7 @@ pub struct RepositorySizes {
     pub blobs: Vec<(BlobType, SizeHistogram)>,
 }
 
-pub fn collect(repo: &IndexedRepository) -> anyhow::Result<RepositorySizes> {
+pub fn collect(repo: &IndexedRepository) -> crate::Result<RepositorySizes> {
     let mut files = Vec::new();
     for ty in [
         FileType::Key,

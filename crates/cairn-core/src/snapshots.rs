@@ -14,7 +14,7 @@
 //!   the same choice for commands that must see unreadable snapshot files too (`rewrite`,
 //!   `repair snapshots`, `copy`).
 //!
-//! Warnings go to the caller's [`Report`], worded as restic words them.
+//! Warnings go to the caller's [`Observer`], worded as restic words them.
 
 use crate::format::gotime::GoTime;
 use crate::format::snapshot::Snapshot;
@@ -79,7 +79,7 @@ pub struct Selected {
     pub arg: Option<String>,
     pub id: Id,
     /// The snapshot, or why its file could not be read.
-    pub snap: anyhow::Result<Snapshot>,
+    pub snap: crate::Result<Snapshot>,
 }
 
 impl SnapshotFilter {
@@ -96,14 +96,14 @@ impl SnapshotFilter {
     /// The one snapshot `spec` names, as restic's `dump` and `restore` find it: `latest` is the
     /// newest snapshot passing the filters (relative `--path`s made absolute), anything else a
     /// full id or unique prefix (the filters do not apply).
-    pub fn find(&self, repo: &Repository, spec: &str) -> anyhow::Result<(Id, Snapshot)> {
+    pub fn find(&self, repo: &Repository, spec: &str) -> crate::Result<(Id, Snapshot)> {
         if spec == "latest" {
             return self.latest(repo)?.ok_or_else(|| {
-                anyhow::anyhow!(
+                crate::Error::NoSnapshot(format!(
                     "latest snapshot for criteria not found: no snapshot found Paths:{} Hosts:{}",
                     go_list(&self.paths),
                     go_list(&self.hosts)
-                )
+                ))
             });
         }
         let names = snapshot_names(repo)?;
@@ -117,7 +117,7 @@ impl SnapshotFilter {
 
     /// restic's `FindLatestSnapshot`: the newest snapshot passing the filters, where each
     /// `--path` is first made absolute and cleaned (Go's `filepath.Abs`).
-    pub fn latest(&self, repo: &Repository) -> anyhow::Result<Option<(Id, Snapshot)>> {
+    pub fn latest(&self, repo: &Repository) -> crate::Result<Option<(Id, Snapshot)>> {
         let paths = self.abs_paths()?;
         Ok(repo
             .list_snapshots()?
@@ -136,7 +136,7 @@ impl SnapshotFilter {
         repo: &Repository,
         ids: &[String],
         report: &dyn Observer,
-    ) -> anyhow::Result<Vec<(Id, Snapshot)>> {
+    ) -> crate::Result<Vec<(Id, Snapshot)>> {
         if ids.is_empty() {
             let mut snaps = repo.list_snapshots()?;
             snaps.retain(|(_, s)| self.matches(s));
@@ -192,7 +192,7 @@ impl SnapshotFilter {
         repo: &Repository,
         ids: &[String],
         report: &dyn Observer,
-    ) -> anyhow::Result<Vec<Selected>> {
+    ) -> crate::Result<Vec<Selected>> {
         let names = snapshot_names(repo)?;
         if ids.is_empty() {
             let mut v = load_all(repo, &names)?;
@@ -289,7 +289,7 @@ pub fn flatten_tags(lists: &[String]) -> Vec<String> {
 }
 
 /// A snapshot by full id or unique prefix (no `latest`), with restic's error messages.
-pub fn find_by_id(repo: &Repository, spec: &str) -> anyhow::Result<(Id, Snapshot)> {
+pub fn find_by_id(repo: &Repository, spec: &str) -> crate::Result<(Id, Snapshot)> {
     let id = repo.find_id(FileType::Snapshot, spec).map_err(|e| {
         if e.to_string().contains("ambiguous") {
             anyhow::anyhow!("multiple IDs with prefix {spec:?} found")
@@ -346,7 +346,7 @@ pub fn change_tags(
 
 /// Stores `new` in place of the snapshot `old`: the new file first, then the old one goes,
 /// so that a crash in between leaves both, never none. Returns the new snapshot's id.
-pub fn replace(repo: &Repository, old: &Id, new: &Snapshot) -> anyhow::Result<Id> {
+pub fn replace(repo: &Repository, old: &Id, new: &Snapshot) -> crate::Result<Id> {
     let id = repo.save_unpacked(FileType::Snapshot, &new.to_json())?;
     repo.backend()
         .remove(&cairn_backend::Handle::new(
@@ -358,12 +358,15 @@ pub fn replace(repo: &Repository, old: &Id, new: &Snapshot) -> anyhow::Result<Id
 }
 
 /// Removes one snapshot file.
-pub fn remove(repo: &Repository, id: &Id) -> anyhow::Result<()> {
+pub fn remove(repo: &Repository, id: &Id) -> crate::Result<()> {
     let h = cairn_backend::Handle::new(FileType::Snapshot, id.to_hex());
     repo.backend()
         .remove(&h)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("removing {h}"))
+        .map_err(|cause| crate::Error::Backend {
+            object: Some(crate::Object::Snapshot(*id)),
+            context: crate::error::Context::new(vec![format!("removing {h}")]),
+            cause,
+        })
 }
 
 /// restic's `FilterLastestSnapshots` (`snapshots --latest n`): the newest `n` snapshots of
@@ -409,7 +412,7 @@ pub fn find_parent(
     repo: &Repository,
     q: &ParentQuery,
     report: &dyn Observer,
-) -> anyhow::Result<Option<(Id, Snapshot)>> {
+) -> crate::Result<Option<(Id, Snapshot)>> {
     if q.force {
         return Ok(None);
     }
@@ -423,7 +426,7 @@ pub fn find_parent(
         .targets
         .iter()
         .map(|p| crate::archiver::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     want.sort();
     let all = match repo.list_snapshots() {
         Ok(all) => all,
@@ -463,7 +466,9 @@ fn snapshot_names(repo: &Repository) -> anyhow::Result<Vec<String>> {
 /// Every snapshot file named like one, read or not.
 fn load_all(repo: &Repository, names: &[String]) -> anyhow::Result<Vec<Selected>> {
     let ids: Vec<Id> = names.iter().filter_map(|n| Id::from_hex(n).ok()).collect();
-    let snaps = parallel_map(&ids, 4, |id| Ok(repo.load_snapshot(id)))?;
+    let snaps = parallel_map(&ids, 4, |id| -> crate::Result<_> {
+        Ok(repo.load_snapshot(id))
+    })?;
     let mut v: Vec<Selected> = ids
         .into_iter()
         .zip(snaps)
@@ -488,7 +493,7 @@ fn load_all(repo: &Repository, names: &[String]) -> anyhow::Result<Vec<Selected>
 fn resolve_prefix(names: &[String], spec: &str) -> anyhow::Result<Id> {
     let mut hits = names.iter().filter(|n| n.starts_with(spec));
     match (hits.next(), hits.next()) {
-        (Some(name), None) => Id::from_hex(name),
+        (Some(name), None) => Ok(Id::from_hex(name)?),
         (Some(_), Some(_)) => anyhow::bail!("multiple IDs with prefix {spec:?} found"),
         (None, _) => anyhow::bail!("no matching ID found for prefix {spec:?}"),
     }

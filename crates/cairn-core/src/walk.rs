@@ -123,7 +123,7 @@ pub trait TreeSource {
 
 impl TreeSource for IndexedRepository {
     fn load_tree(&self, id: &Id) -> anyhow::Result<Tree> {
-        IndexedRepository::load_tree(self, id)
+        Ok(IndexedRepository::load_tree(self, id)?)
     }
 }
 
@@ -135,7 +135,7 @@ pub fn walk(
     root_path: &[u8],
     opts: &WalkOptions,
     v: &mut dyn Visitor,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     walk_from(&CachedSource::new(repo), root, root_path, opts, v)
 }
 
@@ -146,7 +146,7 @@ pub fn walk_from(
     root_path: &[u8],
     opts: &WalkOptions,
     v: &mut dyn Visitor,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let sort = opts.sorted;
     let mut path = root_path.to_vec();
     let mut stack: Vec<Frame> = Vec::new();
@@ -208,7 +208,7 @@ pub fn walk_from(
             continue;
         };
         if opts.interrupted.is_some_and(|f| f.load(Ordering::Relaxed)) {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         let prefix = top.prefix;
         path.truncate(prefix);
@@ -241,12 +241,16 @@ pub struct TreeCache {
 
 impl TreeCache {
     /// [`IndexedRepository::load_tree`], from the cache when the blob is in it.
-    pub fn load(&mut self, repo: &IndexedRepository, id: &Id) -> anyhow::Result<Tree> {
+    pub fn load(&mut self, repo: &IndexedRepository, id: &Id) -> crate::Result<Tree> {
         if let Some(json) = self.blobs.get(id) {
-            return Tree::parse(json).with_context(|| format!("tree {id}: invalid tree"));
+            return Tree::parse(json)
+                .with_context(|| format!("tree {id}: invalid tree"))
+                .map_err(crate::Error::loading(crate::Object::Tree(*id)));
         }
         let json = repo.load_blob(BlobType::Tree, id)?;
-        let tree = Tree::parse(&json).with_context(|| format!("tree {id}: invalid tree"))?;
+        let tree = Tree::parse(&json)
+            .with_context(|| format!("tree {id}: invalid tree"))
+            .map_err(crate::Error::loading(crate::Object::Tree(*id)))?;
         if json.len() <= TREE_CACHE_BYTES / 8 {
             if self.bytes + json.len() > TREE_CACHE_BYTES {
                 self.blobs.clear();
@@ -261,7 +265,7 @@ impl TreeCache {
 
 /// Loads the tree of the directory at `subpath` (`a/b/c`, relative to `root`) without
 /// following anything but directories. Errors name the missing or non-directory component.
-pub fn subtree_at(repo: &IndexedRepository, root: Id, subpath: &str) -> anyhow::Result<Id> {
+pub fn subtree_at(repo: &IndexedRepository, root: Id, subpath: &str) -> crate::Result<Id> {
     let mut tree = root;
     let mut so_far = String::new();
     for comp in subpath.split('/').filter(|c| !c.is_empty()) {
@@ -272,7 +276,7 @@ pub fn subtree_at(repo: &IndexedRepository, root: Id, subpath: &str) -> anyhow::
             .find(comp.as_bytes())
             .ok_or_else(|| anyhow::anyhow!("path {so_far:?} not found"))?;
         if n.kind != NodeType::Dir {
-            anyhow::bail!("path {so_far:?} is not a directory");
+            crate::error::bail!("path {so_far:?} is not a directory");
         }
         tree = n
             .subtree

@@ -351,7 +351,7 @@ impl CairnFs {
         Some(ino)
     }
 
-    fn tree(&self, id: &Id) -> anyhow::Result<Arc<Tree>> {
+    fn tree(&self, id: &Id) -> cairn_core::Result<Arc<Tree>> {
         self.trees.get_or_load(
             id,
             // Parsed nodes take about twice their JSON; the node count stands in for it.

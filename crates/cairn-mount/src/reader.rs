@@ -42,7 +42,7 @@ impl Shared {
     }
 
     /// A data blob, from the cache or the repository (loaded once however many ask at once).
-    pub fn blob(&self, id: &Id) -> anyhow::Result<Arc<[u8]>> {
+    pub fn blob(&self, id: &Id) -> cairn_core::Result<Arc<[u8]>> {
         self.blobs.get_or_load(
             id,
             |b: &Arc<[u8]>| b.len(),

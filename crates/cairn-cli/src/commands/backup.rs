@@ -342,7 +342,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         let r = if from_stdin {
             backup_stream(&repo, &opts, &a)
         } else {
-            archiver::backup(&repo, &opts, &obs, &INTERRUPTED)
+            archiver::backup(&repo, &opts, &obs, &INTERRUPTED).map_err(anyhow::Error::from)
         };
         done.store(true, Ordering::Relaxed);
         r
@@ -370,13 +370,13 @@ fn backup_stream(
     a: &Args,
 ) -> anyhow::Result<archiver::BackupResult> {
     if !a.stdin_from_command {
-        return archiver::backup_stdin(
+        return Ok(archiver::backup_stdin(
             repo,
             opts,
             &a.stdin_filename,
             std::io::stdin().lock(),
             &INTERRUPTED,
-        );
+        )?);
     }
     let mut child = std::process::Command::new(&a.paths[0])
         .args(&a.paths[1..])
@@ -410,5 +410,11 @@ fn backup_stream(
         child,
         name: a.paths[0].display().to_string(),
     };
-    archiver::backup_stdin(repo, opts, &a.stdin_filename, reader, &INTERRUPTED)
+    Ok(archiver::backup_stdin(
+        repo,
+        opts,
+        &a.stdin_filename,
+        reader,
+        &INTERRUPTED,
+    )?)
 }

@@ -19,7 +19,7 @@ pub struct Args {
 
 /// Removes the caches not used for longer than `max_age`.
 fn remove_old(
-    caches: &[cairn_backend::cache::CacheDir],
+    caches: &[cairn_core::cache::CacheDir],
     max_age: Duration,
     quiet: bool,
 ) -> anyhow::Result<()> {
@@ -49,7 +49,7 @@ pub fn cleanup_after(g: &GlobalOptions) -> anyhow::Result<()> {
     let Some(base) = g.cache_dir() else {
         return Ok(());
     };
-    let caches = cairn_backend::cache::list_caches(&base)
+    let caches = cairn_core::cache::list_caches(&base)
         .map_err(|e| anyhow::anyhow!("reading cache directory {}: {e}", base.display()))?;
     remove_old(&caches, Duration::from_secs(30 * 24 * 3600), g.quiet)
 }
@@ -58,7 +58,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
     let Some(base) = g.cache_dir() else {
         anyhow::bail!("the cache is disabled (--no-cache)");
     };
-    let caches = cairn_backend::cache::list_caches(&base)
+    let caches = cairn_core::cache::list_caches(&base)
         .map_err(|e| anyhow::anyhow!("reading cache directory {}: {e}", base.display()))?;
     let max_age = Duration::from_secs(a.max_age * 24 * 3600);
     let now = SystemTime::now();

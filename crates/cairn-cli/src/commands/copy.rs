@@ -137,7 +137,10 @@ impl FromRepo {
         let loc = self.location()?;
         let backend = global::open_backend(&loc, &[], g.http()?)?;
         if !backend.exists().map_err(anyhow::Error::new)? {
-            return Err(cairn_core::Error::RepoNotFound(backend.location()).into());
+            return Err(cairn_core::Error::NoRepository {
+                location: backend.location(),
+            }
+            .into());
         }
         let pw = self.password(&format!("enter password for {what} repository: "))?;
         Repository::open(backend, &pw, nonempty(&self.key_hint).map(|s| s.as_str()))

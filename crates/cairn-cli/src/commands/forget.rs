@@ -402,7 +402,7 @@ fn delete(repo: &Repository, ids: &BTreeSet<Id>, g: &GlobalOptions) -> anyhow::R
             if !g.json {
                 eprintln!("unable to remove <snapshot/{name}> from the repository");
             }
-            return Err(e);
+            return Err(e.into());
         }
         if !g.json && g.verbose >= 2 {
             println!("removed <snapshot/{name}>");

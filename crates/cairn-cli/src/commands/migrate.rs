@@ -60,7 +60,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
             Ok(()) => println!("migration {name}: success"),
             Err(e) => {
                 eprintln!("migration {name} failed: {e:#}");
-                first_err.get_or_insert(e);
+                first_err.get_or_insert(anyhow::Error::from(e));
             }
         }
     }

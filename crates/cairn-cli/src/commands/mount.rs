@@ -36,7 +36,7 @@ pub fn run(a: Args, g: &GlobalOptions) -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("--blob-cache: {e}"))?;
     // Checked before the repository is opened (and the password asked for).
     let location = g.repository()?;
-    let local = (!cairn_backend::is_remote(&location))
+    let local = (!cairn_core::is_remote(&location))
         .then(|| PathBuf::from(location.strip_prefix("local:").unwrap_or(&location)));
     cairn_mount::check_mountpoint(&a.mountpoint, local.as_deref())?;
     let repo = g.open()?.load_index()?;

@@ -138,7 +138,7 @@ pub fn prune(
         }
         return Ok(());
     }
-    pruner::execute(repo, plan, opts, &say)
+    Ok(pruner::execute(repo, plan, opts, &say)?)
 }
 
 fn percent(part: u64, total: u64) -> String {

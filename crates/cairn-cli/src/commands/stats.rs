@@ -91,13 +91,13 @@ fn walk(repo: &IndexedRepository, tree: Id, mode: &str, c: &mut Counts) -> anyho
         c.size += stored_size(repo, BlobType::Tree, &tree);
     }
     let mut v = Counter { repo, mode, c };
-    walk::walk(
+    Ok(walk::walk(
         repo,
         tree,
         b"",
         &WalkOptions::interruptible(&crate::signals::INTERRUPTED),
         &mut v,
-    )
+    )?)
 }
 
 struct Counter<'a> {
@@ -181,7 +181,7 @@ fn print_debug(sizes: &cairn_core::sizes::RepositorySizes) {
     let mut out = String::from("Collecting size statistics\n\n");
     for (ty, h) in &sizes.files {
         let name = match ty {
-            cairn_backend::FileType::Data => "data".to_string(),
+            cairn_core::FileType::Data => "data".to_string(),
             other => other.dir().trim_end_matches('s').to_string(),
         };
         out.push_str(&format!("File Type: {name}\n{}\n", histogram(h)));

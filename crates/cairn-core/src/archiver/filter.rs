@@ -170,7 +170,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    pub fn new(pat: &str) -> anyhow::Result<Pattern> {
+    pub fn new(pat: &str) -> crate::Result<Pattern> {
         let absolute = pat.starts_with('/');
         let mut parts: Vec<Part> = Vec::new();
         for comp in pat.split('/').filter(|c| !c.is_empty() && *c != ".") {
@@ -253,7 +253,7 @@ pub struct Excludes {
 }
 
 impl Excludes {
-    pub fn new(pats: &[String]) -> anyhow::Result<Excludes> {
+    pub fn new(pats: &[String]) -> crate::Result<Excludes> {
         Ok(Excludes {
             patterns: pats
                 .iter()
@@ -291,7 +291,7 @@ pub struct PatternSet {
 }
 
 impl PatternSet {
-    pub fn new(exact: &[String], folded: &[String]) -> anyhow::Result<PatternSet> {
+    pub fn new(exact: &[String], folded: &[String]) -> crate::Result<PatternSet> {
         let lower: Vec<String> = folded.iter().map(|p| p.to_lowercase()).collect();
         Ok(PatternSet {
             exact: Excludes::new(exact)?,

@@ -174,7 +174,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
             }
             match self.writer.save(BlobType::Data, id, &data) {
                 Ok(_) => self.blob_stored(&track),
-                Err(e) => self.fail(e),
+                Err(e) => self.fail(e.into()),
             }
         }
     }
@@ -197,7 +197,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         }
         self.writer.checkpoint()?;
         let packs = self.writer.take_stored_packs();
-        crate::packer::lock(log).append(&done, &packs)
+        Ok(crate::packer::lock(log).append(&done, &packs)?)
     }
 
     /// Logs the finished files whose blobs are all in stored packs, without waiting for a
@@ -211,7 +211,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
             .into_iter()
             .partition(|e| self.writer.all_stored(e.blobs()));
         crate::packer::lock(&self.stored).extend(wait);
-        crate::packer::lock(log).append(&ready, &packs)
+        Ok(crate::packer::lock(log).append(&ready, &packs)?)
     }
 
     fn report(&self, path: &Path, err: anyhow::Error) {
@@ -337,7 +337,8 @@ impl<'a, 'w> Ctx<'a, 'w> {
             Err(e) => {
                 self.observer.error(
                     path,
-                    &e.context("parent snapshot tree unreadable; reading all files here"),
+                    &anyhow::Error::from(e)
+                        .context("parent snapshot tree unreadable; reading all files here"),
                 );
                 None
             }
@@ -532,9 +533,9 @@ struct TargetTree {
 }
 
 /// The absolute, lexically cleaned form of a backup target, as stored in a snapshot's paths.
-pub fn absolute_path(p: &Path) -> anyhow::Result<PathBuf> {
-    crate::util::gopath::clean_abs_path(p)
-        .with_context(|| format!("{}: no working directory to resolve it", p.display()))
+pub fn absolute_path(p: &Path) -> crate::Result<PathBuf> {
+    Ok(crate::util::gopath::clean_abs_path(p)
+        .with_context(|| format!("{}: no working directory to resolve it", p.display()))?)
 }
 
 /// restic's rule: relative targets keep their relative components in the tree; absolute ones
@@ -609,7 +610,7 @@ pub fn backup(
     opts: &BackupOptions,
     observer: &dyn Observer,
     interrupted: &AtomicBool,
-) -> anyhow::Result<BackupResult> {
+) -> crate::Result<BackupResult> {
     let start = chrono::Local::now().fixed_offset();
     let targets = build_targets(&opts.paths)?;
     // Leftovers of a killed earlier run; failing to remove them must not stop a backup.
@@ -746,7 +747,7 @@ pub fn backup(
             if writer.finish().is_ok() && resume_enabled {
                 let _ = crate::packer::lock(&log).append(&stored, &packs);
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let wstats = writer.finish()?;
@@ -772,7 +773,7 @@ pub fn backup(
         .paths
         .iter()
         .map(|p| absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     paths.sort();
     let unchanged = opts.parent.as_ref().is_some_and(|(_, p)| p.tree == root_id);
     let snapshot_id = if opts.skip_if_unchanged && unchanged {
@@ -846,9 +847,9 @@ pub fn backup_stdin(
     filename: &str,
     input: impl std::io::Read,
     interrupted: &AtomicBool,
-) -> anyhow::Result<BackupResult> {
+) -> crate::Result<BackupResult> {
     if filename.is_empty() || filename == "." || filename == ".." || filename.contains('/') {
-        anyhow::bail!("invalid --stdin-filename {filename:?}: want a plain file name");
+        crate::error::bail!("invalid --stdin-filename {filename:?}: want a plain file name");
     }
     let start = chrono::Local::now().fixed_offset();
     let tables = ChunkerTables::new(repo.polynomial());
@@ -871,7 +872,7 @@ pub fn backup_stdin(
     if let Err(e) = read {
         // Index what was stored, so that a re-run does not upload it again.
         let _ = writer.finish();
-        return Err(e);
+        return Err(e.into());
     }
     let now = chrono::Local::now().fixed_offset();
     let names = NameCache::default();

@@ -92,11 +92,11 @@ pub fn log_for_targets(
     repo_id: &str,
     host: &str,
     targets: &[PathBuf],
-) -> anyhow::Result<PathBuf> {
+) -> crate::Result<PathBuf> {
     let mut abs: Vec<String> = targets
         .iter()
         .map(|p| super::absolute_path(p).map(|p| p.to_string_lossy().into_owned()))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     abs.sort();
     Ok(log_path(cache_dir, repo_id, host, &abs))
 }
@@ -152,7 +152,7 @@ impl Log {
     }
 
     /// Appends finished files and the packs stored since the last call, then syncs.
-    pub fn append(&mut self, entries: &[Entry], packs: &[Id]) -> anyhow::Result<()> {
+    pub fn append(&mut self, entries: &[Entry], packs: &[Id]) -> crate::Result<()> {
         if entries.is_empty() && packs.is_empty() {
             return Ok(());
         }

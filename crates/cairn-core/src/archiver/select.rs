@@ -31,7 +31,7 @@ pub struct Selection {
 }
 
 impl Selection {
-    pub fn new(o: &SelectOptions) -> anyhow::Result<Selection> {
+    pub fn new(o: &SelectOptions) -> crate::Result<Selection> {
         let lower: Vec<String> = o.iexcludes.iter().map(|p| p.to_lowercase()).collect();
         Ok(Selection {
             excludes: Excludes::new(&o.excludes)?,
@@ -90,7 +90,7 @@ impl Selection {
 }
 
 /// Parses restic's size syntax: a number with an optional k/K, m/M, g/G or t/T suffix.
-pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+pub fn parse_size(s: &str) -> crate::Result<u64> {
     let s = s.trim();
     let (num, mult) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
@@ -99,18 +99,18 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         Some('t' | 'T') => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size {s:?} (want e.g. 100, 10k, 5M, 2G)"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        crate::Error::Invalid(format!("invalid size {s:?} (want e.g. 100, 10k, 5M, 2G)"))
+    })?;
     n.checked_mul(mult)
-        .ok_or_else(|| anyhow::anyhow!("size {s:?} is too large"))
+        .ok_or_else(|| crate::Error::Invalid(format!("size {s:?} is too large")))
 }
 
 /// The patterns given (`--exclude`) followed by those of each file (`--exclude-file`).
 pub fn patterns_with_files(
     given: &[String],
     files: &[std::path::PathBuf],
-) -> anyhow::Result<Vec<String>> {
+) -> crate::Result<Vec<String>> {
     let mut v = given.to_vec();
     for f in files {
         v.extend(read_pattern_file(f)?);
@@ -120,7 +120,7 @@ pub fn patterns_with_files(
 
 /// The patterns of an `--exclude-file` (or `--iexclude-file`): one a line, blank lines and
 /// `#` comments skipped, surrounding spaces trimmed.
-pub fn read_pattern_file(p: &Path) -> anyhow::Result<Vec<String>> {
+pub fn read_pattern_file(p: &Path) -> crate::Result<Vec<String>> {
     let s = std::fs::read_to_string(p)
         .map_err(|e| anyhow::anyhow!("reading exclude file {}: {e}", p.display()))?;
     Ok(s.lines()

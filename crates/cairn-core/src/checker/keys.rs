@@ -38,7 +38,7 @@ pub fn key_file_fault(bytes: &[u8]) -> Option<String> {
 }
 
 /// Checks every file in `keys/`.
-pub fn check_key_files(backend: &dyn Backend) -> anyhow::Result<Vec<Problem>> {
+pub fn check_key_files(backend: &dyn Backend) -> crate::Result<Vec<Problem>> {
     let mut out = Vec::new();
     let listing = backend
         .list(FileType::Key)

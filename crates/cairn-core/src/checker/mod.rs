@@ -379,7 +379,7 @@ pub struct Checker<'r> {
 
 impl<'r> Checker<'r> {
     /// Checks every file in `keys/` (see [`check_key_files`]).
-    pub fn check_key_files(&self) -> anyhow::Result<Vec<Problem>> {
+    pub fn check_key_files(&self) -> crate::Result<Vec<Problem>> {
         check_key_files(&**self.repo.backend())
     }
 
@@ -399,7 +399,7 @@ impl<'r> Checker<'r> {
     pub fn load_index(
         repo: &'r Repository,
         opts: Options<'r>,
-    ) -> anyhow::Result<(Checker<'r>, Vec<Finding>)> {
+    ) -> crate::Result<(Checker<'r>, Vec<Finding>)> {
         let ids = repo.list_ids(FileType::Index)?;
         let mut findings = Vec::new();
         let mut builder = IndexBuilder::default();
@@ -490,7 +490,7 @@ impl<'r> Checker<'r> {
 
     /// Compares the index with the packs the backend lists, and each pack's index entries
     /// with each other.
-    pub fn check_packs(&mut self) -> anyhow::Result<Vec<Finding>> {
+    pub fn check_packs(&mut self) -> crate::Result<Vec<Finding>> {
         let mut out = Vec::new();
         for (no, p) in self.index.packs.iter().enumerate() {
             if p.files.len() > 1 && p.blobs > p.max_listed {

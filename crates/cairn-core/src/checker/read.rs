@@ -219,7 +219,7 @@ fn blob_key(b: &PackedBlob) -> (u32, u32, BlobType, Id, u32) {
 
 impl Checker<'_> {
     /// Chooses the packs to read: all of them, or a subset with restic's rules.
-    pub fn select_packs(&self, subset: Option<&Subset>) -> anyhow::Result<PackSelection> {
+    pub fn select_packs(&self, subset: Option<&Subset>) -> crate::Result<PackSelection> {
         let packs = &self.index.packs;
         let total_bytes = packs.iter().map(|p| p.size).sum();
         let chosen: Vec<usize> = match subset {
@@ -232,7 +232,7 @@ impl Checker<'_> {
             }
             Some(Subset::Size(s)) => {
                 if total_bytes == 0 {
-                    anyhow::bail!("Cannot read from a repository having size 0");
+                    crate::error::bail!("Cannot read from a repository having size 0");
                 }
                 let p = subset::percent_for_size(*s, total_bytes);
                 subset::random_choice(packs.len(), subset::count_for_percent(packs.len(), p))
@@ -257,7 +257,7 @@ impl Checker<'_> {
         sel: &PackSelection,
         report: &(dyn Fn(Finding) + Sync),
         progress: &(dyn Fn(u64, u64, u64) + Sync),
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         let next = AtomicUsize::new(0);
         let done = AtomicU64::new(0);
         let bytes = AtomicU64::new(0);
@@ -282,7 +282,7 @@ impl Checker<'_> {
             }
         });
         if self.stopped() {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         Ok(())
     }

@@ -61,13 +61,13 @@ pub fn run(
     plan: Plan<'_>,
     obs: &dyn Observer,
     summary: &mut Summary,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let s = Mutex::new(std::mem::take(summary));
     let r = phases(repo, opts, plan, obs, &s);
     *summary = s.into_inner().unwrap_or_else(|e| e.into_inner());
     r?;
     if summary.num_errors > 0 {
-        anyhow::bail!("repository contains errors");
+        crate::error::bail!("repository contains errors");
     }
     obs.info("no errors were found");
     Ok(())

@@ -190,7 +190,7 @@ impl Checker<'_> {
     pub fn check_structure(
         &self,
         report: &(dyn Fn(Finding) + Sync),
-    ) -> anyhow::Result<StructureStats> {
+    ) -> crate::Result<StructureStats> {
         let ids = self.repo.list_ids(FileType::Snapshot)?;
         let next = AtomicUsize::new(0);
         let roots: Mutex<Vec<(Id, Id)>> = Mutex::new(Vec::new());
@@ -253,17 +253,17 @@ impl Checker<'_> {
                     };
                     let src = CheckSource(self);
                     if let Err(e) = walk_from(&src, root, b"", &opts, &mut v) {
-                        lock(&failed).get_or_insert(e);
+                        lock(&failed).get_or_insert(e.into());
                         break;
                     }
                 });
             }
         });
         if self.stopped() {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
+            return Err(e.into());
         }
         let damaged = damaged.into_inner().unwrap_or_else(|e| e.into_inner());
         if !damaged.is_empty() {

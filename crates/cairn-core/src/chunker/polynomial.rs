@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 /// How many random candidates [`Polynomial::random_from`] tries before giving up
 /// (restic's `randPolMaxTries`).
@@ -22,14 +22,14 @@ pub struct Polynomial(pub u64);
 impl Polynomial {
     /// A new random irreducible polynomial of degree 53, drawn from the operating
     /// system's CSPRNG (like restic's `chunker.RandomPolynomial`).
-    pub fn random() -> anyhow::Result<Polynomial> {
+    pub fn random() -> crate::Result<Polynomial> {
         Polynomial::random_from(&mut rand::rngs::OsRng)
     }
 
     /// A random irreducible polynomial of degree 53 derived from `rng`, exactly like
     /// restic's `chunker.DerivePolynomial`: each candidate is 8 bytes read as a
     /// little-endian `u64`, masked to bits 0..=53, with bits 53 and 0 set.
-    pub fn random_from<R: rand::RngCore>(rng: &mut R) -> anyhow::Result<Polynomial> {
+    pub fn random_from<R: rand::RngCore>(rng: &mut R) -> crate::Result<Polynomial> {
         for _ in 0..RANDOM_MAX_TRIES {
             let mut bytes = [0u8; 8];
             rng.try_fill_bytes(&mut bytes)
@@ -39,7 +39,9 @@ impl Polynomial {
                 return Ok(f);
             }
         }
-        bail!("unable to find a random irreducible polynomial in {RANDOM_MAX_TRIES} tries")
+        crate::error::bail!(
+            "unable to find a random irreducible polynomial in {RANDOM_MAX_TRIES} tries"
+        )
     }
 
     /// The degree, or -1 for the zero polynomial.
@@ -80,9 +82,9 @@ impl Polynomial {
     /// Parses the [`to_hex`](Polynomial::to_hex) form: 1 to 16 hex digits (either
     /// case, leading zeros allowed), nothing else — no sign, prefix or whitespace,
     /// matching Go's `strconv.ParseUint(s, 16, 64)` used by restic.
-    pub fn from_hex(s: &str) -> anyhow::Result<Polynomial> {
+    pub fn from_hex(s: &str) -> crate::Result<Polynomial> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("invalid polynomial {s:?}: expected hex digits");
+            crate::error::bail!("invalid polynomial {s:?}: expected hex digits");
         }
         let v = u64::from_str_radix(s, 16)
             .with_context(|| format!("invalid polynomial {s:?}: does not fit in 64 bits"))?;

@@ -20,14 +20,14 @@ impl Config {
     }
 
     /// Checks what restic checks on load: a known version and an irreducible polynomial.
-    pub fn validate(&self) -> anyhow::Result<Polynomial> {
+    pub fn validate(&self) -> crate::Result<Polynomial> {
         if self.version != 1 && self.version != 2 {
-            anyhow::bail!("config: unsupported repository version {}", self.version);
+            crate::error::bail!("config: unsupported repository version {}", self.version);
         }
         let pol = Polynomial::from_hex(&self.chunker_polynomial)
             .map_err(|e| anyhow::anyhow!("config: invalid chunker polynomial: {e}"))?;
         if pol.degree() > 53 || !pol.is_irreducible() {
-            anyhow::bail!(
+            crate::error::bail!(
                 "config: chunker polynomial {} is not irreducible of degree ≤ 53",
                 self.chunker_polynomial
             );

@@ -11,8 +11,6 @@
 //! Printability ([`go_is_print`]) follows Go's `strconv.IsPrint` / `unicode.IsPrint`
 //! with Unicode 15.0.0 data, the version Go has shipped since Go 1.21.
 
-use anyhow::{bail, Result};
-
 const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Splits bytes into runes the way Go's `utf8.DecodeRune` does: every well-formed
@@ -108,19 +106,19 @@ fn unhex(d: u8) -> Option<u32> {
 ///
 /// Go's `Unquote` would turn invalid UTF-8 in its *input* into U+FFFD; that cannot
 /// arise here because `s` is a `&str`.
-pub fn go_unquote_inner(s: &str) -> Result<Vec<u8>> {
+pub fn go_unquote_inner(s: &str) -> crate::Result<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         match c {
-            b'"' => bail!("invalid quoted name {s:?}: unescaped '\"' at byte {i}"),
-            b'\n' => bail!("invalid quoted name {s:?}: raw newline at byte {i}"),
+            b'"' => crate::error::bail!("invalid quoted name {s:?}: unescaped '\"' at byte {i}"),
+            b'\n' => crate::error::bail!("invalid quoted name {s:?}: raw newline at byte {i}"),
             b'\\' => {
                 let at = i;
                 let Some(&e) = b.get(i + 1) else {
-                    bail!("invalid quoted name {s:?}: lone '\\' at the end")
+                    crate::error::bail!("invalid quoted name {s:?}: lone '\\' at the end")
                 };
                 i += 2;
                 match e {
@@ -143,7 +141,7 @@ pub fn go_unquote_inner(s: &str) -> Result<Vec<u8>> {
                         for k in 0..n {
                             match b.get(i + k).copied().and_then(unhex) {
                                 Some(d) => v = (v << 4) | d,
-                                None => bail!(
+                                None => crate::error::bail!(
                                     "invalid quoted name {s:?}: bad \\{} escape at byte {at}",
                                     char::from(e)
                                 ),
@@ -155,7 +153,7 @@ pub fn go_unquote_inner(s: &str) -> Result<Vec<u8>> {
                             out.push(v as u8);
                         } else {
                             let Some(ch) = char::from_u32(v) else {
-                                bail!(
+                                crate::error::bail!(
                                     "invalid quoted name {s:?}: \\{} escape at byte {at} is not a valid code point",
                                     char::from(e)
                                 )
@@ -169,20 +167,22 @@ pub fn go_unquote_inner(s: &str) -> Result<Vec<u8>> {
                         for k in 0..2 {
                             match b.get(i + k) {
                                 Some(&d @ b'0'..=b'7') => v = (v << 3) | u32::from(d - b'0'),
-                                _ => bail!(
+                                _ => crate::error::bail!(
                                     "invalid quoted name {s:?}: bad octal escape at byte {at}"
                                 ),
                             }
                         }
                         i += 2;
                         if v > 255 {
-                            bail!(
+                            crate::error::bail!(
                                 "invalid quoted name {s:?}: octal escape at byte {at} above \\377"
                             );
                         }
                         out.push(v as u8);
                     }
-                    _ => bail!("invalid quoted name {s:?}: unknown escape at byte {at}"),
+                    _ => crate::error::bail!(
+                        "invalid quoted name {s:?}: unknown escape at byte {at}"
+                    ),
                 }
             }
             _ => {

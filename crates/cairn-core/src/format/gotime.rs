@@ -4,7 +4,7 @@
 //! A JSON time value is `"` + [`format_rfc3339_nano`] + `"`: the formatted text never
 //! contains characters that JSON would escape.
 
-use anyhow::{anyhow, Result};
+use anyhow::anyhow;
 use chrono::{
     DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
     Timelike, Utc,
@@ -66,8 +66,9 @@ pub fn format_rfc3339_nano(t: &GoTime) -> String {
 ///
 /// Deviation: offsets of ±24:00 or more, which Go accepts, are an error here because
 /// chrono's [`FixedOffset`] cannot hold them.
-pub fn parse_rfc3339(s: &str) -> Result<GoTime> {
-    parse_go(s.as_bytes()).map_err(|why| anyhow!("cannot parse time {s:?} as RFC 3339: {why}"))
+pub fn parse_rfc3339(s: &str) -> crate::Result<GoTime> {
+    parse_go(s.as_bytes())
+        .map_err(|why| anyhow!("cannot parse time {s:?} as RFC 3339: {why}").into())
 }
 
 /// Reads a Go `getnum`: one or two digits (`fixed`: exactly two).

@@ -56,7 +56,7 @@ impl IndexBlob {
 }
 
 impl IndexFile {
-    pub fn parse(json: &[u8]) -> anyhow::Result<IndexFile> {
+    pub fn parse(json: &[u8]) -> crate::Result<IndexFile> {
         // restic 0.14 could still read the old top-level-array form; accept it too.
         if json.first() == Some(&b'[') {
             let packs: Vec<IndexPack> = serde_json::from_slice(json)?;

@@ -73,7 +73,7 @@ impl KeyFile {
         params: KdfParams,
         username: &str,
         hostname: &str,
-    ) -> anyhow::Result<KeyFile> {
+    ) -> crate::Result<KeyFile> {
         let salt: [u8; 64] = {
             let mut s = [0u8; 64];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut s);
@@ -94,8 +94,8 @@ impl KeyFile {
         })
     }
 
-    pub fn parse(bytes: &[u8]) -> anyhow::Result<KeyFile> {
-        serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("invalid key file: {e}"))
+    pub fn parse(bytes: &[u8]) -> crate::Result<KeyFile> {
+        serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("invalid key file: {e}").into())
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -103,15 +103,15 @@ impl KeyFile {
     }
 
     /// Opens the master key; `Ok(None)` means the password does not fit this key file.
-    pub fn open(&self, password: &[u8]) -> anyhow::Result<Option<Key>> {
+    pub fn open(&self, password: &[u8]) -> crate::Result<Option<Key>> {
         if self.kdf != "scrypt" {
-            anyhow::bail!("key file: unknown KDF {:?}", self.kdf);
+            crate::error::bail!("key file: unknown KDF {:?}", self.kdf);
         }
         let salt = B64
             .decode(&self.salt)
             .map_err(|e| anyhow::anyhow!("key file: invalid salt: {e}"))?;
         if salt.len() != 64 {
-            anyhow::bail!("key file: salt has {} bytes, want 64", salt.len());
+            crate::error::bail!("key file: salt has {} bytes, want 64", salt.len());
         }
         let data = B64
             .decode(&self.data)

@@ -171,7 +171,7 @@ pub fn check_stored(kind: FileType, stored: u64) -> Result<(), LimitError> {
 pub fn load_bounded(
     backend: &dyn cairn_backend::Backend,
     h: &cairn_backend::Handle,
-) -> anyhow::Result<Vec<u8>> {
+) -> crate::Result<Vec<u8>> {
     let max = max_stored(max_unpacked(h.kind)) as u64;
     let raw = backend.load_capped(h, max).map_err(anyhow::Error::new)?;
     if raw.len() as u64 > max {
@@ -193,7 +193,7 @@ pub const MAX_PACK_FILE: u64 = 1024 * MIB as u64;
 pub fn load_pack_bounded(
     backend: &dyn cairn_backend::Backend,
     h: &cairn_backend::Handle,
-) -> anyhow::Result<Vec<u8>> {
+) -> crate::Result<Vec<u8>> {
     let refuse = |n: u64| {
         anyhow::anyhow!(
             "{h}: the pack file is {n} bytes, more than the {} a pack may have",
@@ -202,14 +202,14 @@ pub fn load_pack_bounded(
     };
     if let Ok(n) = backend.stat(h) {
         if n > MAX_PACK_FILE {
-            return Err(refuse(n));
+            return Err(refuse(n).into());
         }
     }
     let raw = backend
         .load_capped(h, MAX_PACK_FILE)
         .map_err(anyhow::Error::new)?;
     if raw.len() as u64 > MAX_PACK_FILE {
-        return Err(refuse(raw.len() as u64));
+        return Err(refuse(raw.len() as u64).into());
     }
     Ok(raw)
 }
@@ -290,7 +290,7 @@ fn stream(src: &[u8], limit: usize) -> Result<Vec<u8>, Streamed> {
 /// `what`. A frame that declares its size (restic's and cairn's always do) is checked and
 /// then decompressed into a buffer of that size; otherwise the frames are streamed with a
 /// cap on the output and on the window the decoder may allocate.
-pub fn decompress_capped(src: &[u8], limit: usize, what: &'static str) -> anyhow::Result<Vec<u8>> {
+pub fn decompress_capped(src: &[u8], limit: usize, what: &'static str) -> crate::Result<Vec<u8>> {
     if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(src) {
         if declared > limit as u64 {
             return Err(LimitError::Declared {
@@ -308,7 +308,7 @@ pub fn decompress_capped(src: &[u8], limit: usize, what: &'static str) -> anyhow
     }
     match stream(src, limit) {
         Ok(out) => Ok(out),
-        Err(Streamed::Io(e)) => Err(anyhow::anyhow!("decompressing: {e}")),
+        Err(Streamed::Io(e)) => Err(anyhow::anyhow!("decompressing: {e}").into()),
         Err(Streamed::TooMuch) => Err(LimitError::Expands { what, limit }.into()),
     }
 }

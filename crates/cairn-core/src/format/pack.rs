@@ -80,7 +80,7 @@ pub fn finish(pack: &mut Vec<u8>, key: &Key, blobs: &[PackedBlob]) {
 }
 
 /// Parses a decrypted header; offsets follow from the lengths.
-pub fn parse_header_plain(h: &[u8]) -> anyhow::Result<Vec<PackedBlob>> {
+pub fn parse_header_plain(h: &[u8]) -> crate::Result<Vec<PackedBlob>> {
     let mut out = Vec::with_capacity(h.len() / 37);
     let mut pos = 0usize;
     let mut offset: u64 = 0;
@@ -91,11 +91,11 @@ pub fn parse_header_plain(h: &[u8]) -> anyhow::Result<Vec<PackedBlob>> {
             1 => (BlobType::Tree, false),
             2 => (BlobType::Data, true),
             3 => (BlobType::Tree, true),
-            t => anyhow::bail!("pack header: invalid blob type {t} at byte {pos}"),
+            t => crate::error::bail!("pack header: invalid blob type {t} at byte {pos}"),
         };
         let need = if compressed { 41 } else { 37 };
         if pos + need > h.len() {
-            anyhow::bail!("pack header: truncated entry at byte {pos}");
+            crate::error::bail!("pack header: truncated entry at byte {pos}");
         }
         let length = u32::from_le_bytes(h[pos + 1..pos + 5].try_into().expect("4 bytes"));
         let (uncompressed_length, id_at) = if compressed {
@@ -108,7 +108,7 @@ pub fn parse_header_plain(h: &[u8]) -> anyhow::Result<Vec<PackedBlob>> {
         };
         let id = Id(h[id_at..id_at + 32].try_into().expect("32 bytes"));
         if offset > u32::MAX as u64 {
-            anyhow::bail!("pack header: blob offset overflows");
+            crate::error::bail!("pack header: blob offset overflows");
         }
         out.push(PackedBlob {
             ty: bt,
@@ -130,13 +130,13 @@ pub fn parse_header_from_tail(
     key: &Key,
     tail: &[u8],
     file_size: u64,
-) -> anyhow::Result<Result<Vec<PackedBlob>, u64>> {
+) -> crate::Result<Result<Vec<PackedBlob>, u64>> {
     if tail.len() < 4 || file_size < 4 {
-        anyhow::bail!("pack is too short ({file_size} bytes)");
+        crate::error::bail!("pack is too short ({file_size} bytes)");
     }
     let hlen = u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as u64;
     if hlen < OVERHEAD as u64 || hlen > file_size - 4 || hlen + 4 > MAX_HEADER_SIZE {
-        anyhow::bail!("pack header length {hlen} is invalid for a file of {file_size} bytes");
+        crate::error::bail!("pack header length {hlen} is invalid for a file of {file_size} bytes");
     }
     if (tail.len() as u64) < hlen + 4 {
         return Ok(Err(hlen + 4));
@@ -151,7 +151,7 @@ pub fn parse_header_from_tail(
         + blobs.iter().map(|b| b.entry_size() as u64).sum::<u64>()
         + 4;
     if expect != file_size {
-        anyhow::bail!("pack size {file_size} does not match its header (expected {expect})");
+        crate::error::bail!("pack size {file_size} does not match its header (expected {expect})");
     }
     Ok(Ok(blobs))
 }

@@ -81,7 +81,7 @@ pub struct SnapshotSummary {
 }
 
 impl Snapshot {
-    pub fn parse(json: &[u8]) -> anyhow::Result<Snapshot> {
+    pub fn parse(json: &[u8]) -> crate::Result<Snapshot> {
         Ok(serde_json::from_slice(json)?)
     }
     pub fn to_json(&self) -> Vec<u8> {

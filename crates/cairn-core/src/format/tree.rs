@@ -340,7 +340,7 @@ struct TreeJson {
 
 fn parse_time(s: &Option<String>) -> anyhow::Result<GoTime> {
     match s {
-        Some(s) => gotime::parse_rfc3339(s),
+        Some(s) => Ok(gotime::parse_rfc3339(s)?),
         None => Ok(gotime::from_unix_local(0, 0)),
     }
 }
@@ -424,7 +424,7 @@ pub struct Tree {
 
 impl Tree {
     /// Parses a tree blob. Nodes must be sorted by name with no duplicates, as restic requires.
-    pub fn parse(json: &[u8]) -> anyhow::Result<Tree> {
+    pub fn parse(json: &[u8]) -> crate::Result<Tree> {
         let t: TreeJson = serde_json::from_slice(json)?;
         let nodes = t
             .nodes
@@ -436,11 +436,11 @@ impl Tree {
     }
 
     /// Sorts nodes by raw name and rejects duplicates.
-    pub fn sort(&mut self) -> anyhow::Result<()> {
+    pub fn sort(&mut self) -> crate::Result<()> {
         self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         for w in self.nodes.windows(2) {
             if w[0].name == w[1].name {
-                anyhow::bail!("duplicate name {:?} in tree", w[0].name_lossy());
+                crate::error::bail!("duplicate name {:?} in tree", w[0].name_lossy());
             }
         }
         Ok(())

@@ -5,7 +5,7 @@ use crate::format::limits;
 use cairn_backend::FileType;
 
 /// Seals JSON for storage; v2 repositories always get the compressed form (as restic ≥ 0.14).
-pub fn encode(version: u32, key: &Key, json: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub fn encode(version: u32, key: &Key, json: &[u8]) -> crate::Result<Vec<u8>> {
     if version >= 2 {
         let mut plain = Vec::with_capacity(json.len() / 3 + 16);
         plain.push(2u8);
@@ -19,35 +19,30 @@ pub fn encode(version: u32, key: &Key, json: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// Opens a stored unpacked file and returns its JSON bytes, bounded by the largest ceiling of
 /// any unpacked file ([`limits::MAX_INDEX_FILE`]); [`decode_as`] applies the file's own.
-pub fn decode(version: u32, key: &Key, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub fn decode(version: u32, key: &Key, sealed: &[u8]) -> crate::Result<Vec<u8>> {
     decode_as(FileType::Index, version, key, sealed)
 }
 
 /// Opens a stored unpacked file of `kind` and returns its JSON bytes: its stored size, and
 /// what it decompresses to, must be within the ceiling for `kind` ([`limits::max_unpacked`]).
-pub fn decode_as(
-    kind: FileType,
-    version: u32,
-    key: &Key,
-    sealed: &[u8],
-) -> anyhow::Result<Vec<u8>> {
+pub fn decode_as(kind: FileType, version: u32, key: &Key, sealed: &[u8]) -> crate::Result<Vec<u8>> {
     limits::check_stored(kind, sealed.len() as u64)?;
     let plain = key.open(sealed)?;
     decode_plain_as(kind, version, plain)
 }
 
 /// The decrypted form of [`decode`].
-pub fn decode_plain(version: u32, plain: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+pub fn decode_plain(version: u32, plain: Vec<u8>) -> crate::Result<Vec<u8>> {
     decode_plain_as(FileType::Index, version, plain)
 }
 
 /// The decrypted form of [`decode_as`].
-pub fn decode_plain_as(kind: FileType, version: u32, plain: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+pub fn decode_plain_as(kind: FileType, version: u32, plain: Vec<u8>) -> crate::Result<Vec<u8>> {
     let limit = limits::max_unpacked(kind);
     let what = limits::unpacked_name(kind);
     let raw = |plain: Vec<u8>| {
         if plain.len() > limit {
-            return Err(anyhow::Error::new(limits::LimitError::Stored {
+            return Err(crate::Error::from(limits::LimitError::Stored {
                 what,
                 stored: plain.len() as u64,
                 limit,
@@ -61,8 +56,8 @@ pub fn decode_plain_as(kind: FileType, version: u32, plain: Vec<u8>) -> anyhow::
     match plain.first() {
         Some(b'{') | Some(b'[') => raw(plain),
         Some(2) => limits::decompress_capped(&plain[1..], limit, what),
-        Some(v) => anyhow::bail!("unsupported encoding version byte {v:#04x}"),
-        None => anyhow::bail!("empty file"),
+        Some(v) => crate::error::bail!("unsupported encoding version byte {v:#04x}"),
+        None => crate::error::bail!("empty file"),
     }
 }
 

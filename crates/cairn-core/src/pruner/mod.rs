@@ -39,7 +39,7 @@ pub enum MaxUnused {
 
 impl MaxUnused {
     /// restic's `--max-unused`: "unlimited", "N%", or a size ("10M", "1G").
-    pub fn parse(s: &str) -> anyhow::Result<MaxUnused> {
+    pub fn parse(s: &str) -> crate::Result<MaxUnused> {
         let s = s.trim();
         if s == "unlimited" {
             return Ok(MaxUnused::Unlimited);
@@ -50,10 +50,10 @@ impl MaxUnused {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("invalid percentage {s:?} passed for --max-unused"))?;
             if p < 0.0 {
-                anyhow::bail!("percentage for --max-unused must be positive");
+                crate::error::invalid!("percentage for --max-unused must be positive");
             }
             if p >= 100.0 {
-                anyhow::bail!("percentage for --max-unused must be below 100%");
+                crate::error::invalid!("percentage for --max-unused must be below 100%");
             }
             return Ok(MaxUnused::Percent(p));
         }
@@ -215,9 +215,9 @@ pub fn plan(
     roots: &[Id],
     opts: &PruneOptions,
     obs: &dyn Observer,
-) -> anyhow::Result<Plan> {
+) -> crate::Result<Plan> {
     if opts.repack_uncompressed && repo.version() < 2 {
-        anyhow::bail!("compression requires at least repository format version 2");
+        crate::error::invalid!("compression requires at least repository format version 2");
     }
     let idx = repo.index();
     let index_files = repo.list_ids(FileType::Index)?;
@@ -229,7 +229,7 @@ pub fn plan(
     let (marks, missing) = used::mark_used(repo, roots, threads, &|_| {}, &|| obs.cancelled())?;
     if !missing.is_empty() {
         let first = &missing[0];
-        anyhow::bail!(
+        crate::error::bail!(
             "{} blob(s) that snapshots need are not in the index (first: {} blob {}{}): \
              data seems to be missing; prune will not run, to prevent (additional) data loss. \
              Run `check` and `repair index`",
@@ -376,7 +376,7 @@ pub fn plan(
         .context("listing packs")?;
     let pack_size = repo.pack_size() as u64;
     if opts.repack_smaller_than.is_some_and(|n| n > pack_size) {
-        anyhow::bail!("repack-smaller-than exceeds repository packsize");
+        crate::error::invalid!("repack-smaller-than exceeds repository packsize");
     }
     let target = match opts.repack_smaller_than {
         Some(n) if n > 0 => n,
@@ -400,7 +400,7 @@ pub fn plan(
         seen[slot] = true;
         let p = &mut packs[slot];
         if p.size() != f.size && p.used_blobs != 0 {
-            anyhow::bail!(
+            crate::error::bail!(
                 "pack {}: calculated size {} does not match real size {}; run `repair index`",
                 id.short(),
                 p.size(),
@@ -447,7 +447,7 @@ pub fn plan(
         }
     }
     if !missing_needed.is_empty() {
-        anyhow::bail!(
+        crate::error::bail!(
             "the index references {} needed pack file(s) which are missing from the repository \
              (first: {}): prune will not run; see `check` and `repair index` / `repair packs`",
             missing_needed.len(),
@@ -544,7 +544,7 @@ pub fn execute(
     plan: Plan,
     opts: &PruneOptions,
     obs: &dyn Observer,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let idx = repo.index();
     // Half-written files of killed processes on this host; failing to remove them is harmless.
     let _ = repo.backend().clean_stale_staging();
@@ -575,23 +575,24 @@ pub fn execute(
         nothing_known.finish();
         let writer = BlobWriter::for_repo(repo, opts.compression, &nothing_known);
         let jobs: Vec<(u32, Vec<(BlobType, PackedBlob)>)> = by_pack.into_iter().collect();
-        let res = crate::util::parallel::parallel_map(&jobs, 2, |(slot, blobs)| {
-            let pack = plan.packs[*slot as usize].id;
-            let h = Handle::new(FileType::Data, pack.to_hex());
-            let raw = crate::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)
-                .with_context(|| format!("reading pack {}", pack.short()))?;
-            for (ty, b) in blobs {
-                let start = b.offset as usize;
-                let end = start + b.length as usize;
-                let sealed = raw.get(start..end).ok_or_else(|| {
-                    anyhow::anyhow!("pack {}: blob {} lies beyond the pack's end", pack, b.id)
-                })?;
-                let loc = BlobLocation { pack, blob: *b };
-                let plain = repo.open_blob(&loc, sealed)?;
-                writer.save(*ty, b.id, &plain)?;
-            }
-            Ok(())
-        });
+        let res =
+            crate::util::parallel::parallel_map(&jobs, 2, |(slot, blobs)| -> anyhow::Result<()> {
+                let pack = plan.packs[*slot as usize].id;
+                let h = Handle::new(FileType::Data, pack.to_hex());
+                let raw = crate::format::limits::load_pack_bounded(repo.backend().as_ref(), &h)
+                    .with_context(|| format!("reading pack {}", pack.short()))?;
+                for (ty, b) in blobs {
+                    let start = b.offset as usize;
+                    let end = start + b.length as usize;
+                    let sealed = raw.get(start..end).ok_or_else(|| {
+                        anyhow::anyhow!("pack {}: blob {} lies beyond the pack's end", pack, b.id)
+                    })?;
+                    let loc = BlobLocation { pack, blob: *b };
+                    let plain = repo.open_blob(&loc, sealed)?;
+                    writer.save(*ty, b.id, &plain)?;
+                }
+                Ok(())
+            });
         // Index whatever was written even on failure: duplicates are harmless.
         let finished = writer.finish();
         res.context("repacking (nothing was deleted)")?;

@@ -68,7 +68,7 @@ pub fn mark_used(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
     cancelled: &(dyn Fn() -> bool + Sync),
-) -> anyhow::Result<(Marks, Vec<Missing>)> {
+) -> crate::Result<(Marks, Vec<Missing>)> {
     let idx = repo.index();
     let marks = Marks::new(idx);
     let missing = Mutex::new(Vec::new());
@@ -103,7 +103,7 @@ pub fn mark_used(
                 }
                 if let Err(e) = walk(repo, *root, b"", &opts, &mut v) {
                     // Another walk's failure stops this one as "interrupted": keep the first.
-                    lock(&failure).get_or_insert(e);
+                    lock(&failure).get_or_insert(e.into());
                     failed.store(true, Ordering::SeqCst);
                     break;
                 }
@@ -111,7 +111,7 @@ pub fn mark_used(
         }
     });
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
+        return Err(e.into());
     }
     Ok((marks, missing.into_inner().unwrap_or_default()))
 }

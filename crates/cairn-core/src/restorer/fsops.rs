@@ -344,7 +344,7 @@ impl<'a> Dirs<'a> {
 
     /// Applies a node's ownership, extended attributes, mode and times to the thing at
     /// `place` (a directory when `place` is None-named: use [`Dirs::dir_metadata`]).
-    pub fn metadata(&self, place: &Place, node: &Node) -> anyhow::Result<()> {
+    pub fn metadata(&self, place: &Place, node: &Node) -> crate::Result<()> {
         match node.kind {
             NodeType::File => {
                 let f = self.open_file(place, false)?;
@@ -361,7 +361,7 @@ impl<'a> Dirs<'a> {
                     0,
                 )?;
                 if !is_type(&fstat(fd.as_raw_fd())?, libc::S_IFIFO) {
-                    anyhow::bail!("not a fifo any more");
+                    crate::error::bail!("not a fifo any more");
                 }
                 apply_fd(fd.as_raw_fd(), node)
             }
@@ -373,7 +373,7 @@ impl<'a> Dirs<'a> {
                 let fd = openat(dir.as_raw_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
                 let st = fstat(fd.as_raw_fd())?;
                 if !is_type(&st, libc::S_IFBLK) && !is_type(&st, libc::S_IFCHR) {
-                    anyhow::bail!("not a device any more");
+                    crate::error::bail!("not a device any more");
                 }
                 let proc = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
                 if is_root() {
@@ -419,7 +419,7 @@ impl<'a> Dirs<'a> {
     }
 
     /// Applies a directory's metadata through its descriptor.
-    pub fn dir_metadata(&self, i: u32, node: &Node) -> anyhow::Result<()> {
+    pub fn dir_metadata(&self, i: u32, node: &Node) -> crate::Result<()> {
         let fd = self.get(i)?;
         apply_fd(fd.as_raw_fd(), node)
     }
@@ -448,7 +448,7 @@ fn times(node: &Node) -> [libc::timespec; 2] {
 
 /// Ownership, extended attributes, permissions and times, through a descriptor, in the order
 /// that keeps each one (chmod after chown, which clears setuid/setgid; times last).
-pub fn apply_fd(fd: RawFd, node: &Node) -> anyhow::Result<()> {
+pub fn apply_fd(fd: RawFd, node: &Node) -> crate::Result<()> {
     if is_root() {
         // SAFETY: valid descriptor.
         check(unsafe { libc::fchown(fd, node.uid, node.gid) })
@@ -467,7 +467,7 @@ pub fn apply_fd(fd: RawFd, node: &Node) -> anyhow::Result<()> {
             )
         };
         if r != 0 {
-            anyhow::bail!(
+            crate::error::bail!(
                 "setxattr {}: {}",
                 String::from_utf8_lossy(&xa.name),
                 last_err()

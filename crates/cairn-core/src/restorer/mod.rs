@@ -10,7 +10,7 @@ use crate::format::tree::{name_problem, Node, NodeType, Tree};
 use crate::observe::{Event, Observer, RestoreAction};
 use crate::repository::IndexedRepository;
 use crate::walk::{self, Visit, Visitor, WalkOptions};
-use crate::{Error, Id};
+use crate::{Error, Id, Object};
 use anyhow::Context;
 use fsops::{Dirs, Place, PlanDir, ROOT};
 use std::collections::{HashMap, HashSet};
@@ -107,7 +107,7 @@ pub struct RestoreStats {
     /// Entries `delete` removed (or would remove).
     pub deleted: u64,
     pub errors: u64,
-    /// Entries left out (see [`RestoreObserver::warning`]).
+    /// Entries left out (see [`Event::Warning`]).
     pub warnings: u64,
     pub verified: u64,
 }
@@ -453,7 +453,7 @@ pub fn restore(
     opts: &RestoreOptions,
     observer: &dyn Observer,
     interrupted: &AtomicBool,
-) -> anyhow::Result<RestoreStats> {
+) -> crate::Result<RestoreStats> {
     let excludes = PatternSet::new(&opts.excludes, &opts.iexcludes)?;
     let includes = Includes::new(&opts.includes, &opts.iincludes)?;
     let dry = opts.dry_run;
@@ -529,8 +529,14 @@ pub fn restore(
         Ok(d) => Some(d),
         Err(e) if dry && e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("open target directory {}", opts.target.display())))
+            return Err(Error::Io {
+                path: Some(opts.target.clone()),
+                context: crate::error::Context::new(vec![format!(
+                    "open target directory {}",
+                    opts.target.display()
+                )]),
+                cause: e,
+            })
         }
     };
     let errors = AtomicU64::new(0);
@@ -560,14 +566,14 @@ pub fn restore(
     // Regular files: what is in the target decides, file by file (in parallel: deciding may
     // mean reading a file to compare it).
     let choices: Vec<FileChoice> =
-        crate::util::parallel::parallel_map(&plan.files, threads, |t| {
+        crate::util::parallel::parallel_map(&plan.files, threads, |t| -> crate::Result<_> {
             if !dir_ok[t.place.dir as usize] || interrupted.load(Ordering::Relaxed) {
                 return Ok(FileChoice::Keep);
             }
             Ok(choose_file(repo, dirs.as_ref(), t, opts.overwrite))
         })?;
     if interrupted.load(Ordering::Relaxed) {
-        return Err(Error::Interrupted.into());
+        return Err(Error::Interrupted);
     }
     let mut skipped = 0u64;
     let mut bytes_skipped = 0u64;
@@ -638,10 +644,11 @@ pub fn restore(
                     if written.complete[i] && !written.finished[i] {
                         let res = dirs
                             .create_file(&t.place)
-                            .map_err(anyhow::Error::new)
+                            .map_err(Error::from)
                             .and_then(|f| fsops::apply_fd(f.as_raw_fd(), &t.node));
                         if let Err(e) = res {
                             let p = dirs.display_place(&t.place);
+                            let e = anyhow::Error::from(e);
                             report(&p, e.context(format!("metadata of {}", p.display())));
                             continue;
                         }
@@ -653,11 +660,12 @@ pub fn restore(
             }
         });
         if interrupted.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         for t in &metadata_only {
             if let Err(e) = dirs.metadata(&t.place, &t.node) {
                 let p = dirs.display_place(&t.place);
+                let e = anyhow::Error::from(e);
                 report(&p, e.context(format!("metadata of {}", p.display())));
             }
         }
@@ -722,7 +730,7 @@ pub fn restore(
         };
         let res = d
             .create_special(place, node)
-            .map_err(anyhow::Error::new)
+            .map_err(Error::from)
             .and_then(|_| d.metadata(place, node));
         match res {
             Ok(()) => item(&place_of(place), RestoreAction::OtherRestored, 0),
@@ -730,7 +738,11 @@ pub fn restore(
                 let p = d.display_place(place);
                 report(
                     &p,
-                    e.context(format!("create {} {}", node.kind.as_str(), p.display())),
+                    anyhow::Error::from(e).context(format!(
+                        "create {} {}",
+                        node.kind.as_str(),
+                        p.display()
+                    )),
                 );
             }
         }
@@ -815,6 +827,7 @@ pub fn restore(
         if let (Some(d), false) = (&dirs, dry) {
             if let Err(e) = d.dir_metadata(i as u32, node) {
                 let p = d.display(i as u32);
+                let e = anyhow::Error::from(e);
                 report(&p, e.context(format!("metadata of {}", p.display())));
                 continue;
             }
@@ -896,10 +909,9 @@ fn verify_file(
     let mut offset = 0u64;
     let mut buf = Vec::new();
     for id in node.content.as_deref().unwrap_or(&[]) {
-        let size = repo
-            .index()
-            .plain_size(BlobType::Data, id)
-            .ok_or(Error::BlobNotFound(*id))? as usize;
+        let size = repo.index().plain_size(BlobType::Data, id).ok_or_else(|| {
+            Error::not_found(Object::Blob(*id), format!("blob {id} not found in index"))
+        })? as usize;
         buf.resize(size, 0);
         f.read_exact_at(&mut buf, offset)
             .with_context(|| format!("verify {}: read at {offset}", path.display()))?;

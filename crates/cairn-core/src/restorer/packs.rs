@@ -98,8 +98,11 @@ pub(super) fn write_contents(
             let Some(loc) = repo.index().lookup(BlobType::Data, id) else {
                 fail(
                     i,
-                    anyhow::Error::new(crate::Error::BlobNotFound(*id))
-                        .context(format!("file {}", dirs.display_place(&f.place).display())),
+                    anyhow::Error::new(crate::Error::not_found(
+                        crate::Object::Blob(*id),
+                        format!("blob {id} not found in index"),
+                    ))
+                    .context(format!("file {}", dirs.display_place(&f.place).display())),
                 );
                 break;
             };
@@ -327,14 +330,14 @@ fn restore_read(
                 let place = &files[i].place;
                 let res = open
                     .get(i, dirs, place, progress)
-                    .map_err(anyhow::Error::new)
+                    .map_err(crate::Error::from)
                     .and_then(|f| super::fsops::apply_fd(f.as_raw_fd(), &files[i].node));
                 open.files.remove(&i);
                 match res {
                     Ok(()) => progress.finished[i].store(true, Ordering::Relaxed),
                     Err(e) => fail(
                         i,
-                        e.context(format!(
+                        anyhow::Error::from(e).context(format!(
                             "metadata of {}",
                             dirs.display_place(place).display()
                         )),

@@ -12,7 +12,7 @@ mod tests {
     #[test]
     fn keeps_order_and_stops_at_errors() {
         let items: Vec<u32> = (0..50).collect();
-        let doubled = parallel_map(&items, 4, |n| Ok(n * 2)).expect("no errors");
+        let doubled = parallel_map(&items, 4, |n| anyhow::Ok(n * 2)).expect("no errors");
         assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());
         let failed = parallel_map(&items, 3, |n| {
             if *n == 7 {
@@ -21,7 +21,7 @@ mod tests {
             Ok(*n)
         });
         assert_eq!(failed.expect_err("item 7 fails").to_string(), "seven");
-        assert!(parallel_map(&[] as &[u32], 4, |n| Ok(*n))
+        assert!(parallel_map(&[] as &[u32], 4, |n| anyhow::Ok(*n))
             .expect("empty")
             .is_empty());
     }

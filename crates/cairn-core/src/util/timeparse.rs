@@ -55,11 +55,11 @@ const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// A time in one of restic's layouts (`find --oldest/--newest`), in local time unless the
 /// text names a zone or offset.
-pub fn parse(s: &str) -> anyhow::Result<GoTime> {
+pub fn parse(s: &str) -> crate::Result<GoTime> {
     LAYOUTS
         .iter()
         .find_map(|l| parse_layout(s, l))
-        .ok_or_else(|| anyhow::anyhow!("unable to parse time: {s:?}"))
+        .ok_or_else(|| crate::Error::Invalid(format!("unable to parse time: {s:?}")))
 }
 
 /// Between `min` and `max` leading digits of `v`.
