@@ -12,7 +12,7 @@
 # wherever in the tree (and inside which file) that lands: on a tree whose small files come
 # last, 70% of the bytes is well under 70% of the time. --by position kills at the point the
 # full backup had reached after F x its wall time, found by the bytes of packs it had stored
-# then (sampled every 20 ms during the full backup), so the kill lands at the same place in the
+# then (sampled every 50 ms during the full backup), so the kill lands at the same place in the
 # tree whatever the machine's load. --by time kills after F x the full
 # backup's wall time, which on a busy machine lands anywhere between 45% and 70% of the work. The re-run finds what the
 # killed run stored two ways: files its checkpoints (every 10 s) recorded are not read again
@@ -89,18 +89,26 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sy
 
 echo "resume: full backup" >&2
 fresh "$R/full"
-sync # so that timed_backup's own sync returns at once and the sampler's clock matches
-( # samples "seconds bytes" of the full backup's stored packs, for --by position
-    t0=$(date +%s.%N)
-    while :; do
-        b=$(du -sb "$R/full/repo/data" 2>/dev/null | cut -f1)
-        echo "$(python3 -c "print('%.3f' % ($(date +%s.%N) - $t0))") ${b:-0}"
-        sleep 0.02
-    done >"$R/full-curve.txt"
-) &
-SAMPLER=$!
 FULL=$(timed_backup "$R/full" full)
-kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
+SAMPLED=""
+if [[ $BY = position ]]; then
+    # A second full backup, watched, for where the backup stands at each moment; the ratio's
+    # denominator stays the unwatched run above.
+    echo "resume: full backup again, sampling its progress" >&2
+    fresh "$R/sampled"
+    ( # "time bytes" of the stored packs; one du per sample and bash's own clock, so cheap
+        echo "$EPOCHREALTIME 0"
+        while :; do
+            b=$(du -sb "$R/sampled/repo/data" 2>/dev/null)
+            echo "$EPOCHREALTIME ${b%%[[:space:]]*}"
+            sleep 0.05
+        done
+    ) >"$R/full-curve.txt" &
+    SAMPLER=$!
+    SAMPLED=$(timed_backup "$R/sampled" sampled)
+    kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true
+    rmtree "$R/sampled"
+fi
 FULL_DATA=$(du -sb "$R/full/repo/data" | cut -f1)
 echo "resume: full backup took $FULL s, stored $FULL_DATA bytes of packs" >&2
 
@@ -110,7 +118,7 @@ echo "Corpus $SIZE_MB MiB (seed $SEED), local repository, $(nproc) CPUs, load $(
      "killed run's checkpoints: $([[ $NOCKPT = 1 ]] && echo off || echo every 10 s);" \
      "killed by $(case $BY in data) echo "share of the full backup's pack bytes stored" ;; position) echo "the point the full backup had reached at that share of its wall time (by pack bytes stored then)" ;; *) echo "share of the full backup's wall time" ;; esac)"
 echo
-echo "Full backup: $FULL s"
+echo "Full backup: $FULL s${SAMPLED:+ (the sampled one: $SAMPLED s)}"
 echo
 echo "| killed at | killed after s | share of packs stored | re-run s | re-run / full | packs adopted | MiB adopted | files resumed |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -127,15 +135,16 @@ for f in $AT; do
         if [[ $BY = data ]]; then
             goal=$(python3 -c "print(int($f * $FULL_DATA))")
         else
-            # Bytes stored at F x the full time; the sampler starts a few ms before
-            # the backup (its sync has nothing left to write), so its clock is that much early.
-            goal=$(python3 - "$R/full-curve.txt" "$f" "$FULL" <<'PY'
+            # Bytes stored at F x the sampled backup's time (the sampler starts just
+            # before it, after fresh's sync, so the clocks agree to a few ms).
+            goal=$(python3 - "$R/full-curve.txt" "$f" "$SAMPLED" <<'PY'
 import sys
 at = float(sys.argv[2]) * float(sys.argv[3])
-best = 0
+best, t0 = 0, None
 for line in open(sys.argv[1]):
     t, b = line.split()
-    if float(t) <= at:
+    t0 = float(t) if t0 is None else t0
+    if float(t) - t0 <= at and b.isdigit():
         best = int(b)
 print(best)
 PY
