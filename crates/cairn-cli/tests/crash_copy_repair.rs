@@ -138,11 +138,16 @@ fn sigkill_during_copy_loses_nothing() {
 
     let mut rng = Rng::from_env_or_time();
     let mut killed_midway = 0;
-    for (i, delay) in kill_times(full, 6, 4, &mut rng).into_iter().enumerate() {
-        if kill_after(&cd, &env, &["copy", "-q"], delay) {
-            killed_midway += 1;
-        }
-        eprintln!("kill {i} after {delay:?}");
+    let attempt = |i: usize, delay: Duration| -> bool {
+        let hit = kill_after(&cd, &env, &["copy", "-q"], delay);
+        eprintln!(
+            "kill {i} after {delay:?}: {}",
+            if hit {
+                "hit a running copy"
+            } else {
+                "copy had ended"
+            }
+        );
         unlock(&cd, &dst_repo);
         rd.run(&["check"]).ok();
         let now = snapshots(&rd);
@@ -158,6 +163,25 @@ fn sigkill_during_copy_loses_nothing() {
                 cd.run(&["forget", id]).ok();
             }
         }
+        hit
+    };
+    let planned = kill_times(full, 6, 4, &mut rng);
+    let mut i = 0;
+    for delay in planned {
+        killed_midway += attempt(i, delay) as usize;
+        i += 1;
+    }
+    // Later copies find most data already there and end sooner than the probe did (more so
+    // on a busy machine, where the probe is slow): until four kills have hit a running copy,
+    // kill again sooner each time one comes too late.
+    let mut delay = full / 4;
+    while killed_midway < 4 && i < 40 {
+        if attempt(i, delay) {
+            killed_midway += 1;
+        } else {
+            delay = (delay / 2).max(Duration::from_millis(5));
+        }
+        i += 1;
     }
     assert!(
         killed_midway >= 4,
