@@ -35,6 +35,9 @@ struct Plan {
     per_mille: u32,
     /// Requests whose method and path contain this string only (empty: all).
     only: String,
+    /// The next this many requests (that `only` admits) get a 503 whatever the rate, so a
+    /// test that must see a retry does not depend on the dice.
+    certain: u32,
     /// Request lines seen ("GET /repo/index/ab... HTTP/1.1").
     log: Vec<String>,
 }
@@ -88,6 +91,11 @@ impl FaultProxy {
         let mut p = self.plan.lock().unwrap_or_else(|e| e.into_inner());
         p.faults = faults.to_vec();
         p.per_mille = (rate * 1000.0).round() as u32;
+    }
+
+    /// The next `n` requests get a 503 for sure (then faults follow `inject`'s rate again).
+    pub fn fail_next(&self, n: u32) {
+        self.plan.lock().unwrap_or_else(|e| e.into_inner()).certain = n;
     }
 
     /// Limits faults to requests whose "METHOD path" contains `s` (e.g. "POST", "/data/").
@@ -145,7 +153,14 @@ fn choose(plan: &Mutex<Plan>, request_line: &str, has_body: bool) -> Option<Faul
     use rand::Rng;
     let mut p = plan.lock().unwrap_or_else(|e| e.into_inner());
     p.log.push(request_line.to_string());
-    if p.faults.is_empty() || !request_line.contains(p.only.as_str()) {
+    if !request_line.contains(p.only.as_str()) {
+        return None;
+    }
+    if p.certain > 0 {
+        p.certain -= 1;
+        return Some(Fault::Status(503));
+    }
+    if p.faults.is_empty() {
         return None;
     }
     let mut rng = rand::thread_rng();
